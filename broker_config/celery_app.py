@@ -1,0 +1,76 @@
+"""The Celery app factory.
+
+Everything on the wire is JSON (pickle is neither sent nor accepted). Tasks
+are acknowledged late and a worker prefetches no more than its concurrency,
+so a worker never holds more messages than it has slots; the dispatcher sends
+it no more than that in the first place. Workers consume only their own
+queue (see :mod:`workers.hooks`), which is what makes late binding possible.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, Task
+
+from scheduler.keys import Keys
+from scheduler.settings import Settings
+
+SETTINGS_KEY = "yardmaster_settings"
+
+
+def celery_config(settings: Settings, redis_url: str) -> dict[str, Any]:
+    """Celery settings for a yardmaster cluster on ``redis_url``."""
+    keys = Keys(settings.namespace)
+    return {
+        "broker_url": redis_url,
+        "broker_connection_retry_on_startup": True,
+        # Late binding sends a worker at most one message per free slot, and
+        # the worker may hold no more than that.
+        "task_acks_late": True,
+        "worker_prefetch_multiplier": 1,
+        # JSON only, in both directions.
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "event_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        # Outcomes and results are written to yardmaster's own records.
+        "task_ignore_result": True,
+        "task_store_errors_even_if_ignored": False,
+        "task_default_queue": keys.worker_queue("unbound"),
+        # A long task must not be redelivered while it still runs
+        # (celery/kombu#337); recovery of dead workers is yardmaster's job.
+        "broker_transport_options": {"visibility_timeout": 7 * 86400},
+        "worker_hijack_root_logger": False,
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
+        SETTINGS_KEY: settings,
+    }
+
+
+def make_celery(
+    settings: Settings,
+    redis_url: str,
+    *,
+    main: str = "yardmaster",
+    task_cls: type[Task[Any, Any]] | str | None = None,
+) -> Celery:
+    """Create a Celery app configured for yardmaster.
+
+    Args:
+        settings: Cluster settings (its namespace names the worker queues).
+        redis_url: Broker URL (the same Redis that holds yardmaster's state).
+        main: Name of the main module, as for :class:`celery.Celery`.
+        task_cls: Base class for the app's tasks.
+    """
+    app = Celery(main, task_cls=task_cls, set_as_current=False)
+    app.conf.update(celery_config(settings, redis_url))
+    return app
+
+
+def app_settings(app: Celery) -> Settings:
+    """The yardmaster settings an app was made with."""
+    found = app.conf.get(SETTINGS_KEY)
+    if not isinstance(found, Settings):
+        raise LookupError(f"Celery app {app.main!r} was not made by broker_config.make_celery")
+    return found

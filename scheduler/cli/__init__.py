@@ -1,0 +1,32 @@
+"""The ``yardmaster`` command line (typer)."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from scheduler.errors import YardmasterError
+
+app = typer.Typer(
+    name="yardmaster",
+    help="Exact, strategy-driven scheduling for Celery on Redis.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+from scheduler.cli import demo, ops, processes, stack  # noqa: E402
+
+__all__ = ["app", "demo", "main", "ops", "processes", "stack"]
+
+
+def main() -> None:
+    """Entry point: run the command, turning yardmaster errors into a clear message and exit 2."""
+    try:
+        app()
+    except YardmasterError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)

@@ -1,0 +1,178 @@
+"""``yardmaster up``: Redis (embedded when none is configured), a dispatcher, workers, Flower."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import IO, Annotated
+
+import typer
+from rich.console import Console
+
+from scheduler.cli import app
+from scheduler.embedded import EmbeddedRedis, clear_runtime, write_runtime
+from scheduler.errors import YardmasterError
+from scheduler.settings import Settings, load_settings
+from scheduler.store import StateStore, connect
+
+console = Console()
+
+
+class Stack:
+    """The processes of a local cluster, started and stopped together.
+
+    Args:
+        settings: Cluster settings; ``redis_url`` unset starts an embedded Redis.
+        workers: Number of worker processes.
+        slots: Slots (concurrency) of each worker.
+        strategy: Strategy of the dispatcher.
+        flower: Also start Flower (and send task events from the workers).
+        log_dir: Where each process writes its log.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        workers: int = 2,
+        slots: int = 2,
+        strategy: str | None = None,
+        flower: bool = False,
+        log_dir: Path | None = None,
+    ) -> None:
+        self.settings = settings
+        self.n_workers = workers
+        self.slots = slots
+        self.strategy = strategy or settings.strategy
+        self.flower = flower
+        self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="yardmaster-up-"))
+        self.redis: EmbeddedRedis | None = None
+        self.url = settings.redis_url or ""
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._logs: list[IO[bytes]] = []
+
+    def start(self, timeout: float = 60.0) -> Stack:
+        """Start everything and wait until every worker has registered."""
+        if not self.url:
+            self.redis = EmbeddedRedis().start()
+            self.url = self.redis.url
+            write_runtime(self.settings.namespace, self.url)
+        env = dict(os.environ, YM_REDIS_URL=self.url, YM_STRATEGY=self.strategy)
+        env["YM_NAMESPACE"] = self.settings.namespace
+        py = [sys.executable, "-m", "scheduler.cli"]
+        self._spawn("dispatcher", [*py, "dispatcher"], env)
+        host = socket.gethostname()
+        for i in range(1, self.n_workers + 1):
+            cmd = [*py, "worker", "--slots", str(self.slots), "--name", f"w{i}@{host}"]
+            if self.flower:
+                cmd.append("--events")
+            self._spawn(f"w{i}", cmd, env)
+        if self.flower:
+            flower_env = dict(env, FLOWER_UNAUTHENTICATED_API="true")
+            port = str(self.settings.flower_port)
+            cmd = [sys.executable, "-m", "celery", "-A", "workers.app", "flower"]
+            cmd += [f"--port={port}", "--address=127.0.0.1"]
+            self._spawn("flower", cmd, flower_env)
+        self.wait_ready(timeout)
+        return self
+
+    def _spawn(self, name: str, cmd: list[str], env: dict[str, str]) -> None:
+        log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115
+        self._logs.append(log)
+        self.procs[name] = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def store(self) -> StateStore:
+        """A state store on this stack's Redis."""
+        return StateStore(connect(self.url), self.settings)
+
+    def wait_ready(self, timeout: float) -> None:
+        """Block until all workers registered and a dispatcher holds the lease."""
+        store = self.store()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise YardmasterError(
+                        f"{name} exited with code {proc.returncode}; see {self.log_dir}/{name}.log"
+                    )
+            registered = len(store.load_workers())
+            if registered >= self.n_workers and store.redis.exists(store.keys.leader):
+                return
+            time.sleep(0.1)
+        raise YardmasterError(
+            f"the stack was not ready within {timeout:g}s; logs in {self.log_dir}"
+        )
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Stop workers first (they finish running tasks), then the rest, then Redis."""
+        order = [n for n in self.procs if n.startswith("w")] + [
+            n for n in self.procs if not n.startswith("w")
+        ]
+        for name in order:
+            if self.procs[name].poll() is None:
+                self.procs[name].send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for name in order:
+            proc = self.procs[name]
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for log in self._logs:
+            log.close()
+        if self.redis is not None:
+            clear_runtime(self.settings.namespace)
+            self.redis.stop()
+            self.redis = None
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@app.command()
+def up(
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 2,
+    slots: Annotated[int, typer.Option(min=1, max=512, help="Slots per worker.")] = 2,
+    strategy: Annotated[str | None, typer.Option(help="Strategy; default YM_STRATEGY.")] = None,
+    flower: Annotated[bool, typer.Option(help="Start Flower (workers then send events).")] = True,
+) -> None:
+    """Run the whole stack in the foreground until Ctrl-C."""
+    settings = load_settings(**({"strategy": strategy} if strategy else {}))
+    stack = Stack(settings, workers=workers, slots=slots, flower=flower)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    console.print("[bold]yardmaster up[/]: starting ...")
+    try:
+        stack.start()
+        console.print(f"  Redis      {stack.url}" + ("  (embedded)" if stack.redis else ""))
+        console.print(f"  dispatcher strategy {stack.strategy}")
+        console.print(f"  workers    {workers} x {slots} slots")
+        if flower:
+            console.print(f"  Flower     http://127.0.0.1:{settings.flower_port}/")
+        console.print(f"  logs       {stack.log_dir}")
+        console.print(
+            "Ready. Try `yardmaster submit sleep 0.5` and `yardmaster status` in another shell; Ctrl-C stops."
+        )
+        while not stop.wait(1.0):
+            for name, proc in stack.procs.items():
+                if proc.poll() is not None:
+                    raise YardmasterError(
+                        f"{name} exited with code {proc.returncode}; see {stack.log_dir}/{name}.log"
+                    )
+    except KeyboardInterrupt:
+        pass
+    finally:
+        console.print("stopping ...")
+        stack.stop()
+        console.print("stopped.")

@@ -1,0 +1,228 @@
+"""The dispatcher: fills every free worker slot with the strategy's choice.
+
+It holds a lease, so one dispatcher is active and any others stand by. The
+active one mirrors the pending tasks in memory (in the strategy's order),
+wakes on its Redis inbox (submissions, freed slots, cancels, worker changes)
+instead of polling, claims each decision atomically in Redis, and only then
+publishes the task to the chosen worker's own queue: late binding.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from redis.exceptions import ResponseError
+
+from scheduler.models import Decision, PendingTask, WorkerView
+from scheduler.store import StateStore
+from scheduler.strategies import Snapshot, Strategy, TaskQueue, plan
+
+log = logging.getLogger("yardmaster.dispatcher")
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    """A claimed task, ready to be published to one worker's queue."""
+
+    task_id: str
+    name: str
+    args: str
+    kwargs: str
+    worker: str
+    queue: str
+    attempt: int
+
+
+class Publisher(Protocol):
+    """Sends claimed tasks to worker queues (Celery, in production)."""
+
+    def publish(self, items: Sequence[Dispatch]) -> None:
+        """Publish every item, in order; raise if any could not be sent."""
+
+
+class NotLeaderError(Exception):
+    """The lease was lost; this dispatcher must stand by."""
+
+
+class Dispatcher:
+    """Late-binding dispatch loop for one cluster.
+
+    Args:
+        store: The Redis state store.
+        strategy: Orders tasks and places them.
+        publisher: Sends claimed tasks to worker queues.
+    """
+
+    def __init__(self, store: StateStore, strategy: Strategy, publisher: Publisher) -> None:
+        self.store = store
+        self.settings = store.settings
+        self.strategy = strategy
+        self.publisher = publisher
+        self.token = uuid.uuid4().hex
+        self.queue: TaskQueue = strategy.make_queue()
+        self.workers: dict[str, WorkerView] = {}
+        self.worker_queues: dict[str, str] = {}
+        self.dispatched = 0
+        self._clock_offset = 0.0
+        self._next_refresh = 0.0
+        self._lease_renewed = 0.0
+        self.leader = False
+
+    # -- the loop --------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        """Serve until ``stop`` is set: stand by without the lease, dispatch with it."""
+        try:
+            while not stop.is_set():
+                if not self.leader and not self._try_lead():
+                    stop.wait(min(1.0, self.settings.dispatcher_lease / 3))
+                    continue
+                try:
+                    self.step(block=0.5)
+                except NotLeaderError:
+                    log.warning("lost the dispatcher lease; standing by")
+                    self.leader = False
+        finally:
+            if self.leader:
+                self.store.release_lease(self.token)
+                self.leader = False
+
+    def _try_lead(self) -> bool:
+        if not self.store.take_lease(self.token, self.settings.dispatcher_lease):
+            return False
+        self.leader = True
+        self._lease_renewed = time.monotonic()
+        self.resync()
+        log.info("dispatcher %s is the leader; %d tasks pending", self.token[:8], len(self.queue))
+        return True
+
+    def resync(self) -> None:
+        """Rebuild the in-memory mirror from Redis (on taking the lease)."""
+        self.queue = self.strategy.make_queue()
+        for task in self.store.load_pending():
+            self.queue.add(task)
+        self.refresh_workers()
+
+    def step(self, block: float = 0.0) -> int:
+        """One round: read the inbox, refresh workers when due, dispatch. Returns tasks sent."""
+        self._renew_lease()
+        idle = not len(self.queue) or not any(w.free for w in self.workers.values())
+        entries = self.store.next_inbox(block if idle else 0.0, 10_000)
+        refresh = self._apply(entries)
+        if refresh or time.monotonic() >= self._next_refresh:
+            self.refresh_workers()
+        sent = 0
+        while len(self.queue):
+            snapshot = Snapshot(now=self.now(), workers=list(self.workers.values()))
+            decisions = plan(self.strategy, self.queue, snapshot, self.settings.dispatch_batch)
+            if not decisions:
+                break
+            sent += self._claim_and_publish(decisions)
+            if len(decisions) < self.settings.dispatch_batch:
+                break
+        self.dispatched += sent
+        return sent
+
+    def now(self) -> float:
+        """The cluster clock: Redis server time, as last calibrated."""
+        return time.time() + self._clock_offset
+
+    # -- internals -------------------------------------------------------------
+    def _renew_lease(self) -> None:
+        if time.monotonic() - self._lease_renewed < self.settings.dispatcher_lease / 3:
+            return
+        if not self.store.take_lease(self.token, self.settings.dispatcher_lease):
+            raise NotLeaderError
+        self._lease_renewed = time.monotonic()
+
+    def _apply(self, entries: list[dict[str, Any]]) -> bool:
+        refresh = False
+        for entry in entries:
+            if "id" in entry:
+                self.queue.add(PendingTask.from_wire(entry))
+            elif "free" in entry:
+                worker = self.workers.get(entry["free"])
+                if worker is not None and worker.inflight > 0:
+                    worker.inflight -= 1
+            elif "cancel" in entry:
+                self.queue.discard(entry["cancel"])
+            elif "worker" in entry:
+                refresh = True
+        return refresh
+
+    def refresh_workers(self) -> None:
+        """Reload workers and their taken slots; declare silent workers dead."""
+        before = time.time()
+        server_now = self.store.server_time()
+        self._clock_offset = server_now - (before + time.time()) / 2
+        live: dict[str, WorkerView] = {}
+        for rec in self.store.load_workers():
+            if server_now - rec.heartbeat > self.settings.worker_timeout:
+                returned = self.store.deregister_worker(rec.name)
+                log.warning(
+                    "worker %s silent for %.1fs: declared dead, %d tasks back to pending",
+                    rec.name,
+                    server_now - rec.heartbeat,
+                    returned,
+                )
+                continue
+            live[rec.name] = WorkerView(
+                rec.name, rec.slots, rec.inflight, rec.succeeded, rec.failed
+            )
+            self.worker_queues[rec.name] = rec.queue
+        self.workers = live
+        self._next_refresh = time.monotonic() + self.settings.heartbeat_interval
+
+    def _claim_and_publish(self, decisions: list[Decision]) -> int:
+        try:
+            claims = self.store.claim([(d.task.id, d.worker) for d in decisions], self.token)
+        except ResponseError as exc:
+            if "NOTLEADER" in str(exc):
+                raise NotLeaderError from exc
+            raise
+        ready: list[Dispatch] = []
+        for decision, claim in zip(decisions, claims, strict=True):
+            worker = self.workers.get(decision.worker)
+            if claim.status == "ok":
+                ready.append(
+                    Dispatch(
+                        claim.task_id,
+                        claim.name,
+                        claim.args,
+                        claim.kwargs,
+                        decision.worker,
+                        self.worker_queues[decision.worker],
+                        claim.attempt,
+                    )
+                )
+                if worker is not None:
+                    worker.inflight += 1
+            elif claim.status == "full":
+                self.queue.add(decision.task)
+                if worker is not None:
+                    worker.inflight = worker.slots
+            elif claim.status == "noworker":
+                self.queue.add(decision.task)
+                self.workers.pop(decision.worker, None)
+        if ready:
+            self._publish(ready)
+        return len(ready)
+
+    def _publish(self, ready: list[Dispatch]) -> None:
+        try:
+            self.publisher.publish(ready)
+        except Exception:
+            log.exception("publishing %d tasks failed; returning them to pending", len(ready))
+            by_worker: dict[str, list[str]] = {}
+            for item in ready:
+                by_worker.setdefault(item.worker, []).append(item.task_id)
+            for name, ids in by_worker.items():
+                self.store.requeue(name, ids)
+                if name in self.workers:
+                    self.workers[name].inflight = max(0, self.workers[name].inflight - len(ids))
+            raise

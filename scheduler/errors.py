@@ -1,0 +1,105 @@
+"""The one exception tree of yardmaster.
+
+Every error a caller can meet derives from :class:`YardmasterError`. Errors
+about bad input carry the field, the value and what is allowed, so a message
+can always say what was wrong, with which value, and what to do instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class YardmasterError(Exception):
+    """Root of every error yardmaster raises on purpose."""
+
+
+class InvalidInputError(YardmasterError, ValueError):
+    """A value given to yardmaster is not acceptable.
+
+    Attributes:
+        field: Where the value was given (``priority``, ``tasks[3].args``, ``YM_SLOTS``).
+        value: The offending value, as given.
+        allowed: A short description of what would have been accepted.
+    """
+
+    def __init__(self, field: str, value: Any, allowed: str, *, problem: str = "") -> None:
+        self.field = field
+        self.value = value
+        self.allowed = allowed
+        self.problem = problem
+        shown = _short_repr(value)
+        detail = f" ({problem})" if problem else ""
+        super().__init__(f"{field}={shown} is not accepted{detail}; allowed: {allowed}")
+
+
+class SettingsError(InvalidInputError):
+    """A ``YM_*`` setting failed validation at start-up."""
+
+
+class UnknownTaskError(InvalidInputError):
+    """The task name is not registered by any Celery app yardmaster knows of."""
+
+    def __init__(self, name: str, known: list[str], *, field: str = "name") -> None:
+        shown = ", ".join(sorted(known)[:12]) or "none registered yet (start a worker first)"
+        super().__init__(field, name, f"a registered task name: {shown}", problem="unknown task")
+        self.known = known
+
+
+class WorkloadError(InvalidInputError):
+    """A workload file line is malformed; ``line`` is 1-based."""
+
+    def __init__(self, path: str, line: int, field: str, value: Any, allowed: str) -> None:
+        super().__init__(f"{path}:{line}: {field}", value, allowed)
+        self.path = path
+        self.line = line
+
+
+class TaskNotFoundError(YardmasterError, LookupError):
+    """No record exists for a task id (never submitted, or its record expired)."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"no task with id {task_id!r} (never submitted, or its record expired)")
+        self.task_id = task_id
+
+
+class TaskFailedError(YardmasterError):
+    """The task reached the ``failed`` state; ``error`` is the worker's report."""
+
+    def __init__(self, task_id: str, error: str) -> None:
+        super().__init__(f"task {task_id} failed: {error}")
+        self.task_id = task_id
+        self.error = error
+
+
+class TaskCancelledError(YardmasterError):
+    """The task was cancelled or expired before it produced a result."""
+
+    def __init__(self, task_id: str, state: str, reason: str = "") -> None:
+        because = f": {reason}" if reason else ""
+        super().__init__(f"task {task_id} ended as {state}{because}")
+        self.task_id = task_id
+        self.state = state
+        self.reason = reason
+
+
+class ResultTimeoutError(YardmasterError, TimeoutError):
+    """Waiting for a result took longer than the caller allowed."""
+
+    def __init__(self, task_id: str, timeout: float, state: str) -> None:
+        super().__init__(
+            f"task {task_id} is still {state} after {timeout:g}s; wait longer or check "
+            "`yardmaster status` for free workers"
+        )
+        self.task_id = task_id
+        self.timeout = timeout
+        self.state = state
+
+
+class RedisUnavailableError(YardmasterError, ConnectionError):
+    """No Redis could be reached, or none is configured."""
+
+
+def _short_repr(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

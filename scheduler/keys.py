@@ -1,0 +1,108 @@
+"""Every Redis key and Celery queue name yardmaster uses, built in one place.
+
+All names share the configurable namespace prefix, so two clusters can share
+one Redis without meeting. Nothing else in the code base formats key strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key builder for one namespace.
+
+    Attributes:
+        ns: The namespace prefix (``YM_NAMESPACE``), ``ym`` by default.
+    """
+
+    ns: str = "ym"
+
+    # -- tasks -----------------------------------------------------------------
+    def task(self, task_id: str) -> str:
+        """Hash holding one task's record and its state."""
+        return f"{self.ns}:task:{task_id}"
+
+    @property
+    def pending(self) -> str:
+        """Sorted set of pending task ids, scored by submission sequence."""
+        return f"{self.ns}:pending"
+
+    @property
+    def pending_by_priority(self) -> str:
+        """Hash: priority -> number of pending tasks with it."""
+        return f"{self.ns}:pending:bypri"
+
+    @property
+    def task_prefix(self) -> str:
+        """The common prefix of every task key (for Lua scripts that derive them)."""
+        return self.task("")
+
+    @property
+    def seq(self) -> str:
+        """Counter giving every submission a cluster-wide sequence number."""
+        return f"{self.ns}:seq"
+
+    @property
+    def stats(self) -> str:
+        """Hash of lifetime counters: submitted, dispatched, started and one per terminal state."""
+        return f"{self.ns}:stats"
+
+    @property
+    def task_names(self) -> str:
+        """Set of task names registered by the workers that have started."""
+        return f"{self.ns}:tasknames"
+
+    # -- dispatcher ------------------------------------------------------------
+    @property
+    def inbox(self) -> str:
+        """List the dispatcher drains: submissions, freed slots, cancels, worker changes."""
+        return f"{self.ns}:inbox"
+
+    @property
+    def events(self) -> str:
+        """Stream of terminal-state events, for monitors (capped at ``events_maxlen``)."""
+        return f"{self.ns}:events"
+
+    @property
+    def leader(self) -> str:
+        """Lease held by the active dispatcher (its token as the value)."""
+        return f"{self.ns}:dispatcher:leader"
+
+    # -- workers ---------------------------------------------------------------
+    @property
+    def workers(self) -> str:
+        """Set of registered worker names."""
+        return f"{self.ns}:workers"
+
+    def worker(self, name: str) -> str:
+        """Hash of one worker: slots, queue, heartbeat, counters."""
+        return f"{self.ns}:worker:{name}"
+
+    def worker_tasks(self, name: str) -> str:
+        """Set of task ids dispatched to a worker and not yet finished: its taken slots."""
+        return f"{self.ns}:worker:{name}:tasks"
+
+    def worker_warm(self, name: str) -> str:
+        """List of a worker's most recently used affinity keys, newest first."""
+        return f"{self.ns}:worker:{name}:warm"
+
+    def worker_queue(self, name: str) -> str:
+        """The Celery queue only this worker consumes: the late-binding target."""
+        return f"{self.ns}.q.{name}"
+
+    # -- learned estimates -----------------------------------------------------
+    @property
+    def durations(self) -> str:
+        """Hash: duration key -> EMA of run time in seconds."""
+        return f"{self.ns}:ema"
+
+    @property
+    def duration_counts(self) -> str:
+        """Hash: duration key -> number of runs observed."""
+        return f"{self.ns}:ema:n"
+
+    def affinity(self, affinity_key: str) -> str:
+        """Hash: worker name -> affinity score in [0, 1] for one affinity key."""
+        return f"{self.ns}:affinity:{affinity_key}"

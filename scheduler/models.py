@@ -1,0 +1,318 @@
+"""Plain data that crosses layers: task states, submissions, and what strategies see.
+
+Submissions are pydantic models (they cross the wire); the records the
+dispatcher keeps for every pending task are slotted dataclasses, because a
+backlog can hold a million of them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from scheduler.errors import InvalidInputError
+
+MIN_PRIORITY = 0
+MAX_PRIORITY = 9
+DEFAULT_PRIORITY = 5
+
+
+class TaskState(StrEnum):
+    """Where a task is in its life; the last four are terminal."""
+
+    PENDING = "pending"
+    DISPATCHED = "dispatched"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+    @property
+    def terminal(self) -> bool:
+        """Whether no further transition can happen."""
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset(
+    {TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED, TaskState.EXPIRED}
+)
+
+
+class TaskSpec(BaseModel):
+    """One submission, validated before anything is written to Redis."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    args: list[Any] = Field(default_factory=list)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    priority: int = Field(default=DEFAULT_PRIORITY, ge=MIN_PRIORITY, le=MAX_PRIORITY, strict=True)
+    deadline: float | None = None
+    expected_duration: float | None = Field(default=None, gt=0, le=7 * 86400)
+    affinity_key: str | None = Field(default=None, min_length=1, max_length=200)
+    duration_key: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @field_validator("args", mode="before")
+    @classmethod
+    def _tuple_args(cls, value: Any) -> Any:
+        return list(value) if isinstance(value, tuple) else value
+
+    @field_validator("deadline", mode="before")
+    @classmethod
+    def _deadline_seconds(cls, value: Any) -> Any:
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise ValueError("a datetime deadline must be timezone-aware")
+            return value.timestamp()
+        return value
+
+    @field_validator("deadline")
+    @classmethod
+    def _deadline_future(cls, value: float | None) -> float | None:
+        if value is not None:
+            if not math.isfinite(value):
+                raise ValueError("the deadline must be a finite number")
+            if value <= time.time():
+                raise ValueError("the deadline is already in the past")
+        return value
+
+    def encoded_args(self) -> tuple[str, str]:
+        """Return ``(args, kwargs)`` as strict JSON text (no NaN, no objects)."""
+        return _strict_json(self.args, "args"), _strict_json(self.kwargs, "kwargs")
+
+
+_ALLOWED = {
+    "name": "a registered task name, 1 to 200 characters",
+    "args": "a list of JSON values",
+    "kwargs": "an object of JSON values keyed by strings",
+    "priority": f"an integer from {MIN_PRIORITY} to {MAX_PRIORITY} (higher runs first)",
+    "deadline": "a future time: UNIX seconds or a timezone-aware datetime",
+    "expected_duration": "seconds, greater than 0 and at most 604800",
+    "affinity_key": "a string of 1 to 200 characters",
+    "duration_key": "a string of 1 to 200 characters",
+}
+
+
+def validate_spec(data: dict[str, Any], *, where: str = "") -> TaskSpec:
+    """Validate one submission, raising an error that names field, value and rule.
+
+    Args:
+        data: The submission's fields.
+        where: A prefix for the field name, such as ``tasks[3].`` in a batch.
+
+    Raises:
+        InvalidInputError: For the first field that is not acceptable.
+    """
+    try:
+        spec = TaskSpec.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = first["loc"]
+        name = str(loc[0]) if loc else "?"
+        allowed = _ALLOWED.get(name, "no such field; fields are: " + ", ".join(_ALLOWED))
+        problem = str(first["msg"]).removeprefix("Value error, ")
+        value = first.get("input") if name in _ALLOWED else data.get(name)
+        raise InvalidInputError(where + name, value, allowed, problem=problem) from None
+    try:
+        spec.encoded_args()
+    except InvalidInputError as exc:
+        raise InvalidInputError(
+            where + exc.field, exc.value, exc.allowed, problem=exc.problem
+        ) from None
+    return spec
+
+
+def _strict_json(value: Any, field_name: str) -> str:
+    try:
+        return json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(
+            field_name, value, _ALLOWED[field_name], problem=f"not JSON: {exc}"
+        ) from None
+
+
+@dataclass(slots=True)
+class PendingTask:
+    """What a strategy knows about one pending task.
+
+    Attributes:
+        id: Task id.
+        name: Celery task name.
+        priority: 0..9, higher first.
+        seq: Cluster-wide submission sequence number (ties and FIFO order).
+        submitted_at: Redis server time of submission, UNIX seconds.
+        deadline: UNIX seconds, or None.
+        expected_duration: The submitter's hint in seconds, or None.
+        affinity_key: Groups tasks that run faster where the key is warm.
+        duration_key: Key of the duration estimate; the task name unless given.
+    """
+
+    id: str
+    name: str
+    priority: int
+    seq: int
+    submitted_at: float
+    deadline: float | None = None
+    expected_duration: float | None = None
+    affinity_key: str | None = None
+    duration_key: str | None = None
+
+    @property
+    def estimate_key(self) -> str:
+        """The key its duration estimate is learned under."""
+        return self.duration_key or self.name
+
+    def to_wire(self) -> dict[str, Any]:
+        """The compact form carried in the dispatcher's inbox."""
+        out: dict[str, Any] = {"id": self.id, "n": self.name, "p": self.priority, "s": self.seq}
+        out["t"] = self.submitted_at
+        if self.deadline is not None:
+            out["d"] = self.deadline
+        if self.expected_duration is not None:
+            out["e"] = self.expected_duration
+        if self.affinity_key is not None:
+            out["a"] = self.affinity_key
+        if self.duration_key is not None:
+            out["k"] = self.duration_key
+        return out
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> PendingTask:
+        """Inverse of :meth:`to_wire`."""
+        return cls(
+            id=data["id"],
+            name=data["n"],
+            priority=int(data["p"]),
+            seq=int(data["s"]),
+            submitted_at=float(data["t"]),
+            deadline=_opt_float(data.get("d")),
+            expected_duration=_opt_float(data.get("e")),
+            affinity_key=data.get("a") or None,
+            duration_key=data.get("k") or None,
+        )
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value in (None, "") else float(value)
+
+
+@dataclass(slots=True)
+class WorkerView:
+    """What a strategy knows about one worker at the moment of a decision.
+
+    Attributes:
+        name: Celery hostname of the worker (``w1@host``).
+        slots: How many tasks it may hold at once (its concurrency).
+        inflight: Tasks dispatched to it and not finished yet.
+        succeeded: Lifetime successes (for the success rate).
+        failed: Lifetime failures.
+    """
+
+    name: str
+    slots: int
+    inflight: int = 0
+    succeeded: int = 0
+    failed: int = 0
+
+    @property
+    def free(self) -> int:
+        """Free slots, never negative."""
+        return max(0, self.slots - self.inflight)
+
+    @property
+    def load(self) -> float:
+        """Fraction of slots taken."""
+        return self.inflight / self.slots if self.slots else 1.0
+
+    @property
+    def success_rate(self) -> float:
+        """Share of finished tasks that succeeded; 1.0 before any finished."""
+        done = self.succeeded + self.failed
+        return self.succeeded / done if done else 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Run ``task`` next on ``worker``."""
+
+    task: PendingTask
+    worker: str
+
+
+@dataclass(slots=True)
+class Estimates:
+    """Learned duration estimates and affinity scores, read-only for strategies.
+
+    Attributes:
+        durations: Duration key -> EMA of run time in seconds.
+        default_duration: Used for keys never seen.
+        affinity: (affinity key, worker) -> score in [0, 1].
+    """
+
+    durations: dict[str, float] = field(default_factory=dict)
+    default_duration: float = 1.0
+    affinity: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def duration(self, task: PendingTask) -> float:
+        """Expected run time: the hint, else the EMA, else the default."""
+        if task.expected_duration is not None:
+            return task.expected_duration
+        return self.durations.get(task.estimate_key, self.default_duration)
+
+
+@dataclass(slots=True)
+class TaskRecord:
+    """A task's record as stored in Redis, decoded for callers."""
+
+    id: str
+    name: str
+    state: TaskState
+    priority: int
+    submitted_at: float
+    worker: str | None = None
+    dispatched_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    runtime: float | None = None
+    attempt: int = 0
+    error: str | None = None
+    deadline: float | None = None
+    affinity_key: str | None = None
+
+    @property
+    def wait(self) -> float | None:
+        """Seconds from submission to start."""
+        return None if self.started_at is None else self.started_at - self.submitted_at
+
+    @property
+    def flow(self) -> float | None:
+        """Seconds from submission to finish."""
+        return None if self.finished_at is None else self.finished_at - self.submitted_at
+
+    @classmethod
+    def from_hash(cls, task_id: str, raw: dict[str, str]) -> TaskRecord:
+        """Decode the Redis hash of a task."""
+        return cls(
+            id=task_id,
+            name=raw.get("name", "?"),
+            state=TaskState(raw.get("state", "pending")),
+            priority=int(raw.get("priority", DEFAULT_PRIORITY)),
+            submitted_at=float(raw.get("submitted_at", 0.0)),
+            worker=raw.get("worker") or None,
+            dispatched_at=_opt_float(raw.get("dispatched_at")),
+            started_at=_opt_float(raw.get("started_at")),
+            finished_at=_opt_float(raw.get("finished_at")),
+            runtime=_opt_float(raw.get("runtime")),
+            attempt=int(raw.get("attempt", 0)),
+            error=raw.get("error") or None,
+            deadline=_opt_float(raw.get("deadline")),
+            affinity_key=raw.get("affinity_key") or None,
+        )

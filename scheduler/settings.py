@@ -1,0 +1,127 @@
+"""Validated settings, read from ``YM_*`` environment variables.
+
+Components take a :class:`Settings` object; none of them reads ``os.environ``.
+:func:`load_settings` turns pydantic's validation report into a
+:class:`~scheduler.errors.SettingsError` that names the variable, the value
+and what is allowed, so a bad value stops a process at start-up, not later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from scheduler.errors import SettingsError
+
+StrategyName = Literal["fifo", "priority"]
+STRATEGY_NAMES: tuple[str, ...] = ("fifo", "priority")
+
+ENV_PREFIX = "YM_"
+
+
+class Settings(BaseSettings):
+    """Every tunable of a yardmaster cluster, with its allowed range."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    redis_url: str | None = Field(
+        default=None,
+        description="a redis://, rediss:// or unix:// URL; unset means an embedded Redis",
+    )
+    namespace: str = Field(
+        default="ym",
+        pattern=r"^[A-Za-z0-9_-]{1,32}$",
+        description="1 to 32 letters, digits, '_' or '-'",
+    )
+    slots: int = Field(default=2, ge=1, le=512, description="an integer from 1 to 512")
+    strategy: StrategyName = Field(
+        default="priority", description="one of: " + ", ".join(STRATEGY_NAMES)
+    )
+    priority_aging: float = Field(
+        default=0.1,
+        ge=0.0,
+        le=1000.0,
+        description="priority levels gained per second of waiting, from 0 (strict) to 1000",
+    )
+    ema_alpha: float = Field(
+        default=0.3, gt=0.0, le=1.0, description="a number greater than 0 and at most 1"
+    )
+    default_duration: float = Field(
+        default=1.0, gt=0.0, le=86400.0, description="seconds, greater than 0 and at most 86400"
+    )
+    affinity_step: float = Field(
+        default=0.1, gt=0.0, le=1.0, description="a number greater than 0 and at most 1"
+    )
+    warm_capacity: int = Field(
+        default=4, ge=1, le=1024, description="how many affinity keys a worker keeps warm, 1..1024"
+    )
+    warm_factor: float = Field(
+        default=0.5, gt=0.0, le=1.0, description="a number greater than 0 and at most 1"
+    )
+    dispatch_batch: int = Field(
+        default=256, ge=1, le=10000, description="claims per round trip, an integer 1..10000"
+    )
+    heartbeat_interval: float = Field(
+        default=2.0, gt=0.0, le=300.0, description="seconds, greater than 0 and at most 300"
+    )
+    worker_timeout: float = Field(
+        default=15.0, gt=0.0, le=3600.0, description="seconds without a heartbeat, up to 3600"
+    )
+    dispatcher_lease: float = Field(
+        default=10.0, ge=1.0, le=600.0, description="seconds, from 1 to 600"
+    )
+    result_ttl: int = Field(
+        default=86400, ge=60, le=30 * 86400, description="seconds, from 60 to 2592000"
+    )
+    events_maxlen: int = Field(
+        default=100_000, ge=1000, le=10_000_000, description="an integer from 1000 to 10000000"
+    )
+    submit_chunk: int = Field(
+        default=1000, ge=1, le=100_000, description="tasks per Redis call in submit_many, 1..100000"
+    )
+    flower_port: int = Field(default=5555, ge=1, le=65535, description="a TCP port, 1..65535")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        assert value is not None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("the URL must start with redis://, rediss:// or unix://")
+        return value
+
+
+def load_settings(env: Mapping[str, str] | None = None, /, **overrides: Any) -> Settings:
+    """Build settings from the environment (or ``env``) plus keyword overrides.
+
+    Raises:
+        SettingsError: naming the ``YM_`` variable (or keyword), its value and
+            what is allowed, for the first invalid field.
+    """
+    try:
+        if env is None:
+            return Settings(**overrides)
+        values: dict[str, Any] = {
+            key[len(ENV_PREFIX) :].lower(): value
+            for key, value in env.items()
+            if key.startswith(ENV_PREFIX)
+            and key[len(ENV_PREFIX) :].lower() in Settings.model_fields
+        }
+        values.update(overrides)
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        raise _settings_error(exc, overrides) from None
+
+
+def _settings_error(exc: ValidationError, overrides: Mapping[str, Any]) -> SettingsError:
+    first = exc.errors()[0]
+    name = str(first["loc"][0]) if first["loc"] else "?"
+    field = Settings.model_fields.get(name)
+    allowed = field.description if field is not None and field.description else "see docs"
+    where = name if name in overrides else ENV_PREFIX + name.upper()
+    problem = str(first["msg"]).removeprefix("Value error, ")
+    return SettingsError(where, first.get("input"), allowed, problem=problem)

@@ -1,0 +1,50 @@
+-- A worker is done with a delivery: record the outcome once, free the slot,
+-- learn the duration and affinity, publish the event, wake the dispatcher.
+-- KEYS: task, stats, worker, worker tasks, ema, ema counts, affinity, events, inbox.
+-- ARGV: id, worker, outcome (succeeded|failed|skipped), result, error, runtime,
+--       duration key, alpha, affinity step, affinity key, result ttl, events maxlen, attempt.
+-- Returns 'ok', 'released' (slot freed, state untouched) or 'stale' (not this worker's).
+local id, worker, outcome = ARGV[1], ARGV[2], ARGV[3]
+if redis.call('SREM', KEYS[4], id) == 0 then return 'stale' end
+local wake = cjson.encode({free = worker})
+local f = redis.call('HMGET', KEYS[1], 'state', 'worker', 'attempt', 'name', 'priority',
+                     'submitted_at', 'dispatched_at', 'started_at', 'deadline')
+if outcome == 'skipped' or (f[1] ~= 'running' and f[1] ~= 'dispatched')
+   or f[2] ~= worker or f[3] ~= ARGV[13] then
+  redis.call('RPUSH', KEYS[9], wake)
+  return 'released'
+end
+local t = redis.call('TIME')
+local now = string.format('%d.%06d', t[1], t[2])
+local runtime = tonumber(ARGV[6])
+redis.call('HSET', KEYS[1], 'state', outcome, 'finished_at', now, 'runtime', ARGV[6])
+if outcome == 'succeeded' then
+  redis.call('HSET', KEYS[1], 'result', ARGV[4])
+else
+  redis.call('HSET', KEYS[1], 'error', ARGV[5])
+end
+redis.call('HINCRBY', KEYS[2], outcome, 1)
+redis.call('HINCRBY', KEYS[3], outcome, 1)
+if outcome == 'succeeded' and runtime then
+  local alpha = tonumber(ARGV[8])
+  local old = tonumber(redis.call('HGET', KEYS[5], ARGV[7]) or '')
+  local new = runtime
+  if old then new = alpha * runtime + (1 - alpha) * old end
+  redis.call('HSET', KEYS[5], ARGV[7], string.format('%.6f', new))
+  redis.call('HINCRBY', KEYS[6], ARGV[7], 1)
+end
+if ARGV[10] ~= '' then
+  local score = tonumber(redis.call('HGET', KEYS[7], worker) or '0')
+  local step = tonumber(ARGV[9])
+  if outcome == 'succeeded' then score = score + step else score = score - step end
+  score = math.max(0, math.min(1, score))
+  redis.call('HSET', KEYS[7], worker, string.format('%.4f', score))
+end
+redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[12], '*',
+  'id', id, 'name', f[4] or '', 'state', outcome, 'worker', worker,
+  'priority', f[5] or '', 'submitted_at', f[6] or '', 'dispatched_at', f[7] or '',
+  'started_at', f[8] or now, 'finished_at', now, 'runtime', ARGV[6],
+  'deadline', f[9] or '', 'attempt', f[3] or '')
+redis.call('EXPIRE', KEYS[1], ARGV[11])
+redis.call('RPUSH', KEYS[9], wake)
+return 'ok'

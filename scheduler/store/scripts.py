@@ -1,0 +1,46 @@
+"""Loads the Lua scripts shipped beside this module, once per client."""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+from redis import Redis
+from redis.commands.core import Script
+
+SCRIPT_NAMES = (
+    "submit",
+    "claim",
+    "start",
+    "finish",
+    "cancel",
+    "requeue",
+    "register",
+    "heartbeat",
+    "lease",
+    "release",
+    "warm",
+)
+
+
+def _source(name: str) -> str:
+    return resources.files("scheduler.store").joinpath("lua", f"{name}.lua").read_text("utf-8")
+
+
+class Scripts:
+    """Registered :class:`redis.commands.core.Script` objects, one per Lua file.
+
+    Each call runs with EVALSHA and falls back to EVAL after a Redis restart
+    flushed the script cache.
+    """
+
+    def __init__(self, client: Redis) -> None:
+        self._scripts: dict[str, Script] = {
+            name: client.register_script(_source(name)) for name in SCRIPT_NAMES
+        }
+
+    def __call__(
+        self, name: str, keys: list[str], args: list[Any], client: Any | None = None
+    ) -> Any:
+        """Run script ``name`` (optionally inside a pipeline given as ``client``)."""
+        return self._scripts[name](keys=keys, args=args, client=client)

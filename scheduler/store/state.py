@@ -1,0 +1,316 @@
+"""StateStore: every read and write of yardmaster state in Redis.
+
+Writers that must be atomic are Lua scripts (``lua/``); the rest are plain
+commands, batched in pipelines where a caller handles many tasks at once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from redis import Redis
+
+from scheduler.keys import Keys
+from scheduler.models import PendingTask, TaskRecord, TaskSpec
+from scheduler.settings import Settings
+from scheduler.store.scripts import Scripts
+
+
+def connect(url: str) -> Redis:
+    """A Redis client for ``url`` that decodes replies to ``str``."""
+    return Redis.from_url(url, decode_responses=True, socket_keepalive=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Outcome of claiming one decision.
+
+    Attributes:
+        task_id: The task.
+        status: ``ok``, ``gone`` (no longer pending), ``full`` (worker has no
+            free slot) or ``noworker`` (worker not registered).
+        name: Celery task name (when ok).
+        args: JSON text of positional arguments (when ok).
+        kwargs: JSON text of keyword arguments (when ok).
+        attempt: Attempt number this dispatch starts (when ok).
+    """
+
+    task_id: str
+    status: str
+    name: str = ""
+    args: str = "[]"
+    kwargs: str = "{}"
+    attempt: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRecord:
+    """A registered worker as stored in Redis."""
+
+    name: str
+    slots: int
+    queue: str
+    host: str
+    pid: int
+    heartbeat: float
+    started_at: float
+    inflight: int
+    succeeded: int
+    failed: int
+
+
+class StateStore:
+    """Typed access to yardmaster's keys for one namespace.
+
+    Args:
+        client: A Redis client created with ``decode_responses=True``.
+        settings: Cluster settings (namespace, TTLs, learning rates).
+    """
+
+    def __init__(self, client: Redis, settings: Settings) -> None:
+        self.redis = client
+        self.settings = settings
+        self.keys = Keys(settings.namespace)
+        self._lua = Scripts(client)
+
+    # -- submission ------------------------------------------------------------
+    def submit(self, ids: Sequence[str], specs: Sequence[TaskSpec]) -> list[int]:
+        """Accept tasks atomically per chunk; returns each one's sequence (0 = duplicate id)."""
+        k = self.keys
+        seqs: list[int] = []
+        chunk = self.settings.submit_chunk
+        head = [k.seq, k.pending, k.inbox, k.stats, k.pending_by_priority]
+        with self.redis.pipeline(transaction=False) as pipe:
+            for start in range(0, len(ids), chunk):
+                part = range(start, min(start + chunk, len(ids)))
+                args: list[Any] = []
+                for i in part:
+                    spec = specs[i]
+                    a, kw = spec.encoded_args()
+                    args += [ids[i], spec.name, a, kw, spec.priority, _opt(spec.deadline)]
+                    args += [_opt(spec.expected_duration), spec.affinity_key or ""]
+                    args.append(spec.duration_key or "")
+                self._lua("submit", head + [k.task(ids[i]) for i in part], args, client=pipe)
+            for reply in pipe.execute():
+                seqs.extend(int(s) for s in reply)
+        return seqs
+
+    # -- dispatcher ------------------------------------------------------------
+    def next_inbox(self, block: float, limit: int) -> list[dict[str, Any]]:
+        """Take up to ``limit`` inbox entries, waiting up to ``block`` seconds for one."""
+        raw = cast(list[str] | None, self.redis.lpop(self.keys.inbox, limit))
+        if not raw and block > 0:
+            got = cast(tuple[str, str] | None, self.redis.blpop([self.keys.inbox], block))
+            if got is None:
+                return []
+            rest = cast(list[str] | None, self.redis.lpop(self.keys.inbox, limit - 1))
+            raw = [got[1], *(rest or [])]
+        return [json.loads(entry) for entry in raw or []]
+
+    def claim(self, pairs: Sequence[tuple[str, str]], token: str = "") -> list[Claim]:
+        """Claim (task id, worker) pairs atomically; the lease token fences stale leaders."""
+        k = self.keys
+        keys = [k.pending, k.stats, k.pending_by_priority, k.leader]
+        args: list[Any] = [token]
+        for task_id, worker in pairs:
+            keys += [k.task(task_id), k.worker(worker), k.worker_tasks(worker)]
+            args += [task_id, worker]
+        out: list[Claim] = []
+        for row in self._lua("claim", keys, args):
+            if row[1] == "ok":
+                out.append(Claim(row[0], "ok", row[2], row[3], row[4], int(row[5])))
+            else:
+                out.append(Claim(row[0], row[1]))
+        return out
+
+    def requeue(self, worker: str, ids: Sequence[str] = (), *, forget: bool = False) -> int:
+        """Return a worker's unfinished tasks (or just ``ids``) to pending."""
+        k = self.keys
+        keys = [k.worker_tasks(worker), k.pending, k.pending_by_priority, k.inbox, k.workers]
+        keys += [k.worker(worker), k.worker_warm(worker)]
+        mode = "forget" if forget else "keep"
+        return int(self._lua("requeue", keys, [mode, k.task_prefix, *ids]))
+
+    def load_pending(self, chunk: int = 2000) -> Iterator[PendingTask]:
+        """Every pending task, in submission order (used when a dispatcher takes over)."""
+        fields = ["name", "priority", "seq", "submitted_at", "deadline", "expected_duration"]
+        fields += ["affinity_key", "duration_key", "state"]
+        start = 0
+        while True:
+            ids = cast(list[str], self.redis.zrange(self.keys.pending, start, start + chunk - 1))
+            if not ids:
+                return
+            with self.redis.pipeline(transaction=False) as pipe:
+                for task_id in ids:
+                    pipe.hmget(self.keys.task(task_id), fields)
+                rows = pipe.execute()
+            for task_id, row in zip(ids, rows, strict=True):
+                if row[8] != "pending":
+                    continue
+                yield PendingTask(
+                    id=task_id,
+                    name=row[0],
+                    priority=int(row[1]),
+                    seq=int(row[2]),
+                    submitted_at=float(row[3]),
+                    deadline=_float_or_none(row[4]),
+                    expected_duration=_float_or_none(row[5]),
+                    affinity_key=row[6],
+                    duration_key=row[7],
+                )
+            start += chunk
+
+    def load_workers(self) -> list[WorkerRecord]:
+        """Every registered worker with its live slot count."""
+        names = sorted(cast(set[str], self.redis.smembers(self.keys.workers)))
+        with self.redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hgetall(self.keys.worker(name))
+                pipe.scard(self.keys.worker_tasks(name))
+            replies = pipe.execute()
+        out: list[WorkerRecord] = []
+        for i, name in enumerate(names):
+            raw, inflight = replies[2 * i], replies[2 * i + 1]
+            if not raw:
+                continue
+            out.append(
+                WorkerRecord(
+                    name=name,
+                    slots=int(raw.get("slots", 0)),
+                    queue=raw.get("queue", self.keys.worker_queue(name)),
+                    host=raw.get("host", ""),
+                    pid=int(raw.get("pid", 0)),
+                    heartbeat=float(raw.get("heartbeat", 0.0)),
+                    started_at=float(raw.get("started_at", 0.0)),
+                    inflight=int(inflight),
+                    succeeded=int(raw.get("succeeded", 0)),
+                    failed=int(raw.get("failed", 0)),
+                )
+            )
+        return out
+
+    def server_time(self) -> float:
+        """Redis server time in UNIX seconds: the one clock all components share."""
+        seconds, micros = self.redis.time()
+        return seconds + micros / 1e6
+
+    def take_lease(self, token: str, ttl: float) -> bool:
+        """Take or renew the dispatcher lease."""
+        return bool(self._lua("lease", [self.keys.leader], [token, int(ttl * 1000)]))
+
+    def release_lease(self, token: str) -> None:
+        """Give the lease up if we hold it."""
+        self._lua("release", [self.keys.leader], [token])
+
+    # -- workers ---------------------------------------------------------------
+    def register_worker(
+        self, name: str, slots: int, host: str, pid: int, task_names: Sequence[str]
+    ) -> None:
+        """Register a worker; tasks left by an earlier life of the same name return to pending."""
+        self.requeue(name)
+        k = self.keys
+        keys = [k.workers, k.worker(name), k.task_names, k.inbox]
+        self._lua("register", keys, [name, slots, k.worker_queue(name), host, pid, *task_names])
+
+    def heartbeat(self, name: str) -> bool:
+        """Refresh a heartbeat; False when the worker was declared dead meanwhile."""
+        return bool(self._lua("heartbeat", [self.keys.worker(name)], []))
+
+    def deregister_worker(self, name: str) -> int:
+        """Forget a worker; its unfinished tasks return to pending. Returns how many."""
+        return self.requeue(name, forget=True)
+
+    def start(self, task_id: str, worker: str, attempt: int) -> tuple[bool, str, str]:
+        """Mark a delivery as running. Returns (run?, duration key or state, affinity key)."""
+        reply = self._lua("start", [self.keys.task(task_id), self.keys.stats], [worker, attempt])
+        if reply[0] == "run":
+            return True, str(reply[1]), str(reply[2])
+        return False, str(reply[1]), ""
+
+    def finish(
+        self,
+        task_id: str,
+        worker: str,
+        attempt: int,
+        outcome: str,
+        *,
+        result: str = "null",
+        error: str = "",
+        runtime: float = 0.0,
+        duration_key: str = "",
+        affinity_key: str = "",
+    ) -> str:
+        """Record a delivery's outcome (``succeeded``, ``failed`` or ``skipped``) once."""
+        k, s = self.keys, self.settings
+        keys = [k.task(task_id), k.stats, k.worker(worker), k.worker_tasks(worker)]
+        keys += [k.durations, k.duration_counts, k.affinity(affinity_key or "-")]
+        keys += [k.events, k.inbox]
+        args: list[Any] = [task_id, worker, outcome, result, error, f"{runtime:.6f}"]
+        args += [duration_key, s.ema_alpha, s.affinity_step, affinity_key, s.result_ttl]
+        args += [s.events_maxlen, attempt]
+        return str(self._lua("finish", keys, args))
+
+    def touch_warm(self, worker: str, affinity_key: str) -> bool:
+        """Mark ``affinity_key`` as just used on ``worker``; True if it was already warm."""
+        keys = [self.keys.worker_warm(worker)]
+        return bool(self._lua("warm", keys, [affinity_key, self.settings.warm_capacity]))
+
+    # -- clients ---------------------------------------------------------------
+    def cancel(self, task_id: str, reason: str = "cancelled by request") -> str:
+        """Cancel a task that has not started; see ``cancel.lua`` for the replies."""
+        k = self.keys
+        keys = [k.task(task_id), k.pending, k.stats, k.pending_by_priority, k.events, k.inbox]
+        args = [task_id, reason, self.settings.result_ttl, self.settings.events_maxlen]
+        return str(self._lua("cancel", keys, args))
+
+    def records(self, ids: Sequence[str]) -> list[TaskRecord | None]:
+        """Task records for ``ids`` (None where no record exists), in one round trip."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for task_id in ids:
+                pipe.hgetall(self.keys.task(task_id))
+            rows = pipe.execute()
+        return [
+            TaskRecord.from_hash(task_id, row) if row else None
+            for task_id, row in zip(ids, rows, strict=True)
+        ]
+
+    def outcome(self, task_id: str) -> tuple[str | None, str | None, str | None]:
+        """(state, result JSON, error) of a task; state None when there is no record."""
+        fields = ["state", "result", "error"]
+        row = cast(list[str | None], self.redis.hmget(self.keys.task(task_id), fields))
+        return row[0], row[1], row[2]
+
+    def registered_task_names(self) -> set[str]:
+        """Task names the workers that have started said they serve."""
+        return cast(set[str], self.redis.smembers(self.keys.task_names))
+
+    def counters(self) -> dict[str, int]:
+        """Lifetime counters (submitted, dispatched, started, one per terminal state)."""
+        raw = cast(dict[str, str], self.redis.hgetall(self.keys.stats))
+        return {name: int(value) for name, value in raw.items()}
+
+    def pending_counts(self) -> dict[int, int]:
+        """Pending tasks per priority."""
+        raw = cast(dict[str, str], self.redis.hgetall(self.keys.pending_by_priority))
+        return {int(p): int(n) for p, n in raw.items() if int(n) > 0}
+
+    def finished_since(self, since: float) -> int:
+        """How many tasks reached a terminal state since ``since`` (UNIX seconds)."""
+        start = f"{int(since * 1000)}-0"
+        return len(cast(list[Any], self.redis.xrange(self.keys.events, min=start, max="+")))
+
+    def durations(self) -> dict[str, float]:
+        """Duration EMA per duration key."""
+        raw = cast(dict[str, str], self.redis.hgetall(self.keys.durations))
+        return {name: float(value) for name, value in raw.items()}
+
+
+def _opt(value: float | None) -> str:
+    return "" if value is None else repr(float(value))
+
+
+def _float_or_none(value: str | None) -> float | None:
+    return None if value in (None, "") else float(value)

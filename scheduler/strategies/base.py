@@ -1,0 +1,163 @@
+"""The strategy interface, and the planning loop both drivers share.
+
+A strategy is pure: given a read-only :class:`Snapshot` it says in which order
+pending tasks run (:meth:`Strategy.sort_key`) and where each one goes
+(:meth:`Strategy.pick_worker`). It never touches Redis or Celery. The live
+dispatcher and the simulator both call :func:`plan`, so the order a strategy
+produces is the same under both drivers.
+"""
+
+from __future__ import annotations
+
+import heapq
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import ClassVar
+
+from scheduler.models import Decision, Estimates, PendingTask, WorkerView
+
+SortKey = tuple[float, ...]
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """What a strategy may look at when it decides.
+
+    Attributes:
+        now: The clock (Redis server time live, simulated time in the simulator).
+        workers: Every live worker with its slots and load.
+        estimates: Duration estimates and affinity scores.
+    """
+
+    now: float
+    workers: list[WorkerView]
+    estimates: Estimates = field(default_factory=Estimates)
+
+
+class TaskQueue(ABC):
+    """Pending tasks kept in one strategy's order; owned by the driver."""
+
+    @abstractmethod
+    def add(self, task: PendingTask) -> None:
+        """Insert a task (a task already present is left as it is)."""
+
+    @abstractmethod
+    def discard(self, task_id: str) -> PendingTask | None:
+        """Remove a task by id; return it, or None when it was not queued."""
+
+    @abstractmethod
+    def pop(self) -> PendingTask | None:
+        """Remove and return the task that should run next, or None if empty."""
+
+    @abstractmethod
+    def __len__(self) -> int:
+        """Number of queued tasks."""
+
+    @abstractmethod
+    def __contains__(self, task_id: object) -> bool:
+        """Whether a task id is queued."""
+
+    @abstractmethod
+    def tasks(self) -> Iterator[PendingTask]:
+        """Every queued task, in no particular order."""
+
+
+class HeapQueue(TaskQueue):
+    """A binary heap on a fixed sort key, with lazy deletion.
+
+    ``add``, ``pop`` and ``discard`` cost O(log n) amortised, so a decision
+    stays cheap with a million tasks pending.
+    """
+
+    __slots__ = ("_heap", "_key", "_tasks")
+
+    def __init__(self, key: Callable[[PendingTask], SortKey]) -> None:
+        self._key = key
+        self._heap: list[tuple[SortKey, int, str]] = []
+        self._tasks: dict[str, PendingTask] = {}
+
+    def add(self, task: PendingTask) -> None:
+        if task.id in self._tasks:
+            return
+        self._tasks[task.id] = task
+        heapq.heappush(self._heap, (self._key(task), task.seq, task.id))
+
+    def discard(self, task_id: str) -> PendingTask | None:
+        task = self._tasks.pop(task_id, None)
+        if task is not None and len(self._heap) > 64 and len(self._heap) > 2 * len(self._tasks):
+            self._heap = [entry for entry in self._heap if entry[2] in self._tasks]
+            heapq.heapify(self._heap)
+        return task
+
+    def pop(self) -> PendingTask | None:
+        while self._heap:
+            _, _, task_id = heapq.heappop(self._heap)
+            task = self._tasks.pop(task_id, None)
+            if task is not None:
+                return task
+        return None
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def __contains__(self, task_id: object) -> bool:
+        return task_id in self._tasks
+
+    def tasks(self) -> Iterator[PendingTask]:
+        return iter(list(self._tasks.values()))
+
+
+class Strategy(ABC):
+    """Orders pending tasks and places each on a worker."""
+
+    name: ClassVar[str]
+
+    def make_queue(self) -> TaskQueue:
+        """A queue that pops tasks in this strategy's order."""
+        return HeapQueue(self.sort_key)
+
+    @abstractmethod
+    def sort_key(self, task: PendingTask) -> SortKey:
+        """Key of a task: smaller runs first. It must not change while the task waits."""
+
+    @abstractmethod
+    def pick_worker(
+        self, task: PendingTask, workers: Sequence[WorkerView], snapshot: Snapshot
+    ) -> WorkerView | None:
+        """Choose among ``workers`` (each has a free slot); None holds the task back."""
+
+
+def least_loaded(workers: Sequence[WorkerView]) -> WorkerView:
+    """The worker with the smallest share of its slots taken; ties by name."""
+    return min(workers, key=lambda w: (w.load, w.name))
+
+
+def plan(strategy: Strategy, queue: TaskQueue, snapshot: Snapshot, limit: int) -> list[Decision]:
+    """Pop up to ``limit`` tasks from ``queue`` and place each on a free slot.
+
+    Worker loads in the snapshot are copied, then updated as slots are handed
+    out, so later choices in the same round see earlier ones. Tasks the
+    strategy holds back go back into the queue.
+
+    Returns:
+        Decisions in the order the tasks should start.
+    """
+    workers = [replace(w) for w in snapshot.workers if w.free > 0]
+    decisions: list[Decision] = []
+    held: list[PendingTask] = []
+    while workers and len(decisions) < limit:
+        task = queue.pop()
+        if task is None:
+            break
+        worker = strategy.pick_worker(task, workers, snapshot)
+        if worker is None:
+            held.append(task)
+            continue
+        decisions.append(Decision(task, worker.name))
+        worker.inflight += 1
+        if worker.free == 0:
+            workers = [w for w in workers if w.free > 0]
+    for task in held:
+        queue.add(task)
+    return decisions

@@ -1,0 +1,50 @@
+"""Priority with linear aging: higher priority first, and nothing starves.
+
+A task's effective priority grows by ``aging`` levels per second of waiting:
+``priority + aging * (now - submitted_at)``. Comparing two tasks, ``now``
+cancels out, so the order is fixed at submission and a heap keeps it. The
+promise that follows: a task of priority ``p`` is never overtaken by a task
+of priority ``q`` submitted more than ``(q - p) / aging`` seconds after it.
+With ``aging = 0`` the order is strict priority, then submission order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from scheduler.errors import InvalidInputError
+from scheduler.models import PendingTask, WorkerView
+from scheduler.strategies.base import Snapshot, SortKey, Strategy
+
+# Submission times are taken relative to this instant (2025-01-01 UTC) so that
+# aging * time keeps its precision in a float.
+_EPOCH = 1_735_689_600.0
+
+
+class PriorityStrategy(Strategy):
+    """Highest effective priority first; least loaded, then most reliable worker.
+
+    Args:
+        aging: Priority levels gained per second of waiting (0 = strict).
+    """
+
+    name = "priority"
+
+    def __init__(self, aging: float = 0.1) -> None:
+        if not aging >= 0.0:
+            raise InvalidInputError("priority_aging", aging, "a number >= 0 (0 means strict)")
+        self.aging = aging
+
+    def sort_key(self, task: PendingTask) -> SortKey:
+        return (self.aging * (task.submitted_at - _EPOCH) - task.priority, float(task.seq))
+
+    def overtake_window(self, low: int, high: int) -> float:
+        """Seconds after which a ``high`` task submitted later no longer goes first."""
+        if self.aging == 0.0:
+            return float("inf")
+        return max(0, high - low) / self.aging
+
+    def pick_worker(
+        self, task: PendingTask, workers: Sequence[WorkerView], snapshot: Snapshot
+    ) -> WorkerView | None:
+        return min(workers, key=lambda w: (w.load, -w.success_rate, w.name))

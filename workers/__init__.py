@@ -1,0 +1,1 @@
+"""The Celery side of yardmaster: app entry point, signal hooks, demo tasks."""

@@ -1,0 +1,187 @@
+"""Celery signal hooks that report to yardmaster's state store.
+
+Connected once per process by :func:`install`. The worker's main process
+registers the worker with its slots, keeps a heartbeat and deregisters on
+shutdown; pool processes report each delivery's start and finish, which
+frees the slot, updates the duration EMA and affinity score, and wakes the
+dispatcher.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from celery import Celery, signals
+from celery.exceptions import Retry
+from kombu import Queue
+
+from broker_config.celery_app import app_settings
+from scheduler.keys import Keys
+from scheduler.store import StateStore, connect
+
+log = logging.getLogger("yardmaster.worker")
+
+
+@dataclass(slots=True)
+class _Delivery:
+    attempt: int
+    run: bool
+    started: float
+    duration_key: str
+    affinity_key: str
+
+
+_stores: dict[tuple[int, int], StateStore] = {}
+_deliveries: dict[str, _Delivery] = {}
+_worker: dict[str, Any] = {}
+_installed: set[int] = set()
+
+
+def store_for(app: Celery) -> StateStore:
+    """This process's store for ``app`` (made anew after a fork)."""
+    key = (os.getpid(), id(app))
+    store = _stores.get(key)
+    if store is None:
+        store = _stores[key] = StateStore(connect(str(app.conf.broker_url)), app_settings(app))
+    return store
+
+
+def is_skipped(task_id: str | None) -> bool:
+    """Whether the current delivery of ``task_id`` must not run its body."""
+    delivery = _deliveries.get(task_id or "")
+    return delivery is not None and not delivery.run
+
+
+def install(app: Celery) -> None:
+    """Connect the hooks for ``app`` (idempotent)."""
+    if id(app) in _installed:
+        return
+    _installed.add(id(app))
+    signals.celeryd_after_setup.connect(_after_setup, weak=False)
+    signals.worker_ready.connect(_ready, weak=False)
+    signals.worker_shutdown.connect(_shutdown, weak=False)
+    signals.task_prerun.connect(_prerun, weak=False)
+    signals.task_postrun.connect(_postrun, weak=False)
+
+
+def _ours(app: Celery) -> bool:
+    return id(app) in _installed
+
+
+def _after_setup(sender: str, instance: Any, **_: Any) -> None:
+    app: Celery = instance.app
+    if not _ours(app):
+        return
+    queue = Keys(app_settings(app).namespace).worker_queue(sender)
+    queues = app.amqp.queues
+    queues.select_add(Queue(queue, routing_key=queue))
+    default = app.conf.task_default_queue
+    if default in queues.consume_from and default != queue:
+        queues.deselect(default)
+    _worker.update(name=sender, slots=int(instance.concurrency), app=app, queue=queue)
+
+
+def _ready(sender: Any, **_: Any) -> None:
+    app = _worker.get("app")
+    if app is None:
+        return
+    store = store_for(app)
+    names = sorted(n for n in app.tasks if not n.startswith("celery."))
+    store.register_worker(
+        _worker["name"], _worker["slots"], socket.gethostname(), os.getpid(), names
+    )
+    stop = threading.Event()
+    beat = threading.Thread(target=_heartbeat, args=(store, stop, names), daemon=True)
+    _worker.update(stop=stop, beat=beat)
+    beat.start()
+    log.info(
+        "worker %s registered with %d slots on %s",
+        _worker["name"],
+        _worker["slots"],
+        _worker["queue"],
+    )
+
+
+def _heartbeat(store: StateStore, stop: threading.Event, names: list[str]) -> None:
+    name, slots = _worker["name"], _worker["slots"]
+    while not stop.wait(store.settings.heartbeat_interval):
+        try:
+            if not store.heartbeat(name):
+                log.warning("worker %s was declared dead; registering again", name)
+                store.register_worker(name, slots, socket.gethostname(), os.getpid(), names)
+        except Exception:
+            log.exception("heartbeat of %s failed; retrying", name)
+
+
+def _shutdown(sender: Any, **_: Any) -> None:
+    app = _worker.get("app")
+    if app is None or "stop" not in _worker:
+        return
+    _worker["stop"].set()
+    returned = store_for(app).deregister_worker(_worker["name"])
+    log.info(
+        "worker %s deregistered; %d unfinished tasks back to pending", _worker["name"], returned
+    )
+
+
+def _prerun(task_id: str, task: Any, **_: Any) -> None:
+    attempt = getattr(task.request, "ym_attempt", None)
+    if attempt is None or not _ours(task.app):
+        return
+    worker = str(task.request.hostname)
+    run, duration_key, affinity_key = store_for(task.app).start(task_id, worker, int(attempt))
+    if not run:
+        log.warning("skipping delivery %s of %s: the task is %s", attempt, task_id, duration_key)
+    _deliveries[task_id] = _Delivery(
+        int(attempt), run, time.monotonic(), duration_key, affinity_key
+    )
+
+
+def _postrun(
+    task_id: str, task: Any, retval: Any = None, state: str | None = None, **_: Any
+) -> None:
+    delivery = _deliveries.pop(task_id, None)
+    if delivery is None:
+        return
+    runtime = time.monotonic() - delivery.started
+    store = store_for(task.app)
+    worker = str(task.request.hostname)
+    if not delivery.run:
+        store.finish(task_id, worker, delivery.attempt, "skipped")
+        return
+    outcome, result, error = _outcome(state, retval)
+    store.finish(
+        task_id,
+        worker,
+        delivery.attempt,
+        outcome,
+        result=result,
+        error=error,
+        runtime=runtime,
+        duration_key=delivery.duration_key,
+        affinity_key=delivery.affinity_key,
+    )
+
+
+def _outcome(state: str | None, retval: Any) -> tuple[str, str, str]:
+    if state in ("SUCCESS", "IGNORED"):
+        try:
+            return "succeeded", json.dumps(None if state == "IGNORED" else retval), ""
+        except (TypeError, ValueError) as exc:
+            return "failed", "null", f"the result is not JSON: {exc}"
+    if isinstance(retval, Retry):
+        return (
+            "failed",
+            "null",
+            "Celery's task.retry() is not used under yardmaster: " + str(retval),
+        )
+    if isinstance(retval, BaseException):
+        return "failed", "null", f"{type(retval).__name__}: {retval}"
+    return "failed", "null", f"ended in Celery state {state}"

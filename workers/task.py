@@ -1,0 +1,49 @@
+"""The base class of yardmaster tasks: a ``schedule()`` method and a body guard."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from celery import Celery, Task
+from celery.exceptions import Ignore
+
+from broker_config.celery_app import app_settings
+from scheduler.client import Client, TaskHandle
+from scheduler.store import StateStore, connect
+from workers import hooks
+
+_CLIENTS: dict[int, Client] = {}
+
+
+def client_for(app: Celery) -> Client:
+    """The (cached) yardmaster client of a Celery app made by ``make_celery``."""
+    client = _CLIENTS.get(id(app))
+    if client is None:
+        store = StateStore(connect(str(app.conf.broker_url)), app_settings(app))
+        names = [name for name in app.tasks if not name.startswith("celery.")]
+        client = _CLIENTS[id(app)] = Client(store, known_tasks=names)
+    return client
+
+
+class YardmasterTask(Task[Any, Any]):
+    """A Celery task that yardmaster schedules.
+
+    ``my_task.schedule(args, kwargs, priority=9)`` submits it to the
+    scheduler instead of publishing it to a queue, and the body refuses to
+    run for a delivery the scheduler did not expect (a stale or repeated one).
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if hooks.is_skipped(self.request.id):
+            raise Ignore()
+        return super().__call__(*args, **kwargs)
+
+    def schedule(
+        self,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> TaskHandle:
+        """Submit this task to yardmaster; ``options`` are those of :meth:`Client.submit`."""
+        return client_for(self.app).submit(self.name, args, kwargs, **options)
