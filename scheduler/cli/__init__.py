@@ -28,5 +28,5 @@ def main() -> None:
     try:
         app()
     except YardmasterError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)

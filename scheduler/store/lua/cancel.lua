@@ -2,7 +2,7 @@
 -- dispatched one is marked, and its worker frees the slot without running it.
 -- KEYS: task, pending, stats, pending_by_priority, events, inbox.
 -- ARGV: id, reason, result ttl, events maxlen.
--- Returns 'cancelled', 'running', 'missing' or the terminal state it already had.
+-- Returns 'cancelled', 'running', 'missing' or 'already:<terminal state>'.
 local f = redis.call('HMGET', KEYS[1], 'state', 'name', 'priority', 'submitted_at', 'worker')
 local state = f[1]
 if not state then return 'missing' end
@@ -10,7 +10,7 @@ if state == 'running' then
   redis.call('HSET', KEYS[1], 'cancel_requested', '1')
   return 'running'
 end
-if state ~= 'pending' and state ~= 'dispatched' then return state end
+if state ~= 'pending' and state ~= 'dispatched' then return 'already:' .. state end
 local t = redis.call('TIME')
 local now = string.format('%d.%06d', t[1], t[2])
 if state == 'pending' then

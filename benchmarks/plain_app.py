@@ -1,0 +1,53 @@
+"""A plain Celery app: the baseline of ``benchmarks/throughput.py``.
+
+It uses the worker settings of a yardmaster cluster (late acks, prefetch
+multiplier 1, JSON only, no result backend) without a scheduler: producers
+publish straight to the default ``celery`` queue.
+
+The worker reads the broker URL from ``YM_BENCH_PLAIN_BROKER`` so that the
+benchmark can point it at a private ``redis-server``; the benchmark process
+itself builds one app per server with :func:`make_app`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+BROKER_ENV = "YM_BENCH_PLAIN_BROKER"
+QUEUE = "celery"
+# Nothing listens on port 1: an unset variable fails loudly instead of
+# reaching some shared Redis.
+_NOWHERE = "redis://127.0.0.1:1/0"
+
+
+def make_app(broker_url: str) -> Celery:
+    """A Celery app on ``broker_url`` with the ``noop`` task registered."""
+    app = Celery("plain_bench", set_as_current=False)
+    app.conf.update(
+        broker_url=broker_url,
+        broker_connection_retry_on_startup=True,
+        task_acks_late=True,
+        worker_prefetch_multiplier=1,
+        task_serializer="json",
+        result_serializer="json",
+        event_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        task_ignore_result=True,
+        task_store_errors_even_if_ignored=False,
+        task_default_queue=QUEUE,
+        # As in broker_config.celery_app: a running message is never redelivered.
+        broker_transport_options={"visibility_timeout": 7 * 86400},
+        worker_hijack_root_logger=False,
+    )
+
+    @app.task(name="noop", shared=False)
+    def noop() -> None:
+        """Do nothing: what is measured is Celery's own cost per task."""
+
+    return app
+
+
+app = make_app(os.environ.get(BROKER_ENV, _NOWHERE))

@@ -1,0 +1,394 @@
+"""Throughput of yardmaster against plain Celery, measured side by side.
+
+Usage::
+
+    python benchmarks/throughput.py [--tasks N] [--rounds R] [--json-out FILE]
+
+Two measurements, each repeated ``R`` times with the two systems interleaved
+(the order alternates between rounds, so drift on a shared machine falls on
+both sides):
+
+end to end
+    ``N`` noop tasks through one prefork worker with 2 processes, late acks,
+    prefetch multiplier 1, JSON, on a private ``redis-server``.
+    yardmaster: ``python -m scheduler.cli dispatcher`` plus
+    ``python -m scheduler.cli worker --slots 2``; the clock runs from just
+    before ``Client.submit_many`` until the ``stats`` counters show ``N``
+    terminal tasks (polled every 5 ms); afterwards every record is checked.
+    plain Celery: ``celery -A benchmarks.plain_app worker -c 2``; the clock
+    runs from just before the first of ``N`` ``noop.apply_async()`` calls
+    until, after all were published, the ``celery`` list and kombu's
+    ``unacked`` hash are both empty (polled every 5 ms, read in one MULTI);
+    afterwards ``inspect stats`` must report ``N`` tasks run.
+
+submission
+    The producer alone, no worker or dispatcher running: one
+    ``submit_many`` of ``N`` noop specs against ``N`` ``apply_async`` calls,
+    each after one warm-up call (connection set-up and script loading are
+    not counted).
+
+Each system gets a fresh private ``redis-server`` for every measurement
+(``scheduler.embedded.EmbeddedRedis``). Progress goes to stderr; one JSON
+object with the medians, the ratios and every round's figures goes to stdout
+(and to ``--json-out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import celery  # noqa: E402
+import kombu  # noqa: E402
+import redis  # noqa: E402
+from redis import Redis  # noqa: E402
+
+from benchmarks.plain_app import BROKER_ENV, QUEUE, make_app  # noqa: E402
+from scheduler.cli.stack import Stack  # noqa: E402
+from scheduler.client import Client  # noqa: E402
+from scheduler.embedded import EmbeddedRedis  # noqa: E402
+from scheduler.settings import load_settings  # noqa: E402
+from scheduler.store import StateStore, connect  # noqa: E402
+
+CONCURRENCY = 2
+POLL = 0.005
+LOGLEVEL = "WARNING"
+UNACKED = "unacked"  # kombu's Redis transport: messages delivered, not yet acked
+TERMINAL = ("succeeded", "failed", "cancelled", "expired")
+TARGET_END_TO_END = 0.9
+TARGET_SUBMISSION = 3.0
+
+
+def progress(message: str) -> None:
+    """One progress line on stderr."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def private_redis() -> Iterator[EmbeddedRedis]:
+    """A fresh ``redis-server`` on a free loopback port, stopped on exit."""
+    server = EmbeddedRedis().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _deadline_for(tasks: int) -> float:
+    # Generous: 20 tasks/s would already be a broken run.
+    return time.monotonic() + max(60.0, tasks / 20)
+
+
+# -- yardmaster -------------------------------------------------------------------
+def yardmaster_end_to_end(tasks: int, log_dir: Path) -> dict[str, Any]:
+    """Run ``tasks`` noops through a dispatcher and one 2-slot worker."""
+    with private_redis() as server:
+        settings = load_settings(redis_url=server.url)
+        stack = Stack(settings, workers=1, slots=CONCURRENCY, log_dir=log_dir)
+        env = dict(os.environ, YM_REDIS_URL=server.url, YM_NAMESPACE=settings.namespace)
+        env["YM_STRATEGY"] = settings.strategy
+        py = [sys.executable, "-m", "scheduler.cli"]
+        name = f"bench@{socket.gethostname()}"
+        try:
+            # Stack.start() would run the worker at INFO (one log line per
+            # task); the plain Celery worker runs at WARNING, so both do here.
+            stack._spawn("dispatcher", [*py, "dispatcher", "--loglevel", LOGLEVEL], env)
+            worker = [*py, "worker", "--slots", str(CONCURRENCY), "--name", name]
+            stack._spawn("w1", [*worker, "--loglevel", LOGLEVEL], env)
+            stack.wait_ready(60.0)
+            store = stack.store()
+            client = Client(store, known_tasks=["noop"])
+            specs = [{"name": "noop"}] * tasks
+            deadline = _deadline_for(tasks)
+
+            t0 = time.perf_counter()
+            handles = client.submit_many(specs)
+            t_submitted = time.perf_counter()
+            while True:
+                counters = store.counters()
+                if sum(counters.get(state, 0) for state in TERMINAL) >= tasks:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"yardmaster: only {counters} after the deadline")
+                time.sleep(POLL)
+            t_done = time.perf_counter()
+
+            records = client.wait(handles, timeout=30)
+            states: dict[str, int] = {}
+            for rec in records:
+                states[str(rec.state)] = states.get(str(rec.state), 0) + 1
+            if states != {"succeeded": tasks}:
+                raise RuntimeError(f"yardmaster: task states {states}, expected all succeeded")
+            elapsed = t_done - t0
+            return {
+                "tasks": tasks,
+                "seconds": elapsed,
+                "tasks_per_s": tasks / elapsed,
+                "submit_seconds": t_submitted - t0,
+                "counters": store.counters(),
+            }
+        finally:
+            stack.stop()
+
+
+def yardmaster_submission(tasks: int) -> dict[str, Any]:
+    """Rate of one ``submit_many`` of ``tasks`` noop specs, with nothing consuming."""
+    with private_redis() as server:
+        settings = load_settings(redis_url=server.url)
+        store = StateStore(connect(server.url), settings)
+        client = Client(store, known_tasks=["noop"])
+        client.submit_many([{"name": "noop"}])  # warm-up: connection, SCRIPT LOAD
+        specs = [{"name": "noop"}] * tasks
+        t0 = time.perf_counter()
+        handles = client.submit_many(specs)
+        elapsed = time.perf_counter() - t0
+        submitted = store.counters().get("submitted", 0)
+        if len(handles) != tasks or submitted != tasks + 1:
+            raise RuntimeError(f"yardmaster: {submitted} submitted, expected {tasks + 1}")
+        store.redis.close()
+        return {"tasks": tasks, "seconds": elapsed, "tasks_per_s": tasks / elapsed}
+
+
+# -- plain Celery -----------------------------------------------------------------
+def _wait_ping(app: Any, node: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"plain worker exited with {proc.returncode}; see {log}")
+        with contextlib.suppress(Exception):
+            if app.control.ping(destination=[node], timeout=0.5):
+                return
+    raise RuntimeError(f"plain worker did not answer ping within 60 s; see {log}")
+
+
+def _tasks_run(app: Any, node: str) -> int:
+    for _ in range(5):
+        stats = app.control.inspect(destination=[node], timeout=2).stats() or {}
+        if node in stats:
+            return int(sum(stats[node].get("total", {}).values()))
+    raise RuntimeError("plain worker did not answer inspect stats")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def plain_end_to_end(tasks: int, log_dir: Path) -> dict[str, Any]:
+    """Run ``tasks`` noops through one plain Celery prefork worker (``-c 2``)."""
+    with private_redis() as server:
+        app = make_app(server.url)
+        node = f"plain@{socket.gethostname()}"
+        cmd = [sys.executable, "-m", "celery", "-A", "benchmarks.plain_app", "worker"]
+        cmd += ["-c", str(CONCURRENCY), "--pool", "prefork", "--without-gossip"]
+        cmd += ["--without-mingle", "-l", LOGLEVEL, "-n", node]
+        log_path = log_dir / "plain-worker.log"
+        env = dict(os.environ, **{BROKER_ENV: server.url})
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _wait_ping(app, node, proc, log_path)
+            noop = app.tasks["noop"]
+            watch = Redis.from_url(server.url)
+            deadline = _deadline_for(tasks)
+            polls = 0
+
+            t0 = time.perf_counter()
+            for _ in range(tasks):
+                noop.apply_async()
+            t_published = time.perf_counter()
+            while True:
+                with watch.pipeline(transaction=True) as pipe:
+                    queued, unacked = pipe.llen(QUEUE).hlen(UNACKED).execute()
+                t_seen = time.perf_counter()
+                polls += 1
+                # Between kombu's BRPOP and its HSET into ``unacked`` a message
+                # is in neither place; the worker's own count settles that.
+                if queued == 0 and unacked == 0 and _tasks_run(app, node) >= tasks:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"plain: {queued} queued, {unacked} unacked at deadline")
+                time.sleep(POLL)
+            ran = _tasks_run(app, node)
+            if ran != tasks:
+                raise RuntimeError(f"plain: the worker ran {ran} tasks, expected {tasks}")
+            elapsed = t_seen - t0
+            watch.close()
+            return {
+                "tasks": tasks,
+                "seconds": elapsed,
+                "tasks_per_s": tasks / elapsed,
+                "submit_seconds": t_published - t0,
+                "worker_total": ran,
+            }
+        finally:
+            _stop(proc)
+            app.close()
+
+
+def plain_submission(tasks: int) -> dict[str, Any]:
+    """Rate of ``tasks`` ``noop.apply_async()`` calls, with no worker running."""
+    with private_redis() as server:
+        app = make_app(server.url)
+        try:
+            noop = app.tasks["noop"]
+            noop.apply_async()  # warm-up: connection and producer pool
+            t0 = time.perf_counter()
+            for _ in range(tasks):
+                noop.apply_async()
+            elapsed = time.perf_counter() - t0
+            queued = int(Redis.from_url(server.url).llen(QUEUE))
+            if queued != tasks + 1:
+                raise RuntimeError(f"plain: {queued} messages queued, expected {tasks + 1}")
+            return {"tasks": tasks, "seconds": elapsed, "tasks_per_s": tasks / elapsed}
+        finally:
+            app.close()
+
+
+# -- driver -----------------------------------------------------------------------
+def summarize(ym: list[dict[str, Any]], plain: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians, the ratio of medians and the per-round (paired) ratios."""
+    ym_rates = [r["tasks_per_s"] for r in ym]
+    plain_rates = [r["tasks_per_s"] for r in plain]
+    paired = [a / b for a, b in zip(ym_rates, plain_rates, strict=True)]
+    return {
+        "median_tasks_per_s": {
+            "yardmaster": statistics.median(ym_rates),
+            "plain_celery": statistics.median(plain_rates),
+        },
+        "ratio": statistics.median(ym_rates) / statistics.median(plain_rates),
+        "paired_ratios": paired,
+        "median_paired_ratio": statistics.median(paired),
+        "rounds": {"yardmaster": ym, "plain_celery": plain},
+    }
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    with private_redis() as server:
+        redis_version = Redis.from_url(server.url).info("server")["redis_version"]
+    return {
+        "nproc": os.cpu_count(),
+        "sched_affinity": len(os.sched_getaffinity(0)),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "celery": celery.__version__,
+        "kombu": kombu.__version__,
+        "redis_py": redis.__version__,
+        "redis_server": redis_version,
+        "loadavg_start": list(os.getloadavg()),
+    }
+
+
+def _timed(label: str, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    result = run()
+    progress(f"  {label:<26} {result['tasks_per_s']:9.1f} tasks/s ({result['seconds']:.2f} s)")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; print the JSON report on stdout."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", type=int, default=5000, help="tasks per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of each measurement")
+    parser.add_argument("--json-out", type=Path, help="also write the JSON report here")
+    args = parser.parse_args(argv)
+    if args.tasks < 1 or args.rounds < 1:
+        parser.error("--tasks and --rounds must be at least 1")
+
+    # SIGTERM unwinds like Ctrl-C, so every finally block stops its processes.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    shown_args = sys.argv[1:] if argv is None else argv
+    started = time.perf_counter()
+    info = machine()
+    progress(
+        f"{args.rounds} rounds of {args.tasks} tasks; {info['nproc']} CPUs, "
+        f"Python {info['python']}, Celery {info['celery']}, redis-server {info['redis_server']}"
+    )
+    log_root = Path(tempfile.mkdtemp(prefix="ym-bench-"))
+    e2e: dict[str, list[dict[str, Any]]] = {"yardmaster": [], "plain_celery": []}
+    sub: dict[str, list[dict[str, Any]]] = {"yardmaster": [], "plain_celery": []}
+    for rnd in range(args.rounds):
+        progress(f"round {rnd + 1}/{args.rounds}")
+        log_dir = log_root / f"round{rnd + 1}"
+        log_dir.mkdir()
+        n = args.tasks
+        e2e_runs: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+            ("yardmaster", partial(yardmaster_end_to_end, n, log_dir)),
+            ("plain_celery", partial(plain_end_to_end, n, log_dir)),
+        ]
+        sub_runs: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+            ("yardmaster", partial(yardmaster_submission, n)),
+            ("plain_celery", partial(plain_submission, n)),
+        ]
+        if rnd % 2:
+            e2e_runs.reverse()
+            sub_runs.reverse()
+        for system, run in e2e_runs:
+            e2e[system].append(_timed(f"end to end, {system}", run))
+        for system, run in sub_runs:
+            sub[system].append(_timed(f"submission, {system}", run))
+
+    end_to_end = summarize(e2e["yardmaster"], e2e["plain_celery"])
+    submission = summarize(sub["yardmaster"], sub["plain_celery"])
+    info["loadavg_end"] = list(os.getloadavg())
+    report = {
+        "benchmark": "throughput",
+        "command": " ".join(["python", "benchmarks/throughput.py", *shown_args]),
+        "config": {
+            "tasks": args.tasks,
+            "rounds": args.rounds,
+            "worker": "1 prefork worker, concurrency 2, acks_late, prefetch multiplier 1, JSON",
+            "loglevel": LOGLEVEL,
+            "poll_seconds": POLL,
+            "logs": str(log_root),
+        },
+        "machine": info,
+        "end_to_end": end_to_end,
+        "submission": submission,
+        "targets": {
+            "end_to_end_ratio": TARGET_END_TO_END,
+            "end_to_end_met": end_to_end["ratio"] >= TARGET_END_TO_END,
+            "submission_ratio": TARGET_SUBMISSION,
+            "submission_met": submission["ratio"] >= TARGET_SUBMISSION,
+        },
+        "wall_seconds": time.perf_counter() - started,
+    }
+    progress(
+        f"end to end: yardmaster/plain = {end_to_end['ratio']:.2f} (target {TARGET_END_TO_END}); "
+        f"submission: submit_many/apply_async = {submission['ratio']:.2f} "
+        f"(target {TARGET_SUBMISSION}); {report['wall_seconds']:.0f} s"
+    )
+    text = json.dumps(report, indent=2)
+    if args.json_out:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
