@@ -79,7 +79,9 @@ class EmbeddedRedis:
             "--maxclients", "4096",
         ]  # fmt: skip
         log = open(os.path.join(self.dir, "redis.log"), "wb")  # noqa: SIM115
-        self._proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        self._proc = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         log.close()
         deadline = time.monotonic() + timeout
         client = Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5)

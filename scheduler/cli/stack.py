@@ -86,7 +86,10 @@ class Stack:
     def _spawn(self, name: str, cmd: list[str], env: dict[str, str]) -> None:
         log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115
         self._logs.append(log)
-        self.procs[name] = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        # Own process group: Ctrl-C reaches only `up`, which stops the children in order.
+        self.procs[name] = subprocess.Popen(
+            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def store(self) -> StateStore:
         """A state store on this stack's Redis."""
@@ -151,7 +154,8 @@ def up(
     settings = load_settings(**({"strategy": strategy} if strategy else {}))
     stack = Stack(settings, workers=workers, slots=slots, flower=flower)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     console.print("[bold]yardmaster up[/]: starting ...")
     try:
         stack.start()
@@ -170,8 +174,6 @@ def up(
                     raise YardmasterError(
                         f"{name} exited with code {proc.returncode}; see {stack.log_dir}/{name}.log"
                     )
-    except KeyboardInterrupt:
-        pass
     finally:
         console.print("stopping ...")
         stack.stop()
