@@ -1,41 +1,83 @@
-"""Publishes claimed tasks to worker queues through Celery."""
+"""Publishes claimed tasks to worker queues as Celery messages, one pipeline per batch.
+
+``send_task`` costs about a millisecond of dispatcher CPU per message (routing,
+producer pool, entity declaration, one round trip each), more than a noop task
+takes to run. The dispatcher instead builds each message with Celery's own
+protocol-2 builder (``app.amqp.as_task_v2``), wraps it in the envelope kombu's
+Redis transport reads (base64 body, delivery info naming the queue) and pushes
+the whole batch in one pipelined round trip. Workers consume these messages
+with Celery's ordinary machinery; every integration test goes through it.
+"""
 
 from __future__ import annotations
 
-import contextlib
+import base64
 import json
+import os
+import socket
+import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from celery import Celery
+from redis import Redis
 
 from scheduler.dispatcher import Dispatch
 
 
 class CeleryPublisher:
-    """Sends claimed tasks with ``send_task``, pipelined in one batch when kombu can.
+    """Pushes claimed tasks onto the chosen workers' queues.
 
-    Each message goes straight to the chosen worker's queue (the default
-    exchange, routed by queue name: Celery turns a direct
-    queue given by name into a plain push onto that queue's list) and carries the attempt number in its
-    headers, so a worker can tell a stale delivery from the current one.
+    Each message carries the attempt number and the worker in its headers, so
+    a worker can tell a stale delivery from the current one.
+
+    Args:
+        app: The Celery app (its protocol builder and task settings are used).
+        client: A Redis client on the broker (the same Redis as the state store).
     """
 
-    def __init__(self, app: Celery) -> None:
+    def __init__(self, app: Celery, client: Redis) -> None:
         self.app = app
+        self.redis = client
+        self.origin = f"yardmaster-dispatcher-{os.getpid()}@{socket.gethostname()}"
+
+    def message(self, item: Dispatch) -> str:
+        """The JSON text kombu's Redis transport expects on a queue list."""
+        args = json.loads(item.args)
+        kwargs = json.loads(item.kwargs)
+        msg = self.app.amqp.as_task_v2(
+            item.task_id,
+            item.name,
+            args=args,
+            kwargs=kwargs,
+            origin=self.origin,
+            argsrepr=item.args,
+            kwargsrepr=item.kwargs,
+        )
+        headers: dict[str, Any] = dict(msg.headers)
+        headers["ym_attempt"] = item.attempt
+        headers["ym_worker"] = item.worker
+        body = json.dumps(msg.body, separators=(",", ":")).encode()
+        properties: dict[str, Any] = dict(msg.properties)
+        properties.update(
+            delivery_mode=2,
+            delivery_info={"exchange": "", "routing_key": item.queue},
+            priority=0,
+            body_encoding="base64",
+            delivery_tag=str(uuid.uuid4()),
+        )
+        envelope = {
+            "body": base64.b64encode(body).decode(),
+            "content-encoding": "utf-8",
+            "content-type": "application/json",
+            "headers": headers,
+            "properties": properties,
+        }
+        return json.dumps(envelope, separators=(",", ":"))
 
     def publish(self, items: Sequence[Dispatch]) -> None:
-        """Publish every item, in order."""
-        with self.app.producer_or_acquire() as producer:
-            batch = getattr(producer, "batch", None)
-            scope = batch() if batch is not None and len(items) > 1 else contextlib.nullcontext()
-            with scope:
-                for item in items:
-                    self.app.send_task(
-                        item.name,
-                        args=json.loads(item.args),
-                        kwargs=json.loads(item.kwargs),
-                        task_id=item.task_id,
-                        producer=producer,
-                        queue=item.queue,
-                        headers={"ym_attempt": item.attempt, "ym_worker": item.worker},
-                    )
+        """Push every item, in order, in one pipelined round trip."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for item in items:
+                pipe.lpush(item.queue, self.message(item))
+            pipe.execute()

@@ -36,7 +36,7 @@ def dispatcher(
     settings = load_settings(**overrides)
     url = resolve_redis_url(settings)
     store = StateStore(connect(url), settings)
-    publisher = CeleryPublisher(make_celery(settings, url))
+    publisher = CeleryPublisher(make_celery(settings, url), store.redis)
     loop = Dispatcher(store, create_strategy(settings.strategy, settings), publisher)
     stop = threading.Event()
 
