@@ -5,7 +5,8 @@ producer pool, entity declaration, one round trip each), more than a noop task
 takes to run. The dispatcher instead builds each message with Celery's own
 protocol-2 builder (``app.amqp.as_task_v2``), wraps it in the envelope kombu's
 Redis transport reads (base64 body, delivery info naming the queue) and pushes
-the whole batch in one pipelined round trip. Workers consume these messages
+the whole batch in one pipelined round trip. Tasks waiting in the hand-off list
+carry a template of the same message, which ``finish.lua`` completes. Workers consume these messages
 with Celery's ordinary machinery; every integration test goes through it.
 """
 
@@ -15,7 +16,6 @@ import base64
 import json
 import os
 import socket
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,39 +41,53 @@ class CeleryPublisher:
         self.redis = client
         self.origin = f"yardmaster-dispatcher-{os.getpid()}@{socket.gethostname()}"
 
-    def message(self, item: Dispatch) -> str:
-        """The JSON text kombu's Redis transport expects on a queue list."""
-        args = json.loads(item.args)
-        kwargs = json.loads(item.kwargs)
+    def template(self, task_id: str, name: str, args: str, kwargs: str) -> str:
+        """The message of a task with its worker left open (see :meth:`bind`).
+
+        ``finish.lua`` fills the open fields when it hands the task to a freed
+        slot, so the template is built once, off the critical path.
+        """
         msg = self.app.amqp.as_task_v2(
-            item.task_id,
-            item.name,
-            args=args,
-            kwargs=kwargs,
+            task_id,
+            name,
+            args=json.loads(args),
+            kwargs=json.loads(kwargs),
             origin=self.origin,
-            argsrepr=item.args,
-            kwargsrepr=item.kwargs,
+            argsrepr=args,
+            kwargsrepr=kwargs,
         )
-        headers: dict[str, Any] = dict(msg.headers)
-        headers["ym_attempt"] = item.attempt
-        headers["ym_worker"] = item.worker
-        body = json.dumps(msg.body, separators=(",", ":")).encode()
         properties: dict[str, Any] = dict(msg.properties)
         properties.update(
             delivery_mode=2,
-            delivery_info={"exchange": "", "routing_key": item.queue},
+            delivery_info={"exchange": "", "routing_key": ""},
             priority=0,
             body_encoding="base64",
-            delivery_tag=str(uuid.uuid4()),
+            delivery_tag="",
         )
+        body = json.dumps(msg.body, separators=(",", ":")).encode()
         envelope = {
             "body": base64.b64encode(body).decode(),
             "content-encoding": "utf-8",
             "content-type": "application/json",
-            "headers": headers,
+            "headers": dict(msg.headers, ym_attempt=0, ym_worker=""),
             "properties": properties,
         }
         return json.dumps(envelope, separators=(",", ":"))
+
+    @staticmethod
+    def bind(template: str, item: Dispatch) -> str:
+        """Fill a template's open fields for one delivery (as ``finish.lua`` does)."""
+        envelope = json.loads(template)
+        envelope["headers"].update(ym_attempt=item.attempt, ym_worker=item.worker)
+        props = envelope["properties"]
+        props["delivery_info"]["routing_key"] = item.queue
+        props["delivery_tag"] = f"{item.task_id}.{item.attempt}"
+        return json.dumps(envelope, separators=(",", ":"))
+
+    def message(self, item: Dispatch) -> str:
+        """The JSON text kombu's Redis transport expects on the worker's queue list."""
+        template = self.template(item.task_id, item.name, item.args, item.kwargs)
+        return self.bind(template, item)
 
     def publish(self, items: Sequence[Dispatch]) -> None:
         """Push every item, in order, in one pipelined round trip."""

@@ -5,6 +5,14 @@ active one mirrors the pending tasks in memory (in the strategy's order),
 wakes on its Redis inbox (submissions, freed slots, cancels, worker changes)
 instead of polling, claims each decision atomically in Redis, and only then
 publishes the task to the chosen worker's own queue: late binding.
+
+When every slot is taken, the dispatcher also keeps the hand-off list filled:
+the next tasks in the strategy's order, still pending, each with its message
+prepared. A worker that finishes binds the head of that list to its freed
+slot inside the same Lua step that records its result, so a slot does not
+stay idle while the dispatcher wakes up. The dispatcher takes the list back
+whenever it would no longer be the strategy's order (a better task arrived, a
+slot is free elsewhere, the strategy changed).
 """
 
 from __future__ import annotations
@@ -45,6 +53,9 @@ class Publisher(Protocol):
     def publish(self, items: Sequence[Dispatch]) -> None:
         """Publish every item, in order; raise if any could not be sent."""
 
+    def template(self, task_id: str, name: str, args: str, kwargs: str) -> str:
+        """A task's message with the worker left open, for the hand-off list."""
+
 
 class NotLeaderError(Exception):
     """The lease was lost; this dispatcher must stand by."""
@@ -69,6 +80,9 @@ class Dispatcher:
         self.workers: dict[str, WorkerView] = {}
         self.worker_queues: dict[str, str] = {}
         self.dispatched = 0
+        self.ready: dict[str, PendingTask] = {}
+        self._templates: dict[str, str] = {}
+        self._reclaim_due = False
         self._clock_offset = 0.0
         self._next_refresh = 0.0
         self._lease_renewed = 0.0
@@ -87,6 +101,7 @@ class Dispatcher:
                 except NotLeaderError:
                     log.warning("lost the dispatcher lease; standing by")
                     self.leader = False
+                    self.ready = {}
         finally:
             if self.leader:
                 self.store.release_lease(self.token)
@@ -103,6 +118,9 @@ class Dispatcher:
 
     def resync(self) -> None:
         """Rebuild the in-memory mirror from Redis (on taking the lease)."""
+        self.store.handoff_reclaim()
+        self.ready = {}
+        self._templates = {}
         self.queue = self.strategy.make_queue()
         for task in self.store.load_pending():
             self.queue.add(task)
@@ -116,6 +134,9 @@ class Dispatcher:
         refresh = self._apply(entries)
         if refresh or time.monotonic() >= self._next_refresh:
             self.refresh_workers()
+        free = any(w.free for w in self.workers.values())
+        if self.ready and (self._reclaim_due or free):
+            self._reclaim()
         sent = 0
         while len(self.queue):
             snapshot = Snapshot(now=self.now(), workers=list(self.workers.values()))
@@ -126,6 +147,8 @@ class Dispatcher:
             if len(decisions) < self.settings.dispatch_batch:
                 break
         self.dispatched += sent
+        if self.settings.handoff and len(self.queue):
+            self._refill()
         return sent
 
     def now(self) -> float:
@@ -144,12 +167,18 @@ class Dispatcher:
         refresh = False
         for entry in entries:
             if "id" in entry:
-                self.queue.add(PendingTask.from_wire(entry))
+                task = PendingTask.from_wire(entry)
+                self.queue.add(task)
+                if self.ready and not self._reclaim_due:
+                    last = next(reversed(self.ready.values()))
+                    self._reclaim_due = self.strategy.sort_key(task) < self.strategy.sort_key(last)
             elif "free" in entry:
                 worker = self.workers.get(entry["free"])
                 if worker is not None and worker.inflight > 0:
                     worker.inflight -= 1
             elif "cancel" in entry:
+                # A cancelled task still in the hand-off list keeps its place
+                # there (workers skip it); the local copy stays aligned with it.
                 self.queue.discard(entry["cancel"])
             elif "worker" in entry:
                 refresh = True
@@ -226,3 +255,69 @@ class Dispatcher:
                 if name in self.workers:
                     self.workers[name].inflight = max(0, self.workers[name].inflight - len(ids))
             raise
+
+    def _reclaim(self) -> None:
+        """Take the hand-off list back into the queue (what no worker took yet)."""
+        for task_id in self.store.handoff_reclaim():
+            task = self.ready.get(task_id)
+            if task is not None:
+                self.queue.add(task)
+        self.ready = {}
+        self._reclaim_due = False
+
+    def _refill(self) -> None:
+        """Top the hand-off list up, in the strategy's order.
+
+        Its depth is ``handoff_depth`` (at least one task per slot), and it is
+        refilled only when half of it was taken, so one refill serves many
+        completions; its length does not weaken the order, because the list is
+        taken back as soon as a better task arrives.
+
+        Workers take entries from the head, so of the tasks this dispatcher put
+        there, all but the last ``LLEN`` are gone; the entry that leaves half
+        the list behind is flagged to wake the dispatcher again.
+        """
+        if any(w.free for w in self.workers.values()):
+            return
+        depth = max(self.settings.handoff_depth, sum(w.slots for w in self.workers.values()))
+        self._forget_taken(self.store.handoff_length())
+        want = depth - len(self.ready)
+        if want <= max(0, depth // 2 - 1) and self.ready:
+            return
+        tasks: list[PendingTask] = []
+        while len(tasks) < want:
+            task = self.queue.pop()
+            if task is None:
+                break
+            tasks.append(task)
+        missing = [t.id for t in tasks if t.id not in self._templates]
+        for task_id, (state, name, args, kwargs) in zip(
+            missing, self.store.payloads(missing), strict=True
+        ):
+            if state == "pending":
+                self._templates[task_id] = self.publisher.template(task_id, name, args, kwargs)
+        tasks = [t for t in tasks if t.id in self._templates]
+        if not tasks:
+            return
+        total = len(self.ready) + len(tasks)
+        wake_at = total - max(1, depth // 2)  # index whose taking leaves half the list
+        base = len(self.ready)
+        entries = [
+            (t.id, base + i == max(0, wake_at), self._templates[t.id]) for i, t in enumerate(tasks)
+        ]
+        try:
+            before = self.store.handoff_fill(self.token, entries)
+        except ResponseError as exc:
+            if "NOTLEADER" in str(exc):
+                raise NotLeaderError from exc
+            raise
+        self._forget_taken(before)
+        for task in tasks:
+            self.ready[task.id] = task
+
+    def _forget_taken(self, remaining: int) -> None:
+        """Drop the entries workers already took (all but the last ``remaining``)."""
+        while len(self.ready) > remaining:
+            task_id = next(iter(self.ready))
+            del self.ready[task_id]
+            self._templates.pop(task_id, None)

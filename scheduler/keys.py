@@ -61,6 +61,15 @@ class Keys:
         return f"{self.ns}:inbox"
 
     @property
+    def handoff(self) -> str:
+        """List of the next tasks in the strategy's order, each with its message template.
+
+        A worker finishing a task binds the head of it to its freed slot at once
+        (``finish.lua``), so a completion does not wait for the dispatcher.
+        """
+        return f"{self.ns}:handoff"
+
+    @property
     def events(self) -> str:
         """Stream of terminal-state events, for monitors (capped at ``events_maxlen``)."""
         return f"{self.ns}:events"

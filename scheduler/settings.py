@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     dispatch_batch: int = Field(
         default=256, ge=1, le=10000, description="claims per round trip, an integer 1..10000"
     )
+    handoff: bool = Field(
+        default=True,
+        description="true or false: let a finishing worker take the next task itself",
+    )
+    handoff_depth: int = Field(
+        default=32, ge=1, le=10000, description="tasks kept ready for freed slots, 1..10000"
+    )
     heartbeat_interval: float = Field(
         default=2.0, gt=0.0, le=300.0, description="seconds, greater than 0 and at most 300"
     )

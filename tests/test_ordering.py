@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from scheduler.models import TaskState
 
 
@@ -22,8 +24,9 @@ def occupy_the_only_slot(c, seconds=1.5):
     return blocker
 
 
-def test_five_high_priority_tasks_run_before_any_waiting_low_priority_task(cluster):
-    c = cluster(strategy="priority")
+@pytest.mark.parametrize("handoff", [True, False], ids=["handoff", "dispatcher-only"])
+def test_five_high_priority_tasks_run_before_any_waiting_low_priority_task(cluster, handoff):
+    c = cluster(strategy="priority", handoff=handoff)
     c.dispatcher()
     c.worker("solo@test", slots=1)
     blocker = occupy_the_only_slot(c)

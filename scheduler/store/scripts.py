@@ -20,6 +20,8 @@ SCRIPT_NAMES = (
     "lease",
     "release",
     "warm",
+    "handoff_fill",
+    "handoff_reclaim",
 )
 
 

@@ -126,6 +126,30 @@ class StateStore:
                 out.append(Claim(row[0], row[1]))
         return out
 
+    def handoff_fill(self, token: str, entries: Sequence[tuple[str, bool, str]]) -> int:
+        """Append (task id, wake flag, message template) to the hand-off list; fenced by the lease.
+
+        Returns the list's length before the append.
+        """
+        args = [token, *(f"{i}\t{'1' if wake else '0'}{t}" for i, wake, t in entries)]
+        return int(self._lua("handoff_fill", [self.keys.leader, self.keys.handoff], args))
+
+    def handoff_length(self) -> int:
+        """Entries still waiting in the hand-off list."""
+        return int(self.redis.llen(self.keys.handoff))
+
+    def handoff_reclaim(self) -> list[str]:
+        """Empty the hand-off list; returns the ids no worker had taken yet."""
+        return [str(i) for i in self._lua("handoff_reclaim", [self.keys.handoff], [])]
+
+    def payloads(self, ids: Sequence[str]) -> list[tuple[str, str, str, str]]:
+        """(state, name, args JSON, kwargs JSON) of each task, in one round trip."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for task_id in ids:
+                pipe.hmget(self.keys.task(task_id), ["state", "name", "args", "kwargs"])
+            rows = pipe.execute()
+        return [(r[0] or "missing", r[1] or "", r[2] or "[]", r[3] or "{}") for r in rows]
+
     def requeue(self, worker: str, ids: Sequence[str] = (), *, forget: bool = False) -> int:
         """Return a worker's unfinished tasks (or just ``ids``) to pending."""
         k = self.keys
@@ -247,10 +271,11 @@ class StateStore:
         k, s = self.keys, self.settings
         keys = [k.task(task_id), k.stats, k.worker(worker), k.worker_tasks(worker)]
         keys += [k.durations, k.duration_counts, k.affinity(affinity_key or "-")]
-        keys += [k.events, k.inbox]
+        keys += [k.events, k.inbox, k.handoff, k.pending, k.pending_by_priority]
+        keys.append(k.worker_queue(worker))
         args: list[Any] = [task_id, worker, outcome, result, error, f"{runtime:.6f}"]
         args += [duration_key, s.ema_alpha, s.affinity_step, affinity_key, s.result_ttl]
-        args += [s.events_maxlen, attempt]
+        args += [s.events_maxlen, attempt, k.task_prefix]
         return str(self._lua("finish", keys, args))
 
     def touch_warm(self, worker: str, affinity_key: str) -> bool:

@@ -1,21 +1,64 @@
 -- A worker is done with a delivery: record the outcome once, free the slot,
--- learn the duration and affinity, publish the event, wake the dispatcher.
--- KEYS: task, stats, worker, worker tasks, ema, ema counts, affinity, events, inbox.
+-- learn the duration and affinity, publish the event. Then hand the freed
+-- slot the next task of the hand-off list (the strategy's order, prepared by
+-- the dispatcher) in the same step, or wake the dispatcher to fill it.
+-- KEYS: task, stats, worker, worker tasks, ema, ema counts, affinity, events,
+--       inbox, hand-off list, pending, pending by priority, worker queue.
 -- ARGV: id, worker, outcome (succeeded|failed|skipped), result, error, runtime,
---       duration key, alpha, affinity step, affinity key, result ttl, events maxlen, attempt.
+--       duration key, alpha, affinity step, affinity key, result ttl,
+--       events maxlen, attempt, task key prefix.
 -- Returns 'ok', 'released' (slot freed, state untouched) or 'stale' (not this worker's).
 local id, worker, outcome = ARGV[1], ARGV[2], ARGV[3]
 if redis.call('SREM', KEYS[4], id) == 0 then return 'stale' end
-local wake = cjson.encode({free = worker})
+
+local function now_text()
+  local t = redis.call('TIME')
+  return string.format('%d.%06d', t[1], t[2])
+end
+
+-- Bind the head of the hand-off list to this worker's freed slot. Entries are
+-- "<id>\t<flag><message template>"; flag '1' marks the low-water point, where
+-- the dispatcher is woken to top the list up.
+local function hand_off()
+  local slots = tonumber(redis.call('HGET', KEYS[3], 'slots') or '0')
+  if slots == 0 or redis.call('SCARD', KEYS[4]) >= slots then return false end
+  while true do
+    local entry = redis.call('LPOP', KEYS[10])
+    if not entry then return false end
+    local tab = string.find(entry, '\t', 1, true)
+    local tid = string.sub(entry, 1, tab - 1)
+    if string.sub(entry, tab + 1, tab + 1) == '1' then
+      redis.call('RPUSH', KEYS[9], cjson.encode({refill = worker}))
+    end
+    local tkey = ARGV[14] .. tid
+    local f = redis.call('HMGET', tkey, 'state', 'attempt', 'priority')
+    if f[1] == 'pending' then
+      local attempt = tonumber(f[2] or '0') + 1
+      redis.call('ZREM', KEYS[11], tid)
+      redis.call('HINCRBY', KEYS[12], f[3], -1)
+      redis.call('HSET', tkey, 'state', 'dispatched', 'worker', worker,
+                 'dispatched_at', now_text(), 'attempt', attempt)
+      redis.call('SADD', KEYS[4], tid)
+      redis.call('HINCRBY', KEYS[2], 'dispatched', 1)
+      local msg = cjson.decode(string.sub(entry, tab + 2))
+      msg.headers.ym_attempt = attempt
+      msg.headers.ym_worker = worker
+      msg.properties.delivery_info.routing_key = KEYS[13]
+      msg.properties.delivery_tag = tid .. '.' .. attempt
+      redis.call('LPUSH', KEYS[13], cjson.encode(msg))
+      return true
+    end
+  end
+end
+
 local f = redis.call('HMGET', KEYS[1], 'state', 'worker', 'attempt', 'name', 'priority',
                      'submitted_at', 'dispatched_at', 'started_at', 'deadline')
 if outcome == 'skipped' or (f[1] ~= 'running' and f[1] ~= 'dispatched')
    or f[2] ~= worker or f[3] ~= ARGV[13] then
-  redis.call('RPUSH', KEYS[9], wake)
+  if not hand_off() then redis.call('RPUSH', KEYS[9], cjson.encode({free = worker})) end
   return 'released'
 end
-local t = redis.call('TIME')
-local now = string.format('%d.%06d', t[1], t[2])
+local now = now_text()
 local runtime = tonumber(ARGV[6])
 redis.call('HSET', KEYS[1], 'state', outcome, 'finished_at', now, 'runtime', ARGV[6])
 if outcome == 'succeeded' then
@@ -46,5 +89,5 @@ redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[12], '*',
   'started_at', f[8] or now, 'finished_at', now, 'runtime', ARGV[6],
   'deadline', f[9] or '', 'attempt', f[3] or '')
 redis.call('EXPIRE', KEYS[1], ARGV[11])
-redis.call('RPUSH', KEYS[9], wake)
+if not hand_off() then redis.call('RPUSH', KEYS[9], cjson.encode({free = worker})) end
 return 'ok'
