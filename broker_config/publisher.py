@@ -24,6 +24,12 @@ from redis import Redis
 
 from scheduler.dispatcher import Dispatch
 
+# Placeholders of a message template; finish.lua matches them by this shape.
+_ATTEMPT = "@@ym-attempt@@"
+_WORKER = "@@ym-worker@@"
+_QUEUE = "@@ym-queue@@"
+_TAG = "@@ym-tag@@"
+
 
 class CeleryPublisher:
     """Pushes claimed tasks onto the chosen workers' queues.
@@ -42,10 +48,12 @@ class CeleryPublisher:
         self.origin = f"yardmaster-dispatcher-{os.getpid()}@{socket.gethostname()}"
 
     def template(self, task_id: str, name: str, args: str, kwargs: str) -> str:
-        """The message of a task with its worker left open (see :meth:`bind`).
+        """The message of a task with its delivery fields left as placeholders.
 
-        ``finish.lua`` fills the open fields when it hands the task to a freed
-        slot, so the template is built once, off the critical path.
+        ``finish.lua`` replaces the four quoted placeholders (attempt, worker,
+        queue, delivery tag) when it hands the task to a freed slot, so the
+        message is built once, off the critical path; :meth:`bind` does the same
+        in Python for the dispatcher's own publishes.
         """
         msg = self.app.amqp.as_task_v2(
             task_id,
@@ -53,41 +61,41 @@ class CeleryPublisher:
             args=json.loads(args),
             kwargs=json.loads(kwargs),
             origin=self.origin,
-            argsrepr=args,
-            kwargsrepr=kwargs,
+            # user text must never look like a placeholder
+            argsrepr=args.replace("@@ym-", "@@ym_"),
+            kwargsrepr=kwargs.replace("@@ym-", "@@ym_"),
         )
         properties: dict[str, Any] = dict(msg.properties)
         properties.update(
             delivery_mode=2,
-            delivery_info={"exchange": "", "routing_key": ""},
+            delivery_info={"exchange": "", "routing_key": _QUEUE},
             priority=0,
             body_encoding="base64",
-            delivery_tag="",
+            delivery_tag=_TAG,
         )
         body = json.dumps(msg.body, separators=(",", ":")).encode()
         envelope = {
             "body": base64.b64encode(body).decode(),
             "content-encoding": "utf-8",
             "content-type": "application/json",
-            "headers": dict(msg.headers, ym_attempt=0, ym_worker=""),
+            "headers": dict(msg.headers, ym_attempt=_ATTEMPT, ym_worker=_WORKER),
             "properties": properties,
         }
         return json.dumps(envelope, separators=(",", ":"))
 
     @staticmethod
     def bind(template: str, item: Dispatch) -> str:
-        """Fill a template's open fields for one delivery (as ``finish.lua`` does)."""
-        envelope = json.loads(template)
-        envelope["headers"].update(ym_attempt=item.attempt, ym_worker=item.worker)
-        props = envelope["properties"]
-        props["delivery_info"]["routing_key"] = item.queue
-        props["delivery_tag"] = f"{item.task_id}.{item.attempt}"
-        return json.dumps(envelope, separators=(",", ":"))
+        """Fill a template's placeholders for one delivery (as ``finish.lua`` does)."""
+        return (
+            template.replace(f'"{_ATTEMPT}"', str(item.attempt))
+            .replace(f'"{_WORKER}"', json.dumps(item.worker))
+            .replace(f'"{_QUEUE}"', json.dumps(item.queue))
+            .replace(f'"{_TAG}"', json.dumps(f"{item.task_id}.{item.attempt}"))
+        )
 
     def message(self, item: Dispatch) -> str:
         """The JSON text kombu's Redis transport expects on the worker's queue list."""
-        template = self.template(item.task_id, item.name, item.args, item.kwargs)
-        return self.bind(template, item)
+        return self.bind(self.template(item.task_id, item.name, item.args, item.kwargs), item)
 
     def publish(self, items: Sequence[Dispatch]) -> None:
         """Push every item, in order, in one pipelined round trip."""

@@ -99,3 +99,17 @@ def test_submit_and_status_on_the_command_line(cluster):
     assert snap["dispatcher"]["leader"] is True
     assert snap["counters"]["submitted"] == 4
     assert snap["throughput"]["finished"] >= 1
+
+
+def test_arguments_that_look_like_message_placeholders_arrive_intact(cluster):
+    c = cluster(handoff_depth=4)
+    c.dispatcher()
+    c.worker("solo@test", slots=1)
+    blocker = c.client.submit("sleep", [0.5])  # keeps the slot busy: the rest go by hand-off
+    texts = ['"@@ym-worker@@"', "@@ym-queue@@", "50% \\ done"]
+    handles = [c.client.submit("fail", [t]) for t in texts]
+    assert blocker.result(timeout=30)["slept"] == pytest.approx(0.5)
+    for text, handle in zip(texts, handles, strict=True):
+        with pytest.raises(TaskFailedError) as exc:
+            handle.result(timeout=30)
+        assert exc.value.error == f"DemoError: {text}"

@@ -40,12 +40,15 @@ local function hand_off()
                  'dispatched_at', now_text(), 'attempt', attempt)
       redis.call('SADD', KEYS[4], tid)
       redis.call('HINCRBY', KEYS[2], 'dispatched', 1)
-      local msg = cjson.decode(string.sub(entry, tab + 2))
-      msg.headers.ym_attempt = attempt
-      msg.headers.ym_worker = worker
-      msg.properties.delivery_info.routing_key = KEYS[13]
-      msg.properties.delivery_tag = tid .. '.' .. attempt
-      redis.call('LPUSH', KEYS[13], cjson.encode(msg))
+      -- The template has four quoted placeholders (see broker_config/publisher.py).
+      local fill = {
+        ['"@@ym-attempt@@"'] = tostring(attempt),
+        ['"@@ym-worker@@"'] = cjson.encode(worker),
+        ['"@@ym-queue@@"'] = cjson.encode(KEYS[13]),
+        ['"@@ym-tag@@"'] = cjson.encode(tid .. '.' .. attempt),
+      }
+      local msg = string.gsub(string.sub(entry, tab + 2), '"@@ym%-%a+@@"', fill)
+      redis.call('LPUSH', KEYS[13], msg)
       return true
     end
   end
