@@ -14,4 +14,5 @@ def test_every_setting_is_documented_with_its_allowed_values():
     for name, field in Settings.model_fields.items():
         row = next((line for line in text.splitlines() if f"`YM_{name.upper()}`" in line), None)
         assert row is not None, f"YM_{name.upper()} is missing from docs/settings.md"
-        assert field.description and field.description in row
+        assert field.description
+        assert field.description in row
