@@ -129,25 +129,35 @@ class Client:
             ResultTimeoutError: For the first task still unfinished at ``timeout``.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        remaining = {h.id: i for i, h in enumerate(handles)}
-        out: list[TaskRecord | None] = [None] * len(handles)
+        remaining = [h.id for h in handles]
         delay = _POLL_START
         while remaining:
-            ids = list(remaining)[:5000]
-            for task_id, rec in zip(ids, self.store.records(ids), strict=True):
-                if rec is None:
+            # Poll only the state field; full records are read once, at the end.
+            head = remaining[:5000]
+            states = self.store.states(head)
+            for task_id, state in zip(head, states, strict=True):
+                if state is None:
                     raise TaskNotFoundError(task_id)
-                if rec.state.terminal:
-                    out[remaining.pop(task_id)] = rec
+            done = {
+                tid for tid, state in zip(head, states, strict=True) if TaskState(state).terminal
+            }
+            remaining = [tid for tid in remaining if tid not in done]
             if not remaining:
                 break
             if deadline is not None and time.monotonic() > deadline:
-                first = next(iter(remaining))
-                state = self.store.outcome(first)[0] or "missing"
-                raise ResultTimeoutError(first, timeout or 0.0, state)
-            time.sleep(delay)
-            delay = min(_POLL_MAX, delay * 2)
-        return [rec for rec in out if rec is not None]
+                state = self.store.outcome(remaining[0])[0] or "missing"
+                raise ResultTimeoutError(remaining[0], timeout or 0.0, state)
+            if len(done) < len(head):
+                time.sleep(delay)
+                delay = min(_POLL_MAX, delay * 2)
+        out: list[TaskRecord] = []
+        for start in range(0, len(handles), 5000):
+            ids = [h.id for h in handles[start : start + 5000]]
+            for task_id, rec in zip(ids, self.store.records(ids), strict=True):
+                if rec is None:
+                    raise TaskNotFoundError(task_id)
+                out.append(rec)
+        return out
 
 
 class TaskHandle:

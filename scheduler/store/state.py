@@ -302,6 +302,13 @@ class StateStore:
             for task_id, row in zip(ids, rows, strict=True)
         ]
 
+    def states(self, ids: Sequence[str]) -> list[str | None]:
+        """The state of each task (None where no record exists), in one round trip."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for task_id in ids:
+                pipe.hget(self.keys.task(task_id), "state")
+            return cast(list[str | None], pipe.execute())
+
     def outcome(self, task_id: str) -> tuple[str | None, str | None, str | None]:
         """(state, result JSON, error) of a task; state None when there is no record."""
         fields = ["state", "result", "error"]
