@@ -134,13 +134,12 @@ class Client:
         while remaining:
             # Poll only the state field; full records are read once, at the end.
             head = remaining[:5000]
-            states = self.store.states(head)
-            for task_id, state in zip(head, states, strict=True):
+            done: set[str] = set()
+            for task_id, state in zip(head, self.store.states(head), strict=True):
                 if state is None:
                     raise TaskNotFoundError(task_id)
-            done = {
-                tid for tid, state in zip(head, states, strict=True) if TaskState(state).terminal
-            }
+                if TaskState(state).terminal:
+                    done.add(task_id)
             remaining = [tid for tid in remaining if tid not in done]
             if not remaining:
                 break
