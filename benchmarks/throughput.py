@@ -30,13 +30,18 @@ submission
 Each system gets a fresh private ``redis-server`` for every measurement
 (``scheduler.embedded.EmbeddedRedis``). Progress goes to stderr; one JSON
 object with the medians, the ratios and every round's figures goes to stdout
-(and to ``--json-out``).
+(and to ``--json-out``). Besides the rates, each end-to-end round records the
+CPU milliseconds per task of every process involved (via ``psutil``) and, for
+yardmaster, the median duration of each leg of a task's trip, taken from the
+task records (see :func:`stages`).
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import contextlib
+import hashlib
 import json
 import os
 import platform
@@ -55,11 +60,21 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+# Child processes (dispatcher, workers) import the same tree as this script,
+# whatever the current directory and whichever tree is installed in the venv.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+)
 
 import celery  # noqa: E402
 import kombu  # noqa: E402
 import redis  # noqa: E402
 from redis import Redis  # noqa: E402
+
+try:  # only for the CPU breakdown; the rates do not need it
+    import psutil
+except ImportError:  # pragma: no cover
+    psutil = None
 
 from benchmarks.plain_app import BROKER_ENV, QUEUE, make_app  # noqa: E402
 from scheduler.cli.stack import Stack  # noqa: E402
@@ -73,6 +88,7 @@ POLL = 0.005
 LOGLEVEL = "WARNING"
 UNACKED = "unacked"  # kombu's Redis transport: messages delivered, not yet acked
 TERMINAL = ("succeeded", "failed", "cancelled", "expired")
+STALL = 20.0  # seconds without progress that abort a measurement
 TARGET_END_TO_END = 0.9
 TARGET_SUBMISSION = 3.0
 
@@ -92,12 +108,91 @@ def private_redis() -> Iterator[EmbeddedRedis]:
         server.stop()
 
 
+class CpuMeter:
+    """CPU seconds (user + system) spent by named processes between two readings.
+
+    A process's pool children are counted with it under ``<name>.children``;
+    ``producer`` is this benchmark process (submitting, then polling).
+    """
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self._procs = {} if psutil is None else {n: psutil.Process(p) for n, p in pids.items()}
+        self._start = self._read()
+
+    def _read(self) -> dict[str, float]:
+        out: dict[str, float] = {"producer": time.process_time()}
+        for name, proc in self._procs.items():
+            with contextlib.suppress(psutil.Error):
+                t = proc.cpu_times()
+                out[name] = t.user + t.system
+                kids = proc.children(recursive=True)
+                if kids:
+                    out[f"{name}.children"] = sum(
+                        k.cpu_times().user + k.cpu_times().system for k in kids
+                    )
+        return out
+
+    def stop(self, tasks: int) -> dict[str, float]:
+        """CPU milliseconds per task of each process since the meter was made."""
+        end = self._read()
+        return {
+            name: round(1000 * (end[name] - self._start.get(name, 0.0)) / tasks, 4) for name in end
+        }
+
+
+def _pid(server: EmbeddedRedis) -> int:
+    proc = server._proc
+    if proc is None:
+        raise RuntimeError("the private redis-server is not running")
+    return proc.pid
+
+
 def _deadline_for(tasks: int) -> float:
     # Generous: 20 tasks/s would already be a broken run.
     return time.monotonic() + max(60.0, tasks / 20)
 
 
+class StallGuard:
+    """Fails a run whose progress figure has not moved for ``STALL`` seconds."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.last: Any = None
+        self.since = time.monotonic()
+
+    def check(self, progress_figure: Any) -> None:
+        now = time.monotonic()
+        if progress_figure != self.last:
+            self.last, self.since = progress_figure, now
+        elif now - self.since > STALL:
+            raise RuntimeError(f"{self.what}: no progress for {STALL:g} s at {progress_figure}")
+
+
 # -- yardmaster -------------------------------------------------------------------
+def stages(records: list[Any], slots: int) -> dict[str, float]:
+    """Median milliseconds of each leg of a task's trip, from the task records.
+
+    ``refill``: a slot freed (``finished_at`` of the latest task done before)
+    until the dispatcher claimed the next task for it (``dispatched_at``);
+    ``dispatch_to_start``: claim, publish, the worker's fetch and the hand-off
+    to a pool process, until ``start.lua`` ran; ``start_to_finish``: the body
+    and the hooks, until ``finish.lua`` ran. All three use Redis's clock.
+    """
+    finishes = sorted(r.finished_at for r in records)
+    by_dispatch = sorted(records, key=lambda r: r.dispatched_at)
+    refill = []
+    for rec in by_dispatch[slots:]:
+        i = bisect.bisect_right(finishes, rec.dispatched_at)
+        if i:
+            refill.append(rec.dispatched_at - finishes[i - 1])
+    legs = {
+        "refill": refill,
+        "dispatch_to_start": [r.started_at - r.dispatched_at for r in records],
+        "start_to_finish": [r.finished_at - r.started_at for r in records],
+    }
+    return {name: round(1000 * statistics.median(v), 3) for name, v in legs.items() if v}
+
+
 def yardmaster_end_to_end(tasks: int, log_dir: Path) -> dict[str, Any]:
     """Run ``tasks`` noops through a dispatcher and one 2-slot worker."""
     with private_redis() as server:
@@ -118,6 +213,15 @@ def yardmaster_end_to_end(tasks: int, log_dir: Path) -> dict[str, Any]:
             client = Client(store, known_tasks=["noop"])
             specs = [{"name": "noop"}] * tasks
             deadline = _deadline_for(tasks)
+            meter = CpuMeter(
+                {
+                    "redis": _pid(server),
+                    "dispatcher": stack.procs["dispatcher"].pid,
+                    "worker": stack.procs["w1"].pid,
+                }
+            )
+
+            guard = StallGuard("yardmaster")
 
             t0 = time.perf_counter()
             handles = client.submit_many(specs)
@@ -128,8 +232,10 @@ def yardmaster_end_to_end(tasks: int, log_dir: Path) -> dict[str, Any]:
                     break
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"yardmaster: only {counters} after the deadline")
+                guard.check(counters)
                 time.sleep(POLL)
             t_done = time.perf_counter()
+            cpu = meter.stop(tasks)
 
             records = client.wait(handles, timeout=30)
             states: dict[str, int] = {}
@@ -143,6 +249,8 @@ def yardmaster_end_to_end(tasks: int, log_dir: Path) -> dict[str, Any]:
                 "seconds": elapsed,
                 "tasks_per_s": tasks / elapsed,
                 "submit_seconds": t_submitted - t0,
+                "cpu_ms_per_task": cpu,
+                "median_ms": stages(records, CONCURRENCY),
                 "counters": store.counters(),
             }
         finally:
@@ -214,7 +322,8 @@ def plain_end_to_end(tasks: int, log_dir: Path) -> dict[str, Any]:
             noop = app.tasks["noop"]
             watch = Redis.from_url(server.url)
             deadline = _deadline_for(tasks)
-            polls = 0
+            meter = CpuMeter({"redis": _pid(server), "worker": proc.pid})
+            guard = StallGuard("plain Celery")
 
             t0 = time.perf_counter()
             for _ in range(tasks):
@@ -224,13 +333,15 @@ def plain_end_to_end(tasks: int, log_dir: Path) -> dict[str, Any]:
                 with watch.pipeline(transaction=True) as pipe:
                     queued, unacked = pipe.llen(QUEUE).hlen(UNACKED).execute()
                 t_seen = time.perf_counter()
-                polls += 1
-                # Between kombu's BRPOP and its HSET into ``unacked`` a message
-                # is in neither place; the worker's own count settles that.
-                if queued == 0 and unacked == 0 and _tasks_run(app, node) >= tasks:
-                    break
+                if queued == 0 and unacked == 0:
+                    cpu = meter.stop(tasks)
+                    # Between kombu's BRPOP and its HSET into ``unacked`` a
+                    # message is in neither place; the worker's count settles it.
+                    if _tasks_run(app, node) >= tasks:
+                        break
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"plain: {queued} queued, {unacked} unacked at deadline")
+                guard.check((queued, unacked))
                 time.sleep(POLL)
             ran = _tasks_run(app, node)
             if ran != tasks:
@@ -242,6 +353,7 @@ def plain_end_to_end(tasks: int, log_dir: Path) -> dict[str, Any]:
                 "seconds": elapsed,
                 "tasks_per_s": tasks / elapsed,
                 "submit_seconds": t_published - t0,
+                "cpu_ms_per_task": cpu,
                 "worker_total": ran,
             }
         finally:
@@ -286,6 +398,28 @@ def summarize(ym: list[dict[str, Any]], plain: list[dict[str, Any]]) -> dict[str
     }
 
 
+def code_state() -> dict[str, Any]:
+    """Which project code is measured: git commit and dirty files, and a hash of the sources."""
+    digest = hashlib.sha256()
+    for sub in ("scheduler", "workers", "broker_config"):
+        for path in sorted((ROOT / sub).rglob("*")):
+            if path.suffix in (".py", ".lua") and path.is_file():
+                digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    state: dict[str, Any] = {"root": str(ROOT), "sources_sha256": digest.hexdigest()[:16]}
+    with contextlib.suppress(OSError, subprocess.CalledProcessError):
+        git = ["git", "-C", str(ROOT)]
+        state["commit"] = subprocess.run(
+            [*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        state["dirty"] = subprocess.run(
+            [*git, "status", "--porcelain", "--", "scheduler", "workers", "broker_config"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()
+    return state
+
+
 def machine() -> dict[str, Any]:
     """What the figures were measured on."""
     with private_redis() as server:
@@ -323,7 +457,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     shown_args = sys.argv[1:] if argv is None else argv
     started = time.perf_counter()
+    code = code_state()
     info = machine()
+    progress(f"measuring {ROOT} (sources {code['sources_sha256']}, commit {code.get('commit')})")
     progress(
         f"{args.rounds} rounds of {args.tasks} tasks; {info['nproc']} CPUs, "
         f"Python {info['python']}, Celery {info['celery']}, redis-server {info['redis_server']}"
@@ -355,6 +491,10 @@ def main(argv: list[str] | None = None) -> int:
     end_to_end = summarize(e2e["yardmaster"], e2e["plain_celery"])
     submission = summarize(sub["yardmaster"], sub["plain_celery"])
     info["loadavg_end"] = list(os.getloadavg())
+    code_end = code_state()
+    if code_end["sources_sha256"] != code["sources_sha256"]:
+        code["changed_during_run"] = code_end
+        progress("WARNING: the project sources changed during the run; figures are mixed")
     report = {
         "benchmark": "throughput",
         "command": " ".join(["python", "benchmarks/throughput.py", *shown_args]),
@@ -366,6 +506,7 @@ def main(argv: list[str] | None = None) -> int:
             "poll_seconds": POLL,
             "logs": str(log_root),
         },
+        "code": code,
         "machine": info,
         "end_to_end": end_to_end,
         "submission": submission,

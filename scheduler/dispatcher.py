@@ -17,6 +17,7 @@ slot is free elsewhere, the strategy changed).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -25,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from scheduler.models import Decision, PendingTask, WorkerView
 from scheduler.store import StateStore
@@ -102,17 +103,30 @@ class Dispatcher:
                     log.warning("lost the dispatcher lease; standing by")
                     self.leader = False
                     self.ready = {}
+                except RedisError:
+                    # Redis restarting or unreachable: back off, then take the
+                    # lease again and rebuild the mirror from Redis.
+                    log.exception("Redis error in the dispatch loop; retrying in 1s")
+                    self.leader = False
+                    self.ready = {}
+                    stop.wait(1.0)
         finally:
             if self.leader:
-                self.store.release_lease(self.token)
+                with contextlib.suppress(RedisError):
+                    self.store.release_lease(self.token)
                 self.leader = False
 
     def _try_lead(self) -> bool:
-        if not self.store.take_lease(self.token, self.settings.dispatcher_lease):
+        try:
+            if not self.store.take_lease(self.token, self.settings.dispatcher_lease):
+                return False
+            self.leader = True
+            self._lease_renewed = time.monotonic()
+            self.resync()
+        except RedisError as exc:
+            log.warning("Redis is unreachable (%s); waiting for it", exc)
+            self.leader = False
             return False
-        self.leader = True
-        self._lease_renewed = time.monotonic()
-        self.resync()
         log.info("dispatcher %s is the leader; %d tasks pending", self.token[:8], len(self.queue))
         return True
 

@@ -15,18 +15,23 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from celery import Celery, signals
 from celery.exceptions import Retry
 from kombu import Queue
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from broker_config.celery_app import app_settings
 from scheduler.keys import Keys
 from scheduler.store import StateStore, connect
 
 log = logging.getLogger("yardmaster.worker")
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -136,7 +141,16 @@ def _prerun(task_id: str, task: Any, **_: Any) -> None:
     if attempt is None or not _ours(task.app):
         return
     worker = str(task.request.hostname)
-    run, duration_key, affinity_key = store_for(task.app).start(task_id, worker, int(attempt))
+    store = store_for(task.app)
+    try:
+        run, duration_key, affinity_key = _retrying(
+            lambda: store.start(task_id, worker, int(attempt)), store.settings.redis_retry
+        )
+    except RedisError:
+        # Without a recorded start the body must not run; the delivery is
+        # released when Redis answers again, or recovered with the worker.
+        log.exception("could not record the start of %s; its body will not run", task_id)
+        run, duration_key, affinity_key = False, "unrecorded", ""
     if not run:
         log.warning("skipping delivery %s of %s: the task is %s", attempt, task_id, duration_key)
     _deliveries[task_id] = _Delivery(
@@ -153,21 +167,40 @@ def _postrun(
     runtime = time.monotonic() - delivery.started
     store = store_for(task.app)
     worker = str(task.request.hostname)
-    if not delivery.run:
-        store.finish(task_id, worker, delivery.attempt, "skipped")
-        return
-    outcome, result, error = _outcome(state, retval)
-    store.finish(
-        task_id,
-        worker,
-        delivery.attempt,
-        outcome,
-        result=result,
-        error=error,
-        runtime=runtime,
-        duration_key=delivery.duration_key,
-        affinity_key=delivery.affinity_key,
-    )
+    outcome, result, error = _outcome(state, retval) if delivery.run else ("skipped", "", "")
+
+    def report() -> str:
+        return store.finish(
+            task_id,
+            worker,
+            delivery.attempt,
+            outcome,
+            result=result,
+            error=error,
+            runtime=runtime,
+            duration_key=delivery.duration_key,
+            affinity_key=delivery.affinity_key,
+        )
+
+    try:
+        _retrying(report, store.settings.redis_retry)  # a repeat answers 'stale'
+    except RedisError:
+        log.exception("could not record the outcome of %s; it stays in flight", task_id)
+
+
+def _retrying(call: Callable[[], T], window: float) -> T:
+    """Run ``call``, retrying connection errors with backoff for up to ``window`` seconds."""
+    deadline = time.monotonic() + window
+    delay = 0.05
+    while True:
+        try:
+            return call()
+        except (RedisConnectionError, RedisTimeoutError):
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("Redis unreachable; retrying in %.2fs", delay)
+            time.sleep(delay)
+            delay = min(2.0, delay * 2)
 
 
 def _outcome(state: str | None, retval: Any) -> tuple[str, str, str]:

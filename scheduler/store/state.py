@@ -101,14 +101,15 @@ class StateStore:
     # -- dispatcher ------------------------------------------------------------
     def next_inbox(self, block: float, limit: int) -> list[dict[str, Any]]:
         """Take up to ``limit`` inbox entries, waiting up to ``block`` seconds for one."""
-        raw = cast(list[str] | None, self.redis.lpop(self.keys.inbox, limit))
-        if not raw and block > 0:
+        if block > 0:
             got = cast(tuple[str, str] | None, self.redis.blpop([self.keys.inbox], block))
             if got is None:
                 return []
             rest = cast(list[str] | None, self.redis.lpop(self.keys.inbox, limit - 1))
             raw = [got[1], *(rest or [])]
-        return [json.loads(entry) for entry in raw or []]
+        else:
+            raw = cast(list[str] | None, self.redis.lpop(self.keys.inbox, limit)) or []
+        return [json.loads(entry) for entry in raw]
 
     def claim(self, pairs: Sequence[tuple[str, str]], token: str = "") -> list[Claim]:
         """Claim (task id, worker) pairs atomically; the lease token fences stale leaders."""
