@@ -22,9 +22,9 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from redis.exceptions import RedisError, ResponseError
 
@@ -33,6 +33,7 @@ from scheduler.store import StateStore
 from scheduler.strategies import Snapshot, Strategy, TaskQueue, plan
 
 log = logging.getLogger("yardmaster.dispatcher")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,12 +223,8 @@ class Dispatcher:
         self._next_refresh = time.monotonic() + self.settings.heartbeat_interval
 
     def _claim_and_publish(self, decisions: list[Decision]) -> int:
-        try:
-            claims = self.store.claim([(d.task.id, d.worker) for d in decisions], self.token)
-        except ResponseError as exc:
-            if "NOTLEADER" in str(exc):
-                raise NotLeaderError from exc
-            raise
+        pairs = [(d.task.id, d.worker) for d in decisions]
+        claims = _fenced(lambda: self.store.claim(pairs, self.token))
         ready: list[Dispatch] = []
         for decision, claim in zip(decisions, claims, strict=True):
             worker = self.workers.get(decision.worker)
@@ -319,12 +316,7 @@ class Dispatcher:
         entries = [
             (t.id, base + i == max(0, wake_at), self._templates[t.id]) for i, t in enumerate(tasks)
         ]
-        try:
-            before = self.store.handoff_fill(self.token, entries)
-        except ResponseError as exc:
-            if "NOTLEADER" in str(exc):
-                raise NotLeaderError from exc
-            raise
+        before = _fenced(lambda: self.store.handoff_fill(self.token, entries))
         self._forget_taken(before)
         for task in tasks:
             self.ready[task.id] = task
@@ -335,3 +327,13 @@ class Dispatcher:
             task_id = next(iter(self.ready))
             del self.ready[task_id]
             self._templates.pop(task_id, None)
+
+
+def _fenced(call: Callable[[], T]) -> T:
+    """Run a lease-fenced script; its NOTLEADER reply means the lease is gone."""
+    try:
+        return call()
+    except ResponseError as exc:
+        if "NOTLEADER" in str(exc):
+            raise NotLeaderError from exc
+        raise

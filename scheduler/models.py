@@ -170,23 +170,14 @@ class PendingTask:
         """The key its duration estimate is learned under."""
         return self.duration_key or self.name
 
-    def to_wire(self) -> dict[str, Any]:
-        """The compact form carried in the dispatcher's inbox."""
-        out: dict[str, Any] = {"id": self.id, "n": self.name, "p": self.priority, "s": self.seq}
-        out["t"] = self.submitted_at
-        if self.deadline is not None:
-            out["d"] = self.deadline
-        if self.expected_duration is not None:
-            out["e"] = self.expected_duration
-        if self.affinity_key is not None:
-            out["a"] = self.affinity_key
-        if self.duration_key is not None:
-            out["k"] = self.duration_key
-        return out
-
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> PendingTask:
-        """Inverse of :meth:`to_wire`."""
+        """Decode an inbox entry written by ``submit.lua`` or ``requeue.lua``.
+
+        Keys: ``id``, ``n`` name, ``p`` priority, ``s`` sequence, ``t`` submitted
+        at; optional ``d`` deadline, ``e`` expected duration, ``a`` affinity key,
+        ``k`` duration key.
+        """
         return cls(
             id=data["id"],
             name=data["n"],

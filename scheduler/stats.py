@@ -15,14 +15,3 @@ def percentile(values: Sequence[float], q: float) -> float:
     low = math.floor(pos)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
-
-
-def summarize(values: Sequence[float]) -> dict[str, float]:
-    """Mean and p50/p95/p99 of ``values``."""
-    mean = sum(values) / len(values) if values else math.nan
-    return {
-        "mean": mean,
-        "p50": percentile(values, 50),
-        "p95": percentile(values, 95),
-        "p99": percentile(values, 99),
-    }

@@ -113,3 +113,24 @@ def test_arguments_that_look_like_message_placeholders_arrive_intact(cluster):
         with pytest.raises(TaskFailedError) as exc:
             handle.result(timeout=30)
         assert exc.value.error == f"DemoError: {text}"
+
+
+def test_finishing_tasks_teach_the_duration_ema_and_the_affinity_scores(cluster):
+    c = cluster(ema_alpha=0.5)
+    c.dispatcher()
+    c.worker("solo@test", slots=1)
+    ok = [c.client.submit("sleep", [0.1], affinity_key="user-7") for _ in range(3)]
+    c.client.wait(ok, timeout=30)
+    bad = c.client.submit("sleep", [0.05], {"fails": True}, affinity_key="user-7")
+    c.client.wait([bad], timeout=30)
+
+    assert [h.result()["warm"] for h in ok] == [False, True, True]  # the key is warm after one run
+    runtimes = [h.record().runtime for h in ok]
+    # EMA with alpha 0.5 over the three successful runs (failures teach no duration)
+    expected = runtimes[0]
+    for r in runtimes[1:]:
+        expected = 0.5 * r + 0.5 * expected
+    assert c.store.durations()["sleep"] == pytest.approx(expected, abs=1e-5)
+    assert 0.05 <= expected < 0.1  # 0.1 s cold, then 0.05 s warm
+    # +0.1 per success, -0.1 per failure, clamped to [0, 1]
+    assert c.store.affinity_scores("user-7") == {"solo@test": pytest.approx(0.2)}

@@ -64,6 +64,12 @@ def is_skipped(task_id: str | None) -> bool:
     return delivery is not None and not delivery.run
 
 
+def affinity_key_of(task_id: str | None) -> str:
+    """The affinity key the current delivery of ``task_id`` was submitted with ('' if none)."""
+    delivery = _deliveries.get(task_id or "")
+    return delivery.affinity_key if delivery is not None else ""
+
+
 def install(app: Celery) -> None:
     """Connect the hooks for ``app`` (idempotent)."""
     if id(app) in _installed:

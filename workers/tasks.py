@@ -13,7 +13,7 @@ from typing import Any
 from celery import shared_task
 
 from broker_config.celery_app import app_settings
-from workers.hooks import store_for
+from workers.hooks import affinity_key_of, store_for
 from workers.task import YardmasterTask
 
 
@@ -34,8 +34,12 @@ def sleep(
     warm_factor: float | None = None,
     fails: bool = False,
 ) -> dict[str, Any]:
-    """Sleep ``seconds`` (less when the affinity key is warm here); optionally fail after."""
+    """Sleep ``seconds`` (less when the affinity key is warm here); optionally fail after.
+
+    The affinity key is the one the task was submitted with, unless given here.
+    """
     warm = False
+    affinity_key = affinity_key or affinity_key_of(self.request.id)
     if affinity_key:
         warm = store_for(self.app).touch_warm(str(self.request.hostname), affinity_key)
     factor = app_settings(self.app).warm_factor if warm_factor is None else warm_factor

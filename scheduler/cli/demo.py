@@ -38,7 +38,7 @@ def demo_workload(n: int, seed: int, bursts: int = 5) -> list[list[dict[str, Any
             seconds = round(rng.uniform(0.02, 0.12), 3)
             task: dict[str, Any] = {
                 "name": "sleep",
-                "kwargs": {"seconds": seconds, "affinity_key": user},
+                "args": [seconds],
                 "affinity_key": user,
                 "expected_duration": seconds,
             }

@@ -335,6 +335,11 @@ class StateStore:
         start = f"{int(since * 1000)}-0"
         return len(cast(list[Any], self.redis.xrange(self.keys.events, min=start, max="+")))
 
+    def affinity_scores(self, affinity_key: str) -> dict[str, float]:
+        """Affinity score per worker for one affinity key."""
+        raw = cast(dict[str, str], self.redis.hgetall(self.keys.affinity(affinity_key)))
+        return {worker: float(score) for worker, score in raw.items()}
+
     def durations(self) -> dict[str, float]:
         """Duration EMA per duration key."""
         raw = cast(dict[str, str], self.redis.hgetall(self.keys.durations))
