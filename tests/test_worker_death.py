@@ -41,3 +41,17 @@ def test_a_killed_workers_task_is_recovered_once_and_finishes_on_another_worker(
     assert counters["started"] == 3  # 2 tasks, one of them started twice
     events = c.store.redis.xrange(c.store.keys.events)
     assert sorted(f["id"] for _, f in events) == sorted(h.id for h in handles)
+
+
+def test_a_worker_stopped_with_sigterm_finishes_its_task_and_deregisters(cluster):
+    c = cluster()
+    c.dispatcher()
+    worker = c.worker("leaving@test", slots=1)
+    handle = c.client.submit("sleep", [0.5])
+    while handle.status() != TaskState.RUNNING:
+        time.sleep(0.02)
+    worker.terminate()  # SIGTERM: Celery's warm shutdown
+    worker.wait(timeout=30)
+    assert handle.status() == TaskState.SUCCEEDED
+    assert c.store.load_workers() == []
+    assert not c.store.redis.sismember(c.store.keys.workers, "leaving@test")
