@@ -46,6 +46,15 @@ class UnknownTaskError(InvalidInputError):
         self.known = known
 
 
+class WorkloadError(InvalidInputError):
+    """A workload file line is malformed; ``line`` is 1-based."""
+
+    def __init__(self, path: str, line: int, field: str, value: Any, allowed: str) -> None:
+        super().__init__(f"{path}:{line}: {field}", value, allowed)
+        self.path = path
+        self.line = line
+
+
 class TaskNotFoundError(YardmasterError, LookupError):
     """No record exists for a task id (never submitted, or its record expired)."""
 
