@@ -28,7 +28,7 @@ from typing import Any, Protocol, TypeVar
 
 from redis.exceptions import RedisError, ResponseError
 
-from scheduler.models import Decision, PendingTask, WorkerView
+from scheduler.models import Decision, Estimates, PendingTask, WorkerView
 from scheduler.store import StateStore
 from scheduler.strategies import Snapshot, Strategy, TaskQueue, plan
 
@@ -78,7 +78,8 @@ class Dispatcher:
         self.strategy = strategy
         self.publisher = publisher
         self.token = uuid.uuid4().hex
-        self.queue: TaskQueue = strategy.make_queue()
+        self.estimates = Estimates(default_duration=self.settings.default_duration)
+        self.queue: TaskQueue = strategy.make_queue(self.estimates)
         self.workers: dict[str, WorkerView] = {}
         self.worker_queues: dict[str, str] = {}
         self.dispatched = 0
@@ -136,7 +137,7 @@ class Dispatcher:
         self.store.handoff_reclaim()
         self.ready = {}
         self._templates = {}
-        self.queue = self.strategy.make_queue()
+        self.queue = self.strategy.make_queue(self.estimates)
         for task in self.store.load_pending():
             self.queue.add(task)
         self.refresh_workers()
@@ -154,7 +155,7 @@ class Dispatcher:
             self._reclaim()
         sent = 0
         while len(self.queue):
-            snapshot = Snapshot(now=self.now(), workers=list(self.workers.values()))
+            snapshot = Snapshot(self.now(), list(self.workers.values()), self.estimates)
             decisions = plan(self.strategy, self.queue, snapshot, self.settings.dispatch_batch)
             if not decisions:
                 break
@@ -162,7 +163,7 @@ class Dispatcher:
             if len(decisions) < self.settings.dispatch_batch:
                 break
         self.dispatched += sent
-        if self.settings.handoff and len(self.queue):
+        if self.settings.handoff and self.strategy.handoff and len(self.queue):
             self._refill()
         return sent
 
@@ -220,6 +221,8 @@ class Dispatcher:
             )
             self.worker_queues[rec.name] = rec.queue
         self.workers = live
+        self.estimates.durations.clear()
+        self.estimates.durations.update(self.store.durations())
         self._next_refresh = time.monotonic() + self.settings.heartbeat_interval
 
     def _claim_and_publish(self, decisions: list[Decision]) -> int:

@@ -16,8 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from scheduler.errors import SettingsError
 
-StrategyName = Literal["fifo", "priority"]
-STRATEGY_NAMES: tuple[str, ...] = ("fifo", "priority")
+StrategyName = Literal["fifo", "priority", "sjf", "edf"]
+STRATEGY_NAMES: tuple[str, ...] = ("fifo", "priority", "sjf", "edf")
 
 ENV_PREFIX = "YM_"
 

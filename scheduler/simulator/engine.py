@@ -93,7 +93,7 @@ class Simulator:
         worker_named = {w.name: w for w in workers}
         warm: dict[str, OrderedDict[str, None]] = {w.name: OrderedDict() for w in workers}
         estimates = Estimates(default_duration=self.default_duration)
-        queue = self.strategy.make_queue()
+        queue = self.strategy.make_queue(estimates)
         arrivals = [out[i] for i in arrival_order]
         finishes: list[tuple[float, int, str]] = []  # (time, seq, task id)
         next_arrival = 0

@@ -5,14 +5,19 @@ from __future__ import annotations
 from scheduler.errors import InvalidInputError
 from scheduler.settings import STRATEGY_NAMES, Settings
 from scheduler.strategies.base import HeapQueue, Snapshot, Strategy, TaskQueue, plan
+from scheduler.strategies.edf import EdfStrategy
 from scheduler.strategies.fifo import FifoStrategy
 from scheduler.strategies.priority import PriorityStrategy
+from scheduler.strategies.sjf import EstimateQueue, SjfStrategy
 
 __all__ = [
     "STRATEGY_NAMES",
+    "EdfStrategy",
+    "EstimateQueue",
     "FifoStrategy",
     "HeapQueue",
     "PriorityStrategy",
+    "SjfStrategy",
     "Snapshot",
     "Strategy",
     "TaskQueue",
@@ -31,4 +36,8 @@ def create_strategy(name: str, settings: Settings) -> Strategy:
         return FifoStrategy()
     if name == "priority":
         return PriorityStrategy(aging=settings.priority_aging)
+    if name == "sjf":
+        return SjfStrategy()
+    if name == "edf":
+        return EdfStrategy()
     raise InvalidInputError("strategy", name, "one of: " + ", ".join(STRATEGY_NAMES))

@@ -109,12 +109,25 @@ class HeapQueue(TaskQueue):
 
 
 class Strategy(ABC):
-    """Orders pending tasks and places each on a worker."""
+    """Orders pending tasks and places each on a worker.
+
+    Attributes:
+        name: Registry name.
+        handoff: True when any free slot is as good as another for this
+            strategy, so a finishing worker may take the next task itself
+            (the dispatcher's hand-off list).
+    """
 
     name: ClassVar[str]
+    handoff: ClassVar[bool] = True
 
-    def make_queue(self) -> TaskQueue:
-        """A queue that pops tasks in this strategy's order."""
+    def make_queue(self, estimates: Estimates | None = None) -> TaskQueue:
+        """A queue that pops tasks in this strategy's order.
+
+        Args:
+            estimates: The driver's live estimates, for strategies whose order
+                follows what is learned while tasks wait (read, never written).
+        """
         return HeapQueue(self.sort_key)
 
     @abstractmethod
