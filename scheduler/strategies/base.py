@@ -63,19 +63,41 @@ class TaskQueue(ABC):
         """Every queued task, in no particular order."""
 
 
-class HeapQueue(TaskQueue):
+class IndexedQueue(TaskQueue):
+    """A queue whose live tasks are a dict by id; subclasses keep the order.
+
+    Order structures may hold ids of tasks already discarded; they skip them
+    when they surface (lazy deletion).
+    """
+
+    __slots__ = ("_tasks",)
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, PendingTask] = {}
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def __contains__(self, task_id: object) -> bool:
+        return task_id in self._tasks
+
+    def tasks(self) -> Iterator[PendingTask]:
+        return iter(list(self._tasks.values()))
+
+
+class HeapQueue(IndexedQueue):
     """A binary heap on a fixed sort key, with lazy deletion.
 
     ``add``, ``pop`` and ``discard`` cost O(log n) amortised, so a decision
     stays cheap with a million tasks pending.
     """
 
-    __slots__ = ("_heap", "_key", "_tasks")
+    __slots__ = ("_heap", "_key")
 
     def __init__(self, key: Callable[[PendingTask], SortKey]) -> None:
+        super().__init__()
         self._key = key
         self._heap: list[tuple[SortKey, int, str]] = []
-        self._tasks: dict[str, PendingTask] = {}
 
     def add(self, task: PendingTask) -> None:
         if task.id in self._tasks:
@@ -97,15 +119,6 @@ class HeapQueue(TaskQueue):
             if task is not None:
                 return task
         return None
-
-    def __len__(self) -> int:
-        return len(self._tasks)
-
-    def __contains__(self, task_id: object) -> bool:
-        return task_id in self._tasks
-
-    def tasks(self) -> Iterator[PendingTask]:
-        return iter(list(self._tasks.values()))
 
 
 class Strategy(ABC):

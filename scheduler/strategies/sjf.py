@@ -12,20 +12,27 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from scheduler.models import Estimates, PendingTask, WorkerView
-from scheduler.strategies.base import Snapshot, SortKey, Strategy, TaskQueue, least_loaded
+from scheduler.strategies.base import (
+    IndexedQueue,
+    Snapshot,
+    SortKey,
+    Strategy,
+    TaskQueue,
+    least_loaded,
+)
 
 
-class EstimateQueue(TaskQueue):
+class EstimateQueue(IndexedQueue):
     """Pops the task with the smallest current duration estimate; ties by submission."""
 
     def __init__(self, estimates: Estimates) -> None:
+        super().__init__()
         self._estimates = estimates
         self._hinted: list[tuple[float, int, str]] = []
         self._by_key: dict[str, deque[str]] = {}
-        self._tasks: dict[str, PendingTask] = {}
 
     def add(self, task: PendingTask) -> None:
         if task.id in self._tasks:
@@ -63,15 +70,6 @@ class EstimateQueue(TaskQueue):
             return None
         task_id = source.popleft() if source is not None else heapq.heappop(self._hinted)[2]
         return self._tasks.pop(task_id)
-
-    def __len__(self) -> int:
-        return len(self._tasks)
-
-    def __contains__(self, task_id: object) -> bool:
-        return task_id in self._tasks
-
-    def tasks(self) -> Iterator[PendingTask]:
-        return iter(list(self._tasks.values()))
 
 
 class SjfStrategy(Strategy):
