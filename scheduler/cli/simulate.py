@@ -10,11 +10,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from scheduler.adaptive import build_strategy
 from scheduler.cli import app
 from scheduler.errors import InvalidInputError
 from scheduler.settings import STRATEGY_NAMES, load_settings
 from scheduler.simulator import METRIC_NAMES, Simulator, metrics
-from scheduler.strategies import create_strategy
 from scheduler.workload import load_workload
 
 console = Console()
@@ -49,7 +49,7 @@ def simulate(
     trace_lines: list[str] = []
     for name in names:
         sim = Simulator(
-            create_strategy(name, settings),
+            build_strategy(name, settings),
             workers=workers,
             slots=slots,
             warm_capacity=settings.warm_capacity,

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from scheduler.models import Estimates, PendingTask, WorkerView
-from scheduler.strategies import Snapshot, Strategy, plan
+from scheduler.strategies import Snapshot, Strategy, Switch, plan
 from scheduler.workload import WorkloadTask
 
 
@@ -24,7 +24,8 @@ class SimulatedTask:
 
     Attributes:
         task: The workload row.
-        state: ``succeeded``, ``failed`` or ``cancelled`` (a dependency failed).
+        state: ``succeeded``, ``failed``, ``expired`` (the strategy gave up on its
+            deadline) or ``cancelled`` (a dependency failed or expired).
         worker: Where it ran.
         start: Simulated start time (seconds from the workload's start).
         finish: Simulated finish time.
@@ -37,6 +38,7 @@ class SimulatedTask:
     start: float | None = None
     finish: float | None = None
     warm: bool = False
+    reason: str | None = None
 
 
 class Simulator:
@@ -50,6 +52,7 @@ class Simulator:
         warm_factor: Run-time factor of a task whose key is warm on its worker.
         ema_alpha: Weight of the newest run in the learned duration estimates.
         default_duration: Estimate for a task name never seen.
+        affinity_step: Affinity score change per success (+) or failure (-).
         dispatch_overhead: Seconds between a decision and the task's start (0 unless asked).
     """
 
@@ -64,6 +67,7 @@ class Simulator:
         ema_alpha: float = 0.3,
         default_duration: float = 1.0,
         dispatch_overhead: float = 0.0,
+        affinity_step: float = 0.1,
     ) -> None:
         if workers < 1 or slots < 1:
             raise ValueError("workers and slots must be at least 1")
@@ -75,6 +79,8 @@ class Simulator:
         self.ema_alpha = ema_alpha
         self.default_duration = default_duration
         self.dispatch_overhead = dispatch_overhead
+        self.affinity_step = affinity_step
+        self.switches: list[Switch] = []
 
     def run(self, workload: Sequence[WorkloadTask]) -> list[SimulatedTask]:
         """Simulate the workload; returns one record per task, in workload order."""
@@ -96,8 +102,10 @@ class Simulator:
         queue = self.strategy.make_queue(estimates)
         arrivals = [out[i] for i in arrival_order]
         finishes: list[tuple[float, int, str]] = []  # (time, seq, task id)
+        running: dict[str, SimulatedTask] = {}
         next_arrival = 0
         released: set[str] = set()
+        self.switches = []
 
         def release(rec: SimulatedTask) -> None:
             task = rec.task
@@ -130,9 +138,11 @@ class Simulator:
             while finishes and finishes[0][0] <= now:
                 _, _, task_id = heapq.heappop(finishes)
                 rec = by_id[task_id]
+                del running[task_id]
                 worker = worker_named[str(rec.worker)]
                 worker.inflight -= 1
                 rec.state = "failed" if rec.task.fails else "succeeded"
+                self._learn_affinity(estimates, rec)
                 if rec.state == "succeeded":
                     worker.succeeded += 1
                     self._learn(estimates, rec)
@@ -151,10 +161,19 @@ class Simulator:
                     release(rec)
             free = sum(w.free for w in workers)
             if free and len(queue):
+                if self.strategy.uses_estimates:
+                    self._overrun(estimates, running, now)
                 snapshot = Snapshot(now=now, workers=workers, estimates=estimates)
-                for decision in plan(self.strategy, queue, snapshot, free):
+                decisions = plan(self.strategy, queue, snapshot, free)
+                self.switches.extend(self.strategy.take_switches())
+                for decision in decisions:
                     rec = by_id[decision.task.id]
                     if rec.state != "pending":
+                        continue
+                    if decision.expire is not None:
+                        rec.state = "expired"
+                        rec.reason = decision.expire
+                        cancel_dependents(rec.task.id)
                         continue
                     worker = worker_named[decision.worker]
                     worker.inflight += 1
@@ -164,6 +183,7 @@ class Simulator:
                     factor = self.warm_factor if rec.warm else 1.0
                     rec.finish = rec.start + rec.task.duration * factor
                     rec.state = "running"
+                    running[rec.task.id] = rec
                     heapq.heappush(finishes, (rec.finish, seq_of[rec.task.id], rec.task.id))
         return out
 
@@ -177,6 +197,27 @@ class Simulator:
         while len(keys) > self.warm_capacity:
             keys.popitem(last=False)
         return was_warm
+
+    def _learn_affinity(self, estimates: Estimates, rec: SimulatedTask) -> None:
+        """The live ``finish.lua`` rule: +step on success, -step on failure, within [0, 1]."""
+        key = rec.task.affinity_key
+        if key is None or rec.worker is None:
+            return
+        old = estimates.affinity.get((key, rec.worker), 0.0)
+        step = self.affinity_step if rec.state == "succeeded" else -self.affinity_step
+        estimates.affinity[(key, rec.worker)] = min(1.0, max(0.0, old + step))
+
+    @staticmethod
+    def _overrun(estimates: Estimates, running: dict[str, SimulatedTask], now: float) -> None:
+        """The longest elapsed run per task name, where it outlasts the learned estimate."""
+        overrun: dict[str, float] = {}
+        for rec in running.values():
+            assert rec.start is not None
+            elapsed = now - rec.start
+            name = rec.task.name
+            if elapsed > estimates.durations.get(name, estimates.default_duration):
+                overrun[name] = max(elapsed, overrun.get(name, 0.0))
+        estimates.overrun = overrun
 
     def _learn(self, estimates: Estimates, rec: SimulatedTask) -> None:
         assert rec.start is not None
