@@ -8,6 +8,7 @@ Deterministic: the same workload and settings give the same schedule.
 
 from __future__ import annotations
 
+import copy
 import heapq
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -53,6 +54,7 @@ class Simulator:
         ema_alpha: Weight of the newest run in the learned duration estimates.
         default_duration: Estimate for a task name never seen.
         affinity_step: Affinity score change per success (+) or failure (-).
+        estimates: What is known before the run (copied; default: nothing learned yet).
         dispatch_overhead: Seconds between a decision and the task's start (0 unless asked).
     """
 
@@ -68,6 +70,7 @@ class Simulator:
         default_duration: float = 1.0,
         dispatch_overhead: float = 0.0,
         affinity_step: float = 0.1,
+        estimates: Estimates | None = None,
     ) -> None:
         if workers < 1 or slots < 1:
             raise ValueError("workers and slots must be at least 1")
@@ -80,6 +83,7 @@ class Simulator:
         self.default_duration = default_duration
         self.dispatch_overhead = dispatch_overhead
         self.affinity_step = affinity_step
+        self.estimates = estimates
         self.switches: list[Switch] = []
 
     def run(self, workload: Sequence[WorkloadTask]) -> list[SimulatedTask]:
@@ -98,7 +102,10 @@ class Simulator:
         workers = [WorkerView(f"w{i}", self.slots) for i in range(1, self.n_workers + 1)]
         worker_named = {w.name: w for w in workers}
         warm: dict[str, OrderedDict[str, None]] = {w.name: OrderedDict() for w in workers}
-        estimates = Estimates(default_duration=self.default_duration)
+        if self.estimates is not None:
+            estimates = copy.deepcopy(self.estimates)
+        else:
+            estimates = Estimates(default_duration=self.default_duration)
         queue = self.strategy.make_queue(estimates)
         arrivals = [out[i] for i in arrival_order]
         finishes: list[tuple[float, int, str]] = []  # (time, seq, task id)

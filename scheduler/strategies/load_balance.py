@@ -6,11 +6,14 @@ taken, and ``affinity`` is the score in [0, 1] of the (affinity key, worker)
 pair, raised by each success of that key there and lowered by each failure.
 So a key's tasks keep returning to the worker where they ran well (and whose
 caches are warm), unless that worker is busier by more than the weight says
-the affinity is worth. Weight 0 is plain least-loaded.
+the affinity is worth. Ties (a key new to every worker) go by rendezvous
+hashing of (key, worker), which spreads keys evenly and stably. Weight 0 is
+plain least-loaded.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 
 from scheduler.errors import InvalidInputError
@@ -43,7 +46,24 @@ class LoadBalanceStrategy(Strategy):
     ) -> WorkerView | None:
         affinity = snapshot.estimates.affinity_of
         weight = self.affinity_weight
+        key = task.affinity_key
+        if key is None:
+            return min(workers, key=lambda w: (w.load, w.name))
         return min(
             workers,
-            key=lambda w: (w.load - weight * affinity(task.affinity_key, w.name), w.name),
+            key=lambda w: (
+                w.load - weight * affinity(key, w.name),
+                -rendezvous(key, w.name),
+                w.name,
+            ),
         )
+
+
+def rendezvous(key: str, worker: str) -> int:
+    """A stable pseudo-random rank of ``worker`` for ``key`` (rendezvous hashing).
+
+    It breaks ties, so keys no worker has earned affinity for yet spread evenly
+    over the workers, each key to the same worker every time, instead of all
+    piling onto the first name; the affinity they then earn keeps them there.
+    """
+    return zlib.crc32(f"{key}\0{worker}".encode())
