@@ -140,7 +140,7 @@ class Strategy(ABC):
     """
 
     name: ClassVar[str]
-    handoff: ClassVar[bool] = True
+    handoff: bool = True
     # True when decisions read learned estimates, so drivers keep ``overrun`` current.
     uses_estimates: bool = False
 

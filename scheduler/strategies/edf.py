@@ -35,6 +35,9 @@ class EdfStrategy(Strategy):
             raise InvalidInputError("edf_late", late, "run or expire")
         self.late = late
         self.uses_estimates = late == "expire"
+        # Whether a task is expired depends on the moment it is bound, which a
+        # hand-off list prepared in advance would not see.
+        self.handoff = late == "run"
 
     def sort_key(self, task: PendingTask) -> SortKey:
         if task.deadline is None:
