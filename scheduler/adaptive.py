@@ -9,13 +9,14 @@ Two modes (setting ``adaptive_mode``):
 
 ``simulate`` (the default)
     Every ``adaptive_interval`` seconds, and at once when the backlog more than
-    doubles, it takes a sample of the backlog (the longest waiting tasks,
-    each with its current duration estimate as its run time), runs it through
-    the simulator under each candidate strategy on the live workers, and puts
-    the best one for the objective (``adaptive_objective``; by default fewest
-    deadline misses, then lowest mean flow) in charge. It changes only for a
-    clear gain (fewer misses, or a mean flow at least 2 % lower), so noise does
-    not make it flap.
+    doubles, it replays the most recent arrivals (up to 300 tasks, at their
+    real submission times, each with its current duration estimate as its run
+    time) through the simulator under each candidate strategy on the live
+    workers, and puts the best one for the objective (``adaptive_objective``;
+    by default fewest deadline misses, then lowest mean flow) in charge: the
+    strategy that would have done best on the work just seen. It changes only
+    for a clear gain (fewer misses, or a mean flow at least 2 % lower), so
+    noise does not make it flap.
 
 A change re-orders every pending task at once (the queue is rebuilt under the
 new strategy). Each change is a :class:`~scheduler.strategies.Switch`: the
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import deque
 from collections.abc import Iterator, Sequence
 
 from scheduler.errors import InvalidInputError
@@ -43,15 +45,20 @@ log = logging.getLogger("yardmaster.adaptive")
 CANDIDATES: tuple[str, ...] = ("edf", "sjf", "priority", "load_balance", "fifo")
 RULES_BACKLOG = 50
 RULES_SPREAD = 5
-FLOW_MARGIN = 0.98  # a new strategy must cut mean flow by 2 % to take over
+FLOW_MARGIN = 0.9  # a new strategy must cut mean flow by 10 % to take over...
+MISS_MARGIN = 0.1  # ...or deadline misses by 10 % (and at least one)
+MIN_EVIDENCE = 100  # recent arrivals needed before replays decide; the rules decide before
 
 
 class AdaptiveQueue(TaskQueue):
     """The pending tasks, kept in the order of whichever strategy is in charge."""
 
-    def __init__(self, strategy: Strategy, estimates: Estimates) -> None:
+    def __init__(
+        self, strategy: Strategy, estimates: Estimates, recent: deque[PendingTask] | None = None
+    ) -> None:
         self.estimates = estimates
         self.inner = strategy.make_queue(estimates)
+        self.recent = recent if recent is not None else deque(maxlen=300)
 
     def switch(self, strategy: Strategy) -> None:
         """Re-order every queued task under ``strategy``."""
@@ -61,6 +68,8 @@ class AdaptiveQueue(TaskQueue):
             self.inner.add(task)
 
     def add(self, task: PendingTask) -> None:
+        if task.id not in self.inner and (not self.recent or task.seq > self.recent[-1].seq):
+            self.recent.append(task)  # a new arrival (tasks put back are not)
         self.inner.add(task)
 
     def discard(self, task_id: str) -> PendingTask | None:
@@ -102,6 +111,7 @@ class AdaptiveStrategy(Strategy):
         self.sample_size = sample
         self.candidates = {name: create_strategy(name, settings) for name in CANDIDATES}
         self.current: Strategy = self.candidates["load_balance"]
+        self.recent: deque[PendingTask] = deque(maxlen=sample)
         self.switches: list[Switch] = []
         self._unreported: list[Switch] = []
         self._next_review = -math.inf
@@ -109,7 +119,8 @@ class AdaptiveStrategy(Strategy):
 
     # -- the strategy interface: the one in charge decides ----------------------
     def make_queue(self, estimates: Estimates | None = None) -> TaskQueue:
-        return AdaptiveQueue(self.current, estimates if estimates is not None else Estimates())
+        est = estimates if estimates is not None else Estimates()
+        return AdaptiveQueue(self.current, est, self.recent)
 
     def sort_key(self, task: PendingTask) -> SortKey:
         return self.current.sort_key(task)
@@ -134,16 +145,16 @@ class AdaptiveStrategy(Strategy):
         surge = backlog > 2 * self._reviewed_backlog + 20
         if snapshot.now < self._next_review and not surge:
             return
+        if backlog <= sum(w.free for w in snapshot.workers):
+            return  # every task gets a slot now; the order cannot matter
         self._next_review = snapshot.now + self.interval
         self._reviewed_backlog = backlog
-        slots = sum(w.free for w in snapshot.workers)
-        if backlog <= slots:
-            return  # every task gets a slot now; the order cannot matter
-        tasks = queue.sample(self.sample_size)
         if self.mode == "rules":
-            choice, reason = self.by_rules(tasks, backlog)
+            choice, reason = self.by_rules(queue.sample(self.sample_size), backlog)
+        elif len(queue.recent) < MIN_EVIDENCE:
+            choice, reason = self.by_prior(queue.sample(self.sample_size))
         else:
-            choice, reason = self.by_simulation(tasks, snapshot)
+            choice, reason = self.by_simulation(list(queue.recent), snapshot)
         if choice != self.current.name:
             switch = Switch(snapshot.now, self.current.name, choice, reason)
             self.current = self.candidates[choice]
@@ -167,19 +178,42 @@ class AdaptiveStrategy(Strategy):
             )
         return "load_balance", "no deadlines, small backlog, narrow priorities"
 
+    @staticmethod
+    def by_prior(tasks: Sequence[PendingTask]) -> tuple[str, str]:
+        """Before there is enough to replay: the optimum of the textbook cases.
+
+        With deadlines, the nearest deadline first (it meets every deadline any
+        order can on one worker); without, the shortest first (it minimises the
+        mean flow).
+        """
+        if any(t.deadline is not None for t in tasks):
+            return "edf", "deadlines in the backlog (too few arrivals yet to replay)"
+        return "sjf", "no deadlines (too few arrivals yet to replay)"
+
     def by_simulation(self, tasks: Sequence[PendingTask], snapshot: Snapshot) -> tuple[str, str]:
-        """Simulate the sampled backlog under each candidate; the best for the objective."""
-        now = snapshot.now
-        estimates = snapshot.estimates
+        """Replay ``tasks`` (recent arrivals, at their submission times) under each
+        candidate; the best for the objective."""
+        if not tasks:
+            return self.current.name, "nothing to replay"
+        origin = min(t.submitted_at for t in tasks)
+        learned = snapshot.estimates.durations
+        default = snapshot.estimates.default_duration
+
+        def expected(t: PendingTask) -> float:
+            # The learned average, not the overrun-raised estimate of runs in flight.
+            if t.expected_duration is not None:
+                return t.expected_duration
+            return learned.get(t.estimate_key, default)
+
         workload = [
             WorkloadTask.model_construct(
                 id=t.id,
                 name=t.name,
-                submit_at=0.0,
-                duration=estimates.duration(t),
+                submit_at=t.submitted_at - origin,
+                duration=expected(t),
                 priority=t.priority,
-                deadline=None if t.deadline is None else max(0.0, t.deadline - now),
-                expected_duration=estimates.duration(t),
+                deadline=None if t.deadline is None else max(0.0, t.deadline - origin),
+                expected_duration=expected(t),
                 affinity_key=t.affinity_key,
                 depends_on=(),
                 fails=False,
@@ -213,7 +247,7 @@ class AdaptiveStrategy(Strategy):
             if rec.finish is None:  # expired by policy
                 misses += 1
                 continue
-            flow += rec.finish
+            flow += rec.finish - rec.task.submit_at
             if rec.task.deadline is not None:
                 late = rec.finish - rec.task.deadline
                 lateness = max(lateness, late)
@@ -227,6 +261,8 @@ class AdaptiveStrategy(Strategy):
         return (float(misses), mean_flow)
 
     def _clearly_better(self, new: tuple[float, ...], old: tuple[float, ...]) -> bool:
+        if self.objective == "misses_then_flow" and new[0] != old[0]:
+            return new[0] <= old[0] - max(1.0, MISS_MARGIN * old[0])
         if new[:-1] != old[:-1]:
             return new[:-1] < old[:-1]
         return new[-1] < FLOW_MARGIN * old[-1]

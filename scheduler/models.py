@@ -264,17 +264,20 @@ class Estimates:
         return self.learned(task.estimate_key)
 
     def learned(self, key: str) -> float:
-        """The EMA of ``key`` (else the default), raised to twice the longest run of
-        that key still going when that run has already outlasted it (``overrun``).
+        """The EMA of ``key`` (else the default), raised while a run of that key
+        outlasts it: with ``e`` the longest elapsed run still going (``overrun``)
+        and ``m`` the EMA, the estimate is ``max(m, 2 * e - m)``.
 
-        A run that outlasts the average is evidence the average is stale; until
-        it finishes and the EMA learns from it, the estimate assumes it is only
-        half done.
+        A run that outlasts the average is evidence the average is stale. Far
+        past it, the estimate assumes the run is about half done (twice its
+        elapsed time, as Dask does with finished runs); just past it, the
+        estimate grows from the EMA continuously, so the ordinary spread of run
+        times around their mean does not make a key's estimate jump.
         """
         base = self.durations.get(key, self.default_duration)
         running = self.overrun.get(key)
         if running is not None and running > base:
-            return 2.0 * running
+            return 2.0 * running - base
         return base
 
     def affinity_of(self, key: str | None, worker: str) -> float:
