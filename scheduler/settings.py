@@ -38,6 +38,7 @@ STRATEGY_PARAMS: tuple[str, ...] = (
     "adaptive_objective",
 )
 WEIGHT_LIMIT = 1000.0
+MIN_WAIT_WEIGHT = 1e-6
 
 
 class Weights(BaseModel):
@@ -65,6 +66,11 @@ class Weights(BaseModel):
     def _no_inversion(self) -> Weights:
         if not any((self.priority, self.wait, self.duration, self.slack, self.affinity)):
             raise ValueError("the weights are all zero; give at least one a positive weight")
+        if 0.0 < self.wait < MIN_WAIT_WEIGHT:
+            raise ValueError(
+                f"wait ({self.wait:g}) must be 0 or at least {MIN_WAIT_WEIGHT:g}: smaller weights "
+                "put the overtake window beyond any realistic wait"
+            )
         bounded = self.duration + self.slack + self.affinity
         if self.wait == 0.0 and self.priority <= bounded:
             raise ValueError(
@@ -124,7 +130,8 @@ class Settings(BaseSettings):
         default_factory=Weights,
         description=(
             "a JSON object with any of priority, wait, duration, slack, affinity (each 0..1000, "
-            "not all 0; with wait 0, priority must exceed duration + slack + affinity)"
+            "not all 0; wait 0 or at least 1e-6; with wait 0, priority must exceed duration + "
+            "slack + affinity)"
         ),
     )
     adaptive_mode: Literal["simulate", "rules"] = Field(

@@ -236,11 +236,13 @@ def test_edf_rejects_an_unknown_policy():
 
 
 # -- sjf overrun fallback -------------------------------------------------------
-def test_a_run_that_outlasts_its_estimate_raises_it_to_twice_its_elapsed_time():
+def test_a_run_that_outlasts_its_estimate_raises_it():
     est = Estimates(durations={"a": 0.1})
     assert est.learned("a") == 0.1
-    est.overrun = {"a": 3.0}  # one run of "a" has gone 3 s already
-    assert est.learned("a") == 6.0
+    est.overrun = {"a": 3.0}  # one run of "a" has gone 3 s already: about half done
+    assert est.learned("a") == pytest.approx(2 * 3.0 - 0.1)
+    est.overrun = {"a": 0.11}  # just past the estimate: it grows from it continuously
+    assert est.learned("a") == pytest.approx(0.12)
     est.overrun = {"a": 0.05}  # not past the estimate: ignored
     assert est.learned("a") == 0.1
 
@@ -321,10 +323,10 @@ def test_adaptive_simulation_picks_edf_for_deadlines_and_sjf_for_a_mixed_backlog
     est = Estimates(durations={"short": 0.1, "long": 2.0})
     s = _adaptive()
     # Long tasks first in submission order, short ones with tight deadlines behind them.
-    dated = [pending(i, "long") for i in range(4)]
-    dated += [pending(10 + i, "short", deadline=T0 + 0.5 + 0.1 * i) for i in range(6)]
+    dated = [pending(i, "long", at=T0) for i in range(4)]
+    dated += [pending(10 + i, "short", at=T0, deadline=T0 + 0.5 + 0.1 * i) for i in range(6)]
     assert s.by_simulation(dated, Snapshot(T0, workers, est))[0] == "edf"
-    mixed = [pending(i, "long" if i % 2 else "short") for i in range(40)]
+    mixed = [pending(i, "long" if i % 2 else "short", at=T0) for i in range(40)]
     assert s.by_simulation(mixed, Snapshot(T0, workers, est))[0] == "sjf"
 
 
