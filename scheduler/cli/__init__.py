@@ -18,9 +18,9 @@ app = typer.Typer(
 )
 err = Console(stderr=True)
 
-from scheduler.cli import demo, ops, processes, simulate, stack, strategy  # noqa: E402
+from scheduler.cli import demo, ops, processes, simulate, stack, strategy, workload  # noqa: E402
 
-__all__ = ["app", "demo", "main", "ops", "processes", "simulate", "stack", "strategy"]
+__all__ = ["app", "demo", "main", "ops", "processes", "simulate", "stack", "strategy", "workload"]
 
 
 def main() -> None:
