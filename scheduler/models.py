@@ -216,7 +216,12 @@ class WorkerView:
     @property
     def free(self) -> int:
         """Free slots, never negative."""
-        return max(0, self.slots - self.inflight)
+        free = self.slots - self.inflight
+        return free if free > 0 else 0
+
+    def copy(self) -> WorkerView:
+        """An independent copy (planning updates copies, not the driver's view)."""
+        return WorkerView(self.name, self.slots, self.inflight, self.succeeded, self.failed)
 
     @property
     def load(self) -> float:

@@ -63,6 +63,8 @@ def simulate(
         results[name] = metrics(records, workers * slots)
         if sim.switches:
             switches[name] = len(sim.switches)
+        if trace is None:
+            continue
         for r in records:
             row = {"id": r.task.id, "worker": r.worker, "start": r.start, "finish": r.finish}
             row["state"] = r.state

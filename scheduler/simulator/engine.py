@@ -111,6 +111,7 @@ class Simulator:
         finishes: list[tuple[float, int, str]] = []  # (time, seq, task id)
         running: dict[str, SimulatedTask] = {}
         next_arrival = 0
+        free = self.n_workers * self.slots  # free slots, kept as tasks start and finish
         released: set[str] = set()
         self.switches = []
 
@@ -148,6 +149,7 @@ class Simulator:
                 del running[task_id]
                 worker = worker_named[str(rec.worker)]
                 worker.inflight -= 1
+                free += 1
                 rec.state = "failed" if rec.task.fails else "succeeded"
                 self._learn_affinity(estimates, rec)
                 if rec.state == "succeeded":
@@ -166,7 +168,6 @@ class Simulator:
                 released.add(rec.task.id)
                 if rec.state == "pending" and not waiting_on[rec.task.id]:
                     release(rec)
-            free = sum(w.free for w in workers)
             if free and len(queue):
                 if self.strategy.uses_estimates:
                     self._overrun(estimates, running, now)
@@ -184,6 +185,7 @@ class Simulator:
                         continue
                     worker = worker_named[decision.worker]
                     worker.inflight += 1
+                    free -= 1
                     rec.worker = worker.name
                     rec.start = now + self.dispatch_overhead
                     rec.warm = self._touch(warm[worker.name], rec.task.affinity_key)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import heapq
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from itertools import islice
 from typing import ClassVar
 
@@ -217,7 +217,7 @@ def plan(strategy: Strategy, queue: TaskQueue, snapshot: Snapshot, limit: int) -
         Decisions in the order the tasks should start.
     """
     strategy.observe(queue, snapshot)
-    workers = [replace(w) for w in snapshot.workers if w.free > 0]
+    workers = [w.copy() for w in snapshot.workers if w.inflight < w.slots]
     decisions: list[Decision] = []
     held: list[PendingTask] = []
     placed = 0
@@ -236,8 +236,8 @@ def plan(strategy: Strategy, queue: TaskQueue, snapshot: Snapshot, limit: int) -
         decisions.append(Decision(task, worker.name))
         placed += 1
         worker.inflight += 1
-        if worker.free == 0:
-            workers = [w for w in workers if w.free > 0]
+        if worker.inflight >= worker.slots:
+            workers = [w for w in workers if w.inflight < w.slots]
     for task in held:
         queue.add(task)
     return decisions
