@@ -6,7 +6,7 @@ Usage::
         [--decisions N] [--json-out FILE]
 
 For each strategy in ``scheduler.settings.STRATEGY_NAMES`` (built with
-``create_strategy(name, load_settings())``) and each backlog size, the
+``build_strategy(name, load_settings())``) and each backlog size, the
 strategy's own queue (``strategy.make_queue(estimates)``) is filled with that
 many pending tasks: priorities 0..9, a deadline on half of them, a duration
 hint on a fifth, an affinity key on half, and names drawn from 300 duration
@@ -30,10 +30,11 @@ from pathlib import Path
 
 from common import code_state, emit, machine, progress
 
+from scheduler.adaptive import build_strategy
 from scheduler.models import Estimates, PendingTask, WorkerView
 from scheduler.settings import STRATEGY_NAMES, load_settings
 from scheduler.stats import percentile
-from scheduler.strategies import Snapshot, create_strategy, plan
+from scheduler.strategies import Snapshot, plan
 
 TARGET_P99_US = 1000.0
 DURATION_KEYS = 300
@@ -69,7 +70,7 @@ def measure(name: str, backlog: list[PendingTask], fresh: list[PendingTask], war
         durations={f"task-{k}": rng.uniform(0.01, 5) for k in range(DURATION_KEYS)},
         default_duration=1.0,
     )
-    strategy = create_strategy(name, load_settings())
+    strategy = build_strategy(name, load_settings())
     queue = strategy.make_queue(estimates)
     started = time.perf_counter()
     for task in backlog:

@@ -24,9 +24,10 @@ from xml.sax.saxutils import escape
 
 from common import ROOT, code_state, emit, machine, progress
 
+from scheduler.adaptive import build_strategy
 from scheduler.settings import STRATEGY_NAMES, load_settings
 from scheduler.simulator import Simulator, metrics
-from scheduler.strategies import FifoStrategy, create_strategy
+from scheduler.strategies import FifoStrategy
 from scheduler.workload_gen import KINDS, generate
 
 SEEDS = {"mixed": 11, "bursty": 12, "deadlines": 13, "affinity": 14, "phases": 15}
@@ -153,7 +154,7 @@ def main() -> None:
         table[kind] = {}
         for name in STRATEGY_NAMES:
             sim = Simulator(
-                create_strategy(name, settings),
+                build_strategy(name, settings),
                 workers=args.workers,
                 warm_capacity=settings.warm_capacity,
                 warm_factor=settings.warm_factor,

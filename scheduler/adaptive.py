@@ -43,6 +43,9 @@ from scheduler.workload import WorkloadTask
 log = logging.getLogger("yardmaster.adaptive")
 
 CANDIDATES: tuple[str, ...] = ("edf", "sjf", "priority", "load_balance", "fifo")
+# Replays start with cold workers and no affinity learned, so they cannot tell
+# what affinity placement earns over time: load_balance is left to the rules.
+REPLAYED: tuple[str, ...] = ("edf", "sjf", "priority", "fifo")
 RULES_BACKLOG = 50
 RULES_SPREAD = 5
 FLOW_MARGIN = 0.9  # a new strategy must cut mean flow by 10 % to take over...
@@ -152,7 +155,7 @@ class AdaptiveStrategy(Strategy):
         if self.mode == "rules":
             choice, reason = self.by_rules(queue.sample(self.sample_size), backlog)
         elif len(queue.recent) < MIN_EVIDENCE:
-            choice, reason = self.by_prior(queue.sample(self.sample_size))
+            choice, reason = self.by_prior(list(queue.recent))
         else:
             choice, reason = self.by_simulation(list(queue.recent), snapshot)
         if choice != self.current.name:
@@ -223,7 +226,7 @@ class AdaptiveStrategy(Strategy):
         workers = max(1, len(snapshot.workers))
         slots = max(1, round(sum(w.slots for w in snapshot.workers) / workers))
         scores: dict[str, tuple[float, ...]] = {}
-        for name in CANDIDATES:
+        for name in REPLAYED:
             sim = Simulator(
                 create_strategy(name, self.settings),
                 workers=workers,
@@ -233,8 +236,11 @@ class AdaptiveStrategy(Strategy):
                 default_duration=self.settings.default_duration,
             )
             scores[name] = self._score(sim.run(workload))
+        if self.current.name not in scores:
+            best = min(REPLAYED, key=lambda n: scores[n])
+            return best, f"{self.objective}: {_fmt(scores[best])}, best of the replays"
         current = scores[self.current.name]
-        best = min(CANDIDATES, key=lambda n: (scores[n], n != self.current.name))
+        best = min(REPLAYED, key=lambda n: (scores[n], n != self.current.name))
         if not self._clearly_better(scores[best], current):
             return self.current.name, "no clear gain"
         return best, f"{self.objective}: {_fmt(scores[best])} against {_fmt(current)}"
