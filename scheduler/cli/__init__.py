@@ -18,9 +18,9 @@ app = typer.Typer(
 )
 err = Console(stderr=True)
 
-from scheduler.cli import demo, ops, processes, simulate, stack  # noqa: E402
+from scheduler.cli import demo, ops, processes, run, simulate, stack  # noqa: E402
 
-__all__ = ["app", "demo", "main", "ops", "processes", "simulate", "stack"]
+__all__ = ["app", "demo", "main", "ops", "processes", "run", "simulate", "stack"]
 
 
 def main() -> None:
