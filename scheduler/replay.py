@@ -315,6 +315,7 @@ class _Run:
                 else:
                     batch.append(row)
             if self.held:
+                # Parents of held children: all still unfinished, as far as known.
                 parents = {p for c in self.held for p in self.waiting_on[c]}
                 batch += self._poll([p for p in parents if p in self.handles])
             if batch:
@@ -341,7 +342,7 @@ class _Run:
             self.on_progress(self._progress(self._now()))
 
     def _done(self, next_row: int) -> bool:
-        if next_row < len(self.order) or self.held:
+        if self.held or any(r.id not in self.cancelled for r in self.order[next_row:]):
             return False
         return all(r in self.outcome for r in self.handles)
 
