@@ -7,7 +7,9 @@ in Redis until the dispatcher binds them to a worker.
 
 from __future__ import annotations
 
+import getpass
 import json
+import socket
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -15,14 +17,24 @@ from datetime import datetime
 from typing import Any
 
 from scheduler.errors import (
+    InvalidInputError,
+    NotAppliedError,
     ResultTimeoutError,
     TaskCancelledError,
     TaskFailedError,
     TaskNotFoundError,
     UnknownTaskError,
 )
-from scheduler.models import DEFAULT_PRIORITY, TaskRecord, TaskSpec, TaskState, validate_spec
-from scheduler.settings import Settings, load_settings
+from scheduler.models import (
+    DEFAULT_PRIORITY,
+    ActiveStrategy,
+    StrategyVersion,
+    TaskRecord,
+    TaskSpec,
+    TaskState,
+    validate_spec,
+)
+from scheduler.settings import STRATEGY_NAMES, STRATEGY_PARAMS, Settings, load_settings
 from scheduler.store import StateStore, connect
 
 _POLL_START = 0.002
@@ -157,6 +169,130 @@ class Client:
                     raise TaskNotFoundError(task_id)
                 out.append(rec)
         return out
+
+    # -- live steering ---------------------------------------------------------
+    def strategy(self) -> StrategyVersion | None:
+        """The latest strategy configuration version, or None when never steered."""
+        return self.store.strategy_config()
+
+    def active_strategy(self) -> ActiveStrategy | None:
+        """What the leading dispatcher runs now (None before a dispatcher led)."""
+        return self.store.active_strategy()
+
+    def strategy_history(self, limit: int = 0) -> list[StrategyVersion]:
+        """Every configuration version, oldest first (the last ``limit`` when given)."""
+        return self.store.strategy_history(limit)
+
+    def set_strategy(
+        self,
+        name: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        who: str | None = None,
+        note: str = "",
+        expected_version: int | None = None,
+    ) -> StrategyVersion:
+        """Switch the live strategy (and its parameters) without a restart.
+
+        The change applies to every task still pending. It is stored as a new
+        version (who, when, what), so it can be listed and rolled back.
+
+        Args:
+            name: A strategy name.
+            params: Strategy settings to change, by setting name (``priority_aging``,
+                ``edf_late``, ``affinity_weight``, ``weights``, ``adaptive_mode``,
+                ``adaptive_interval``, ``adaptive_objective``, ``default_duration``);
+                the rest keep the cluster's ``YM_*`` values.
+            who: Recorded as the author; ``user@host`` by default.
+            note: Free text kept with the version.
+            expected_version: Apply only if this is still the current version.
+
+        Raises:
+            InvalidInputError: Unknown strategy or parameter name, or a version conflict.
+            SettingsError: A parameter value out of range, naming it and what is allowed.
+        """
+        clean = validate_strategy(name, params or {})
+        record = {"strategy": name, "params": clean, "who": who or _whoami(), "note": note}
+        version, applied = self.store.steer(record, expected_version)
+        if not applied:
+            raise InvalidInputError(
+                "expected_version",
+                expected_version,
+                f"the current version ({version})",
+                problem="the configuration changed meanwhile",
+            )
+        config = self.store.strategy_config()
+        assert config is not None
+        return config
+
+    def rollback_strategy(
+        self, to: int | None = None, *, who: str | None = None
+    ) -> StrategyVersion:
+        """Restore an earlier version (the one before the current by default) as a new version.
+
+        Raises:
+            InvalidInputError: When there is no such version.
+        """
+        history = self.store.strategy_history()
+        if to is None:
+            if len(history) < 2:
+                raise InvalidInputError(
+                    "to",
+                    to,
+                    "a version number",
+                    problem="there is no earlier version to roll back to",
+                )
+            target = history[-2]
+        else:
+            found = [v for v in history if v.version == to]
+            if not found:
+                versions = ", ".join(str(v.version) for v in history) or "none yet"
+                raise InvalidInputError("to", to, f"one of the versions: {versions}")
+            target = found[0]
+        return self.set_strategy(
+            target.strategy, target.params, who=who, note=f"rollback to version {target.version}"
+        )
+
+    def wait_strategy_active(self, version: int, timeout: float = 10.0) -> ActiveStrategy:
+        """Wait until the leading dispatcher runs configuration ``version`` (or a later one).
+
+        Raises:
+            NotAppliedError: When it has not within ``timeout`` seconds.
+        """
+        end = time.monotonic() + timeout
+        while True:
+            active = self.store.active_strategy()
+            if active is not None and active.version >= version:
+                return active
+            if time.monotonic() > end:
+                now = "nothing yet" if active is None else f"version {active.version}"
+                raise NotAppliedError(version, timeout, now)
+            time.sleep(0.02)
+
+
+def validate_strategy(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Check a strategy name and parameters; return the parameters in JSON form.
+
+    Raises:
+        InvalidInputError: Unknown strategy or parameter name.
+        SettingsError: A parameter value out of range.
+    """
+    if name not in STRATEGY_NAMES:
+        raise InvalidInputError("strategy", name, "one of: " + ", ".join(STRATEGY_NAMES))
+    for key, value in params.items():
+        if key not in STRATEGY_PARAMS:
+            raise InvalidInputError(f"params.{key}", value, "one of: " + ", ".join(STRATEGY_PARAMS))
+    settings = load_settings({}, strategy=name, **params)
+    dumped = settings.model_dump(mode="json")
+    return {key: dumped[key] for key in params}
+
+
+def _whoami() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
 
 
 class TaskHandle:

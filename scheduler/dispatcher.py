@@ -13,6 +13,11 @@ slot inside the same Lua step that records its result, so a slot does not
 stay idle while the dispatcher wakes up. The dispatcher takes the list back
 whenever it would no longer be the strategy's order (a better task arrived, a
 slot is free elsewhere, the strategy changed).
+
+Live steering: a new strategy configuration version (``yardmaster strategy
+set``) reaches the inbox; the dispatcher builds the new strategy, re-orders
+every pending task under it and records what it now runs (``active``). A
+version that cannot be built is logged and skipped; the running strategy stays.
 """
 
 from __future__ import annotations
@@ -28,7 +33,10 @@ from typing import Any, Protocol, TypeVar
 
 from redis.exceptions import RedisError, ResponseError
 
-from scheduler.models import Decision, Estimates, PendingTask, WorkerView
+from scheduler.adaptive import build_strategy
+from scheduler.errors import YardmasterError
+from scheduler.models import Decision, Estimates, PendingTask, StrategyVersion, WorkerView
+from scheduler.settings import load_settings
 from scheduler.store import StateStore
 from scheduler.strategies import Snapshot, Strategy, TaskQueue, plan
 
@@ -83,6 +91,9 @@ class Dispatcher:
         self.workers: dict[str, WorkerView] = {}
         self.worker_queues: dict[str, str] = {}
         self.dispatched = 0
+        self.expired = 0
+        self.strategy_version = 0
+        self._steer_due = False
         self.ready: dict[str, PendingTask] = {}
         self._templates: dict[str, str] = {}
         self._reclaim_due = False
@@ -137,9 +148,14 @@ class Dispatcher:
         self.store.handoff_reclaim()
         self.ready = {}
         self._templates = {}
+        self.estimates.affinity = self.store.all_affinity()
+        config = self.store.strategy_config()
+        if config is not None and config.version != self.strategy_version:
+            self._build(config)
         self.queue = self.strategy.make_queue(self.estimates)
         for task in self.store.load_pending():
             self.queue.add(task)
+        self.store.set_active(self.strategy.name, self.strategy_version, self.token)
         self.refresh_workers()
 
     def step(self, block: float = 0.0) -> int:
@@ -148,6 +164,8 @@ class Dispatcher:
         idle = not len(self.queue) or not any(w.free for w in self.workers.values())
         entries = self.store.next_inbox(block if idle else 0.0, 10_000)
         refresh = self._apply(entries)
+        if self._steer_due:
+            self.steer()
         if refresh or time.monotonic() >= self._next_refresh:
             self.refresh_workers()
         free = any(w.free for w in self.workers.values())
@@ -157,10 +175,15 @@ class Dispatcher:
         while len(self.queue):
             snapshot = Snapshot(self.now(), list(self.workers.values()), self.estimates)
             decisions = plan(self.strategy, self.queue, snapshot, self.settings.dispatch_batch)
+            self._note_switches()
+            placed = [d for d in decisions if d.expire is None]
+            if len(placed) < len(decisions):
+                self._expire([d for d in decisions if d.expire is not None])
             if not decisions:
                 break
-            sent += self._claim_and_publish(decisions)
-            if len(decisions) < self.settings.dispatch_batch:
+            if placed:
+                sent += self._claim_and_publish(placed)
+            if len(placed) < self.settings.dispatch_batch:
                 break
         self.dispatched += sent
         if self.settings.handoff and self.strategy.handoff and len(self.queue):
@@ -170,6 +193,44 @@ class Dispatcher:
     def now(self) -> float:
         """The cluster clock: Redis server time, as last calibrated."""
         return time.time() + self._clock_offset
+
+    def steer(self) -> None:
+        """Apply the latest strategy configuration version, if it is new."""
+        self._steer_due = False
+        config = self.store.strategy_config()
+        if config is None or config.version == self.strategy_version:
+            return
+        if not self._build(config):
+            return
+        if self.ready:
+            self._reclaim()
+        tasks = list(self.queue.tasks())
+        self.queue = self.strategy.make_queue(self.estimates)
+        for task in tasks:
+            self.queue.add(task)
+        self.store.set_active(self.strategy.name, self.strategy_version, self.token)
+        log.info(
+            "strategy version %d applied: %s %s (set by %s); %d pending tasks re-ordered",
+            config.version,
+            config.strategy,
+            config.params or "",
+            config.who,
+            len(tasks),
+        )
+
+    def _build(self, config: StrategyVersion) -> bool:
+        """Make ``config``'s strategy current (the queue is the caller's); False if it cannot be built."""
+        try:
+            values = {**self.settings.model_dump(), **config.params, "strategy": config.strategy}
+            settings = load_settings({}, **values)
+            strategy = build_strategy(config.strategy, settings)
+        except YardmasterError as exc:
+            log.error("strategy version %d cannot be applied: %s", config.version, exc)
+            self.strategy_version = config.version
+            return False
+        self.strategy = strategy
+        self.strategy_version = config.version
+        return True
 
     # -- internals -------------------------------------------------------------
     def _renew_lease(self) -> None:
@@ -192,12 +253,16 @@ class Dispatcher:
                 worker = self.workers.get(entry["free"])
                 if worker is not None and worker.inflight > 0:
                     worker.inflight -= 1
+                if "a" in entry:
+                    self.estimates.affinity[(entry["a"], entry["free"])] = float(entry["s"])
             elif "cancel" in entry:
                 # A cancelled task still in the hand-off list keeps its place
                 # there (workers skip it); the local copy stays aligned with it.
                 self.queue.discard(entry["cancel"])
             elif "worker" in entry:
                 refresh = True
+            elif "steer" in entry:
+                self._steer_due = True
         return refresh
 
     def refresh_workers(self) -> None:
@@ -223,7 +288,36 @@ class Dispatcher:
         self.workers = live
         self.estimates.durations.clear()
         self.estimates.durations.update(self.store.durations())
+        if self.strategy.uses_estimates:
+            self._learn_overrun(server_now)
         self._next_refresh = time.monotonic() + self.settings.heartbeat_interval
+
+    def _learn_overrun(self, server_now: float) -> None:
+        """Runs that outlast their key's estimate raise it (see ``Estimates.learned``)."""
+        overrun: dict[str, float] = {}
+        durations = self.estimates.durations
+        for key, started in self.store.running_since(list(self.workers)):
+            elapsed = server_now - started
+            if elapsed > durations.get(key, self.estimates.default_duration):
+                overrun[key] = max(elapsed, overrun.get(key, 0.0))
+        self.estimates.overrun = overrun
+
+    def _expire(self, decisions: list[Decision]) -> None:
+        for decision in decisions:
+            outcome = self.store.expire(decision.task.id, str(decision.expire))
+            if outcome == "expired":
+                self.expired += 1
+                log.info("task %s expired: %s", decision.task.id, decision.expire)
+
+    def _note_switches(self) -> None:
+        switches = self.strategy.take_switches()
+        if not switches:
+            return
+        for sw in switches:
+            log.info("adaptive switch: %s -> %s (%s)", sw.old, sw.new, sw.reason)
+        self.store.record_switches(
+            [{"at": sw.at, "from": sw.old, "to": sw.new, "reason": sw.reason} for sw in switches]
+        )
 
     def _claim_and_publish(self, decisions: list[Decision]) -> int:
         pairs = [(d.task.id, d.worker) for d in decisions]

@@ -129,3 +129,14 @@ class RedisUnavailableError(YardmasterError, ConnectionError):
 def _short_repr(value: Any, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class NotAppliedError(YardmasterError, TimeoutError):
+    """A strategy configuration version was not applied by a dispatcher in time."""
+
+    def __init__(self, version: int, timeout: float, active: str) -> None:
+        super().__init__(
+            f"strategy version {version} was not applied within {timeout:g}s (the dispatcher "
+            f"runs {active}); is a dispatcher running? See `yardmaster status`"
+        )
+        self.version = version

@@ -115,3 +115,25 @@ class Keys:
     def affinity(self, affinity_key: str) -> str:
         """Hash: worker name -> affinity score in [0, 1] for one affinity key."""
         return f"{self.ns}:affinity:{affinity_key}"
+
+    @property
+    def affinity_prefix(self) -> str:
+        """The common prefix of every affinity key (for loading them all)."""
+        return self.affinity("")
+
+    # -- strategy steering -----------------------------------------------------
+    @property
+    def strategy(self) -> str:
+        """Hash: ``version``, ``record`` (the latest requested configuration, JSON)
+        and ``active`` (what the dispatcher applied, JSON)."""
+        return f"{self.ns}:strategy"
+
+    @property
+    def strategy_history(self) -> str:
+        """List of every configuration version, oldest first (JSON records)."""
+        return f"{self.ns}:strategy:history"
+
+    @property
+    def strategy_switches(self) -> str:
+        """List of the adaptive strategy's recent switches, newest first (JSON)."""
+        return f"{self.ns}:strategy:switches"

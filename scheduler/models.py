@@ -216,7 +216,12 @@ class WorkerView:
     @property
     def free(self) -> int:
         """Free slots, never negative."""
-        return max(0, self.slots - self.inflight)
+        free = self.slots - self.inflight
+        return free if free > 0 else 0
+
+    def copy(self) -> WorkerView:
+        """An independent copy (planning updates copies, not the driver's view)."""
+        return WorkerView(self.name, self.slots, self.inflight, self.succeeded, self.failed)
 
     @property
     def load(self) -> float:
@@ -232,10 +237,14 @@ class WorkerView:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """Run ``task`` next on ``worker``."""
+    """Run ``task`` next on ``worker``; or, when ``expire`` is set, end it with that reason.
+
+    An expiring decision takes no slot (its ``worker`` is empty).
+    """
 
     task: PendingTask
     worker: str
+    expire: str | None = None
 
 
 @dataclass(slots=True)
@@ -251,12 +260,36 @@ class Estimates:
     durations: dict[str, float] = field(default_factory=dict)
     default_duration: float = 1.0
     affinity: dict[tuple[str, str], float] = field(default_factory=dict)
+    overrun: dict[str, float] = field(default_factory=dict)
 
     def duration(self, task: PendingTask) -> float:
-        """Expected run time: the hint, else the EMA, else the default."""
+        """Expected run time: the hint, else the learned estimate of its key."""
         if task.expected_duration is not None:
             return task.expected_duration
-        return self.durations.get(task.estimate_key, self.default_duration)
+        return self.learned(task.estimate_key)
+
+    def learned(self, key: str) -> float:
+        """The EMA of ``key`` (else the default), raised while a run of that key
+        outlasts it: with ``e`` the longest elapsed run still going (``overrun``)
+        and ``m`` the EMA, the estimate is ``max(m, 2 * e - m)``.
+
+        A run that outlasts the average is evidence the average is stale. Far
+        past it, the estimate assumes the run is about half done (twice its
+        elapsed time, as Dask does with finished runs); just past it, the
+        estimate grows from the EMA continuously, so the ordinary spread of run
+        times around their mean does not make a key's estimate jump.
+        """
+        base = self.durations.get(key, self.default_duration)
+        running = self.overrun.get(key)
+        if running is not None and running > base:
+            return 2.0 * running - base
+        return base
+
+    def affinity_of(self, key: str | None, worker: str) -> float:
+        """Affinity score of (key, worker); 0 when unknown or the task has no key."""
+        if key is None:
+            return 0.0
+        return self.affinity.get((key, worker), 0.0)
 
 
 @dataclass(slots=True)
@@ -307,3 +340,66 @@ class TaskRecord:
             deadline=_opt_float(raw.get("deadline")),
             affinity_key=raw.get("affinity_key") or None,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyVersion:
+    """One version of the live strategy configuration (live steering).
+
+    Attributes:
+        version: 1, 2, ... in the order they were set.
+        strategy: Strategy name.
+        params: Strategy settings that differ from the cluster's (``YM_*``) ones.
+        who: Who set it.
+        at: When (Redis server time, UNIX seconds).
+        note: Free text; a rollback says which version it restored.
+    """
+
+    version: int
+    strategy: str
+    params: dict[str, Any]
+    who: str
+    at: float
+    note: str = ""
+
+    @classmethod
+    def from_json(cls, text: str) -> StrategyVersion:
+        """Decode a record written by ``steer.lua``."""
+        raw = json.loads(text)
+        return cls(
+            version=int(raw["version"]),
+            strategy=str(raw["strategy"]),
+            params=dict(raw.get("params") or {}),
+            who=str(raw.get("who", "")),
+            at=float(raw["at"]),
+            note=str(raw.get("note", "")),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form."""
+        return {
+            "version": self.version,
+            "strategy": self.strategy,
+            "params": self.params,
+            "who": self.who,
+            "at": self.at,
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveStrategy:
+    """What the leading dispatcher runs now.
+
+    Attributes:
+        strategy: Strategy name (for ``adaptive``, the adaptive strategy itself).
+        version: The configuration version applied; 0 means the cluster settings
+            (``YM_STRATEGY``), never steered.
+        since: When it was applied (Redis server time).
+        dispatcher: The dispatcher's lease token (first 8 characters).
+    """
+
+    strategy: str
+    version: int
+    since: float
+    dispatcher: str

@@ -14,7 +14,6 @@ neither the EMAs nor the workers' warm keys of an earlier run leak in.
 
 from __future__ import annotations
 
-import importlib
 import json
 import statistics
 import time
@@ -24,15 +23,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from scheduler.adaptive import build_strategy
 from scheduler.client import Client, TaskHandle
 from scheduler.errors import InvalidInputError, ReplayTimeoutError, YardmasterError
 from scheduler.models import TaskState
 from scheduler.settings import STRATEGY_NAMES, Settings
 from scheduler.simulator import METRIC_NAMES, SimulatedTask, Simulator, metrics
-from scheduler.strategies import Strategy, create_strategy
 from scheduler.workload import WorkloadTask
 
 TASK_NAME = "sleep"
+WHO = "yardmaster run"
 _POLL = 0.05  # seconds between state polls of every unfinished task
 _POLL_PARENTS = 0.002  # while a due child waits on its parents
 _PROGRESS_EVERY = 1.0
@@ -96,22 +96,6 @@ def check_strategy(name: str, field_name: str = "strategy") -> None:
         raise InvalidInputError(field_name, name, "one of: " + ", ".join(STRATEGY_NAMES))
 
 
-def build_strategy(name: str, settings: Settings) -> Strategy:
-    """The strategy object ``yardmaster simulate`` would build for ``name``.
-
-    Prefers ``scheduler.adaptive.build_strategy`` (which knows ``adaptive``)
-    where that module exists, else the strategies' own registry.
-    """
-    try:
-        module = importlib.import_module("scheduler.adaptive")
-    except ModuleNotFoundError as exc:
-        if exc.name != "scheduler.adaptive":
-            raise
-        return create_strategy(name, settings)
-    built: Strategy = module.build_strategy(name, settings)
-    return built
-
-
 def cluster_shape(client: Client) -> tuple[int, int]:
     """(workers, slots per worker) of the live cluster.
 
@@ -131,55 +115,49 @@ def cluster_shape(client: Client) -> tuple[int, int]:
 
 
 @contextmanager
-def strategy_in_force(
-    client: Client, name: str, settings: Settings, *, wait: float = 10.0
-) -> Iterator[None]:
-    """Make ``name`` the live strategy for the block, then restore the previous one.
+def strategy_in_force(client: Client, name: str, *, wait: float = 10.0) -> Iterator[None]:
+    """Make ``name``, with the cluster's own parameters, the live strategy for the block.
 
-    With live steering (``Client.set_strategy`` / ``active_strategy``) the
-    strategy is set and the block starts once the dispatcher reports it
-    applied. Without it, the dispatcher runs its ``YM_STRATEGY``, which is
-    taken to be ``settings.strategy``: the block runs only if that is ``name``.
+    The configuration is changed (live steering) only when its latest version
+    is another strategy or has parameters of its own; the block starts once the
+    dispatcher reports it applied, and the previous configuration is set again
+    afterwards.
 
     Raises:
-        InvalidInputError: ``name`` is not live and cannot be made live.
-        YardmasterError: The dispatcher did not apply ``name`` within ``wait``.
+        YardmasterError: No dispatcher applied ``name`` within ``wait`` seconds.
     """
-    # Steering is being added to the client; look it up so this works before and after.
-    setter = getattr(client, "set_strategy", None)
-    reader = getattr(client, "active_strategy", None)
-    if setter is None or reader is None:
-        if settings.strategy != name:
-            raise InvalidInputError(
-                "--strategy",
-                name,
-                f"{settings.strategy!r}, the strategy the dispatcher was started with "
-                "(YM_STRATEGY): this cluster cannot switch strategies live",
-            )
+    config = client.strategy()  # the latest version; None: the cluster's YM_STRATEGY
+    before = client.active_strategy()
+    current = config.strategy if config is not None else None if before is None else before.strategy
+    if current == name and (config is None or not config.params):
+        _await(client, name, config.version if config is not None else 0, wait)
         yield
         return
-    previous = reader()
-    if previous is not None and previous.strategy == name:
-        yield
-        return
-    version = setter(name, None, who="yardmaster run", note="replay of a workload").version
-    give_up = time.monotonic() + wait
-    while True:
-        active = reader()
-        if active is not None and active.strategy == name and active.version >= version:
-            break
-        if time.monotonic() > give_up:
-            raise YardmasterError(
-                f"the dispatcher did not apply strategy {name!r} (version {version}) within "
-                f"{wait:g}s; is a dispatcher running? check `yardmaster status`"
-            )
-        time.sleep(0.02)
+    version = client.set_strategy(name, who=WHO, note="replay of a workload").version
+    _await(client, name, version, wait)
     try:
         yield
     finally:
-        if previous is not None:
-            params = getattr(previous, "params", None)
-            setter(previous.strategy, params, who="yardmaster run", note="replay finished")
+        if config is not None:
+            client.set_strategy(config.strategy, config.params, who=WHO, note="replay finished")
+        elif before is not None:
+            client.set_strategy(before.strategy, who=WHO, note="replay finished")
+
+
+def _await(client: Client, name: str, version: int, wait: float) -> None:
+    """Until the dispatcher reports ``name`` at ``version`` or later."""
+    give_up = time.monotonic() + wait
+    while True:
+        active = client.active_strategy()
+        if active is not None and active.strategy == name and active.version >= version:
+            return
+        if time.monotonic() > give_up:
+            shown = "none" if active is None else f"{active.strategy!r} (version {active.version})"
+            raise YardmasterError(
+                f"the dispatcher did not apply strategy {name!r} (version {version}) within "
+                f"{wait:g}s; it runs {shown}. Is a dispatcher running? check `yardmaster status`"
+            )
+        time.sleep(0.02)
 
 
 def replay(
@@ -221,6 +199,7 @@ def simulate(
         ema_alpha=settings.ema_alpha,
         default_duration=settings.default_duration,
         dispatch_overhead=dispatch_overhead,
+        affinity_step=settings.affinity_step,
     )
     return sim.run(tasks)
 

@@ -11,13 +11,83 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from scheduler.errors import SettingsError
 
-StrategyName = Literal["fifo", "priority", "sjf", "edf"]
-STRATEGY_NAMES: tuple[str, ...] = ("fifo", "priority", "sjf", "edf")
+StrategyName = Literal["fifo", "priority", "sjf", "edf", "load_balance", "weighted", "adaptive"]
+STRATEGY_NAMES: tuple[str, ...] = (
+    "fifo",
+    "priority",
+    "sjf",
+    "edf",
+    "load_balance",
+    "weighted",
+    "adaptive",
+)
+# Settings a strategy reads; these are what live steering may change.
+STRATEGY_PARAMS: tuple[str, ...] = (
+    "priority_aging",
+    "default_duration",
+    "edf_late",
+    "affinity_weight",
+    "weights",
+    "adaptive_mode",
+    "adaptive_interval",
+    "adaptive_objective",
+)
+WEIGHT_LIMIT = 1000.0
+MIN_WAIT_WEIGHT = 1e-6
+
+
+class Weights(BaseModel):
+    """Weights of the ``weighted`` strategy's objective; a task's score is the sum of
+    ``weight * term`` and the highest score runs first.
+
+    Terms: ``priority`` is the level 0..9; ``wait`` is seconds waited (it grows
+    without bound, so it is the one term that can lift any task past any
+    other); ``duration`` is ``d / (d + expected)`` with ``d`` the default
+    duration (1 for the shortest, towards 0 for long tasks); ``slack`` is the
+    share of the time to its deadline a task needs, ``expected / (deadline -
+    submitted)`` clipped to [0, 1] (0 without a deadline); ``affinity`` is the
+    (affinity key, worker) score in [0, 1], used to choose the worker.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    priority: float = Field(default=1.0, ge=0.0, le=WEIGHT_LIMIT, allow_inf_nan=False)
+    wait: float = Field(default=0.1, ge=0.0, le=WEIGHT_LIMIT, allow_inf_nan=False)
+    duration: float = Field(default=1.0, ge=0.0, le=WEIGHT_LIMIT, allow_inf_nan=False)
+    slack: float = Field(default=2.0, ge=0.0, le=WEIGHT_LIMIT, allow_inf_nan=False)
+    affinity: float = Field(default=0.5, ge=0.0, le=WEIGHT_LIMIT, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _no_inversion(self) -> Weights:
+        if not any((self.priority, self.wait, self.duration, self.slack, self.affinity)):
+            raise ValueError("the weights are all zero; give at least one a positive weight")
+        if 0.0 < self.wait < MIN_WAIT_WEIGHT:
+            raise ValueError(
+                f"wait ({self.wait:g}) must be 0 or at least {MIN_WAIT_WEIGHT:g}: smaller weights "
+                "put the overtake window beyond any realistic wait"
+            )
+        bounded = self.duration + self.slack + self.affinity
+        if self.wait == 0.0 and self.priority <= bounded:
+            raise ValueError(
+                "these weights let a low-priority task overtake a higher one forever: with "
+                f"wait = 0, priority ({self.priority:g}) must be greater than duration + slack "
+                f"+ affinity ({bounded:g}); raise priority or give wait a positive weight"
+            )
+        return self
+
+    def overtake_window(self) -> float:
+        """Seconds after which a task submitted later can no longer overtake one of higher
+        priority (0: never; only finite when ``wait`` > 0 or priority dominates)."""
+        gain = self.duration + self.slack + self.affinity - self.priority
+        if gain <= 0:
+            return 0.0
+        return gain / self.wait
+
 
 ENV_PREFIX = "YM_"
 
@@ -45,6 +115,35 @@ class Settings(BaseSettings):
         ge=0.0,
         le=1000.0,
         description="priority levels gained per second of waiting, from 0 (strict) to 1000",
+    )
+    edf_late: Literal["run", "expire"] = Field(
+        default="run",
+        description="run or expire: what edf does with a task that can no longer meet its deadline",
+    )
+    affinity_weight: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=100.0,
+        description="how much affinity outweighs load in load_balance, from 0 to 100",
+    )
+    weights: Weights = Field(
+        default_factory=Weights,
+        description=(
+            "a JSON object with any of priority, wait, duration, slack, affinity (each 0..1000, "
+            "not all 0; wait 0 or at least 1e-6; with wait 0, priority must exceed duration + "
+            "slack + affinity)"
+        ),
+    )
+    adaptive_mode: Literal["simulate", "rules"] = Field(
+        default="simulate",
+        description="simulate (try each strategy on the backlog) or rules (the fixed rules)",
+    )
+    adaptive_interval: float = Field(
+        default=2.0, ge=0.05, le=3600.0, description="seconds between reviews, 0.05 to 3600"
+    )
+    adaptive_objective: Literal["misses_then_flow", "mean_flow", "max_lateness"] = Field(
+        default="misses_then_flow",
+        description="misses_then_flow, mean_flow or max_lateness",
     )
     ema_alpha: float = Field(
         default=0.3, gt=0.0, le=1.0, description="a number greater than 0 and at most 1"
@@ -134,4 +233,6 @@ def _settings_error(exc: ValidationError, overrides: Mapping[str, Any]) -> Setti
     allowed = field.description if field is not None and field.description else "see docs"
     where = name if name in overrides else ENV_PREFIX + name.upper()
     problem = str(first["msg"]).removeprefix("Value error, ")
+    if len(first["loc"]) > 1:  # a field inside a nested setting, such as weights.wait
+        where += "." + ".".join(str(part) for part in first["loc"][1:])
     return SettingsError(where, first.get("input"), allowed, problem=problem)

@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from scheduler import replay as rp
-from scheduler.client import Client
-from scheduler.errors import InvalidInputError, ReplayTimeoutError
+from scheduler.errors import ReplayTimeoutError
 from scheduler.settings import STRATEGY_NAMES
 from scheduler.simulator import metrics
 from scheduler.workload import WorkloadTask, load_workload
@@ -24,7 +23,6 @@ from .conftest import ROOT
 
 EXAMPLES = sorted((ROOT / "examples" / "workloads").glob("*.jsonl"))
 CLI = [sys.executable, "-m", "scheduler.cli"]
-STEERING = hasattr(Client, "set_strategy")
 
 
 def two_workers(cluster, strategy):
@@ -92,20 +90,21 @@ def test_a_replay_past_its_timeout_says_how_many_are_unfinished_and_cancels_the_
     assert "5 unfinished tasks after 0.5s (3 pending, 2 running)" in str(caught.value)
 
 
-@pytest.mark.skipif(STEERING, reason="the cluster can switch strategies live")
-def test_without_live_steering_a_strategy_other_than_the_dispatchers_is_refused(cluster):
+def test_the_strategy_is_steered_for_the_run_and_restored_after(cluster):
     c = two_workers(cluster, "fifo")
-    with (
-        pytest.raises(InvalidInputError) as caught,
-        rp.strategy_in_force(c.client, "sjf", c.settings),
-    ):
+    with rp.strategy_in_force(c.client, "sjf"):
+        active = c.client.active_strategy()
+        assert active is not None
+        assert active.strategy == "sjf"
+    assert [v.strategy for v in c.client.strategy_history()] == ["sjf", "fifo"]
+    assert {v.who for v in c.client.strategy_history()} == {"yardmaster run"}
+    with rp.strategy_in_force(c.client, "fifo"):  # already live with the cluster's parameters
         pass
-    assert caught.value.field == "--strategy"
-    assert "'fifo', the strategy the dispatcher was started with" in str(caught.value)
+    assert len(c.client.strategy_history()) == 2
 
 
 def test_the_run_command_prints_run_simulate_and_difference_as_json(cluster, tmp_path):
-    c = two_workers(cluster, "sjf")
+    c = two_workers(cluster, "fifo")  # run steers it to sjf
     workload = tmp_path / "small.jsonl"
     rows = [
         {"id": f"t{i}", "name": "resize" if i % 3 else "report", "submit_at": i * 0.04,

@@ -13,12 +13,12 @@ from typing import Annotated
 import typer
 
 from broker_config import CeleryPublisher, make_celery
+from scheduler.adaptive import build_strategy
 from scheduler.cli import app
 from scheduler.dispatcher import Dispatcher
 from scheduler.embedded import resolve_redis_url
 from scheduler.settings import load_settings
 from scheduler.store import StateStore, connect
-from scheduler.strategies import create_strategy
 
 
 @app.command()
@@ -37,7 +37,7 @@ def dispatcher(
     url = resolve_redis_url(settings)
     store = StateStore(connect(url), settings)
     publisher = CeleryPublisher(make_celery(settings, url), store.redis)
-    loop = Dispatcher(store, create_strategy(settings.strategy, settings), publisher)
+    loop = Dispatcher(store, build_strategy(settings.strategy, settings), publisher)
     stop = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:

@@ -59,7 +59,7 @@ def run_workload(
             highlight=False,
         )
 
-    with rp.strategy_in_force(client, strategy, settings):
+    with rp.strategy_in_force(client, strategy):
         result = rp.replay(client, tasks, strategy, timeout=timeout, on_progress=progress)
     if result.late:
         shown = ", ".join(result.late[:10]) + (" ..." if len(result.late) > 10 else "")

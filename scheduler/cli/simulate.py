@@ -10,11 +10,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from scheduler.adaptive import build_strategy
 from scheduler.cli import app
 from scheduler.errors import InvalidInputError
 from scheduler.settings import STRATEGY_NAMES, load_settings
 from scheduler.simulator import METRIC_NAMES, Simulator, metrics
-from scheduler.strategies import create_strategy
 from scheduler.workload import load_workload
 
 console = Console()
@@ -46,10 +46,11 @@ def simulate(
     settings = load_settings()
     tasks = load_workload(workload)
     results = {}
+    switches: dict[str, int] = {}
     trace_lines: list[str] = []
     for name in names:
         sim = Simulator(
-            create_strategy(name, settings),
+            build_strategy(name, settings),
             workers=workers,
             slots=slots,
             warm_capacity=settings.warm_capacity,
@@ -60,6 +61,10 @@ def simulate(
         )
         records = sim.run(tasks)
         results[name] = metrics(records, workers * slots)
+        if sim.switches:
+            switches[name] = len(sim.switches)
+        if trace is None:
+            continue
         for r in records:
             row = {"id": r.task.id, "worker": r.worker, "start": r.start, "finish": r.finish}
             row["state"] = r.state
@@ -74,9 +79,9 @@ def simulate(
     table = Table(
         title=f"{workload.name}: {len(tasks)} tasks, {workers} workers x {slots} slots, seed {seed}"
     )
-    table.add_column("metric")
+    table.add_column("metric", no_wrap=True)
     for name in names:
-        table.add_column(name, justify="right")
+        table.add_column(name, justify="right", no_wrap=True)
     for metric in METRIC_NAMES:
         cells = []
         for name in names:
@@ -85,4 +90,8 @@ def simulate(
                 "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
             )
         table.add_row(metric, *cells)
+    if switches:
+        table.add_row("switches", *(str(switches.get(name, "-")) for name in names))
+    if not console.is_terminal:
+        console.width = max(console.width, 16 + 12 * len(names))
     console.print(table)

@@ -8,13 +8,14 @@ Deterministic: the same workload and settings give the same schedule.
 
 from __future__ import annotations
 
+import copy
 import heapq
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from scheduler.models import Estimates, PendingTask, WorkerView
-from scheduler.strategies import Snapshot, Strategy, plan
+from scheduler.strategies import Snapshot, Strategy, Switch, plan
 from scheduler.workload import WorkloadTask
 
 
@@ -24,7 +25,8 @@ class SimulatedTask:
 
     Attributes:
         task: The workload row.
-        state: ``succeeded``, ``failed`` or ``cancelled`` (a dependency failed).
+        state: ``succeeded``, ``failed``, ``expired`` (the strategy gave up on its
+            deadline) or ``cancelled`` (a dependency failed or expired).
         worker: Where it ran.
         start: Simulated start time (seconds from the workload's start).
         finish: Simulated finish time.
@@ -37,6 +39,7 @@ class SimulatedTask:
     start: float | None = None
     finish: float | None = None
     warm: bool = False
+    reason: str | None = None
 
 
 class Simulator:
@@ -50,6 +53,8 @@ class Simulator:
         warm_factor: Run-time factor of a task whose key is warm on its worker.
         ema_alpha: Weight of the newest run in the learned duration estimates.
         default_duration: Estimate for a task name never seen.
+        affinity_step: Affinity score change per success (+) or failure (-).
+        estimates: What is known before the run (copied; default: nothing learned yet).
         dispatch_overhead: Seconds between a decision and the task's start (0 unless asked).
     """
 
@@ -64,6 +69,8 @@ class Simulator:
         ema_alpha: float = 0.3,
         default_duration: float = 1.0,
         dispatch_overhead: float = 0.0,
+        affinity_step: float = 0.1,
+        estimates: Estimates | None = None,
     ) -> None:
         if workers < 1 or slots < 1:
             raise ValueError("workers and slots must be at least 1")
@@ -75,6 +82,9 @@ class Simulator:
         self.ema_alpha = ema_alpha
         self.default_duration = default_duration
         self.dispatch_overhead = dispatch_overhead
+        self.affinity_step = affinity_step
+        self.estimates = estimates
+        self.switches: list[Switch] = []
 
     def run(self, workload: Sequence[WorkloadTask]) -> list[SimulatedTask]:
         """Simulate the workload; returns one record per task, in workload order."""
@@ -92,12 +102,18 @@ class Simulator:
         workers = [WorkerView(f"w{i}", self.slots) for i in range(1, self.n_workers + 1)]
         worker_named = {w.name: w for w in workers}
         warm: dict[str, OrderedDict[str, None]] = {w.name: OrderedDict() for w in workers}
-        estimates = Estimates(default_duration=self.default_duration)
+        if self.estimates is not None:
+            estimates = copy.deepcopy(self.estimates)
+        else:
+            estimates = Estimates(default_duration=self.default_duration)
         queue = self.strategy.make_queue(estimates)
         arrivals = [out[i] for i in arrival_order]
         finishes: list[tuple[float, int, str]] = []  # (time, seq, task id)
+        running: dict[str, SimulatedTask] = {}
         next_arrival = 0
+        free = self.n_workers * self.slots  # free slots, kept as tasks start and finish
         released: set[str] = set()
+        self.switches = []
 
         def release(rec: SimulatedTask) -> None:
             task = rec.task
@@ -130,9 +146,12 @@ class Simulator:
             while finishes and finishes[0][0] <= now:
                 _, _, task_id = heapq.heappop(finishes)
                 rec = by_id[task_id]
+                del running[task_id]
                 worker = worker_named[str(rec.worker)]
                 worker.inflight -= 1
+                free += 1
                 rec.state = "failed" if rec.task.fails else "succeeded"
+                self._learn_affinity(estimates, rec)
                 if rec.state == "succeeded":
                     worker.succeeded += 1
                     self._learn(estimates, rec)
@@ -149,21 +168,31 @@ class Simulator:
                 released.add(rec.task.id)
                 if rec.state == "pending" and not waiting_on[rec.task.id]:
                     release(rec)
-            free = sum(w.free for w in workers)
             if free and len(queue):
+                if self.strategy.uses_estimates:
+                    self._overrun(estimates, running, now)
                 snapshot = Snapshot(now=now, workers=workers, estimates=estimates)
-                for decision in plan(self.strategy, queue, snapshot, free):
+                decisions = plan(self.strategy, queue, snapshot, free)
+                self.switches.extend(self.strategy.take_switches())
+                for decision in decisions:
                     rec = by_id[decision.task.id]
                     if rec.state != "pending":
                         continue
+                    if decision.expire is not None:
+                        rec.state = "expired"
+                        rec.reason = decision.expire
+                        cancel_dependents(rec.task.id)
+                        continue
                     worker = worker_named[decision.worker]
                     worker.inflight += 1
+                    free -= 1
                     rec.worker = worker.name
                     rec.start = now + self.dispatch_overhead
                     rec.warm = self._touch(warm[worker.name], rec.task.affinity_key)
                     factor = self.warm_factor if rec.warm else 1.0
                     rec.finish = rec.start + rec.task.duration * factor
                     rec.state = "running"
+                    running[rec.task.id] = rec
                     heapq.heappush(finishes, (rec.finish, seq_of[rec.task.id], rec.task.id))
         return out
 
@@ -177,6 +206,27 @@ class Simulator:
         while len(keys) > self.warm_capacity:
             keys.popitem(last=False)
         return was_warm
+
+    def _learn_affinity(self, estimates: Estimates, rec: SimulatedTask) -> None:
+        """The live ``finish.lua`` rule: +step on success, -step on failure, within [0, 1]."""
+        key = rec.task.affinity_key
+        if key is None or rec.worker is None:
+            return
+        old = estimates.affinity.get((key, rec.worker), 0.0)
+        step = self.affinity_step if rec.state == "succeeded" else -self.affinity_step
+        estimates.affinity[(key, rec.worker)] = min(1.0, max(0.0, old + step))
+
+    @staticmethod
+    def _overrun(estimates: Estimates, running: dict[str, SimulatedTask], now: float) -> None:
+        """The longest elapsed run per task name, where it outlasts the learned estimate."""
+        overrun: dict[str, float] = {}
+        for rec in running.values():
+            assert rec.start is not None
+            elapsed = now - rec.start
+            name = rec.task.name
+            if elapsed > estimates.durations.get(name, estimates.default_duration):
+                overrun[name] = max(elapsed, overrun.get(name, 0.0))
+        estimates.overrun = overrun
 
     def _learn(self, estimates: Estimates, rec: SimulatedTask) -> None:
         assert rec.start is not None

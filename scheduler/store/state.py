@@ -14,7 +14,7 @@ from typing import Any, cast
 from redis import Redis
 
 from scheduler.keys import Keys
-from scheduler.models import PendingTask, TaskRecord, TaskSpec
+from scheduler.models import ActiveStrategy, PendingTask, StrategyVersion, TaskRecord, TaskSpec
 from scheduler.settings import Settings
 from scheduler.store.scripts import Scripts
 
@@ -285,6 +285,13 @@ class StateStore:
         return bool(self._lua("warm", keys, [affinity_key, self.settings.warm_capacity]))
 
     # -- clients ---------------------------------------------------------------
+    def expire(self, task_id: str, reason: str) -> str:
+        """End a pending task as expired; see ``expire.lua`` for the replies."""
+        k = self.keys
+        keys = [k.task(task_id), k.pending, k.stats, k.pending_by_priority, k.events]
+        args = [task_id, reason, self.settings.result_ttl, self.settings.events_maxlen]
+        return str(self._lua("expire", keys, args))
+
     def cancel(self, task_id: str, reason: str = "cancelled by request") -> str:
         """Cancel a task that has not started; see ``cancel.lua`` for the replies."""
         k = self.keys
@@ -339,6 +346,108 @@ class StateStore:
         """Affinity score per worker for one affinity key."""
         raw = cast(dict[str, str], self.redis.hgetall(self.keys.affinity(affinity_key)))
         return {worker: float(score) for worker, score in raw.items()}
+
+    def all_affinity(self, limit: int = 200_000) -> dict[tuple[str, str], float]:
+        """Every (affinity key, worker) score, up to ``limit`` keys (a dispatcher taking over)."""
+        prefix = self.keys.affinity_prefix
+        names: list[str] = []
+        for name in self.redis.scan_iter(match=prefix + "*", count=1000):
+            names.append(cast(str, name))
+            if len(names) >= limit:
+                break
+        out: dict[tuple[str, str], float] = {}
+        for start in range(0, len(names), 1000):
+            part = names[start : start + 1000]
+            with self.redis.pipeline(transaction=False) as pipe:
+                for name in part:
+                    pipe.hgetall(name)
+                replies = pipe.execute()
+            for name, raw in zip(part, replies, strict=True):
+                key = name[len(prefix) :]
+                for worker, score in raw.items():
+                    out[(key, worker)] = float(score)
+        return out
+
+    def running_since(self, workers: Sequence[str]) -> list[tuple[str, float]]:
+        """(duration key, started at) of every running task without a hint on ``workers``."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for name in workers:
+                pipe.smembers(self.keys.worker_tasks(name))
+            ids = [task_id for members in pipe.execute() for task_id in members]
+        if not ids:
+            return []
+        fields = ["state", "started_at", "duration_key", "name", "expected_duration"]
+        with self.redis.pipeline(transaction=False) as pipe:
+            for task_id in ids:
+                pipe.hmget(self.keys.task(task_id), fields)
+            rows = pipe.execute()
+        return [
+            (row[2] or row[3], float(row[1]))
+            for row in rows
+            if row[0] == "running" and row[1] and not row[4]
+        ]
+
+    # -- strategy steering -----------------------------------------------------
+    def steer(self, record: dict[str, Any], expected: int | None = None) -> tuple[int, bool]:
+        """Store a new configuration version; returns (version, applied?).
+
+        With ``expected``, it applies only if that is still the current version
+        (otherwise it returns the current version and False).
+        """
+        k = self.keys
+        body = json.dumps(record, separators=(",", ":"), sort_keys=True)
+        reply = self._lua(
+            "steer",
+            [k.strategy, k.strategy_history, k.inbox],
+            [body, "" if expected is None else expected],
+        )
+        return int(reply[0]), reply[1] == "ok"
+
+    def strategy_config(self) -> StrategyVersion | None:
+        """The latest configuration version, or None when never steered."""
+        raw = cast(str | None, self.redis.hget(self.keys.strategy, "record"))
+        return None if raw is None else StrategyVersion.from_json(raw)
+
+    def strategy_history(self, limit: int = 0) -> list[StrategyVersion]:
+        """Configuration versions, oldest first (the last ``limit`` when given)."""
+        start = -limit if limit > 0 else 0
+        raw = cast(list[str], self.redis.lrange(self.keys.strategy_history, start, -1))
+        return [StrategyVersion.from_json(text) for text in raw]
+
+    def set_active(self, strategy: str, version: int, token: str) -> None:
+        """Record what the leading dispatcher now runs."""
+        active = {"strategy": strategy, "version": version, "since": self.server_time()}
+        active["dispatcher"] = token[:8]
+        self.redis.hset(self.keys.strategy, "active", json.dumps(active))
+
+    def active_strategy(self) -> ActiveStrategy | None:
+        """What the leading dispatcher said it runs, or None before any did."""
+        raw = cast(str | None, self.redis.hget(self.keys.strategy, "active"))
+        if raw is None:
+            return None
+        data = json.loads(raw)
+        return ActiveStrategy(
+            str(data["strategy"]),
+            int(data["version"]),
+            float(data["since"]),
+            str(data["dispatcher"]),
+        )
+
+    def record_switches(self, switches: Sequence[dict[str, Any]], keep: int = 1000) -> None:
+        """Count and keep the adaptive strategy's switches (newest first)."""
+        if not switches:
+            return
+        k = self.keys
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hincrby(k.stats, "strategy_switches", len(switches))
+            pipe.lpush(k.strategy_switches, *(json.dumps(sw) for sw in switches))
+            pipe.ltrim(k.strategy_switches, 0, keep - 1)
+            pipe.execute()
+
+    def recent_switches(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The adaptive strategy's latest switches, newest first."""
+        raw = cast(list[str], self.redis.lrange(self.keys.strategy_switches, 0, limit - 1))
+        return [json.loads(text) for text in raw]
 
     def durations(self) -> dict[str, float]:
         """Duration EMA per duration key."""

@@ -1,36 +1,65 @@
-"""Scheduling strategies: one interface, one registry."""
+"""Scheduling strategies: one interface, one registry.
+
+``adaptive`` composes the others with the simulator, so it lives above this
+package (:mod:`scheduler.adaptive`); build any strategy by name with
+:func:`scheduler.adaptive.build_strategy`.
+"""
 
 from __future__ import annotations
 
 from scheduler.errors import InvalidInputError
 from scheduler.settings import STRATEGY_NAMES, Settings
-from scheduler.strategies.base import HeapQueue, Snapshot, Strategy, TaskQueue, plan
+from scheduler.strategies.base import (
+    EPOCH,
+    HeapQueue,
+    IndexedQueue,
+    Snapshot,
+    SortKey,
+    Strategy,
+    Switch,
+    TaskQueue,
+    least_loaded,
+    plan,
+)
 from scheduler.strategies.edf import EdfStrategy
 from scheduler.strategies.fifo import FifoStrategy
+from scheduler.strategies.load_balance import LoadBalanceStrategy
 from scheduler.strategies.priority import PriorityStrategy
 from scheduler.strategies.sjf import EstimateQueue, SjfStrategy
+from scheduler.strategies.weighted import WeightedStrategy
 
 __all__ = [
+    "EPOCH",
+    "PURE_STRATEGY_NAMES",
     "STRATEGY_NAMES",
     "EdfStrategy",
     "EstimateQueue",
     "FifoStrategy",
     "HeapQueue",
+    "IndexedQueue",
+    "LoadBalanceStrategy",
     "PriorityStrategy",
     "SjfStrategy",
     "Snapshot",
+    "SortKey",
     "Strategy",
+    "Switch",
     "TaskQueue",
+    "WeightedStrategy",
     "create_strategy",
+    "least_loaded",
     "plan",
 ]
 
+PURE_STRATEGY_NAMES = tuple(name for name in STRATEGY_NAMES if name != "adaptive")
+
 
 def create_strategy(name: str, settings: Settings) -> Strategy:
-    """Build the named strategy with its parameters taken from ``settings``.
+    """Build the named pure strategy with its parameters taken from ``settings``.
 
     Raises:
-        InvalidInputError: When ``name`` is not a known strategy.
+        InvalidInputError: When ``name`` is not a pure strategy (``adaptive`` is
+            built by :func:`scheduler.adaptive.build_strategy`).
     """
     if name == "fifo":
         return FifoStrategy()
@@ -39,5 +68,9 @@ def create_strategy(name: str, settings: Settings) -> Strategy:
     if name == "sjf":
         return SjfStrategy()
     if name == "edf":
-        return EdfStrategy()
-    raise InvalidInputError("strategy", name, "one of: " + ", ".join(STRATEGY_NAMES))
+        return EdfStrategy(late=settings.edf_late)
+    if name == "load_balance":
+        return LoadBalanceStrategy(affinity_weight=settings.affinity_weight)
+    if name == "weighted":
+        return WeightedStrategy(settings.weights, default_duration=settings.default_duration)
+    raise InvalidInputError("strategy", name, "one of: " + ", ".join(PURE_STRATEGY_NAMES))

@@ -12,7 +12,8 @@ from __future__ import annotations
 import heapq
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from itertools import islice
 from typing import ClassVar
 
 from scheduler.models import Decision, Estimates, PendingTask, WorkerView
@@ -62,6 +63,10 @@ class TaskQueue(ABC):
     def tasks(self) -> Iterator[PendingTask]:
         """Every queued task, in no particular order."""
 
+    def sample(self, limit: int) -> list[PendingTask]:
+        """Up to ``limit`` queued tasks, the longest queued first (a cheap look at the backlog)."""
+        return list(islice(self.tasks(), limit))
+
 
 class IndexedQueue(TaskQueue):
     """A queue whose live tasks are a dict by id; subclasses keep the order.
@@ -83,6 +88,9 @@ class IndexedQueue(TaskQueue):
 
     def tasks(self) -> Iterator[PendingTask]:
         return iter(list(self._tasks.values()))
+
+    def sample(self, limit: int) -> list[PendingTask]:
+        return list(islice(self._tasks.values(), limit))
 
 
 class HeapQueue(IndexedQueue):
@@ -132,7 +140,9 @@ class Strategy(ABC):
     """
 
     name: ClassVar[str]
-    handoff: ClassVar[bool] = True
+    handoff: bool = True
+    # True when decisions read learned estimates, so drivers keep ``overrun`` current.
+    uses_estimates: bool = False
 
     def make_queue(self, estimates: Estimates | None = None) -> TaskQueue:
         """A queue that pops tasks in this strategy's order.
@@ -153,6 +163,41 @@ class Strategy(ABC):
     ) -> WorkerView | None:
         """Choose among ``workers`` (each has a free slot); None holds the task back."""
 
+    def observe(self, queue: TaskQueue, snapshot: Snapshot) -> None:
+        """Called at the start of every planning round; strategies that review
+        the backlog (``adaptive``) do it here. The default does nothing."""
+        return None
+
+    def expire_reason(self, task: PendingTask, snapshot: Snapshot) -> str | None:
+        """Why ``task`` should end as expired instead of running, or None to run it."""
+        return None
+
+    def take_switches(self) -> list[Switch]:
+        """Strategy changes made since the last call (only ``adaptive`` makes any)."""
+        return []
+
+
+@dataclass(frozen=True, slots=True)
+class Switch:
+    """One change of the strategy in charge, made by an adaptive strategy.
+
+    Attributes:
+        at: The clock at the change.
+        old: Name of the strategy it replaced.
+        new: Name of the strategy now in charge.
+        reason: Why, in words.
+    """
+
+    at: float
+    old: str
+    new: str
+    reason: str
+
+
+# Submission times are taken relative to this instant (2025-01-01 UTC) so that
+# a rate times a time keeps its precision in a float.
+EPOCH = 1_735_689_600.0
+
 
 def least_loaded(workers: Sequence[WorkerView]) -> WorkerView:
     """The worker with the smallest share of its slots taken; ties by name."""
@@ -164,26 +209,35 @@ def plan(strategy: Strategy, queue: TaskQueue, snapshot: Snapshot, limit: int) -
 
     Worker loads in the snapshot are copied, then updated as slots are handed
     out, so later choices in the same round see earlier ones. Tasks the
-    strategy holds back go back into the queue.
+    strategy holds back go back into the queue. A task the strategy expires
+    (:meth:`Strategy.expire_reason`) becomes a decision with ``expire`` set and
+    takes no slot; only tasks that take a slot count towards ``limit``.
 
     Returns:
         Decisions in the order the tasks should start.
     """
-    workers = [replace(w) for w in snapshot.workers if w.free > 0]
+    strategy.observe(queue, snapshot)
+    workers = [w.copy() for w in snapshot.workers if w.inflight < w.slots]
     decisions: list[Decision] = []
     held: list[PendingTask] = []
-    while workers and len(decisions) < limit:
+    placed = 0
+    while workers and placed < limit:
         task = queue.pop()
         if task is None:
             break
+        reason = strategy.expire_reason(task, snapshot)
+        if reason is not None:
+            decisions.append(Decision(task, "", reason))
+            continue
         worker = strategy.pick_worker(task, workers, snapshot)
         if worker is None:
             held.append(task)
             continue
         decisions.append(Decision(task, worker.name))
+        placed += 1
         worker.inflight += 1
-        if worker.free == 0:
-            workers = [w for w in workers if w.free > 0]
+        if worker.inflight >= worker.slots:
+            workers = [w for w in workers if w.inflight < w.slots]
     for task in held:
         queue.add(task)
     return decisions

@@ -1,29 +1,71 @@
 """Earliest deadline first: the nearest deadline runs first.
 
 Tasks without a deadline go after every task with one, in submission order.
-On one worker this order minimises the maximum lateness (Jackson's rule); a
-task whose deadline can no longer be met still runs, in its place.
+On one worker this order minimises the maximum lateness (Jackson's rule).
+
+A task that can no longer meet its deadline (the clock plus its expected
+duration is past it) is handled by policy: ``run`` keeps it in its place and
+runs it late; ``expire`` ends it as ``expired`` with the reason, so the slot
+goes to a task that can still make it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
+from scheduler.errors import InvalidInputError
 from scheduler.models import PendingTask, WorkerView
-from scheduler.strategies.base import Snapshot, SortKey, Strategy, least_loaded
+from scheduler.strategies.base import Snapshot, SortKey, Strategy
+
+LatePolicy = Literal["run", "expire"]
 
 
 class EdfStrategy(Strategy):
-    """Nearest deadline first, on the least-loaded worker."""
+    """Nearest deadline first, on the worker expected to finish it first.
+
+    Args:
+        late: ``run`` or ``expire``: what to do with a task that cannot make its deadline.
+    """
 
     name = "edf"
+
+    def __init__(self, late: str = "run") -> None:
+        if late not in ("run", "expire"):
+            raise InvalidInputError("edf_late", late, "run or expire")
+        self.late = late
+        self.uses_estimates = late == "expire"
+        # Whether a task is expired depends on the moment it is bound, which a
+        # hand-off list prepared in advance would not see.
+        self.handoff = late == "run"
 
     def sort_key(self, task: PendingTask) -> SortKey:
         if task.deadline is None:
             return (1.0, 0.0, float(task.seq))
         return (0.0, task.deadline, float(task.seq))
 
+    def expire_reason(self, task: PendingTask, snapshot: Snapshot) -> str | None:
+        if self.late != "expire" or task.deadline is None:
+            return None
+        expected = snapshot.estimates.duration(task)
+        finish = snapshot.now + expected
+        if finish <= task.deadline:
+            return None
+        return (
+            f"deadline cannot be met: expected to finish {finish - task.deadline:.3f}s after it "
+            f"(expected run time {expected:.3f}s; policy edf_late=expire)"
+        )
+
     def pick_worker(
         self, task: PendingTask, workers: Sequence[WorkerView], snapshot: Snapshot
     ) -> WorkerView | None:
-        return least_loaded(workers)
+        # Workers are alike in speed, so the earliest finish is on the least
+        # loaded; among equals, the one where the task's key is warmest.
+        return min(
+            workers,
+            key=lambda w: (
+                w.load,
+                -snapshot.estimates.affinity_of(task.affinity_key, w.name),
+                w.name,
+            ),
+        )

@@ -14,11 +14,7 @@ from collections.abc import Sequence
 
 from scheduler.errors import InvalidInputError
 from scheduler.models import PendingTask, WorkerView
-from scheduler.strategies.base import Snapshot, SortKey, Strategy
-
-# Submission times are taken relative to this instant (2025-01-01 UTC) so that
-# aging * time keeps its precision in a float.
-_EPOCH = 1_735_689_600.0
+from scheduler.strategies.base import EPOCH, Snapshot, SortKey, Strategy
 
 
 class PriorityStrategy(Strategy):
@@ -36,7 +32,7 @@ class PriorityStrategy(Strategy):
         self.aging = aging
 
     def sort_key(self, task: PendingTask) -> SortKey:
-        return (self.aging * (task.submitted_at - _EPOCH) - task.priority, float(task.seq))
+        return (self.aging * (task.submitted_at - EPOCH) - task.priority, float(task.seq))
 
     def overtake_window(self, low: int, high: int) -> float:
         """Seconds after which a ``high`` task submitted later no longer goes first."""

@@ -63,7 +63,7 @@ class EstimateQueue(IndexedQueue):
             if head is None:
                 del self._by_key[key]
                 continue
-            rank = (self._estimates.duration(head), head.seq)
+            rank = (self._estimates.learned(key), head.seq)
             if best is None or rank < best:
                 best, source = rank, ids
         if best is None:
@@ -84,6 +84,7 @@ class SjfStrategy(Strategy):
     # Its order follows estimates learned while tasks wait, which a prepared
     # hand-off list would not see; the dispatcher fills every slot itself.
     handoff = False
+    uses_estimates = True
 
     def make_queue(self, estimates: Estimates | None = None) -> TaskQueue:
         return EstimateQueue(estimates if estimates is not None else Estimates())

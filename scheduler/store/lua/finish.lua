@@ -79,12 +79,15 @@ if outcome == 'succeeded' and runtime then
   redis.call('HSET', KEYS[5], ARGV[7], string.format('%.6f', new))
   redis.call('HINCRBY', KEYS[6], ARGV[7], 1)
 end
+local freed = {free = worker}
 if ARGV[10] ~= '' then
   local score = tonumber(redis.call('HGET', KEYS[7], worker) or '0')
   local step = tonumber(ARGV[9])
   if outcome == 'succeeded' then score = score + step else score = score - step end
   score = math.max(0, math.min(1, score))
   redis.call('HSET', KEYS[7], worker, string.format('%.4f', score))
+  -- The dispatcher keeps affinity scores in memory; it learns the new one here.
+  freed = {free = worker, a = ARGV[10], s = score}
 end
 redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[12], '*',
   'id', id, 'name', f[4] or '', 'state', outcome, 'worker', worker,
@@ -92,5 +95,5 @@ redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[12], '*',
   'started_at', f[8] or now, 'finished_at', now, 'runtime', ARGV[6],
   'deadline', f[9] or '', 'attempt', f[3] or '')
 redis.call('EXPIRE', KEYS[1], ARGV[11])
-if not hand_off() then redis.call('RPUSH', KEYS[9], cjson.encode({free = worker})) end
+if not hand_off() then redis.call('RPUSH', KEYS[9], cjson.encode(freed)) end
 return 'ok'

@@ -1,0 +1,285 @@
+"""The ``adaptive`` strategy: it picks, from the live backlog, which strategy is in charge.
+
+Two modes (setting ``adaptive_mode``):
+
+``rules``
+    The fixed baseline: deadlines in the backlog -> ``edf``; a backlog over
+    50 -> ``sjf``; a priority spread over 5 -> ``priority``; else
+    ``load_balance``.
+
+``simulate`` (the default)
+    Every ``adaptive_interval`` seconds, and at once when the backlog more than
+    doubles, it replays the most recent arrivals (up to 300 tasks, at their
+    real submission times, each with its current duration estimate as its run
+    time) through the simulator under each candidate strategy on the live
+    workers, and puts the best one for the objective (``adaptive_objective``;
+    by default fewest deadline misses, then lowest mean flow) in charge: the
+    strategy that would have done best on the work just seen. It changes only
+    for a clear gain (fewer misses, or a mean flow at least 2 % lower), so
+    noise does not make it flap.
+
+A change re-orders every pending task at once (the queue is rebuilt under the
+new strategy). Each change is a :class:`~scheduler.strategies.Switch`: the
+simulator and the dispatcher log and count them.
+
+This module sits above both the strategies and the simulator (DESIGN.md's
+layers); :func:`build_strategy` builds any strategy by name, this one included.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Iterator, Sequence
+
+from scheduler.errors import InvalidInputError
+from scheduler.models import Estimates, PendingTask, WorkerView
+from scheduler.settings import STRATEGY_NAMES, Settings
+from scheduler.simulator.engine import SimulatedTask, Simulator
+from scheduler.strategies import Snapshot, SortKey, Strategy, Switch, TaskQueue, create_strategy
+from scheduler.workload import WorkloadTask
+
+log = logging.getLogger("yardmaster.adaptive")
+
+CANDIDATES: tuple[str, ...] = ("edf", "sjf", "priority", "load_balance", "fifo")
+RULES_BACKLOG = 50
+RULES_SPREAD = 5
+FLOW_MARGIN = 0.9  # a new strategy must cut mean flow by 10 % to take over...
+MISS_MARGIN = 0.1  # ...or deadline misses by 10 % (and at least one)
+MIN_EVIDENCE = 100  # recent arrivals needed before replays decide; the rules decide before
+
+
+class AdaptiveQueue(TaskQueue):
+    """The pending tasks, kept in the order of whichever strategy is in charge."""
+
+    def __init__(
+        self, strategy: Strategy, estimates: Estimates, recent: deque[PendingTask] | None = None
+    ) -> None:
+        self.estimates = estimates
+        self.inner = strategy.make_queue(estimates)
+        self.recent = recent if recent is not None else deque(maxlen=300)
+
+    def switch(self, strategy: Strategy) -> None:
+        """Re-order every queued task under ``strategy``."""
+        tasks = list(self.inner.tasks())
+        self.inner = strategy.make_queue(self.estimates)
+        for task in tasks:
+            self.inner.add(task)
+
+    def add(self, task: PendingTask) -> None:
+        if task.id not in self.inner and (not self.recent or task.seq > self.recent[-1].seq):
+            self.recent.append(task)  # a new arrival (tasks put back are not)
+        self.inner.add(task)
+
+    def discard(self, task_id: str) -> PendingTask | None:
+        return self.inner.discard(task_id)
+
+    def pop(self) -> PendingTask | None:
+        return self.inner.pop()
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __contains__(self, task_id: object) -> bool:
+        return task_id in self.inner
+
+    def tasks(self) -> Iterator[PendingTask]:
+        return self.inner.tasks()
+
+    def sample(self, limit: int) -> list[PendingTask]:
+        return self.inner.sample(limit)
+
+
+class AdaptiveStrategy(Strategy):
+    """Puts the best strategy for the current backlog in charge.
+
+    Args:
+        settings: Supplies the candidates' parameters and the adaptive settings.
+        sample: Most backlog tasks a review simulates.
+    """
+
+    name = "adaptive"
+    handoff = False
+    uses_estimates = True
+
+    def __init__(self, settings: Settings, sample: int = 300) -> None:
+        self.settings = settings
+        self.mode = settings.adaptive_mode
+        self.interval = settings.adaptive_interval
+        self.objective = settings.adaptive_objective
+        self.sample_size = sample
+        self.candidates = {name: create_strategy(name, settings) for name in CANDIDATES}
+        self.current: Strategy = self.candidates["load_balance"]
+        self.recent: deque[PendingTask] = deque(maxlen=sample)
+        self.switches: list[Switch] = []
+        self._unreported: list[Switch] = []
+        self._next_review = -math.inf
+        self._reviewed_backlog = 0
+
+    # -- the strategy interface: the one in charge decides ----------------------
+    def make_queue(self, estimates: Estimates | None = None) -> TaskQueue:
+        est = estimates if estimates is not None else Estimates()
+        return AdaptiveQueue(self.current, est, self.recent)
+
+    def sort_key(self, task: PendingTask) -> SortKey:
+        return self.current.sort_key(task)
+
+    def pick_worker(
+        self, task: PendingTask, workers: Sequence[WorkerView], snapshot: Snapshot
+    ) -> WorkerView | None:
+        return self.current.pick_worker(task, workers, snapshot)
+
+    def expire_reason(self, task: PendingTask, snapshot: Snapshot) -> str | None:
+        return self.current.expire_reason(task, snapshot)
+
+    def take_switches(self) -> list[Switch]:
+        out, self._unreported = self._unreported, []
+        return out
+
+    # -- reviews ---------------------------------------------------------------
+    def observe(self, queue: TaskQueue, snapshot: Snapshot) -> None:
+        if not isinstance(queue, AdaptiveQueue):
+            return
+        backlog = len(queue)
+        surge = backlog > 2 * self._reviewed_backlog + 20
+        if snapshot.now < self._next_review and not surge:
+            return
+        if backlog <= sum(w.free for w in snapshot.workers):
+            return  # every task gets a slot now; the order cannot matter
+        self._next_review = snapshot.now + self.interval
+        self._reviewed_backlog = backlog
+        if self.mode == "rules":
+            choice, reason = self.by_rules(queue.sample(self.sample_size), backlog)
+        elif len(queue.recent) < MIN_EVIDENCE:
+            choice, reason = self.by_prior(queue.sample(self.sample_size))
+        else:
+            choice, reason = self.by_simulation(list(queue.recent), snapshot)
+        if choice != self.current.name:
+            switch = Switch(snapshot.now, self.current.name, choice, reason)
+            self.current = self.candidates[choice]
+            queue.switch(self.current)
+            self.switches.append(switch)
+            self._unreported.append(switch)
+            log.info("adaptive: %s -> %s (%s)", switch.old, switch.new, reason)
+
+    @staticmethod
+    def by_rules(tasks: Sequence[PendingTask], backlog: int) -> tuple[str, str]:
+        """The baseline rules, in order."""
+        if any(t.deadline is not None for t in tasks):
+            return "edf", "deadlines in the backlog"
+        if backlog > RULES_BACKLOG:
+            return "sjf", f"backlog {backlog} > {RULES_BACKLOG}"
+        priorities = [t.priority for t in tasks]
+        if priorities and max(priorities) - min(priorities) > RULES_SPREAD:
+            return (
+                "priority",
+                f"priority spread {max(priorities) - min(priorities)} > {RULES_SPREAD}",
+            )
+        return "load_balance", "no deadlines, small backlog, narrow priorities"
+
+    @staticmethod
+    def by_prior(tasks: Sequence[PendingTask]) -> tuple[str, str]:
+        """Before there is enough to replay: the optimum of the textbook cases.
+
+        With deadlines, the nearest deadline first (it meets every deadline any
+        order can on one worker); without, the shortest first (it minimises the
+        mean flow).
+        """
+        if any(t.deadline is not None for t in tasks):
+            return "edf", "deadlines in the backlog (too few arrivals yet to replay)"
+        return "sjf", "no deadlines (too few arrivals yet to replay)"
+
+    def by_simulation(self, tasks: Sequence[PendingTask], snapshot: Snapshot) -> tuple[str, str]:
+        """Replay ``tasks`` (recent arrivals, at their submission times) under each
+        candidate; the best for the objective."""
+        if not tasks:
+            return self.current.name, "nothing to replay"
+        origin = min(t.submitted_at for t in tasks)
+        learned = snapshot.estimates.durations
+        default = snapshot.estimates.default_duration
+
+        def expected(t: PendingTask) -> float:
+            # The learned average, not the overrun-raised estimate of runs in flight.
+            if t.expected_duration is not None:
+                return t.expected_duration
+            return learned.get(t.estimate_key, default)
+
+        workload = [
+            WorkloadTask.model_construct(
+                id=t.id,
+                name=t.name,
+                submit_at=t.submitted_at - origin,
+                duration=expected(t),
+                priority=t.priority,
+                deadline=None if t.deadline is None else max(0.0, t.deadline - origin),
+                expected_duration=expected(t),
+                affinity_key=t.affinity_key,
+                depends_on=(),
+                fails=False,
+            )
+            for t in tasks
+        ]
+        workers = max(1, len(snapshot.workers))
+        slots = max(1, round(sum(w.slots for w in snapshot.workers) / workers))
+        scores: dict[str, tuple[float, ...]] = {}
+        for name in CANDIDATES:
+            sim = Simulator(
+                create_strategy(name, self.settings),
+                workers=workers,
+                slots=slots,
+                warm_capacity=self.settings.warm_capacity,
+                warm_factor=self.settings.warm_factor,
+                default_duration=self.settings.default_duration,
+            )
+            scores[name] = self._score(sim.run(workload))
+        current = scores[self.current.name]
+        best = min(CANDIDATES, key=lambda n: (scores[n], n != self.current.name))
+        if not self._clearly_better(scores[best], current):
+            return self.current.name, "no clear gain"
+        return best, f"{self.objective}: {_fmt(scores[best])} against {_fmt(current)}"
+
+    def _score(self, records: Sequence[SimulatedTask]) -> tuple[float, ...]:
+        misses = 0
+        flow = 0.0
+        lateness = -math.inf
+        for rec in records:
+            if rec.finish is None:  # expired by policy
+                misses += 1
+                continue
+            flow += rec.finish - rec.task.submit_at
+            if rec.task.deadline is not None:
+                late = rec.finish - rec.task.deadline
+                lateness = max(lateness, late)
+                if late > 1e-9:
+                    misses += 1
+        mean_flow = flow / max(1, len(records))
+        if self.objective == "mean_flow":
+            return (mean_flow,)
+        if self.objective == "max_lateness":
+            return (lateness if lateness > -math.inf else 0.0, mean_flow)
+        return (float(misses), mean_flow)
+
+    def _clearly_better(self, new: tuple[float, ...], old: tuple[float, ...]) -> bool:
+        if self.objective == "misses_then_flow" and new[0] != old[0]:
+            return new[0] <= old[0] - max(1.0, MISS_MARGIN * old[0])
+        if new[:-1] != old[:-1]:
+            return new[:-1] < old[:-1]
+        return new[-1] < FLOW_MARGIN * old[-1]
+
+
+def _fmt(score: tuple[float, ...]) -> str:
+    return "(" + ", ".join(f"{x:.3g}" for x in score) + ")"
+
+
+def build_strategy(name: str, settings: Settings) -> Strategy:
+    """Build any strategy by name, ``adaptive`` included, with its parameters from ``settings``.
+
+    Raises:
+        InvalidInputError: When ``name`` is not a known strategy.
+    """
+    if name == "adaptive":
+        return AdaptiveStrategy(settings)
+    if name not in STRATEGY_NAMES:
+        raise InvalidInputError("strategy", name, "one of: " + ", ".join(STRATEGY_NAMES))
+    return create_strategy(name, settings)

@@ -1,0 +1,81 @@
+"""A weighted objective over priority, waiting, expected duration, deadline slack and affinity.
+
+A task's score is ``priority * p + wait * waited + duration * d / (d + e) +
+slack * u``, where ``p`` is its priority level, ``waited`` the seconds it has
+waited, ``e`` its expected duration (hint, else learned), ``d`` the default
+duration and ``u`` the share of its time to deadline it needs, ``e /
+(deadline - submitted)`` clipped to [0, 1] (0 without a deadline). The
+highest score runs first. Every task waits at the same rate, so the waiting
+term only depends on the submission time and the order is fixed when a task
+arrives (a heap keeps it; ``e`` is read then). The worker is the one where
+``affinity * score(key, worker)`` is highest, then the least loaded.
+
+Every term but waiting is bounded, which gives the promise the weights are
+validated for (:class:`~scheduler.settings.Weights`): a task of higher
+priority is never overtaken by a lower one submitted more than
+``(duration + slack + affinity - priority) / wait`` seconds after it, and with
+``wait = 0`` the weights must make one priority level outweigh every other
+term, so that no weight set lets low priority overtake high forever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from scheduler.models import Estimates, PendingTask, WorkerView
+from scheduler.settings import Weights
+from scheduler.strategies.base import EPOCH, Snapshot, SortKey, Strategy, TaskQueue
+
+
+class WeightedStrategy(Strategy):
+    """Highest weighted score first; the worker with the best affinity.
+
+    Args:
+        weights: Validated weights.
+        default_duration: ``d`` in the duration term (seconds).
+    """
+
+    name = "weighted"
+    handoff = False
+    uses_estimates = True
+
+    def __init__(self, weights: Weights | None = None, default_duration: float = 1.0) -> None:
+        self.weights = weights if weights is not None else Weights()
+        self.default_duration = default_duration
+        self._estimates = Estimates(default_duration=default_duration)
+
+    def make_queue(self, estimates: Estimates | None = None) -> TaskQueue:
+        if estimates is not None:
+            self._estimates = estimates
+        return super().make_queue(estimates)
+
+    def score(self, task: PendingTask, waited: float = 0.0) -> float:
+        """The objective of ``task`` after ``waited`` seconds (affinity excluded)."""
+        w = self.weights
+        expected = self._estimates.duration(task)
+        d = self.default_duration
+        urgency = 0.0
+        if task.deadline is not None:
+            window = task.deadline - task.submitted_at
+            urgency = 1.0 if window <= 0 else min(1.0, expected / window)
+        return (
+            w.priority * task.priority
+            + w.wait * waited
+            + w.duration * d / (d + expected)
+            + w.slack * urgency
+        )
+
+    def sort_key(self, task: PendingTask) -> SortKey:
+        # score at a common clock T is score(waited=0) + wait * (T - submitted_at);
+        # T is the same for every task, so it drops out of the comparison.
+        static = self.score(task) - self.weights.wait * (task.submitted_at - EPOCH)
+        return (-static, float(task.seq))
+
+    def pick_worker(
+        self, task: PendingTask, workers: Sequence[WorkerView], snapshot: Snapshot
+    ) -> WorkerView | None:
+        weight = self.weights.affinity
+        affinity = snapshot.estimates.affinity_of
+        return min(
+            workers, key=lambda w: (-weight * affinity(task.affinity_key, w.name), w.load, w.name)
+        )
