@@ -96,6 +96,32 @@ class ResultTimeoutError(YardmasterError, TimeoutError):
         self.state = state
 
 
+class ReplayTimeoutError(YardmasterError, TimeoutError):
+    """A workload replay did not finish within its time limit.
+
+    Attributes:
+        timeout: The limit, in seconds.
+        unfinished: Submitted tasks not yet terminal, counted by state.
+        not_submitted: Rows not submitted yet (not due, or waiting on parents).
+        cancelled: How many of the unfinished tasks were cancelled before starting.
+    """
+
+    def __init__(
+        self, timeout: float, unfinished: dict[str, int], *, not_submitted: int, cancelled: int
+    ) -> None:
+        count = sum(unfinished.values())
+        states = ", ".join(f"{n} {s}" for s, n in sorted(unfinished.items())) or "none"
+        super().__init__(
+            f"the replay has {count} unfinished tasks after {timeout:g}s ({states}) and "
+            f"{not_submitted} rows not submitted yet; cancelled {cancelled} that had not "
+            "started. Give a larger --timeout, or check `yardmaster status` for free workers"
+        )
+        self.timeout = timeout
+        self.unfinished = unfinished
+        self.not_submitted = not_submitted
+        self.cancelled = cancelled
+
+
 class RedisUnavailableError(YardmasterError, ConnectionError):
     """No Redis could be reached, or none is configured."""
 

@@ -18,9 +18,20 @@ app = typer.Typer(
 )
 err = Console(stderr=True)
 
-from scheduler.cli import demo, ops, processes, simulate, stack, strategy, workload  # noqa: E402
+from scheduler.cli import (  # noqa: E402
+    demo,
+    ops,
+    processes,
+    run,
+    simulate,
+    stack,
+    strategy,
+    workload,
+)
 
-__all__ = ["app", "demo", "main", "ops", "processes", "simulate", "stack", "strategy", "workload"]
+__all__ = [
+    "app", "demo", "main", "ops", "processes", "run", "simulate", "stack", "strategy", "workload",
+]  # fmt: skip
 
 
 def main() -> None:
