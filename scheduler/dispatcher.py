@@ -255,6 +255,8 @@ class Dispatcher:
                     worker.inflight -= 1
                 if "a" in entry:
                     self.estimates.affinity[(entry["a"], entry["free"])] = float(entry["s"])
+                if "k" in entry:
+                    self.estimates.durations[entry["k"]] = float(entry["e"])
             elif "cancel" in entry:
                 # A cancelled task still in the hand-off list keeps its place
                 # there (workers skip it); the local copy stays aligned with it.

@@ -58,6 +58,7 @@ def simulate(
             ema_alpha=settings.ema_alpha,
             default_duration=settings.default_duration,
             dispatch_overhead=dispatch_overhead,
+            affinity_step=settings.affinity_step,
         )
         records = sim.run(tasks)
         results[name] = metrics(records, workers * slots)

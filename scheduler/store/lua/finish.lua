@@ -71,6 +71,9 @@ else
 end
 redis.call('HINCRBY', KEYS[2], outcome, 1)
 redis.call('HINCRBY', KEYS[3], outcome, 1)
+-- The dispatcher keeps estimates in memory; the slot-freed message carries
+-- what this finish taught (new EMA, new affinity score), so it learns at once.
+local freed = {free = worker}
 if outcome == 'succeeded' and runtime then
   local alpha = tonumber(ARGV[8])
   local old = tonumber(redis.call('HGET', KEYS[5], ARGV[7]) or '')
@@ -78,16 +81,17 @@ if outcome == 'succeeded' and runtime then
   if old then new = alpha * runtime + (1 - alpha) * old end
   redis.call('HSET', KEYS[5], ARGV[7], string.format('%.6f', new))
   redis.call('HINCRBY', KEYS[6], ARGV[7], 1)
+  freed.k = ARGV[7]
+  freed.e = new
 end
-local freed = {free = worker}
 if ARGV[10] ~= '' then
   local score = tonumber(redis.call('HGET', KEYS[7], worker) or '0')
   local step = tonumber(ARGV[9])
   if outcome == 'succeeded' then score = score + step else score = score - step end
   score = math.max(0, math.min(1, score))
   redis.call('HSET', KEYS[7], worker, string.format('%.4f', score))
-  -- The dispatcher keeps affinity scores in memory; it learns the new one here.
-  freed = {free = worker, a = ARGV[10], s = score}
+  freed.a = ARGV[10]
+  freed.s = score
 end
 redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[12], '*',
   'id', id, 'name', f[4] or '', 'state', outcome, 'worker', worker,
