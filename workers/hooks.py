@@ -28,7 +28,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from broker_config.celery_app import app_settings
 from scheduler.keys import Keys
-from scheduler.store import StateStore, connect
+from scheduler.store import ReportLine, StateStore, connect
 
 log = logging.getLogger("yardmaster.worker")
 T = TypeVar("T")
@@ -44,6 +44,7 @@ class _Delivery:
 
 
 _stores: dict[tuple[int, int], StateStore] = {}
+_lines: dict[tuple[int, int, str], ReportLine] = {}
 _deliveries: dict[str, _Delivery] = {}
 _worker: dict[str, Any] = {}
 _installed: set[int] = set()
@@ -56,6 +57,22 @@ def store_for(app: Celery) -> StateStore:
     if store is None:
         store = _stores[key] = StateStore(connect(str(app.conf.broker_url)), app_settings(app))
     return store
+
+
+def line_for(app: Celery, worker: str) -> ReportLine:
+    """This process's report line for ``worker`` (made anew after a fork)."""
+    key = (os.getpid(), id(app), worker)
+    line = _lines.get(key)
+    if line is None:
+        line = _lines[key] = ReportLine(store_for(app), worker)
+    return line
+
+
+def close_lines() -> None:
+    """Confirm this process's outstanding reports and drop its report lines."""
+    pid = os.getpid()
+    for key in [k for k in _lines if k[0] == pid]:
+        _lines.pop(key).close()
 
 
 def is_skipped(task_id: str | None) -> bool:
@@ -80,6 +97,7 @@ def install(app: Celery) -> None:
     signals.worker_shutdown.connect(_shutdown, weak=False)
     signals.task_prerun.connect(_prerun, weak=False)
     signals.task_postrun.connect(_postrun, weak=False)
+    signals.worker_process_shutdown.connect(_process_shutdown, weak=False)
 
 
 def _ours(app: Celery) -> bool:
@@ -136,21 +154,25 @@ def _shutdown(sender: Any, **_: Any) -> None:
     if app is None or "stop" not in _worker:
         return
     _worker["stop"].set()
+    close_lines()  # the solo and threads pools report from this process
     returned = store_for(app).deregister_worker(_worker["name"])
     log.info(
         "worker %s deregistered; %d unfinished tasks back to pending", _worker["name"], returned
     )
 
 
+def _process_shutdown(**_: Any) -> None:
+    close_lines()
+
+
 def _prerun(task_id: str, task: Any, **_: Any) -> None:
     attempt = getattr(task.request, "ym_attempt", None)
     if attempt is None or not _ours(task.app):
         return
-    worker = str(task.request.hostname)
-    store = store_for(task.app)
+    line = line_for(task.app, str(task.request.hostname))
     try:
         run, duration_key, affinity_key = _retrying(
-            lambda: store.start(task_id, worker, int(attempt)), store.settings.redis_retry
+            lambda: line.start(task_id, int(attempt)), app_settings(task.app).redis_retry
         )
     except RedisError:
         # Without a recorded start the body must not run; the delivery is
@@ -171,27 +193,19 @@ def _postrun(
     if delivery is None:
         return
     runtime = time.monotonic() - delivery.started
-    store = store_for(task.app)
-    worker = str(task.request.hostname)
+    line = line_for(task.app, str(task.request.hostname))
     outcome, result, error = _outcome(state, retval) if delivery.run else ("skipped", "", "")
 
-    def report() -> str:
-        return store.finish(
-            task_id,
-            worker,
-            delivery.attempt,
-            outcome,
-            result=result,
-            error=error,
-            runtime=runtime,
-            duration_key=delivery.duration_key,
-            affinity_key=delivery.affinity_key,
-        )
-
-    try:
-        _retrying(report, store.settings.redis_retry)  # a repeat answers 'stale'
-    except RedisError:
-        log.exception("could not record the outcome of %s; it stays in flight", task_id)
+    line.finish(  # sent again until Redis confirms it; a repeat answers 'stale'
+        task_id,
+        delivery.attempt,
+        outcome,
+        result=result,
+        error=error,
+        runtime=runtime,
+        duration_key=delivery.duration_key,
+        affinity_key=delivery.affinity_key,
+    )
 
 
 def _retrying(call: Callable[[], T], window: float) -> T:

@@ -34,10 +34,11 @@ class YardmasterTask(Task[Any, Any]):
     run for a delivery the scheduler did not expect (a stale or repeated one).
     """
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if hooks.is_skipped(self.request.id):
+    def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
+        # The guard sits here, not in __call__: Celery's tracer calls ``run``
+        # directly unless a task class overrides __call__.
+        if hooks.is_skipped(task_id):
             raise Ignore()
-        return super().__call__(*args, **kwargs)
 
     def schedule(
         self,

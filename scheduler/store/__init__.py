@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from scheduler.store.reports import ReportLine
 from scheduler.store.state import Claim, StateStore, WorkerRecord, connect
 
-__all__ = ["Claim", "StateStore", "WorkerRecord", "connect"]
+__all__ = ["Claim", "ReportLine", "StateStore", "WorkerRecord", "connect"]

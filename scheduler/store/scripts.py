@@ -48,3 +48,12 @@ class Scripts:
     ) -> Any:
         """Run script ``name`` (optionally inside a pipeline given as ``client``)."""
         return self._scripts[name](keys=keys, args=args, client=client)
+
+    def sha(self, name: str) -> str:
+        """The SHA1 digest EVALSHA knows script ``name`` by."""
+        return str(self._scripts[name].sha)
+
+    def source(self, name: str) -> str:
+        """The Lua text of script ``name`` (for EVAL, which also caches it)."""
+        script = self._scripts[name].script
+        return script.decode() if isinstance(script, bytes) else str(script)

@@ -76,6 +76,11 @@ class StateStore:
         self.keys = Keys(settings.namespace)
         self._lua = Scripts(client)
 
+    @property
+    def scripts(self) -> Scripts:
+        """The Lua scripts, loaded for this store's client."""
+        return self._lua
+
     # -- submission ------------------------------------------------------------
     def submit(self, ids: Sequence[str], specs: Sequence[TaskSpec]) -> list[int]:
         """Accept tasks atomically per chunk; returns each one's sequence (0 = duplicate id)."""
@@ -250,10 +255,11 @@ class StateStore:
 
     def start(self, task_id: str, worker: str, attempt: int) -> tuple[bool, str, str]:
         """Mark a delivery as running. Returns (run?, duration key or state, affinity key)."""
-        reply = self._lua("start", [self.keys.task(task_id), self.keys.stats], [worker, attempt])
-        if reply[0] == "run":
-            return True, str(reply[1]), str(reply[2])
-        return False, str(reply[1]), ""
+        return start_verdict(self._lua("start", *self.start_call(task_id, worker, attempt)))
+
+    def start_call(self, task_id: str, worker: str, attempt: int) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of ``start.lua`` for one delivery."""
+        return [self.keys.task(task_id), self.keys.stats], [worker, attempt]
 
     def finish(
         self,
@@ -269,6 +275,33 @@ class StateStore:
         affinity_key: str = "",
     ) -> str:
         """Record a delivery's outcome (``succeeded``, ``failed`` or ``skipped``) once."""
+        keys, args = self.finish_call(
+            task_id,
+            worker,
+            attempt,
+            outcome,
+            result=result,
+            error=error,
+            runtime=runtime,
+            duration_key=duration_key,
+            affinity_key=affinity_key,
+        )
+        return str(self._lua("finish", keys, args))
+
+    def finish_call(
+        self,
+        task_id: str,
+        worker: str,
+        attempt: int,
+        outcome: str,
+        *,
+        result: str = "null",
+        error: str = "",
+        runtime: float = 0.0,
+        duration_key: str = "",
+        affinity_key: str = "",
+    ) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of ``finish.lua`` for one delivery (see :meth:`finish`)."""
         k, s = self.keys, self.settings
         keys = [k.task(task_id), k.stats, k.worker(worker), k.worker_tasks(worker)]
         keys += [k.durations, k.duration_counts, k.affinity(affinity_key or "-")]
@@ -277,7 +310,7 @@ class StateStore:
         args: list[Any] = [task_id, worker, outcome, result, error, f"{runtime:.6f}"]
         args += [duration_key, s.ema_alpha, s.affinity_step, affinity_key, s.result_ttl]
         args += [s.events_maxlen, attempt, k.task_prefix]
-        return str(self._lua("finish", keys, args))
+        return keys, args
 
     def touch_warm(self, worker: str, affinity_key: str) -> bool:
         """Mark ``affinity_key`` as just used on ``worker``; True if it was already warm."""
@@ -453,6 +486,13 @@ class StateStore:
         """Duration EMA per duration key."""
         raw = cast(dict[str, str], self.redis.hgetall(self.keys.durations))
         return {name: float(value) for name, value in raw.items()}
+
+
+def start_verdict(reply: Any) -> tuple[bool, str, str]:
+    """(run?, duration key or state, affinity key) from a ``start.lua`` reply."""
+    if reply[0] == "run":
+        return True, str(reply[1]), str(reply[2])
+    return False, str(reply[1]), ""
 
 
 def _opt(value: float | None) -> str:
