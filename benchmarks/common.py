@@ -30,19 +30,27 @@ def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def code_state() -> dict[str, Any]:
-    """The git commit, dirty files under scheduler/, and a hash of the sources measured."""
+def code_state(
+    dirs: tuple[str, ...] = ("scheduler",),
+    suffixes: tuple[str, ...] = (".py",),
+    *,
+    short: bool = True,
+) -> dict[str, Any]:
+    """The git commit, dirty files under ``dirs``, and a hash of the sources measured."""
     digest = hashlib.sha256()
-    for path in sorted((ROOT / "scheduler").rglob("*.py")):
-        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    for sub in dirs:
+        for path in sorted((ROOT / sub).rglob("*")):
+            if path.suffix in suffixes and path.is_file():
+                digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
     state: dict[str, Any] = {"sources_sha256": digest.hexdigest()[:16]}
     with contextlib.suppress(OSError, subprocess.CalledProcessError):
         git = ["git", "-C", str(ROOT)]
+        rev = ["rev-parse", "--short", "HEAD"] if short else ["rev-parse", "HEAD"]
         state["commit"] = subprocess.run(
-            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+            [*git, *rev], capture_output=True, text=True, check=True
         ).stdout.strip()
         state["dirty"] = subprocess.run(
-            [*git, "status", "--porcelain", "--", "scheduler"],
+            [*git, "status", "--porcelain", "--", *dirs],
             capture_output=True,
             text=True,
             check=True,

@@ -153,13 +153,8 @@ def main() -> None:
         )
         table[kind] = {}
         for name in STRATEGY_NAMES:
-            sim = Simulator(
-                build_strategy(name, settings),
-                workers=args.workers,
-                warm_capacity=settings.warm_capacity,
-                warm_factor=settings.warm_factor,
-                ema_alpha=settings.ema_alpha,
-                default_duration=settings.default_duration,
+            sim = Simulator.from_settings(
+                build_strategy(name, settings), settings, workers=args.workers
             )
             records = sim.run(tasks)
             table[kind][name] = metrics(records, args.workers)

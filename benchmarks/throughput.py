@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import bisect
 import contextlib
-import hashlib
 import json
 import os
 import platform
@@ -76,6 +75,7 @@ try:  # only for the CPU breakdown; the rates do not need it
 except ImportError:  # pragma: no cover
     psutil = None
 
+from benchmarks.common import code_state as shared_code_state  # noqa: E402
 from benchmarks.plain_app import BROKER_ENV, QUEUE, make_app  # noqa: E402
 from scheduler.cli.stack import Stack  # noqa: E402
 from scheduler.client import Client  # noqa: E402
@@ -400,24 +400,8 @@ def summarize(ym: list[dict[str, Any]], plain: list[dict[str, Any]]) -> dict[str
 
 def code_state() -> dict[str, Any]:
     """Which project code is measured: git commit and dirty files, and a hash of the sources."""
-    digest = hashlib.sha256()
-    for sub in ("scheduler", "workers", "broker_config"):
-        for path in sorted((ROOT / sub).rglob("*")):
-            if path.suffix in (".py", ".lua") and path.is_file():
-                digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
-    state: dict[str, Any] = {"root": str(ROOT), "sources_sha256": digest.hexdigest()[:16]}
-    with contextlib.suppress(OSError, subprocess.CalledProcessError):
-        git = ["git", "-C", str(ROOT)]
-        state["commit"] = subprocess.run(
-            [*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        state["dirty"] = subprocess.run(
-            [*git, "status", "--porcelain", "--", "scheduler", "workers", "broker_config"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.splitlines()
-    return state
+    dirs = ("scheduler", "workers", "broker_config")
+    return {"root": str(ROOT), **shared_code_state(dirs, (".py", ".lua"), short=False)}
 
 
 def machine() -> dict[str, Any]:

@@ -227,13 +227,8 @@ class AdaptiveStrategy(Strategy):
         slots = max(1, round(sum(w.slots for w in snapshot.workers) / workers))
         scores: dict[str, tuple[float, ...]] = {}
         for name in REPLAYED:
-            sim = Simulator(
-                create_strategy(name, self.settings),
-                workers=workers,
-                slots=slots,
-                warm_capacity=self.settings.warm_capacity,
-                warm_factor=self.settings.warm_factor,
-                default_duration=self.settings.default_duration,
+            sim = Simulator.from_settings(
+                create_strategy(name, self.settings), self.settings, workers=workers, slots=slots
             )
             scores[name] = self._score(sim.run(workload))
         if self.current.name not in scores:

@@ -190,16 +190,12 @@ def simulate(
     dispatch_overhead: float = 0.0,
 ) -> list[SimulatedTask]:
     """The simulator's prediction for the same workload, built as ``yardmaster simulate`` does."""
-    sim = Simulator(
+    sim = Simulator.from_settings(
         build_strategy(strategy, settings),
+        settings,
         workers=workers,
         slots=slots,
-        warm_capacity=settings.warm_capacity,
-        warm_factor=settings.warm_factor,
-        ema_alpha=settings.ema_alpha,
-        default_duration=settings.default_duration,
         dispatch_overhead=dispatch_overhead,
-        affinity_step=settings.affinity_step,
     )
     return sim.run(tasks)
 

@@ -49,16 +49,12 @@ def simulate(
     switches: dict[str, int] = {}
     trace_lines: list[str] = []
     for name in names:
-        sim = Simulator(
+        sim = Simulator.from_settings(
             build_strategy(name, settings),
+            settings,
             workers=workers,
             slots=slots,
-            warm_capacity=settings.warm_capacity,
-            warm_factor=settings.warm_factor,
-            ema_alpha=settings.ema_alpha,
-            default_duration=settings.default_duration,
             dispatch_overhead=dispatch_overhead,
-            affinity_step=settings.affinity_step,
         )
         records = sim.run(tasks)
         results[name] = metrics(records, workers * slots)

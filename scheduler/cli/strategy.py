@@ -25,6 +25,12 @@ strategy_app = typer.Typer(
 app.add_typer(strategy_app, name="strategy")
 
 
+WaitOption = Annotated[
+    float, typer.Option(min=0.0, help="Seconds to wait for the dispatcher to apply it (0: don't).")
+]
+WhoOption = Annotated[str | None, typer.Option(help="Recorded author (default user@host).")]
+
+
 def _client() -> Client:
     return Client(_store())
 
@@ -56,6 +62,14 @@ def _print_version(config: StrategyVersion, title: str) -> None:
         + (f"; {config.note}" if config.note else ""),
         highlight=False,
     )
+
+
+def _report(client: Client, config: StrategyVersion, title: str, wait: float) -> None:
+    """Print the stored version; then wait (unless 0) until the dispatcher applied it."""
+    _print_version(config, title)
+    if wait > 0:
+        active = client.wait_strategy_active(config.version, wait)
+        console.print(f"applied by dispatcher {active.dispatcher}", highlight=False)
 
 
 @strategy_app.command("show")
@@ -111,20 +125,14 @@ def set_(
             help="NAME=VALUE (VALUE as JSON, or a bare word), e.g. priority_aging=0.5; repeatable.",
         ),
     ] = None,
-    who: Annotated[str | None, typer.Option(help="Recorded author (default user@host).")] = None,
+    who: WhoOption = None,
     note: Annotated[str, typer.Option(help="Free text kept with the version.")] = "",
-    wait: Annotated[
-        float,
-        typer.Option(min=0.0, help="Seconds to wait for the dispatcher to apply it (0: don't)."),
-    ] = 10.0,
+    wait: WaitOption = 10.0,
 ) -> None:
     """Switch the live strategy without a restart; pending tasks are re-ordered at once."""
     client = _client()
     config = client.set_strategy(name, _parse_params(param or []), who=who, note=note)
-    _print_version(config, "set")
-    if wait > 0:
-        active = client.wait_strategy_active(config.version, wait)
-        console.print(f"applied by dispatcher {active.dispatcher}", highlight=False)
+    _report(client, config, "set", wait)
 
 
 @strategy_app.command("history")
@@ -152,15 +160,10 @@ def rollback(
     to: Annotated[
         int | None, typer.Option(help="Version to restore (default: the one before the current).")
     ] = None,
-    who: Annotated[str | None, typer.Option(help="Recorded author (default user@host).")] = None,
-    wait: Annotated[
-        float,
-        typer.Option(min=0.0, help="Seconds to wait for the dispatcher to apply it (0: don't)."),
-    ] = 10.0,
+    who: WhoOption = None,
+    wait: WaitOption = 10.0,
 ) -> None:
     """Restore an earlier version; the restore is itself a new version."""
     client = _client()
     config = client.rollback_strategy(to, who=who)
-    _print_version(config, "restored")
-    if wait > 0:
-        client.wait_strategy_active(config.version, wait)
+    _report(client, config, "restored", wait)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from scheduler.models import Estimates, PendingTask, WorkerView
+from scheduler.settings import Settings
 from scheduler.strategies import Snapshot, Strategy, Switch, plan
 from scheduler.workload import WorkloadTask
 
@@ -85,6 +86,29 @@ class Simulator:
         self.affinity_step = affinity_step
         self.estimates = estimates
         self.switches: list[Switch] = []
+
+    @classmethod
+    def from_settings(
+        cls,
+        strategy: Strategy,
+        settings: Settings,
+        *,
+        workers: int,
+        slots: int = 1,
+        dispatch_overhead: float = 0.0,
+    ) -> Simulator:
+        """A simulator whose world model (warm affinity, learning) follows the cluster's settings."""
+        return cls(
+            strategy,
+            workers=workers,
+            slots=slots,
+            warm_capacity=settings.warm_capacity,
+            warm_factor=settings.warm_factor,
+            ema_alpha=settings.ema_alpha,
+            default_duration=settings.default_duration,
+            dispatch_overhead=dispatch_overhead,
+            affinity_step=settings.affinity_step,
+        )
 
     def run(self, workload: Sequence[WorkloadTask]) -> list[SimulatedTask]:
         """Simulate the workload; returns one record per task, in workload order."""
