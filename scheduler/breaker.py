@@ -174,6 +174,12 @@ class Breakers:
         self.default = default
         self.overrides = dict(overrides or {})
         self.by_name: dict[str, Breaker] = {}
+        self._last_poll: float | None = None
+
+    def reset(self) -> None:
+        """Forget every breaker and sample (a new dispatcher takes over)."""
+        self.by_name.clear()
+        self._last_poll = None
 
     def policy(self, name: str) -> BreakerPolicy:
         """The policy of task name ``name``."""
@@ -193,13 +199,20 @@ class Breakers:
             if not self.policy(name).enabled:
                 continue
             ok, failed = counts[name]
-            moved = self.get(name).observe(now, ok, failed)
+            breaker = self.by_name.get(name)
+            if breaker is None:
+                breaker = self.get(name)
+                if self._last_poll is not None:
+                    # First outcomes of this name since the first poll: all of them are new.
+                    breaker.samples.append((self._last_poll, 0, 0))
+            moved = breaker.observe(now, ok, failed)
             if moved is not None:
                 out.append(moved)
         for breaker in self.by_name.values():
             moved = breaker.tick(now)
             if moved is not None:
                 out.append(moved)
+        self._last_poll = now
         return out
 
     def admit(self, name: str) -> bool:

@@ -53,7 +53,7 @@ class Lifecycle:
         """Start over as a new leader: due retries are checked at once, breakers restored."""
         self.next_due = 0.0
         self.held = {}
-        self.breakers.by_name.clear()
+        self.breakers.reset()
         if not self.enabled:
             return
         for name, rec in self.life.breakers().items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
@@ -81,7 +82,9 @@ def test_a_retry_waits_out_its_backoff_then_goes_through_the_strategy_again(clus
     c = cluster(strategy="priority", priority_aging=0)
     c.dispatcher()
     c.worker("solo@test", slots=1)
-    urgent = c.client.submit("flaky", ["u", 1], priority=9, retry={"max_attempts": 2, "backoff": 1.0})
+    urgent = c.client.submit(
+        "flaky", ["u", 1], priority=9, retry={"max_attempts": 2, "backoff": 1.0}
+    )
     deadline = time.monotonic() + 30
     while urgent.record().attempt < 1 or urgent.status() != TaskState.PENDING:
         assert time.monotonic() < deadline
@@ -97,7 +100,7 @@ def test_a_retry_waits_out_its_backoff_then_goes_through_the_strategy_again(clus
     assert urgent.result(timeout=30) == 2
     c.client.wait(rest, timeout=60)
     retry_start = [at for what, at in timeline(c, "u") if what == "start"][1]
-    assert retry_start - [at for what, at in timeline(c, "u")][0] >= 1.0
+    assert retry_start - next(at for what, at in timeline(c, "u")) >= 1.0
     later = [timeline(c, f"l{i}")[0][1] for i in range(5)]
     # priority 9 goes before every low-priority task still waiting when it became due
     assert sum(1 for at in later if at > retry_start) >= 2
@@ -113,7 +116,7 @@ def test_celery_self_retry_becomes_a_yardmaster_retry(cluster):
     assert record.attempt == 3
     assert record.last_error == "DemoError: c: run 2"
     starts = [at for what, at in timeline(c, "c") if what == "start"]
-    assert all(b - a >= 0.3 for a, b in zip(starts, starts[1:], strict=False))
+    assert all(b - a >= 0.3 for a, b in itertools.pairwise(starts))
     assert "failed" not in c.store.counters()
 
 

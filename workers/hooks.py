@@ -213,7 +213,9 @@ def _postrun(
         return
     runtime = time.monotonic() - delivery.started
     line = line_for(task.app, str(task.request.hostname))
-    if delivery.run:
+    if delivery.run and state is None:  # the pool process is exiting mid-run
+        verdict = lifecycle.interrupted(store_for(task.app), task_id)
+    elif delivery.run:
         settings = app_settings(task.app)
         verdict = lifecycle.decide(
             task, delivery.attempt, state, retval, delivery.retry_when, settings

@@ -89,6 +89,26 @@ def decide(
     return Verdict("failed", error=f"ended in Celery state {state}", reason="error")
 
 
+def interrupted(store: StateStore, task_id: str) -> Verdict:
+    """The outcome of a run whose pool process exits before the body returned.
+
+    A terminate request kills the run with a signal, which Celery turns into an
+    exit inside the body; that run is cancelled (the main process reports the
+    same). Any other exit is a failure.
+    """
+    try:
+        asked = LifecycleStore(store).cancel_requested(task_id)
+    except RedisError:
+        asked = False
+    if asked:
+        return Verdict(
+            "cancelled",
+            error="cancelled by request: the worker terminated the run",
+            reason="terminated",
+        )
+    return Verdict("failed", error="the run was interrupted: its process exited", reason="error")
+
+
 def report_from_main(
     store: StateStore,
     task_id: str,
