@@ -35,7 +35,7 @@ def test_a_soft_time_limit_raises_inside_the_task_and_frees_the_slot(cluster):
     assert exc.value.error.startswith("SoftTimeLimitExceeded")
     record = slow.record()
     assert record.reason == "timeout"
-    assert 0.5 <= (record.runtime or 0) < 8
+    assert (record.runtime or 99) < 8  # interrupted long before its 10 s, and before the hard limit
     assert notes(c, "soft") == ["start", "soft_timeout"]  # raised inside the body, no "end"
     assert after.result(timeout=30) is None  # the next task ran on the freed slot
     assert c.store.load_workers()[0].inflight == 0
