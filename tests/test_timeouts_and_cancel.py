@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import psutil
@@ -139,3 +142,20 @@ def test_a_cooperative_task_stops_when_asked_to_cancel(cluster):
     assert record.reason == "cancelled"
     assert (record.runtime or 99) < 20
     assert notes(c, "coop") == ["start"]
+
+
+def test_submit_with_a_retry_policy_and_cancel_on_the_command_line(cluster):
+    c = cluster()
+    cli = [sys.executable, "-m", "scheduler.cli"]
+    run = functools.partial(subprocess.run, env=c.env(), capture_output=True, text=True, timeout=60)
+    policy = '{"max_attempts": 2, "backoff": 0.5}'
+    out = run([*cli, "submit", "sleep", "1", "--retry", policy, "--time-limit", "5"], check=True)
+    task_id = out.stdout.strip()
+    record = c.client.handle(task_id).record()
+    assert record.state == TaskState.PENDING  # no worker: it waits
+    assert record.max_attempts == 2
+    out = run([*cli, "cancel", task_id], check=True)
+    assert out.stdout.strip() == f"{task_id} cancelled (cancelled)"
+    bad = run([*cli, "submit", "sleep", "1", "--retry", '{"max_attempts": -1}'])
+    assert bad.returncode == 2
+    assert "retry.max_attempts=-1 is not accepted" in bad.stderr

@@ -19,8 +19,8 @@ app = typer.Typer(
 err = Console(stderr=True)
 
 from scheduler.cli import (  # noqa: E402
-    breaker,
     demo,
+    lifecycle,
     ops,
     processes,
     run,
@@ -31,7 +31,7 @@ from scheduler.cli import (  # noqa: E402
 )
 
 __all__ = [
-    "app", "breaker", "demo", "main", "ops", "processes", "run", "simulate", "stack", "strategy", "workload",
+    "app", "demo", "lifecycle", "main", "ops", "processes", "run", "simulate", "stack", "strategy", "workload",
 ]  # fmt: skip
 
 

@@ -1,4 +1,4 @@
-"""``yardmaster breaker``: each task name's circuit breaker and its recent transitions."""
+"""``yardmaster breaker`` (circuit breakers and their transitions) and ``yardmaster cancel``."""
 
 from __future__ import annotations
 
@@ -39,3 +39,26 @@ def breaker(
     for t in transitions:
         at = time.strftime("%H:%M:%S", time.localtime(float(t["at"])))
         console.print(f"{at} {t['name']}: {t['from']} -> {t['to']} ({t['reason']})")
+
+
+@app.command()
+def cancel(
+    task_id: Annotated[str, typer.Argument(help="The task's id.")],
+    terminate: Annotated[
+        bool | None,
+        typer.Option(
+            "--terminate/--flag",
+            help="Kill a running task (default: YM_CANCEL_RUNNING), or only flag it.",
+        ),
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for a terminated run.")] = 30.0,
+) -> None:
+    """Cancel a task: pending or dispatched at once; running by flag or by terminating it."""
+    client = Client(_store())
+    handle = client.handle(task_id)
+    done = handle.cancel(terminate, timeout=timeout)
+    record = handle.record()
+    reason = f" ({record.reason})" if record.reason else ""
+    typer.echo(f"{task_id} {record.state}{reason}")
+    if not done:
+        raise typer.Exit(1)
