@@ -119,7 +119,20 @@ class Breaker:
         return None
 
     def tick(self, now: float) -> Transition | None:
-        """Open -> half-open once the cool-down has passed."""
+        """Open -> half-open once the cool-down has passed; a half-open breaker whose
+        probes brought no outcome for a cool-down (cancelled, or still running) lets
+        probes through again, so it cannot stay stuck."""
+        if self.state == BreakerState.HALF_OPEN and now - self.since >= self.policy.cooldown:
+            ok, failed = self.samples[-1][1:] if self.samples else self.mark
+            if (ok, failed) == self.mark:
+                return self._move(
+                    now,
+                    BreakerState.HALF_OPEN,
+                    f"no probe outcome within {self.policy.cooldown:g}s; letting "
+                    f"{self.policy.probes} probe(s) through again",
+                    ok,
+                    failed,
+                )
         if self.state == BreakerState.OPEN and now - self.since >= self.policy.cooldown:
             ok, failed = self.samples[-1][1:] if self.samples else self.mark
             return self._move(

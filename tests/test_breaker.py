@@ -62,6 +62,21 @@ def test_a_breaker_opens_only_past_min_calls_and_the_rate_within_its_window():
     assert b2.observe(30.0, 5, 5) is None  # only 2 calls in the last 10 s
 
 
+def test_a_half_open_breaker_without_probe_outcomes_lets_probes_through_again():
+    b = Breaker("t", BreakerPolicy(failure_rate=0.5, window=10, min_calls=1, cooldown=1))
+    b.observe(0.0, 0, 0)
+    b.observe(0.1, 0, 1)
+    b.tick(1.1)
+    assert b.admit()
+    assert not b.admit()
+    b.observe(1.5, 0, 1)  # the probe was cancelled: no outcome
+    assert b.tick(1.9) is None
+    again = b.tick(2.2)
+    assert again is not None
+    assert again.new == BreakerState.HALF_OPEN
+    assert b.admit()
+
+
 def test_a_failed_probe_opens_the_breaker_again():
     b = Breaker("t", BreakerPolicy(failure_rate=0.5, window=10, min_calls=1, cooldown=1))
     b.observe(0.0, 0, 0)

@@ -13,6 +13,7 @@ from typing import Any, cast
 from scheduler.store.state import StateStore
 
 TRANSITIONS_KEPT = 1000
+CONTROL_TTL = 3600
 
 
 class LifecycleStore:
@@ -91,7 +92,11 @@ class LifecycleStore:
     def request_terminate(self, worker: str, task_id: str, attempt: int, signal: str) -> None:
         """Ask ``worker``'s main process to kill its run of ``task_id`` (attempt ``attempt``)."""
         entry = {"terminate": task_id, "attempt": attempt, "signal": signal}
-        self.redis.rpush(self.keys.worker_control(worker), json.dumps(entry))
+        key = self.keys.worker_control(worker)
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.rpush(key, json.dumps(entry))
+            pipe.expire(key, CONTROL_TTL)  # a worker that is gone leaves no list behind
+            pipe.execute()
 
     def next_control(self, worker: str, block: float) -> dict[str, Any] | None:
         """The next request to ``worker``'s main process, waiting up to ``block`` seconds."""
