@@ -44,6 +44,9 @@ def celery_config(settings: Settings, redis_url: str) -> dict[str, Any]:
         "broker_transport_options": {"visibility_timeout": 7 * 86400},
         "worker_hijack_root_logger": False,
         "worker_cancel_long_running_tasks_on_connection_loss": False,
+        # Default time limits (a submission's own travel in the message).
+        "task_soft_time_limit": settings.soft_time_limit,
+        "task_time_limit": settings.time_limit,
         SETTINGS_KEY: settings,
     }
 

@@ -34,8 +34,10 @@ from scheduler.models import (
     TaskState,
     validate_spec,
 )
+from scheduler.retry import RetryPolicy
 from scheduler.settings import STRATEGY_NAMES, STRATEGY_PARAMS, Settings, load_settings
 from scheduler.store import StateStore, connect
+from scheduler.store.lifecycle import LifecycleStore
 
 _POLL_START = 0.002
 _POLL_MAX = 0.1
@@ -74,6 +76,9 @@ class Client:
         expected_duration: float | None = None,
         affinity_key: str | None = None,
         duration_key: str | None = None,
+        retry: RetryPolicy | Mapping[str, Any] | None = None,
+        soft_time_limit: float | None = None,
+        time_limit: float | None = None,
     ) -> TaskHandle:
         """Submit one task and return its handle.
 
@@ -86,6 +91,12 @@ class Client:
             expected_duration: Your estimate of its run time, in seconds.
             affinity_key: Tasks with the same key run faster where the key is warm.
             duration_key: Learn its duration under this key instead of the name.
+            retry: Its retry policy (``max_attempts``, ``backoff``, ``backoff_max``,
+                ``jitter``, ``retry_on``); else the task's ``ym_retry`` option, else
+                ``YM_RETRY_*``.
+            soft_time_limit: Seconds after which ``SoftTimeLimitExceeded`` is raised
+                inside the task (Celery's soft time limit).
+            time_limit: Seconds after which the worker kills the run (hard limit).
 
         Raises:
             InvalidInputError: A field is not acceptable (the error names it).
@@ -94,6 +105,13 @@ class Client:
         fields: dict[str, Any] = {"name": name, "args": args, "kwargs": dict(kwargs or {})}
         fields.update(priority=priority, deadline=deadline, expected_duration=expected_duration)
         fields.update(affinity_key=affinity_key, duration_key=duration_key)
+        for key, value in (
+            ("retry", retry),
+            ("soft_time_limit", soft_time_limit),
+            ("time_limit", time_limit),
+        ):
+            if value is not None:
+                fields[key] = dict(value) if isinstance(value, Mapping) else value
         return self.submit_many([fields])[0]
 
     def submit_many(self, tasks: Iterable[Mapping[str, Any] | TaskSpec]) -> list[TaskHandle]:
@@ -169,6 +187,16 @@ class Client:
                     raise TaskNotFoundError(task_id)
                 out.append(rec)
         return out
+
+    # -- circuit breakers ------------------------------------------------------
+    def breakers(self) -> dict[str, dict[str, Any]]:
+        """Each task name's circuit breaker as last recorded: ``state`` (closed, open,
+        half_open), ``since``, ``reason`` and ``mode``. Names never tripped are absent."""
+        return LifecycleStore(self.store).breakers()
+
+    def breaker_transitions(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The latest breaker transitions, newest first (name, from, to, at, reason)."""
+        return LifecycleStore(self.store).breaker_transitions(limit)
 
     # -- live steering ---------------------------------------------------------
     def strategy(self) -> StrategyVersion | None:
@@ -346,9 +374,34 @@ class TaskHandle:
             time.sleep(delay)
             delay = min(_POLL_MAX, delay * 2)
 
-    def cancel(self) -> bool:
-        """Cancel the task if it has not started. True if it is now cancelled."""
-        reply = self.client.store.cancel(self.id)
+    def cancel(self, terminate: bool | None = None, *, timeout: float = 30.0) -> bool:
+        """Cancel the task. True if it is now cancelled (see :meth:`record` for the reason).
+
+        A pending or dispatched task is cancelled at once and never runs. A running
+        one is flagged (the body may call ``self.check_cancelled()``); with
+        ``terminate`` (default: ``YM_CANCEL_RUNNING=terminate``) the worker holding
+        it also kills the run with ``YM_CANCEL_SIGNAL``, and this call waits up to
+        ``timeout`` seconds for the task to end.
+
+        Raises:
+            TaskNotFoundError: No such task.
+        """
+        store = self.client.store
+        reply = store.cancel(self.id)
         if reply == "missing":
             raise TaskNotFoundError(self.id)
-        return reply == "cancelled"
+        if reply != "running":
+            return reply == "cancelled"
+        settings = store.settings
+        if not (settings.cancel_running == "terminate" if terminate is None else terminate):
+            return False
+        life = LifecycleStore(store)
+        state, worker, attempt = life.running_on(self.id)
+        if state == TaskState.RUNNING:
+            life.request_terminate(worker, self.id, attempt, settings.cancel_signal)
+        end = time.monotonic() + timeout
+        while True:
+            state = store.outcome(self.id)[0] or "missing"
+            if TaskState(state).terminal or time.monotonic() > end:
+                return state == TaskState.CANCELLED
+            time.sleep(0.02)

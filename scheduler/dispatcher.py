@@ -35,6 +35,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from scheduler.adaptive import build_strategy
 from scheduler.errors import YardmasterError
+from scheduler.lifecycle import Lifecycle
 from scheduler.models import Decision, Estimates, PendingTask, StrategyVersion, WorkerView
 from scheduler.settings import load_settings
 from scheduler.store import StateStore
@@ -55,6 +56,7 @@ class Dispatch:
     worker: str
     queue: str
     attempt: int
+    options: str = ""
 
 
 class Publisher(Protocol):
@@ -63,7 +65,7 @@ class Publisher(Protocol):
     def publish(self, items: Sequence[Dispatch]) -> None:
         """Publish every item, in order; raise if any could not be sent."""
 
-    def template(self, task_id: str, name: str, args: str, kwargs: str) -> str:
+    def template(self, task_id: str, name: str, args: str, kwargs: str, options: str = "") -> str:
         """A task's message with the worker left open, for the hand-off list."""
 
 
@@ -101,6 +103,7 @@ class Dispatcher:
         self._next_refresh = 0.0
         self._lease_renewed = 0.0
         self.leader = False
+        self.life = Lifecycle(store)
 
     # -- the loop --------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -153,15 +156,19 @@ class Dispatcher:
         if config is not None and config.version != self.strategy_version:
             self._build(config)
         self.queue = self.strategy.make_queue(self.estimates)
+        self.life.resync()
         for task in self.store.load_pending():
-            self.queue.add(task)
+            if self.life.admit(task):
+                self.queue.add(task)
         self.store.set_active(self.strategy.name, self.strategy_version, self.token)
         self.refresh_workers()
 
     def step(self, block: float = 0.0) -> int:
         """One round: read the inbox, refresh workers when due, dispatch. Returns tasks sent."""
         self._renew_lease()
+        self.life.step(self.now(), self.queue, self._reclaim)
         idle = not len(self.queue) or not any(w.free for w in self.workers.values())
+        block = min(block, max(0.01, self.life.wait(self.now())))
         entries = self.store.next_inbox(block if idle else 0.0, 10_000)
         refresh = self._apply(entries)
         if self._steer_due:
@@ -245,6 +252,8 @@ class Dispatcher:
         for entry in entries:
             if "id" in entry:
                 task = PendingTask.from_wire(entry)
+                if not self.life.admit(task):
+                    continue
                 self.queue.add(task)
                 if self.ready and not self._reclaim_due:
                     last = next(reversed(self.ready.values()))
@@ -261,6 +270,9 @@ class Dispatcher:
                 # A cancelled task still in the hand-off list keeps its place
                 # there (workers skip it); the local copy stays aligned with it.
                 self.queue.discard(entry["cancel"])
+                self.life.forget(entry["cancel"])
+            elif "delayed" in entry:
+                self.life.note_delayed(float(entry["at"]))
             elif "worker" in entry:
                 refresh = True
             elif "steer" in entry:
@@ -337,6 +349,7 @@ class Dispatcher:
                         decision.worker,
                         self.worker_queues[decision.worker],
                         claim.attempt,
+                        claim.options,
                     )
                 )
                 if worker is not None:
@@ -401,11 +414,13 @@ class Dispatcher:
                 break
             tasks.append(task)
         missing = [t.id for t in tasks if t.id not in self._templates]
-        for task_id, (state, name, args, kwargs) in zip(
-            missing, self.store.payloads(missing), strict=True
+        for task_id, (state, name, args, kwargs, options) in zip(
+            missing, self.store.payloads_with_options(missing), strict=True
         ):
             if state == "pending":
-                self._templates[task_id] = self.publisher.template(task_id, name, args, kwargs)
+                self._templates[task_id] = self.publisher.template(
+                    task_id, name, args, kwargs, options
+                )
         tasks = [t for t in tasks if t.id in self._templates]
         if not tasks:
             return

@@ -137,3 +137,34 @@ class Keys:
     def strategy_switches(self) -> str:
         """List of the adaptive strategy's recent switches, newest first (JSON)."""
         return f"{self.ns}:strategy:switches"
+
+    # -- retries, breakers, cancellation ---------------------------------------
+    @property
+    def delayed(self) -> str:
+        """Sorted set of pending tasks waiting out a retry backoff, scored by their not-before
+        time (Redis server time); the dispatcher moves them to ``pending`` when due."""
+        return f"{self.ns}:delayed"
+
+    @property
+    def outcomes(self) -> str:
+        """Hash: ``<task name>\\tok`` and ``<task name>\\tfail`` -> runs that ended so (the
+        circuit breakers' input; a retried failure counts as a failure)."""
+        return f"{self.ns}:outcomes"
+
+    @property
+    def breakers(self) -> str:
+        """Hash: task name -> its circuit breaker's state (JSON), written on transitions."""
+        return f"{self.ns}:breakers"
+
+    @property
+    def breaker_transitions(self) -> str:
+        """List of recent circuit breaker transitions, newest first (JSON)."""
+        return f"{self.ns}:breakers:transitions"
+
+    def worker_control(self, name: str) -> str:
+        """List of requests to a worker's main process (terminate a running task)."""
+        return f"{self.ns}:worker:{name}:control"
+
+    def demo(self, key: str) -> str:
+        """Scratch keys of the demo tasks (attempt counters and timelines)."""
+        return f"{self.ns}:demo:{key}"

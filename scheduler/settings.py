@@ -8,13 +8,24 @@ and what is allowed, so a bad value stops a process at start-up, not later.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from scheduler.breaker import BreakerPolicy
 from scheduler.errors import SettingsError
+from scheduler.retry import RetryPolicy
 
 StrategyName = Literal["fifo", "priority", "sjf", "edf", "load_balance", "weighted", "adaptive"]
 STRATEGY_NAMES: tuple[str, ...] = (
@@ -192,6 +203,123 @@ class Settings(BaseSettings):
         default=1000, ge=1, le=100_000, description="tasks per Redis call in submit_many, 1..100000"
     )
     flower_port: int = Field(default=5555, ge=1, le=65535, description="a TCP port, 1..65535")
+    # -- retries, breakers, timeouts, cancellation (docs/retries-and-cancellation.md) --
+    retry_max_attempts: int = Field(
+        default=1, ge=1, le=1000, description="attempts in all, 1 (no retries) to 1000"
+    )
+    retry_backoff: float = Field(
+        default=1.0, ge=0.0, le=604800.0, description="seconds, from 0 to 604800"
+    )
+    retry_backoff_max: float = Field(
+        default=600.0, ge=0.0, le=604800.0, description="seconds, from 0 to 604800"
+    )
+    retry_jitter: float = Field(default=0.1, ge=0.0, le=1.0, description="a share from 0 to 1")
+    retry_on: tuple[str, ...] = Field(
+        default=("Exception",),
+        description='a JSON list of exception class names, e.g. ["OSError", "mymod.Busy"]',
+    )
+    breaker: bool = Field(
+        default=True, description="true or false: keep a circuit breaker per task name"
+    )
+    breaker_failure_rate: float = Field(
+        default=0.5, gt=0.0, le=1.0, description="a share greater than 0 and at most 1"
+    )
+    breaker_window: float = Field(
+        default=60.0, gt=0.0, le=86400.0, description="seconds, greater than 0 and at most 86400"
+    )
+    breaker_min_calls: int = Field(
+        default=20, ge=1, le=1_000_000, description="an integer from 1 to 1000000"
+    )
+    breaker_cooldown: float = Field(
+        default=30.0, gt=0.0, le=86400.0, description="seconds, greater than 0 and at most 86400"
+    )
+    breaker_probes: int = Field(
+        default=1, ge=1, le=10_000, description="an integer from 1 to 10000"
+    )
+    breaker_mode: Literal["wait", "fail"] = Field(
+        default="wait", description="wait (tasks stay pending) or fail (tasks fail at once)"
+    )
+    breaker_overrides: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description=(
+            "a JSON object: task name -> any of enabled, failure_rate, window, min_calls, "
+            "cooldown, probes, mode (unset fields take the YM_BREAKER_* values)"
+        ),
+    )
+    soft_time_limit: float | None = Field(
+        default=None, gt=0.0, le=604800.0, description="seconds, greater than 0; unset: none"
+    )
+    time_limit: float | None = Field(
+        default=None, gt=0.0, le=604800.0, description="seconds, greater than 0; unset: none"
+    )
+    cancel_running: Literal["flag", "terminate"] = Field(
+        default="flag",
+        description="flag (the task may check it) or terminate (the worker kills the run)",
+    )
+    cancel_signal: Literal["SIGTERM", "SIGKILL", "SIGINT", "SIGUSR1"] = Field(
+        default="SIGTERM", description="SIGTERM, SIGKILL, SIGINT or SIGUSR1"
+    )
+
+    @field_validator("retry_on", mode="before")
+    @classmethod
+    def _retry_names(cls, value: Any) -> Any:
+        value = _json_text(value)
+        try:
+            return RetryPolicy.model_validate({"retry_on": value}).retry_on
+        except ValidationError as exc:
+            raise ValueError(str(exc.errors()[0]["msg"]).removeprefix("Value error, ")) from None
+
+    @field_validator("breaker_overrides", mode="before")
+    @classmethod
+    def _overrides_json(cls, value: Any) -> Any:
+        return _json_text(value)
+
+    @field_validator("breaker_overrides")
+    @classmethod
+    def _overrides(cls, value: dict[str, dict[str, Any]], info: ValidationInfo) -> Any:
+        base = {
+            key: info.data[f"breaker_{key}" if key != "enabled" else "breaker"]
+            for key in BreakerPolicy.model_fields
+            if (f"breaker_{key}" if key != "enabled" else "breaker") in info.data
+        }
+        for name, override in value.items():
+            try:
+                BreakerPolicy.model_validate({**base, **override})
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                raise ValueError(f"{name}.{where}: {first['msg']}") from None
+        return value
+
+    def retry_policy(self) -> RetryPolicy:
+        """The cluster's default retry policy (``YM_RETRY_*``)."""
+        return RetryPolicy(
+            max_attempts=self.retry_max_attempts,
+            backoff=self.retry_backoff,
+            backoff_max=self.retry_backoff_max,
+            jitter=self.retry_jitter,
+            retry_on=self.retry_on,
+        )
+
+    def breaker_policies(self) -> dict[str, BreakerPolicy]:
+        """Per task name breaker policies (``YM_BREAKER_OVERRIDES`` over ``YM_BREAKER_*``)."""
+        base = self.breaker_policy().model_dump()
+        return {
+            name: BreakerPolicy.model_validate({**base, **override})
+            for name, override in self.breaker_overrides.items()
+        }
+
+    def breaker_policy(self) -> BreakerPolicy:
+        """The cluster's breaker policy (``YM_BREAKER_*``)."""
+        return BreakerPolicy(
+            enabled=self.breaker,
+            failure_rate=self.breaker_failure_rate,
+            window=self.breaker_window,
+            min_calls=self.breaker_min_calls,
+            cooldown=self.breaker_cooldown,
+            probes=self.breaker_probes,
+            mode=self.breaker_mode,
+        )
 
     @field_validator("redis_url")
     @classmethod
@@ -202,6 +330,16 @@ class Settings(BaseSettings):
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("the URL must start with redis://, rediss:// or unix://")
         return value
+
+
+def _json_text(value: Any) -> Any:
+    """Decode a JSON text given for a structured setting (from a mapping of strings)."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not JSON: {exc}") from None
+    return value
 
 
 def load_settings(env: Mapping[str, str] | None = None, /, **overrides: Any) -> Settings:

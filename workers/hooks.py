@@ -9,7 +9,6 @@ dispatcher.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -20,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from celery import Celery, signals
-from celery.exceptions import Retry
 from kombu import Queue
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -29,6 +27,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from broker_config.celery_app import app_settings
 from scheduler.keys import Keys
 from scheduler.store import ReportLine, StateStore, connect
+from workers import lifecycle
 
 log = logging.getLogger("yardmaster.worker")
 T = TypeVar("T")
@@ -41,6 +40,7 @@ class _Delivery:
     started: float
     duration_key: str
     affinity_key: str
+    retry_when: Any = None
 
 
 _stores: dict[tuple[int, int], StateStore] = {}
@@ -81,6 +81,19 @@ def is_skipped(task_id: str | None) -> bool:
     return delivery is not None and not delivery.run
 
 
+def note_retry(task_id: str | None, when: Any) -> bool:
+    """Mark the current run of ``task_id`` to be retried (``task.retry()``); ``when`` is a
+    countdown in seconds, an ETA, or ``"policy"`` for the retry policy's backoff.
+
+    Returns False when the run is not a yardmaster delivery.
+    """
+    delivery = _deliveries.get(task_id or "")
+    if delivery is None:
+        return False
+    delivery.retry_when = when
+    return True
+
+
 def affinity_key_of(task_id: str | None) -> str:
     """The affinity key the current delivery of ``task_id`` was submitted with ('' if none)."""
     delivery = _deliveries.get(task_id or "")
@@ -98,6 +111,7 @@ def install(app: Celery) -> None:
     signals.task_prerun.connect(_prerun, weak=False)
     signals.task_postrun.connect(_postrun, weak=False)
     signals.worker_process_shutdown.connect(_process_shutdown, weak=False)
+    signals.task_revoked.connect(_revoked, weak=False)
 
 
 def _ours(app: Celery) -> bool:
@@ -128,8 +142,10 @@ def _ready(sender: Any, **_: Any) -> None:
     )
     stop = threading.Event()
     beat = threading.Thread(target=_heartbeat, args=(store, stop, names), daemon=True)
-    _worker.update(stop=stop, beat=beat)
+    control = lifecycle.Controller(app, store, _worker["name"])
+    _worker.update(stop=stop, beat=beat, control=control)
     beat.start()
+    control.start()
     log.info(
         "worker %s registered with %d slots on %s",
         _worker["name"],
@@ -154,6 +170,7 @@ def _shutdown(sender: Any, **_: Any) -> None:
     if app is None or "stop" not in _worker:
         return
     _worker["stop"].set()
+    _worker["control"].close()
     close_lines()  # the solo and threads pools report from this process
     returned = store_for(app).deregister_worker(_worker["name"])
     log.info(
@@ -181,6 +198,8 @@ def _prerun(task_id: str, task: Any, **_: Any) -> None:
         run, duration_key, affinity_key = False, "unrecorded", ""
     if not run:
         log.warning("skipping delivery %s of %s: the task is %s", attempt, task_id, duration_key)
+    else:
+        task.request.retries = int(attempt) - 1  # what Celery's retry backoff counts from
     _deliveries[task_id] = _Delivery(
         int(attempt), run, time.monotonic(), duration_key, affinity_key
     )
@@ -194,17 +213,44 @@ def _postrun(
         return
     runtime = time.monotonic() - delivery.started
     line = line_for(task.app, str(task.request.hostname))
-    outcome, result, error = _outcome(state, retval) if delivery.run else ("skipped", "", "")
+    if delivery.run and state is None:  # the pool process is exiting mid-run
+        verdict = lifecycle.interrupted(store_for(task.app), task_id)
+    elif delivery.run:
+        settings = app_settings(task.app)
+        verdict = lifecycle.decide(
+            task, delivery.attempt, state, retval, delivery.retry_when, settings
+        )
+    else:
+        verdict = lifecycle.Verdict("skipped", "", "")
 
     line.finish(  # sent again until Redis confirms it; a repeat answers 'stale'
         task_id,
         delivery.attempt,
-        outcome,
-        result=result,
-        error=error,
+        verdict.outcome,
+        result=verdict.result,
+        error=verdict.error,
         runtime=runtime,
         duration_key=delivery.duration_key,
         affinity_key=delivery.affinity_key,
+        reason=verdict.reason,
+        delay=verdict.delay,
+    )
+
+
+def _revoked(request: Any = None, terminated: bool = False, **_: Any) -> None:
+    """A run revoked in the main process (terminated, or revoked before it started)."""
+    app = _worker.get("app")
+    if app is None or request is None:
+        return
+    how = "terminated" if terminated else "revoked"
+    lifecycle.report_from_main(
+        store_for(app),
+        str(request.id),
+        getattr(request, "ym_attempt", None),
+        _worker["name"],
+        "cancelled",
+        error=f"cancelled by request: the worker {how} the run",
+        reason=how,
     )
 
 
@@ -221,20 +267,3 @@ def _retrying(call: Callable[[], T], window: float) -> T:
             log.warning("Redis unreachable; retrying in %.2fs", delay)
             time.sleep(delay)
             delay = min(2.0, delay * 2)
-
-
-def _outcome(state: str | None, retval: Any) -> tuple[str, str, str]:
-    if state in ("SUCCESS", "IGNORED"):
-        try:
-            return "succeeded", json.dumps(None if state == "IGNORED" else retval), ""
-        except (TypeError, ValueError) as exc:
-            return "failed", "null", f"the result is not JSON: {exc}"
-    if isinstance(retval, Retry):
-        return (
-            "failed",
-            "null",
-            "Celery's task.retry() is not used under yardmaster: " + str(retval),
-        )
-    if isinstance(retval, BaseException):
-        return "failed", "null", f"{type(retval).__name__}: {retval}"
-    return "failed", "null", f"ended in Celery state {state}"

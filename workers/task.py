@@ -6,11 +6,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from celery import Celery, Task
-from celery.exceptions import Ignore
+from celery.exceptions import Ignore, Retry
 
 from broker_config.celery_app import app_settings
 from scheduler.client import Client, TaskHandle
+from scheduler.errors import InvalidInputError, TaskCancelRequestedError
 from scheduler.store import StateStore, connect
+from scheduler.store.lifecycle import LifecycleStore
 from workers import hooks
 
 _CLIENTS: dict[int, Client] = {}
@@ -32,7 +34,15 @@ class YardmasterTask(Task[Any, Any]):
     ``my_task.schedule(args, kwargs, priority=9)`` submits it to the
     scheduler instead of publishing it to a queue, and the body refuses to
     run for a delivery the scheduler did not expect (a stale or repeated one).
+
+    ``self.retry()`` (and Celery's ``autoretry_for``) send the task back to
+    yardmaster's pending tasks after a backoff instead of publishing a new
+    message; ``ym_retry`` (a :class:`~scheduler.retry.RetryPolicy` or a mapping)
+    is the task's own retry policy; ``self.check_cancelled()`` lets a long body
+    stop when a cancel was asked for.
     """
+
+    Request = "workers.request:YardmasterRequest"
 
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
         # The guard sits here, not in __call__: Celery's tracer calls ``run``
@@ -48,3 +58,63 @@ class YardmasterTask(Task[Any, Any]):
     ) -> TaskHandle:
         """Submit this task to yardmaster; ``options`` are those of :meth:`Client.submit`."""
         return client_for(self.app).submit(self.name, args, kwargs, **options)
+
+    def retry(
+        self,
+        args: Any = None,
+        kwargs: Any = None,
+        exc: Exception | None = None,
+        throw: bool = True,
+        eta: Any = None,
+        countdown: float | None = None,
+        max_retries: int | None = None,
+        **options: Any,
+    ) -> Retry:
+        """Retry this run through yardmaster: the task returns to pending after
+        ``countdown`` seconds (or until ``eta``; the retry policy's backoff when
+        neither is given) and goes through the strategy again.
+
+        ``max_retries`` (else the task's ``max_retries``) bounds the retries:
+        past it, ``exc`` (or ``MaxRetriesExceededError``) is raised instead.
+
+        Raises:
+            InvalidInputError: New ``args`` or ``kwargs`` were given (a retry runs
+                the arguments it was submitted with).
+        """
+        attempt = getattr(self.request, "ym_attempt", None)
+        if attempt is None or self.request.called_directly:
+            return super().retry(args, kwargs, exc, throw, eta, countdown, max_retries, **options)
+        if args is not None or kwargs is not None:
+            field, value = ("args", args) if args is not None else ("kwargs", kwargs)
+            raise InvalidInputError(
+                f"retry({field})",
+                value,
+                "no new arguments: a yardmaster retry runs the arguments it was submitted with",
+            )
+        limit = self.max_retries if max_retries is None else max_retries
+        if limit is not None and int(attempt) > limit:
+            if exc is not None:
+                raise exc
+            raise self.MaxRetriesExceededError(
+                f"can't retry {self.name}[{self.request.id}]: max retries ({limit}) exceeded"
+            )
+        when = countdown if countdown is not None else eta
+        hooks.note_retry(self.request.id, when if when is not None else "policy")
+        ret = Retry(exc=exc, when=when)  # type: ignore[arg-type]
+        if throw:
+            raise ret
+        return ret
+
+    def cancel_requested(self) -> bool:
+        """Whether a cancel was asked for while this run goes on (``TaskHandle.cancel()``)."""
+        store = hooks.store_for(self.app)
+        return LifecycleStore(store).cancel_requested(str(self.request.id))
+
+    def check_cancelled(self) -> None:
+        """Stop here if a cancel was asked for: the run then ends as ``cancelled``.
+
+        Raises:
+            TaskCancelRequestedError: When a cancel was asked for.
+        """
+        if self.cancel_requested():
+            raise TaskCancelRequestedError(str(self.request.id))

@@ -20,6 +20,7 @@ err = Console(stderr=True)
 
 from scheduler.cli import (  # noqa: E402
     demo,
+    lifecycle,
     ops,
     processes,
     run,
@@ -30,7 +31,7 @@ from scheduler.cli import (  # noqa: E402
 )
 
 __all__ = [
-    "app", "demo", "main", "ops", "processes", "run", "simulate", "stack", "strategy", "workload",
+    "app", "demo", "lifecycle", "main", "ops", "processes", "run", "simulate", "stack", "strategy", "workload",
 ]  # fmt: skip
 
 

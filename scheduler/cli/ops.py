@@ -52,6 +52,12 @@ def submit(
         float | None, typer.Option(help="Run-time hint in seconds.")
     ] = None,
     affinity_key: Annotated[str | None, typer.Option(help="Affinity key.")] = None,
+    retry: Annotated[
+        str | None,
+        typer.Option(help='Retry policy as JSON, e.g. \'{"max_attempts": 3, "backoff": 1}\'.'),
+    ] = None,
+    soft_time_limit: Annotated[float | None, typer.Option(help="Soft time limit, s.")] = None,
+    time_limit: Annotated[float | None, typer.Option(help="Hard time limit, s.")] = None,
     wait: Annotated[bool, typer.Option(help="Wait for the result and print it.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 60.0,
 ) -> None:
@@ -66,6 +72,9 @@ def submit(
         deadline=None if deadline_in is None else time.time() + deadline_in,
         expected_duration=expected_duration,
         affinity_key=affinity_key,
+        retry=None if retry is None else _json_arg("retry", retry, dict),
+        soft_time_limit=soft_time_limit,
+        time_limit=time_limit,
     )
     typer.echo(handle.id)
     if wait:
@@ -96,6 +105,12 @@ def status(
     console.print(f"dispatcher: {leader}")
     console.print(f"slots: {snap['slots']['in_flight']}/{snap['slots']['total']} in use")
     console.print(f"pending: {pending['total']} ({by_pri})")
+    if snap["retrying"]:
+        console.print(f"waiting out a retry backoff: {snap['retrying']}")
+    tripped = {n: st for n, st in snap["breakers"].items() if st != "closed"}
+    if tripped:
+        shown = ", ".join(f"{n}: {st}" for n, st in tripped.items())
+        console.print(f"[red]circuit breakers:[/] {shown} (see `yardmaster breaker`)")
     thr = snap["throughput"]
     console.print(f"throughput: {thr['per_s']:.2f} tasks/s over the last {thr['window_s']:.0f}s")
     console.print("counters: " + ", ".join(f"{k}={v}" for k, v in sorted(snap["counters"].items())))

@@ -102,6 +102,8 @@ class ReportLine:
         runtime: float = 0.0,
         duration_key: str = "",
         affinity_key: str = "",
+        reason: str = "",
+        delay: float = 0.0,
     ) -> None:
         """Send a delivery's outcome; its reply is read later (see the module's docstring).
 
@@ -119,6 +121,8 @@ class ReportLine:
             runtime=runtime,
             duration_key=duration_key,
             affinity_key=affinity_key,
+            reason=reason,
+            delay=delay,
         )
         call = _Call("finish", task_id, keys, args)
         with self._lock:

@@ -24,6 +24,8 @@ SCRIPT_NAMES = (
     "handoff_reclaim",
     "steer",
     "expire",
+    "promote",
+    "end_pending",
 )
 
 

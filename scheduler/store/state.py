@@ -36,6 +36,7 @@ class Claim:
         args: JSON text of positional arguments (when ok).
         kwargs: JSON text of keyword arguments (when ok).
         attempt: Attempt number this dispatch starts (when ok).
+        options: JSON text of the submission's retry policy and time limits ('' if none).
     """
 
     task_id: str
@@ -44,6 +45,7 @@ class Claim:
     args: str = "[]"
     kwargs: str = "{}"
     attempt: int = 0
+    options: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +99,7 @@ class StateStore:
                     a, kw = spec.encoded_args()
                     args += [ids[i], spec.name, a, kw, spec.priority, _opt(spec.deadline)]
                     args += [_opt(spec.expected_duration), spec.affinity_key or ""]
-                    args.append(spec.duration_key or "")
+                    args += [spec.duration_key or "", spec.encoded_options()]
                 self._lua("submit", head + [k.task(ids[i]) for i in part], args, client=pipe)
             for reply in pipe.execute():
                 seqs.extend(int(s) for s in reply)
@@ -127,7 +129,8 @@ class StateStore:
         out: list[Claim] = []
         for row in self._lua("claim", keys, args):
             if row[1] == "ok":
-                out.append(Claim(row[0], "ok", row[2], row[3], row[4], int(row[5])))
+                options = str(row[6]) if len(row) > 6 else ""
+                out.append(Claim(row[0], "ok", row[2], row[3], row[4], int(row[5]), options))
             else:
                 out.append(Claim(row[0], row[1]))
         return out
@@ -150,11 +153,18 @@ class StateStore:
 
     def payloads(self, ids: Sequence[str]) -> list[tuple[str, str, str, str]]:
         """(state, name, args JSON, kwargs JSON) of each task, in one round trip."""
+        return [row[:4] for row in self.payloads_with_options(ids)]
+
+    def payloads_with_options(self, ids: Sequence[str]) -> list[tuple[str, str, str, str, str]]:
+        """(state, name, args JSON, kwargs JSON, options JSON or '') of each task."""
+        fields = ["state", "name", "args", "kwargs", "opts"]
         with self.redis.pipeline(transaction=False) as pipe:
             for task_id in ids:
-                pipe.hmget(self.keys.task(task_id), ["state", "name", "args", "kwargs"])
+                pipe.hmget(self.keys.task(task_id), fields)
             rows = pipe.execute()
-        return [(r[0] or "missing", r[1] or "", r[2] or "[]", r[3] or "{}") for r in rows]
+        return [
+            (r[0] or "missing", r[1] or "", r[2] or "[]", r[3] or "{}", r[4] or "") for r in rows
+        ]
 
     def requeue(self, worker: str, ids: Sequence[str] = (), *, forget: bool = False) -> int:
         """Return a worker's unfinished tasks (or just ``ids``) to pending."""
@@ -273,8 +283,11 @@ class StateStore:
         runtime: float = 0.0,
         duration_key: str = "",
         affinity_key: str = "",
+        reason: str = "",
+        delay: float = 0.0,
     ) -> str:
-        """Record a delivery's outcome (``succeeded``, ``failed`` or ``skipped``) once."""
+        """Record a delivery's outcome (``succeeded``, ``failed``, ``cancelled``, ``retry``
+        after ``delay`` seconds, or ``skipped``) once."""
         keys, args = self.finish_call(
             task_id,
             worker,
@@ -285,6 +298,8 @@ class StateStore:
             runtime=runtime,
             duration_key=duration_key,
             affinity_key=affinity_key,
+            reason=reason,
+            delay=delay,
         )
         return str(self._lua("finish", keys, args))
 
@@ -300,16 +315,18 @@ class StateStore:
         runtime: float = 0.0,
         duration_key: str = "",
         affinity_key: str = "",
+        reason: str = "",
+        delay: float = 0.0,
     ) -> tuple[list[str], list[Any]]:
         """KEYS and ARGV of ``finish.lua`` for one delivery (see :meth:`finish`)."""
         k, s = self.keys, self.settings
         keys = [k.task(task_id), k.stats, k.worker(worker), k.worker_tasks(worker)]
         keys += [k.durations, k.duration_counts, k.affinity(affinity_key or "-")]
         keys += [k.events, k.inbox, k.handoff, k.pending, k.pending_by_priority]
-        keys.append(k.worker_queue(worker))
+        keys += [k.worker_queue(worker), k.delayed, k.outcomes]
         args: list[Any] = [task_id, worker, outcome, result, error, f"{runtime:.6f}"]
         args += [duration_key, s.ema_alpha, s.affinity_step, affinity_key, s.result_ttl]
-        args += [s.events_maxlen, attempt, k.task_prefix]
+        args += [s.events_maxlen, attempt, k.task_prefix, reason, f"{delay:.6f}"]
         return keys, args
 
     def touch_warm(self, worker: str, affinity_key: str) -> bool:
@@ -329,6 +346,7 @@ class StateStore:
         """Cancel a task that has not started; see ``cancel.lua`` for the replies."""
         k = self.keys
         keys = [k.task(task_id), k.pending, k.stats, k.pending_by_priority, k.events, k.inbox]
+        keys.append(k.delayed)
         args = [task_id, reason, self.settings.result_ttl, self.settings.events_maxlen]
         return str(self._lua("cancel", keys, args))
 

@@ -2,7 +2,7 @@
 -- KEYS: pending, stats, pending_by_priority, leader, then per decision:
 --       task key, worker key, worker tasks key.
 -- ARGV: leader token ('' to skip the lease check), then per decision: task id, worker name.
--- Returns per decision: {id, 'ok', name, args, kwargs, attempt} or {id, reason, detail}.
+-- Returns per decision: {id, 'ok', name, args, kwargs, attempt, options} or {id, reason, detail}.
 if ARGV[1] ~= '' and redis.call('GET', KEYS[4]) ~= ARGV[1] then
   return redis.error_reply('NOTLEADER this dispatcher no longer holds the lease')
 end
@@ -14,7 +14,8 @@ local n = (#ARGV - 1) / 2
 for i = 0, n - 1 do
   local id, worker = ARGV[2 + i * 2], ARGV[3 + i * 2]
   local tkey, wkey, wtasks = KEYS[5 + i * 3], KEYS[6 + i * 3], KEYS[7 + i * 3]
-  local f = redis.call('HMGET', tkey, 'state', 'name', 'args', 'kwargs', 'attempt', 'priority')
+  local f = redis.call('HMGET', tkey, 'state', 'name', 'args', 'kwargs', 'attempt', 'priority',
+                           'opts')
   local slots = tonumber(redis.call('HGET', wkey, 'slots') or '0')
   if f[1] ~= 'pending' then
     out[#out + 1] = {id, 'gone', f[1] or 'missing'}
@@ -30,7 +31,7 @@ for i = 0, n - 1 do
                'dispatched_at', now, 'attempt', attempt)
     redis.call('SADD', wtasks, id)
     claimed = claimed + 1
-    out[#out + 1] = {id, 'ok', f[2], f[3], f[4], attempt}
+    out[#out + 1] = {id, 'ok', f[2], f[3], f[4], attempt, f[7] or ''}
   end
 end
 if claimed > 0 then redis.call('HINCRBY', KEYS[2], 'dispatched', claimed) end

@@ -2,12 +2,17 @@
 -- learn the duration and affinity, publish the event. Then hand the freed
 -- slot the next task of the hand-off list (the strategy's order, prepared by
 -- the dispatcher) in the same step, or wake the dispatcher to fill it.
+-- An outcome 'retry' sends the task back to pending after a backoff instead:
+-- it waits in the delayed set until its not-before time, when the dispatcher
+-- moves it to the pending index and it goes through the strategy again.
 -- KEYS: task, stats, worker, worker tasks, ema, ema counts, affinity, events,
---       inbox, hand-off list, pending, pending by priority, worker queue.
--- ARGV: id, worker, outcome (succeeded|failed|skipped), result, error, runtime,
---       duration key, alpha, affinity step, affinity key, result ttl,
---       events maxlen, attempt, task key prefix.
--- Returns 'ok', 'released' (slot freed, state untouched) or 'stale' (not this worker's).
+--       inbox, hand-off list, pending, pending by priority, worker queue,
+--       delayed, outcomes (per task name, for the circuit breakers).
+-- ARGV: id, worker, outcome (succeeded|failed|cancelled|retry|skipped), result,
+--       error, runtime, duration key, alpha, affinity step, affinity key,
+--       result ttl, events maxlen, attempt, task key prefix, reason ('' = none),
+--       retry delay in seconds.
+-- Returns 'ok', 'retry', 'released' (slot freed, state untouched) or 'stale' (not this worker's).
 local id, worker, outcome = ARGV[1], ARGV[2], ARGV[3]
 if redis.call('SREM', KEYS[4], id) == 0 then return 'stale' end
 
@@ -55,15 +60,38 @@ local function hand_off()
 end
 
 local f = redis.call('HMGET', KEYS[1], 'state', 'worker', 'attempt', 'name', 'priority',
-                     'submitted_at', 'dispatched_at', 'started_at', 'deadline')
+                     'submitted_at', 'dispatched_at', 'started_at', 'deadline',
+                     'cancel_requested')
 if outcome == 'skipped' or (f[1] ~= 'running' and f[1] ~= 'dispatched')
    or f[2] ~= worker or f[3] ~= ARGV[13] then
   if not hand_off() then redis.call('RPUSH', KEYS[9], cjson.encode({free = worker})) end
   return 'released'
 end
 local now = now_text()
+if outcome == 'retry' and f[10] == '1' then
+  -- a cancel was asked for while it ran: it ends here instead of trying again
+  outcome = 'cancelled'
+  ARGV[15] = 'cancelled'
+end
+if outcome ~= 'cancelled' and KEYS[15] then
+  local failed = outcome ~= 'succeeded'
+  redis.call('HINCRBY', KEYS[15], (f[4] or '') .. (failed and '\tfail' or '\tok'), 1)
+end
+if outcome == 'retry' then
+  local due = string.format('%.6f', tonumber(now) + tonumber(ARGV[16]))
+  redis.call('HSET', KEYS[1], 'state', 'pending', 'worker', '', 'last_error', ARGV[5],
+             'not_before', due, 'runtime', ARGV[6])
+  redis.call('HDEL', KEYS[1], 'dispatched_at', 'started_at')
+  redis.call('ZADD', KEYS[14], due, id)
+  redis.call('HINCRBY', KEYS[12], f[5], 1)
+  redis.call('HINCRBY', KEYS[2], 'retried', 1)
+  redis.call('RPUSH', KEYS[9], cjson.encode({delayed = id, at = tonumber(due)}))
+  if not hand_off() then redis.call('RPUSH', KEYS[9], cjson.encode({free = worker})) end
+  return 'retry'
+end
 local runtime = tonumber(ARGV[6])
 redis.call('HSET', KEYS[1], 'state', outcome, 'finished_at', now, 'runtime', ARGV[6])
+if ARGV[15] and ARGV[15] ~= '' then redis.call('HSET', KEYS[1], 'reason', ARGV[15]) end
 if outcome == 'succeeded' then
   redis.call('HSET', KEYS[1], 'result', ARGV[4])
 else
@@ -84,7 +112,7 @@ if outcome == 'succeeded' and runtime then
   freed.k = ARGV[7]
   freed.e = new
 end
-if ARGV[10] ~= '' then
+if ARGV[10] ~= '' and outcome ~= 'cancelled' then
   local score = tonumber(redis.call('HGET', KEYS[7], worker) or '0')
   local step = tonumber(ARGV[9])
   if outcome == 'succeeded' then score = score + step else score = score - step end
