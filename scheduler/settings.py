@@ -8,13 +8,23 @@ and what is allowed, so a bad value stops a process at start-up, not later.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from scheduler.errors import SettingsError
+from scheduler.redaction import HIDDEN, redact_url
 
 StrategyName = Literal["fifo", "priority", "sjf", "edf", "load_balance", "weighted", "adaptive"]
 STRATEGY_NAMES: tuple[str, ...] = (
@@ -87,6 +97,17 @@ class Weights(BaseModel):
         if gain <= 0:
             return 0.0
         return gain / self.wait
+
+
+class ApiToken(BaseModel):
+    """One bearer token of the HTTP API: its name (recorded as the author of a change; never
+    the secret), its scope, and the secret itself (kept out of every repr and log)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
+    scope: Literal["read", "submit", "admin"]
+    token: SecretStr = Field(min_length=16, max_length=512)
 
 
 ENV_PREFIX = "YM_"
@@ -192,6 +213,50 @@ class Settings(BaseSettings):
         default=1000, ge=1, le=100_000, description="tasks per Redis call in submit_many, 1..100000"
     )
     flower_port: int = Field(default=5555, ge=1, le=65535, description="a TCP port, 1..65535")
+    api_host: str = Field(
+        default="127.0.0.1", min_length=1, description="the address the HTTP API listens on"
+    )
+    api_port: int = Field(
+        default=8000, ge=1, le=65535, description="the HTTP API's TCP port, 1..65535"
+    )
+    api_auth: bool = Field(
+        default=True,
+        description="true or false: false turns bearer-token checks off (local use only)",
+    )
+    api_tokens: tuple[ApiToken, ...] = Field(
+        default=(),
+        description=(
+            'a JSON list of {"name", "scope": read|submit|admin, "token": 16 to 512 '
+            "characters}; names unique"
+        ),
+    )
+    api_max_body: int = Field(
+        default=1_048_576,
+        ge=1024,
+        le=64 * 1_048_576,
+        description="bytes of one request body, 1024 to 67108864",
+    )
+    api_max_args: int = Field(
+        default=65_536,
+        ge=2,
+        le=16 * 1_048_576,
+        description="bytes of one task's args and kwargs as JSON, 2 to 16777216",
+    )
+    api_max_batch: int = Field(
+        default=1000, ge=1, le=100_000, description="tasks in one batch request, 1..100000"
+    )
+    api_rate: float = Field(
+        default=50.0,
+        gt=0.0,
+        le=1_000_000.0,
+        description="requests per second allowed per token, greater than 0 and at most 1000000",
+    )
+    api_burst: int = Field(
+        default=100,
+        ge=1,
+        le=1_000_000,
+        description="requests a token may send at once above its rate, 1..1000000",
+    )
 
     @field_validator("redis_url")
     @classmethod
@@ -201,6 +266,22 @@ class Settings(BaseSettings):
         assert value is not None
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("the URL must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("api_tokens", mode="before")
+    @classmethod
+    def _tokens_json(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _unique_names(cls, value: tuple[ApiToken, ...]) -> tuple[ApiToken, ...]:
+        names = [t.name for t in value]
+        if len(set(names)) != len(names):
+            raise ValueError("two tokens share a name")
+        secrets = [t.token.get_secret_value() for t in value]
+        if len(set(secrets)) != len(secrets):
+            raise ValueError("two tokens share a secret")
         return value
 
 
@@ -235,4 +316,9 @@ def _settings_error(exc: ValidationError, overrides: Mapping[str, Any]) -> Setti
     problem = str(first["msg"]).removeprefix("Value error, ")
     if len(first["loc"]) > 1:  # a field inside a nested setting, such as weights.wait
         where += "." + ".".join(str(part) for part in first["loc"][1:])
-    return SettingsError(where, first.get("input"), allowed, problem=problem)
+    value = first.get("input")
+    if name == "api_tokens":  # secrets: never echo them
+        value = HIDDEN
+    elif name == "redis_url" and isinstance(value, str):
+        value = redact_url(value)
+    return SettingsError(where, value, allowed, problem=problem)
