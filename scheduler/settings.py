@@ -111,6 +111,10 @@ class ApiToken(BaseModel):
 
 
 ENV_PREFIX = "YM_"
+API_AUTH_OFF_WARNING = (
+    "YM_API_AUTH=false: the HTTP API accepts every request WITHOUT A TOKEN, including strategy "
+    "changes. Use this only on a machine nobody else can reach."
+)
 
 
 class Settings(BaseSettings):

@@ -20,15 +20,10 @@ from scheduler.api.security import Guard
 from scheduler.client import Client
 from scheduler.embedded import resolve_redis_url
 from scheduler.errors import SettingsError
-from scheduler.settings import Settings
+from scheduler.settings import API_AUTH_OFF_WARNING, Settings
 from scheduler.store import StateStore, connect
 
 log = logging.getLogger("yardmaster.api")
-
-AUTH_OFF_WARNING = (
-    "YM_API_AUTH=false: the HTTP API accepts every request WITHOUT A TOKEN, including strategy "
-    "changes. Use this only on a machine nobody else can reach."
-)
 
 _DESCRIPTION = """Submit, inspect, cancel and steer the tasks of a yardmaster cluster.
 
@@ -69,7 +64,7 @@ def create_app(
             problem="the API requires tokens",
         )
     if not settings.api_auth:
-        log.warning(AUTH_OFF_WARNING)
+        log.warning(API_AUTH_OFF_WARNING)
     store = store or StateStore(connect(resolve_redis_url(settings)), settings)
     app = FastAPI(title="yardmaster", version=_version(), description=_DESCRIPTION)
     app.state.settings = settings

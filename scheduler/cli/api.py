@@ -27,8 +27,7 @@ def api(
     import uvicorn
 
     from scheduler.api import create_app
-    from scheduler.api.app import AUTH_OFF_WARNING
-    from scheduler.settings import load_settings
+    from scheduler.settings import API_AUTH_OFF_WARNING, load_settings
 
     logging.basicConfig(
         level=loglevel.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
@@ -36,7 +35,7 @@ def api(
     settings = load_settings()
     web = create_app(settings)
     if not settings.api_auth:
-        err.print(f"[bold red]WARNING[/] {AUTH_OFF_WARNING}", highlight=False)
+        err.print(f"[bold red]WARNING[/] {API_AUTH_OFF_WARNING}", highlight=False)
     uvicorn.run(
         web,
         host=host or settings.api_host,
