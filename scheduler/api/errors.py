@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from scheduler.api.schemas import ErrorBody, ErrorCode
 from scheduler.errors import (
@@ -104,6 +105,16 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _allowed(request: Request) -> str:
+    """Every method some route serves on this path (a 405 must list them all)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every failure into an :class:`ErrorBody`."""
 
@@ -147,7 +158,10 @@ def install(app: FastAPI) -> None:
             return error_response(404, "not_found", f"no such path: {request.url.path}")
         if exc.status_code == 405:
             return error_response(
-                405, "method_not_allowed", f"{request.method} is not allowed on {request.url.path}"
+                405,
+                "method_not_allowed",
+                f"{request.method} is not allowed on {request.url.path}",
+                headers={"Allow": _allowed(request)},
             )
         if exc.status_code == 400:  # FastAPI could not read the body (not UTF-8 text, ...)
             return error_response(

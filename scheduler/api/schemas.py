@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from scheduler.models import TaskRecord, TaskSpec, TaskState
+from scheduler.settings import StrategyName
 from scheduler.store import WorkerRecord
 
 ErrorCode = Literal[
@@ -44,13 +45,25 @@ class ErrorBody(BaseModel):
 class SubmitRequest(TaskSpec):
     """One task to submit: its registered name, JSON arguments and scheduling hints."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, title="SubmitRequest")
+    # Strict: JSON types as declared (no "5" for 5, no true for 1).
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        strict=True,
+        title="SubmitRequest",
+        json_schema_extra={
+            "examples": [
+                {"name": "noop"},
+                {"name": "sleep", "args": [0.01], "priority": 7, "affinity_key": "user-3"},
+            ]
+        },
+    )
 
 
 class BatchRequest(BaseModel):
     """Tasks submitted together: all are accepted or none (the first bad one is named)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     tasks: list[SubmitRequest] = Field(min_length=1)
 
@@ -210,9 +223,9 @@ class StrategyHistory(BaseModel):
 class StrategySet(BaseModel):
     """A new live strategy configuration; it applies to every task still pending."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    strategy: str = Field(min_length=1, max_length=64)
+    strategy: StrategyName
     params: dict[str, Any] = Field(default_factory=dict)
     note: str = Field(default="", max_length=1000)
     expected_version: int | None = Field(default=None, ge=0)
@@ -221,7 +234,7 @@ class StrategySet(BaseModel):
 class Rollback(BaseModel):
     """Restore version ``to`` (the one before the current when null) as a new version."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     to: int | None = Field(default=None, ge=1)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
@@ -74,7 +74,23 @@ def _submit(request: Request, specs: list[SubmitRequest], single: bool) -> list[
     return [h.id for h in handles]
 
 
-@router.post("/tasks", status_code=201, responses=_WRITE, summary="Submit a task")
+def _links(pointer: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI links from a submission to the operations on the task it made."""
+    ops = {"GetTask": "get_task", "GetResult": "get_result", "CancelTask": "cancel_task"}
+    links = {
+        name: {"operationId": op, "parameters": {"task_id": f"$response.body#{pointer}"}}
+        for name, op in ops.items()
+    }
+    return {201: {"description": "Accepted", "links": links}}
+
+
+@router.post(
+    "/tasks",
+    status_code=201,
+    responses={**_links("/id"), **_WRITE},
+    summary="Submit a task",
+    operation_id="submit_task",
+)
 def submit(
     body: SubmitRequest,
     request: Request,
@@ -85,7 +101,13 @@ def submit(
     return Submitted(id=task_id, state=TaskState.PENDING)
 
 
-@router.post("/tasks/batch", status_code=201, responses=_WRITE, summary="Submit tasks")
+@router.post(
+    "/tasks/batch",
+    status_code=201,
+    responses={**_links("/tasks/0/id"), **_WRITE},
+    summary="Submit tasks",
+    operation_id="submit_tasks",
+)
 def submit_batch(
     body: BatchRequest,
     request: Request,
@@ -105,7 +127,7 @@ def submit_batch(
     return BatchSubmitted(tasks=[Submitted(id=i, state=TaskState.PENDING) for i in ids])
 
 
-@router.get("/tasks", responses=_READ, summary="List tasks in a state")
+@router.get("/tasks", responses=_READ, summary="List tasks in a state", operation_id="list_tasks")
 def list_by_state(
     request: Request,
     _: Annotated[Principal, Depends(require("read"))],
@@ -121,7 +143,7 @@ def list_by_state(
     return TaskPage(state=state, tasks=[TaskInfo.of(r) for r in records], next_cursor=next_cursor)
 
 
-@router.get("/tasks/{task_id}", responses=_ONE, summary="A task's status")
+@router.get("/tasks/{task_id}", responses=_ONE, summary="A task's status", operation_id="get_task")
 def status(
     task_id: TaskId, request: Request, _: Annotated[Principal, Depends(require("read"))]
 ) -> TaskInfo:
@@ -132,7 +154,12 @@ def status(
     return TaskInfo.of(rec)
 
 
-@router.get("/tasks/{task_id}/result", responses=_ONE, summary="A task's result")
+@router.get(
+    "/tasks/{task_id}/result",
+    responses=_ONE,
+    summary="A task's result",
+    operation_id="get_result",
+)
 def result(
     task_id: TaskId,
     request: Request,
@@ -160,7 +187,12 @@ def result(
     )
 
 
-@router.post("/tasks/{task_id}/cancel", responses=_ONE, summary="Cancel a task")
+@router.post(
+    "/tasks/{task_id}/cancel",
+    responses=_ONE,
+    summary="Cancel a task",
+    operation_id="cancel_task",
+)
 def cancel(
     task_id: TaskId, request: Request, _: Annotated[Principal, Depends(require("submit"))]
 ) -> CancelReply:
