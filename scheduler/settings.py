@@ -230,8 +230,8 @@ class Settings(BaseSettings):
     api_tokens: tuple[ApiToken, ...] = Field(
         default=(),
         description=(
-            'a JSON list of {"name", "scope": read|submit|admin, "token": 16 to 512 '
-            "characters}; names unique"
+            'a JSON list of {"name", "scope" (read, submit or admin), "token" (16 to 512 '
+            "characters)}; names unique"
         ),
     )
     api_max_body: int = Field(

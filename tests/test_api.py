@@ -299,6 +299,14 @@ def test_oversized_body_args_batch_and_unknown_task_are_refused_and_nothing_is_d
     refusals.append((bad_priority, 422, "invalid_input", "priority"))
     extra = api.http.post("/v1/tasks", json={"name": "noop", "queue": "x"}, headers=SUBMIT)
     refusals.append((extra, 422, "invalid_input", "queue"))
+    nan = api.http.post(
+        "/v1/tasks/batch",
+        content=b'{"tasks": [{"name": "noop"}, {"name": "noop", "args": [NaN]}]}',
+        headers={**SUBMIT, "Content-Type": "application/json"},
+    )
+    refusals.append((nan, 422, "invalid_input", "tasks[1].args"))
+    as_text = api.http.post("/v1/tasks", json={"name": "noop", "priority": "7"}, headers=SUBMIT)
+    refusals.append((as_text, 422, "invalid_input", "priority"))
 
     for reply, status, code, field in refusals:
         assert reply.status_code == status, reply.text

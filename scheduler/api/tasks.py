@@ -51,10 +51,14 @@ def _submit(request: Request, specs: list[SubmitRequest], single: bool) -> list[
     """Check the API's own limits, then submit through the client (names checked there)."""
     settings: Settings = request.app.state.settings
     for i, spec in enumerate(specs):
-        args, kwargs = spec.encoded_args()
+        where = "" if single else f"tasks[{i}]."
+        try:
+            args, kwargs = spec.encoded_args()
+        except InvalidInputError as exc:  # not strict JSON (NaN, Infinity)
+            raise ApiError(422, "invalid_input", f"{where}{exc}", field=where + exc.field) from None
         size = len(args.encode()) + len(kwargs.encode())
         if size > settings.api_max_args:
-            field = "args" if single else f"tasks[{i}].args"
+            field = where + "args"
             raise ApiError(
                 422,
                 "too_large",
