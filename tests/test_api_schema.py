@@ -34,7 +34,8 @@ def test_generated_requests_get_no_server_error_and_only_documented_answers(stac
     cmd = [st, "run", f"{stack.url}/openapi.json", *CHECKS]
     cmd += ["--header", f"Authorization: Bearer {TOKENS['admin']}"]
     cmd += ["--max-examples", str(MAX_EXAMPLES), "--workers", "1", "--request-timeout", "40"]
-    cmd += ["--no-color"]
+    # generation health checks (too slow on a loaded machine, ...) are not API failures
+    cmd += ["--suppress-health-check", "all", "--no-color"]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
     report = run.stdout + run.stderr
     assert run.returncode == 0, report[-6000:]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 
 from scheduler.api.errors import ApiError, documented
 from scheduler.api.schemas import (
@@ -164,7 +166,7 @@ def status(
     summary="A task's result",
     operation_id="get_result",
 )
-def result(
+async def result(
     task_id: TaskId,
     request: Request,
     _: Annotated[Principal, Depends(require("read"))],
@@ -172,18 +174,21 @@ def result(
         float, Query(ge=0, le=30, description="Seconds to wait for the task to finish")
     ] = 0.0,
 ) -> TaskResult:
-    """What the task returned (or why it did not); waits up to ``wait`` seconds for it."""
+    """What the task returned (or why it did not); waits up to ``wait`` seconds for it.
+
+    Waiting sleeps on the event loop, so a waiting caller holds no worker thread.
+    """
     store = _store(request)
     end = time.monotonic() + wait
     delay = 0.01
     while True:
-        state, value, error = store.outcome(task_id)
+        state, value, error = await run_in_threadpool(store.outcome, task_id)
         if state is None:
             raise TaskNotFoundError(task_id)
         done = TaskState(state).terminal
         if done or time.monotonic() >= end:
             break
-        time.sleep(min(delay, max(0.0, end - time.monotonic())))
+        await asyncio.sleep(min(delay, max(0.0, end - time.monotonic())))
         delay = min(0.2, delay * 2)
     payload = json.loads(value) if state == TaskState.SUCCEEDED and value else None
     return TaskResult(
