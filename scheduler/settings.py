@@ -9,6 +9,7 @@ and what is allowed, so a bad value stops a process at start-up, not later.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -22,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError as PydanticSettingsError
 
 from scheduler.errors import SettingsError
 from scheduler.redaction import HIDDEN, redact_url
@@ -309,6 +311,13 @@ def load_settings(env: Mapping[str, str] | None = None, /, **overrides: Any) -> 
         return Settings.model_validate(values)
     except ValidationError as exc:
         raise _settings_error(exc, overrides) from None
+    except PydanticSettingsError as exc:  # a structured variable that is not JSON
+        found = re.search(r'field "(\w+)"', str(exc))
+        name = found.group(1) if found else "?"
+        field = Settings.model_fields.get(name)
+        allowed = field.description if field is not None and field.description else "see docs"
+        where = ENV_PREFIX + name.upper()
+        raise SettingsError(where, HIDDEN, allowed, problem="not valid JSON") from None
 
 
 def _settings_error(exc: ValidationError, overrides: Mapping[str, Any]) -> SettingsError:

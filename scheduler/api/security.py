@@ -3,13 +3,15 @@ request rate per token.
 
 Scopes are ordered: ``read`` (inspect), ``submit`` (also submit and cancel),
 ``admin`` (also steer the strategy). Tokens come from ``YM_API_TOKENS``; the
-secret is compared with :func:`hmac.compare_digest` against every configured
-token, so the time taken does not depend on which one matched or how much of
-it did. Only a token's name ever reaches a log or a record.
+presented secret's SHA-256 digest is compared with :func:`hmac.compare_digest`
+against that of every configured token, so the time taken does not depend on
+which one matched, how much of it did, or how long it is. Only a token's name
+ever reaches a log or a record.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import threading
@@ -81,15 +83,16 @@ class Guard:
 
     def __init__(self, settings: Settings) -> None:
         self.enabled = settings.api_auth
+        # Digests, so that the comparison takes the same time whatever the lengths.
         self._tokens = [
-            (t.token.get_secret_value().encode(), Principal(t.name, t.scope))
+            (_digest(t.token.get_secret_value()), Principal(t.name, t.scope))
             for t in settings.api_tokens
         ]
         self.limiter = RateLimiter(settings.api_rate, settings.api_burst)
 
     def identify(self, presented: str) -> Principal | None:
         """The principal whose secret equals ``presented``, compared in constant time."""
-        given = presented.encode()
+        given = _digest(presented)
         found: Principal | None = None
         for secret, principal in self._tokens:
             if hmac.compare_digest(given, secret):
@@ -139,6 +142,10 @@ class Guard:
                 f"{self.limiter.burst:g}); retry after {retry}s",
                 headers={"Retry-After": str(retry)},
             )
+
+
+def _digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest()
 
 
 def require(needed: Scope) -> Callable[..., Principal]:
