@@ -50,6 +50,21 @@ def test_the_api_refuses_to_start_without_tokens_and_warns_loudly_when_auth_is_o
     assert refused.returncode == 2
     assert "YM_API_TOKENS" in refused.stderr
     assert "YM_API_AUTH=false" in refused.stderr
+    for bad in (
+        '[{"name": "ops", "scope": "admin", "token": "s3cret-s3cret-s3cret"',  # not JSON
+        '[{"name": "ops", "scope": "root", "token": "s3cret-s3cret-s3cret"}]',  # no such scope
+        '[{"name": "ops", "scope": "admin", "token": "s3cret"}]',  # too short
+    ):
+        wrong = subprocess.run(
+            cmd,
+            env=_env(YM_REDIS_URL=redis_server.url, YM_API_TOKENS=bad),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert wrong.returncode == 2, wrong.stderr
+        assert "YM_API_TOKENS" in wrong.stderr
+        assert "s3cret" not in wrong.stderr
 
     port = free_port()
     log = tmp_path / "api.log"
