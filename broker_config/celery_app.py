@@ -13,6 +13,7 @@ from typing import Any
 
 from celery import Celery, Task
 
+from broker_config.security import broker_connection
 from scheduler.keys import Keys
 from scheduler.settings import Settings
 
@@ -23,7 +24,8 @@ def celery_config(settings: Settings, redis_url: str) -> dict[str, Any]:
     """Celery settings for a yardmaster cluster on ``redis_url``."""
     keys = Keys(settings.namespace)
     return {
-        "broker_url": redis_url,
+        # The broker URL, and its TLS options for rediss:// (verified by default).
+        **broker_connection(redis_url),
         "broker_connection_retry_on_startup": True,
         # Late binding sends a worker at most one message per free slot, and
         # the worker may hold no more than that.

@@ -9,6 +9,7 @@ and what is allowed, so a bad value stops a process at start-up, not later.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -16,15 +17,18 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError as PydanticSettingsError
 
 from scheduler.breaker import BreakerPolicy
 from scheduler.errors import SettingsError
+from scheduler.redaction import HIDDEN, redact_url
 from scheduler.retry import RetryPolicy
 
 StrategyName = Literal["fifo", "priority", "sjf", "edf", "load_balance", "weighted", "adaptive"]
@@ -100,7 +104,22 @@ class Weights(BaseModel):
         return gain / self.wait
 
 
+class ApiToken(BaseModel):
+    """One bearer token of the HTTP API: its name (recorded as the author of a change; never
+    the secret), its scope, and the secret itself (kept out of every repr and log)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
+    scope: Literal["read", "submit", "admin"]
+    token: SecretStr = Field(min_length=16, max_length=512)
+
+
 ENV_PREFIX = "YM_"
+API_AUTH_OFF_WARNING = (
+    "YM_API_AUTH=false: the HTTP API accepts every request WITHOUT A TOKEN, including strategy "
+    "changes. Use this only on a machine nobody else can reach."
+)
 
 
 class Settings(BaseSettings):
@@ -260,6 +279,51 @@ class Settings(BaseSettings):
         default="SIGTERM", description="SIGTERM, SIGKILL, SIGINT or SIGUSR1"
     )
 
+    api_host: str = Field(
+        default="127.0.0.1", min_length=1, description="the address the HTTP API listens on"
+    )
+    api_port: int = Field(
+        default=8000, ge=1, le=65535, description="the HTTP API's TCP port, 1..65535"
+    )
+    api_auth: bool = Field(
+        default=True,
+        description="true or false: false turns bearer-token checks off (local use only)",
+    )
+    api_tokens: tuple[ApiToken, ...] = Field(
+        default=(),
+        description=(
+            'a JSON list of {"name", "scope" (read, submit or admin), "token" (16 to 512 '
+            "characters)}; names unique"
+        ),
+    )
+    api_max_body: int = Field(
+        default=1_048_576,
+        ge=1024,
+        le=64 * 1_048_576,
+        description="bytes of one request body, 1024 to 67108864",
+    )
+    api_max_args: int = Field(
+        default=65_536,
+        ge=2,
+        le=16 * 1_048_576,
+        description="bytes of one task's args and kwargs as JSON, 2 to 16777216",
+    )
+    api_max_batch: int = Field(
+        default=1000, ge=1, le=100_000, description="tasks in one batch request, 1..100000"
+    )
+    api_rate: float = Field(
+        default=50.0,
+        gt=0.0,
+        le=1_000_000.0,
+        description="requests per second allowed per token, greater than 0 and at most 1000000",
+    )
+    api_burst: int = Field(
+        default=100,
+        ge=1,
+        le=1_000_000,
+        description="requests a token may send at once above its rate, 1..1000000",
+    )
+
     @field_validator("retry_on", mode="before")
     @classmethod
     def _retry_names(cls, value: Any) -> Any:
@@ -331,6 +395,22 @@ class Settings(BaseSettings):
             raise ValueError("the URL must start with redis://, rediss:// or unix://")
         return value
 
+    @field_validator("api_tokens", mode="before")
+    @classmethod
+    def _tokens_json(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _unique_names(cls, value: tuple[ApiToken, ...]) -> tuple[ApiToken, ...]:
+        names = [t.name for t in value]
+        if len(set(names)) != len(names):
+            raise ValueError("two tokens share a name")
+        secrets = [t.token.get_secret_value() for t in value]
+        if len(set(secrets)) != len(secrets):
+            raise ValueError("two tokens share a secret")
+        return value
+
 
 def _json_text(value: Any) -> Any:
     """Decode a JSON text given for a structured setting (from a mapping of strings)."""
@@ -362,6 +442,13 @@ def load_settings(env: Mapping[str, str] | None = None, /, **overrides: Any) -> 
         return Settings.model_validate(values)
     except ValidationError as exc:
         raise _settings_error(exc, overrides) from None
+    except PydanticSettingsError as exc:  # a structured variable that is not JSON
+        found = re.search(r'field "(\w+)"', str(exc))
+        name = found.group(1) if found else "?"
+        field = Settings.model_fields.get(name)
+        allowed = field.description if field is not None and field.description else "see docs"
+        where = ENV_PREFIX + name.upper()
+        raise SettingsError(where, HIDDEN, allowed, problem="not valid JSON") from None
 
 
 def _settings_error(exc: ValidationError, overrides: Mapping[str, Any]) -> SettingsError:
@@ -373,4 +460,9 @@ def _settings_error(exc: ValidationError, overrides: Mapping[str, Any]) -> Setti
     problem = str(first["msg"]).removeprefix("Value error, ")
     if len(first["loc"]) > 1:  # a field inside a nested setting, such as weights.wait
         where += "." + ".".join(str(part) for part in first["loc"][1:])
-    return SettingsError(where, first.get("input"), allowed, problem=problem)
+    value = first.get("input")
+    if name == "api_tokens":  # secrets: never echo them
+        value = HIDDEN
+    elif name == "redis_url" and isinstance(value, str):
+        value = redact_url(value)
+    return SettingsError(where, value, allowed, problem=problem)

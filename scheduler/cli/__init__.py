@@ -19,6 +19,7 @@ app = typer.Typer(
 err = Console(stderr=True)
 
 from scheduler.cli import (  # noqa: E402
+    api,
     demo,
     lifecycle,
     ops,
@@ -31,7 +32,7 @@ from scheduler.cli import (  # noqa: E402
 )
 
 __all__ = [
-    "app", "demo", "lifecycle", "main", "ops", "processes", "run", "simulate", "stack", "strategy", "workload",
+    "api", "app", "demo", "lifecycle", "main", "ops", "processes", "run", "simulate", "stack", "strategy", "workload",
 ]  # fmt: skip
 
 

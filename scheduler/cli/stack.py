@@ -17,8 +17,10 @@ import typer
 from rich.console import Console
 
 from scheduler.cli import app
+from scheduler.cli.stack_api import API_TOKEN_FILE, AUTH_OFF_WARNING, api_token_env, wait_api
 from scheduler.embedded import EmbeddedRedis, clear_runtime, write_runtime
 from scheduler.errors import YardmasterError
+from scheduler.redaction import redact_url
 from scheduler.settings import Settings, load_settings
 from scheduler.store import StateStore, connect
 
@@ -37,6 +39,8 @@ class Stack:
         log_dir: Where each process writes its log.
         loglevel: Log level of the workers (INFO logs every task, which costs
             noticeable throughput on short tasks).
+        api: Also start the HTTP API (``yardmaster api``) on ``api_port``.
+        api_port: Its port; ``YM_API_PORT`` by default.
     """
 
     def __init__(
@@ -49,6 +53,8 @@ class Stack:
         flower: bool = False,
         log_dir: Path | None = None,
         loglevel: str = "WARNING",
+        api: bool = False,
+        api_port: int | None = None,
     ) -> None:
         self.settings = settings
         self.n_workers = workers
@@ -61,6 +67,9 @@ class Stack:
         self.url = settings.redis_url or ""
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: list[IO[bytes]] = []
+        self.api = api
+        self.api_port = api_port or settings.api_port
+        self.api_token_file: Path | None = None
 
     def start(self, timeout: float = 60.0) -> Stack:
         """Start everything and wait until every worker has registered."""
@@ -85,8 +94,21 @@ class Stack:
             cmd = [sys.executable, "-m", "celery", "-A", "workers.app", "flower"]
             cmd += [f"--port={port}", "--address=127.0.0.1"]
             self._spawn("flower", cmd, flower_env)
+        if self.api:
+            api_env = dict(env, **api_token_env(self.settings, self.log_dir))
+            if "YM_API_TOKENS" in api_env and "YM_API_TOKENS" not in env:
+                self.api_token_file = self.log_dir / API_TOKEN_FILE
+            cmd = [*py, "api", "--port", str(self.api_port), "--loglevel", self.loglevel]
+            self._spawn("api", cmd, api_env)
         self.wait_ready(timeout)
+        if self.api:
+            wait_api(self.api_url, self.procs["api"], self.log_dir, timeout)
         return self
+
+    @property
+    def api_url(self) -> str:
+        """Base URL of the stack's HTTP API."""
+        return f"http://{self.settings.api_host}:{self.api_port}"
 
     def _spawn(self, name: str, cmd: list[str], env: dict[str, str]) -> None:
         log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115
@@ -155,21 +177,40 @@ def up(
     strategy: Annotated[str | None, typer.Option(help="Strategy; default YM_STRATEGY.")] = None,
     flower: Annotated[bool, typer.Option(help="Start Flower (workers then send events).")] = True,
     loglevel: Annotated[str, typer.Option(help="Log level of the processes.")] = "WARNING",
+    api: Annotated[bool, typer.Option(help="Start the HTTP API (yardmaster api).")] = True,
+    api_port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="HTTP API port; default YM_API_PORT.")
+    ] = None,
 ) -> None:
     """Run the whole stack in the foreground until Ctrl-C."""
     settings = load_settings(**({"strategy": strategy} if strategy else {}))
-    stack = Stack(settings, workers=workers, slots=slots, flower=flower, loglevel=loglevel.upper())
+    stack = Stack(
+        settings,
+        workers=workers,
+        slots=slots,
+        flower=flower,
+        loglevel=loglevel.upper(),
+        api=api,
+        api_port=api_port,
+    )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     console.print("[bold]yardmaster up[/]: starting ...")
     try:
         stack.start()
-        console.print(f"  Redis      {stack.url}" + ("  (embedded)" if stack.redis else ""))
+        shown = redact_url(stack.url)
+        console.print(f"  Redis      {shown}" + ("  (embedded)" if stack.redis else ""))
         console.print(f"  dispatcher strategy {stack.strategy}")
         console.print(f"  workers    {workers} x {slots} slots")
         if flower:
             console.print(f"  Flower     http://127.0.0.1:{settings.flower_port}/")
+        if api:
+            console.print(f"  HTTP API   {stack.api_url}/docs")
+            if stack.api_token_file is not None:
+                console.print(f"             admin token in {stack.api_token_file} (this run only)")
+            elif not settings.api_auth:
+                console.print(f"  [bold red]WARNING[/] {AUTH_OFF_WARNING}", highlight=False)
         console.print(f"  logs       {stack.log_dir}")
         console.print(
             "Ready. Try `yardmaster submit sleep 0.5` and `yardmaster status` in another shell; Ctrl-C stops."

@@ -1,0 +1,47 @@
+"""``yardmaster api``: the HTTP API under uvicorn."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from scheduler.cli import app
+
+err = Console(stderr=True)
+
+
+@app.command()
+def api(
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on; default YM_API_HOST.")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="TCP port; default YM_API_PORT.")
+    ] = None,
+    loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO",
+) -> None:
+    """Serve the HTTP API (submit, inspect, cancel, steer; OpenAPI at /docs)."""
+    import uvicorn
+
+    from scheduler.api import create_app
+    from scheduler.settings import API_AUTH_OFF_WARNING, load_settings
+
+    logging.basicConfig(
+        level=loglevel.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    settings = load_settings()
+    web = create_app(settings)
+    if not settings.api_auth:
+        err.print(f"[bold red]WARNING[/] {API_AUTH_OFF_WARNING}", highlight=False)
+    uvicorn.run(
+        web,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_level=loglevel.lower(),
+        # Paths and statuses only; headers (tokens) are never logged.
+        access_log=loglevel.upper() == "DEBUG",
+        server_header=False,
+    )
