@@ -20,6 +20,7 @@ err = Console(stderr=True)
 
 from scheduler.cli import (  # noqa: E402
     demo,
+    monitor,
     ops,
     processes,
     run,
@@ -30,7 +31,7 @@ from scheduler.cli import (  # noqa: E402
 )
 
 __all__ = [
-    "app", "demo", "main", "ops", "processes", "run", "simulate", "stack", "strategy", "workload",
+    "app", "demo", "main", "monitor", "ops", "processes", "run", "simulate", "stack", "strategy", "workload",
 ]  # fmt: skip
 
 

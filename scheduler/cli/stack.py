@@ -34,6 +34,8 @@ class Stack:
         slots: Slots (concurrency) of each worker.
         strategy: Strategy of the dispatcher.
         flower: Also start Flower (and send task events from the workers).
+        monitor_port: Port of yardmaster's monitor (``/metrics``, ``/dashboard``);
+            None starts none.
         log_dir: Where each process writes its log.
         loglevel: Log level of the workers (INFO logs every task, which costs
             noticeable throughput on short tasks).
@@ -47,6 +49,7 @@ class Stack:
         slots: int = 2,
         strategy: str | None = None,
         flower: bool = False,
+        monitor_port: int | None = None,
         log_dir: Path | None = None,
         loglevel: str = "WARNING",
     ) -> None:
@@ -55,6 +58,7 @@ class Stack:
         self.slots = slots
         self.strategy = strategy or settings.strategy
         self.flower = flower
+        self.monitor_port = monitor_port
         self.loglevel = loglevel
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="yardmaster-up-"))
         self.redis: EmbeddedRedis | None = None
@@ -85,6 +89,9 @@ class Stack:
             cmd = [sys.executable, "-m", "celery", "-A", "workers.app", "flower"]
             cmd += [f"--port={port}", "--address=127.0.0.1"]
             self._spawn("flower", cmd, flower_env)
+        if self.monitor_port is not None:
+            cmd = [*py, "monitor", "--port", str(self.monitor_port)]
+            self._spawn("monitor", cmd, env)
         self.wait_ready(timeout)
         return self
 
@@ -154,11 +161,25 @@ def up(
     slots: Annotated[int, typer.Option(min=1, max=512, help="Slots per worker.")] = 2,
     strategy: Annotated[str | None, typer.Option(help="Strategy; default YM_STRATEGY.")] = None,
     flower: Annotated[bool, typer.Option(help="Start Flower (workers then send events).")] = True,
+    monitor: Annotated[
+        bool, typer.Option(help="Start yardmaster's monitor (/metrics, /dashboard).")
+    ] = True,
+    monitor_port: Annotated[
+        int | None, typer.Option(help="Port of the monitor; default YM_MONITOR_PORT.")
+    ] = None,
     loglevel: Annotated[str, typer.Option(help="Log level of the processes.")] = "WARNING",
 ) -> None:
     """Run the whole stack in the foreground until Ctrl-C."""
     settings = load_settings(**({"strategy": strategy} if strategy else {}))
-    stack = Stack(settings, workers=workers, slots=slots, flower=flower, loglevel=loglevel.upper())
+    port = (monitor_port or settings.monitor_port) if monitor else None
+    stack = Stack(
+        settings,
+        workers=workers,
+        slots=slots,
+        flower=flower,
+        monitor_port=port,
+        loglevel=loglevel.upper(),
+    )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -170,6 +191,8 @@ def up(
         console.print(f"  workers    {workers} x {slots} slots")
         if flower:
             console.print(f"  Flower     http://127.0.0.1:{settings.flower_port}/")
+        if port is not None:
+            console.print(f"  monitor    http://127.0.0.1:{port}/dashboard  (and /metrics)")
         console.print(f"  logs       {stack.log_dir}")
         console.print(
             "Ready. Try `yardmaster submit sleep 0.5` and `yardmaster status` in another shell; Ctrl-C stops."

@@ -1,0 +1,237 @@
+"""Metrics computed from terminal-state events: pure functions, no I/O.
+
+An event is one entry of the ``events`` stream that ``finish.lua``,
+``expire.lua`` and ``cancel.lua`` append. Wait is ``started_at -
+submitted_at``, run time is the worker's own measure of the body, a deadline
+is missed when a task finishes after it or expires, and the prediction error
+of a successful run is its distance from the EMA it was scheduled with.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict, deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+QUANTILES = (0.5, 0.95, 0.99)
+THROUGHPUT_WINDOWS = {"1s": 1.0, "1m": 60.0, "5m": 300.0}
+OTHER = "_other"
+
+
+@dataclass(frozen=True, slots=True)
+class FinishEvent:
+    """One terminal state, as the events stream records it."""
+
+    id: str
+    name: str
+    state: str
+    worker: str
+    priority: int | None
+    submitted_at: float | None
+    started_at: float | None
+    finished_at: float
+    runtime: float | None
+    deadline: float | None
+    expected: float | None
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, str]) -> FinishEvent:
+        """Parse one stream entry's fields (missing or empty fields are None)."""
+
+        def num(name: str) -> float | None:
+            text = fields.get(name, "")
+            return float(text) if text else None
+
+        priority = fields.get("priority", "")
+        started = num("started_at") if fields.get("state") in ("succeeded", "failed") else None
+        return cls(
+            id=fields.get("id", ""),
+            name=fields.get("name", ""),
+            state=fields.get("state", ""),
+            worker=fields.get("worker", ""),
+            priority=int(priority) if priority else None,
+            submitted_at=num("submitted_at"),
+            started_at=started,
+            finished_at=num("finished_at") or 0.0,
+            runtime=num("runtime"),
+            deadline=num("deadline"),
+            expected=num("expected"),
+        )
+
+    @property
+    def wait(self) -> float | None:
+        """Seconds from submission to start (None for tasks that never started)."""
+        if self.started_at is None or self.submitted_at is None:
+            return None
+        return max(0.0, self.started_at - self.submitted_at)
+
+    @property
+    def missed_deadline(self) -> bool:
+        """Whether the task had a deadline and finished after it (or expired)."""
+        if self.deadline is None:
+            return False
+        return self.state == "expired" or self.finished_at > self.deadline
+
+    @property
+    def prediction_error(self) -> float | None:
+        """Actual run time minus the EMA it was predicted by (successes with an EMA only)."""
+        if self.state != "succeeded" or self.expected is None or self.runtime is None:
+            return None
+        return self.runtime - self.expected
+
+
+class EventWindow:
+    """The events of the last ``horizon`` seconds, in finishing order.
+
+    Args:
+        horizon: Seconds of events kept.
+    """
+
+    def __init__(self, horizon: float) -> None:
+        self.horizon = horizon
+        self._events: deque[FinishEvent] = deque()
+
+    def add(self, events: Iterable[FinishEvent]) -> None:
+        """Append newer events."""
+        self._events.extend(events)
+
+    def prune(self, now: float) -> None:
+        """Drop events older than the horizon."""
+        cutoff = now - self.horizon
+        while self._events and self._events[0].finished_at < cutoff:
+            self._events.popleft()
+
+    def since(self, start: float, end: float | None = None) -> list[FinishEvent]:
+        """Events finished in ``[start, end]`` (end unbounded when None)."""
+        return [
+            e
+            for e in self._events
+            if e.finished_at >= start and (end is None or e.finished_at <= end)
+        ]
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile by linear interpolation between closest ranks
+    (the "inclusive" method of :func:`statistics.quantiles`, numpy's default)."""
+    if not sorted_values:
+        return math.nan
+    pos = q * (len(sorted_values) - 1)
+    low = math.floor(pos)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (pos - low)
+
+
+def summarize(values: Iterable[float]) -> dict[str, float | None]:
+    """count, sum, mean and p50/p95/p99 of ``values`` (None where there is no value)."""
+    data = sorted(values)
+    total = math.fsum(data)
+    out: dict[str, float | None] = {"count": len(data), "sum": total}
+    out["mean"] = total / len(data) if data else None
+    for q in QUANTILES:
+        out[f"p{round(q * 100)}"] = percentile(data, q) if data else None
+    return out
+
+
+def label_names(events: Sequence[FinishEvent], limit: int) -> dict[str, str]:
+    """Map each task name to its label: the ``limit`` most frequent keep their name,
+    the rest become ``_other``, so label cardinality stays bounded."""
+    counts = Counter(e.name for e in events)
+    kept = {name for name, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]}
+    return {name: (name if name in kept else OTHER) for name in counts}
+
+
+def throughput(events: Sequence[FinishEvent], now: float, labels: dict[str, str]) -> dict[str, Any]:
+    """Tasks finished per second over each of :data:`THROUGHPUT_WINDOWS`, total and per task."""
+    total: dict[str, float] = {}
+    by_task: dict[str, dict[str, float]] = defaultdict(dict)
+    names = sorted(set(labels.values()))
+    for window, seconds in THROUGHPUT_WINDOWS.items():
+        recent = [e for e in events if e.finished_at > now - seconds]
+        total[window] = len(recent) / seconds
+        counts = Counter(labels[e.name] for e in recent)
+        for name in names:
+            by_task[name][window] = counts.get(name, 0) / seconds
+    return {"total": total, "by_task": dict(by_task)}
+
+
+def latency(events: Sequence[FinishEvent], labels: dict[str, str]) -> dict[str, Any]:
+    """Wait and run time summaries: overall, per task label and per priority."""
+    out: dict[str, Any] = {}
+    for kind in ("wait", "run"):
+        rows: list[tuple[str, int | None, float]] = []
+        for e in events:
+            value = e.wait if kind == "wait" else e.runtime
+            if value is not None and e.state in ("succeeded", "failed"):
+                rows.append((labels[e.name], e.priority, value))
+        by_task: dict[str, list[float]] = defaultdict(list)
+        by_priority: dict[str, list[float]] = defaultdict(list)
+        for name, priority, value in rows:
+            by_task[name].append(value)
+            if priority is not None:
+                by_priority[str(priority)].append(value)
+        out[kind] = {
+            "all": summarize(v for _, _, v in rows),
+            "by_task": {name: summarize(vs) for name, vs in sorted(by_task.items())},
+            "by_priority": {p: summarize(vs) for p, vs in sorted(by_priority.items())},
+        }
+    return out
+
+
+def deadlines(events: Sequence[FinishEvent]) -> dict[str, float]:
+    """Tasks with a deadline that reached a terminal state, how many missed, the ratio."""
+    with_deadline = [e for e in events if e.deadline is not None and e.state != "cancelled"]
+    missed = sum(1 for e in with_deadline if e.missed_deadline)
+    ratio = missed / len(with_deadline) if with_deadline else 0.0
+    return {"finished": len(with_deadline), "missed": missed, "miss_ratio": ratio}
+
+
+def prediction(
+    events: Sequence[FinishEvent], labels: dict[str, str], floor: float
+) -> dict[str, Any]:
+    """Mean absolute and relative error of the EMA against actual run time, per task label.
+
+    The relative error divides by ``max(EMA, floor)`` so that timer jitter on
+    very short tasks does not read as a bad prediction.
+    """
+    by_task: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for e in events:
+        err = e.prediction_error
+        if err is not None and e.expected is not None:
+            by_task[labels[e.name]].append((abs(err), abs(err) / max(e.expected, floor)))
+    out: dict[str, dict[str, float]] = {}
+    for name, rows in sorted(by_task.items()):
+        out[name] = {
+            "samples": len(rows),
+            "mean_abs_error_s": math.fsum(a for a, _ in rows) / len(rows),
+            "mean_rel_error": math.fsum(r for _, r in rows) / len(rows),
+        }
+    samples = sum(int(v["samples"]) for v in out.values())
+    overall = (
+        math.fsum(v["mean_rel_error"] * v["samples"] for v in out.values()) / samples
+        if samples
+        else None
+    )
+    return {"by_task": out, "samples": samples, "mean_rel_error": overall}
+
+
+def failures(events: Sequence[FinishEvent]) -> dict[str, float]:
+    """Runs that ended (succeeded or failed), how many failed, the ratio."""
+    ran = [e for e in events if e.state in ("succeeded", "failed")]
+    failed = sum(1 for e in ran if e.state == "failed")
+    return {"finished": len(ran), "failed": failed, "ratio": failed / len(ran) if ran else 0.0}
+
+
+def cache_rate(counters: dict[str, int]) -> dict[str, float] | None:
+    """Solution-cache hit rate from counters named ``cache_hit*`` / ``cache_miss*``,
+    whatever the cache feature calls them exactly; None when there are none."""
+    hits = sum(v for k, v in counters.items() if k.startswith("cache_hit"))
+    misses = sum(v for k, v in counters.items() if k.startswith("cache_miss"))
+    if not any(k.startswith(("cache_hit", "cache_miss")) for k in counters):
+        return None
+    looked = hits + misses
+    return {"hits": hits, "misses": misses, "hit_ratio": hits / looked if looked else 0.0}
