@@ -20,7 +20,16 @@ def test_up_runs_the_stack_on_an_embedded_redis_and_ctrl_c_stops_everything():
     env = {k: v for k, v in os.environ.items() if not k.startswith("YM_")}
     env["YM_NAMESPACE"] = namespace
     up = subprocess.Popen(
-        [sys.executable, "-m", "scheduler.cli", "up", "--workers", "2", "--no-flower"],
+        [
+            sys.executable,
+            "-m",
+            "scheduler.cli",
+            "up",
+            "--workers",
+            "2",
+            "--no-flower",
+            "--no-monitor",
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -10,8 +11,9 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
-from typing import IO, Annotated
+from typing import IO, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -83,16 +85,22 @@ class Stack:
             if self.flower:
                 cmd.append("--events")
             self._spawn(f"w{i}", cmd, env)
+        if self.monitor_port is not None:
+            cmd = [*py, "monitor", "--port", str(self.monitor_port)]
+            self._spawn("monitor", cmd, env)
+        self.wait_ready(timeout)
         if self.flower:
+            # Flower asks the workers for their details once, when it starts, and
+            # serves that answer from /api/workers; started before the workers are
+            # up it would list none, so it starts now and `up` waits for it.
+            # Flower 2.2 refuses its API without authentication unless told this
+            # is a local, unauthenticated setup (it listens on 127.0.0.1 only).
             flower_env = dict(env, FLOWER_UNAUTHENTICATED_API="true")
             port = str(self.settings.flower_port)
             cmd = [sys.executable, "-m", "celery", "-A", "workers.app", "flower"]
             cmd += [f"--port={port}", "--address=127.0.0.1"]
             self._spawn("flower", cmd, flower_env)
-        if self.monitor_port is not None:
-            cmd = [*py, "monitor", "--port", str(self.monitor_port)]
-            self._spawn("monitor", cmd, env)
-        self.wait_ready(timeout)
+            wait_flower(self.settings.flower_port, self.n_workers, timeout, self.procs["flower"])
         return self
 
     def _spawn(self, name: str, cmd: list[str], env: dict[str, str]) -> None:
@@ -153,6 +161,28 @@ class Stack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def wait_flower(
+    port: int, workers: int, timeout: float, proc: subprocess.Popen[bytes] | None = None
+) -> dict[str, Any]:
+    """Wait until Flower's API lists ``workers`` workers; returns its /api/workers answer."""
+    url = f"http://127.0.0.1:{port}/api/workers?refresh=1"
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise YardmasterError(f"flower exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=10) as reply:
+                found: dict[str, Any] = json.loads(reply.read())
+            if len(found) >= workers:
+                return found
+            last = f"it lists {len(found)} of {workers} workers"
+        except (OSError, ValueError) as exc:
+            last = str(exc)
+        time.sleep(0.5)
+    raise YardmasterError(f"Flower on port {port} was not ready within {timeout:g}s: {last}")
 
 
 @app.command()
