@@ -46,11 +46,13 @@ def test_metrics_of_a_known_run_give_the_right_counts_and_percentiles(cluster):
     assert [r.state for r in records] == [TaskState.SUCCEEDED] * 20 + [TaskState.FAILED] * 2
 
     snap = Monitor(c.store).poll()
-    assert snap["counters"]["succeeded"] == 20 and snap["counters"]["failed"] == 2
+    assert snap["counters"]["succeeded"] == 20
+    assert snap["counters"]["failed"] == 2
     assert snap["throughput"]["total"]["5m"] == pytest.approx(22 / 300)
     run = snap["latency"]["run"]
     assert run["by_task"]["sleep"]["count"] == 20
-    assert run["by_priority"]["7"]["count"] == 10 and run["by_priority"]["3"]["count"] == 10
+    assert run["by_priority"]["7"]["count"] == 10
+    assert run["by_priority"]["3"]["count"] == 10
     measured = [r.runtime for r in records[:20]]
     for q in (0.5, 0.95, 0.99):
         got = run["by_task"]["sleep"][f"p{round(q * 100)}"]

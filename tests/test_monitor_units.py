@@ -110,7 +110,8 @@ def test_an_event_is_parsed_from_the_stream_fields():
     assert (e.priority, e.wait, e.deadline) == (7, 0.5, None)
     assert e.prediction_error == pytest.approx(0.1)
     expired = m.FinishEvent.from_fields({"id": "y", "state": "expired", "finished_at": "3"})
-    assert expired.wait is None and expired.runtime is None
+    assert expired.wait is None
+    assert expired.runtime is None
 
 
 def obs(**kw):
@@ -124,7 +125,9 @@ def test_a_silent_worker_and_a_task_far_past_its_ema_are_stalled_workers():
     assert [a.severity for a in stalled_workers(obs(workers=workers), S)] == ["critical"]
     running = [RunningTask("t1", "sleep", "ok", 90.0, "sleep", None)]
     slow = stalled_workers(obs(workers=workers[1:], running=running, durations={"sleep": 1.0}), S)
-    assert len(slow) == 1 and slow[0].tasks == ("t1",) and slow[0].workers == ("ok",)
+    assert len(slow) == 1
+    assert slow[0].tasks == ("t1",)
+    assert slow[0].workers == ("ok",)
     assert "10.0x its EMA" in slow[0].reason
     running = [RunningTask("t1", "sleep", "ok", 99.0, "sleep", None)]  # 1 s: under stall_min
     assert (
@@ -149,7 +152,8 @@ def test_failure_spike_prediction_drift_and_backlog_growth_have_thresholds():
     assert failure_spike(obs(short=mixed[1:]), S) == []  # 1 of 9: 11%
     drift = [ev(i, name="x", run=0.5, expected=0.1) for i in range(5)]
     found = prediction_drift(obs(short=drift), S)
-    assert found[0].id == "prediction_drift:x" and "longer" in found[0].reason
+    assert found[0].id == "prediction_drift:x"
+    assert "longer" in found[0].reason
     assert prediction_drift(obs(short=drift[:4]), S) == []  # too few samples
     calm = [ev(i, name="x", run=0.11, expected=0.1) for i in range(5)]
     assert prediction_drift(obs(short=calm), S) == []
@@ -157,7 +161,8 @@ def test_failure_spike_prediction_drift_and_backlog_growth_have_thresholds():
     grown = backlog_growth(
         obs(backlog=rising, drained=(0, 8), workers=[WorkerView("w", 2, 2, 0)]), S
     )
-    assert grown and grown[0].severity == "warning"
+    assert grown
+    assert grown[0].severity == "warning"
     assert backlog_growth(obs(backlog=rising[::-1], drained=(0, 8)), S) == []
     assert detect(obs(), S) == []
 
@@ -166,11 +171,15 @@ def test_the_tracker_raises_once_keeps_since_and_clears_when_the_cause_goes():
     t = Tracker()
     a = Anomaly(id="x:1", type="failure_spike", severity="warning", reason="r", recommendation="d")
     raised, cleared = t.update([a], 10.0)
-    assert [r.since for r in raised] == [10.0] and cleared == []
+    assert [r.since for r in raised] == [10.0]
+    assert cleared == []
     raised, cleared = t.update([a], 11.0)
-    assert raised == [] and t.active["x:1"].since == 10.0 and t.active["x:1"].last_seen == 11.0
+    assert raised == []
+    assert t.active["x:1"].since == 10.0
+    assert t.active["x:1"].last_seen == 11.0
     raised, cleared = t.update([], 12.0)
-    assert [c.cleared_at for c in cleared] == [12.0] and t.active == {}
+    assert [c.cleared_at for c in cleared] == [12.0]
+    assert t.active == {}
 
 
 def test_health_combines_components_and_anomalies_cap_the_status():
@@ -249,4 +258,5 @@ def test_history_rotates_by_size_and_keeps_n_files(tmp_path):
     assert rotated == ["monitor.jsonl", "monitor.jsonl.1", "monitor.jsonl.2"]
     assert all(p.stat().st_size <= 10_000 for p in path.parent.iterdir())
     lines = [json.loads(line) for line in path.read_text().splitlines()]
-    assert lines[-1]["time"] == 99.0 and lines[-1]["kind"] == "metrics"
+    assert lines[-1]["time"] == 99.0
+    assert lines[-1]["kind"] == "metrics"
