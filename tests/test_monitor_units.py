@@ -164,6 +164,8 @@ def test_failure_spike_prediction_drift_and_backlog_growth_have_thresholds():
     assert grown
     assert grown[0].severity == "warning"
     assert backlog_growth(obs(backlog=rising[::-1], drained=(0, 8)), S) == []
+    burst = [(90.0, 0), (91.0, 48), (92.0, 45), (93.0, 40), (94.0, 38)]  # draining already
+    assert backlog_growth(obs(backlog=burst, drained=(0, 10)), S) == []
     assert detect(obs(), S) == []
 
 

@@ -247,13 +247,17 @@ def prediction_drift(obs: Observation, s: Settings) -> list[Anomaly]:
 
 
 def backlog_growth(obs: Observation, s: Settings) -> list[Anomaly]:
-    """The backlog rose by at least the threshold over the short window, arriving faster than it drains."""
-    if len(obs.backlog) < 2:
+    """The backlog rose by at least the threshold over the short window, and in both of its
+    halves: work arrives faster than it drains."""
+    if len(obs.backlog) < 3:
         return []
     (t0, first), (t1, last) = obs.backlog[0], obs.backlog[-1]
+    mid = obs.backlog[len(obs.backlog) // 2][1]
     span = t1 - t0
-    lowest = min(n for _, n in obs.backlog)
-    if span <= 0 or last - lowest < s.monitor_backlog_growth or last <= first:
+    # Growth through both halves of the window: a burst that is already
+    # draining, or one that only just arrived, is not a backlog outgrowing
+    # the workers.
+    if span <= 0 or last - first < s.monitor_backlog_growth or not first < mid < last:
         return []
     drained = max(0, obs.drained[1] - obs.drained[0])
     drain_rate = drained / span
