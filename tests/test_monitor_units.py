@@ -69,11 +69,24 @@ def test_latency_is_split_by_task_and_priority_and_throughput_by_window():
     assert lat["run"]["by_priority"]["3"]["p95"] == pytest.approx(2.0)
     assert lat["wait"]["by_priority"]["7"]["p50"] == pytest.approx(1.0)
     assert lat["wait"]["all"]["count"] == 13
-    thr = m.throughput(events, 100.0, labels)
+    window = m.EventWindow(300.0)
+    window.add(sorted(events, key=lambda e: e.finished_at))
+    thr = m.throughput(window, 100.0, labels)
     assert thr["total"]["1s"] == 1.0  # only the event at 100.0 is within (99, 100]
     assert thr["total"]["1m"] == pytest.approx(10 / 60)  # b finished 60.5 s ago: not counted
     assert thr["total"]["5m"] == pytest.approx(13 / 300)
     assert thr["by_task"]["b"]["5m"] == pytest.approx(3 / 300)
+
+
+def test_the_window_keeps_the_newest_events_but_counts_every_one_for_throughput():
+    window = m.EventWindow(300.0, max_events=100)
+    window.add(ev(i, fin=50 + i * 0.01) for i in range(1000))  # 100 tasks/s for 10 s
+    window.prune(60.0)
+    assert len(window) == 100
+    assert m.throughput(window, 60.0, {"t": "t"})["total"]["1m"] == pytest.approx(1000 / 60)
+    window.prune(400.0)
+    assert len(window) == 0
+    assert window.counts(0.0) == {}
 
 
 def test_task_labels_are_capped_so_cardinality_stays_bounded():
@@ -204,6 +217,8 @@ def test_health_combines_components_and_anomalies_cap_the_status():
 def snapshot_for_render():
     events = [ev(i, name="sleep", run=0.1 * (i + 1), prio=7, fin=100.0) for i in range(10)]
     labels = m.label_names(events, 10)
+    window = m.EventWindow(300.0)
+    window.add(events)
     h = health(prediction_error=None, deadline_miss_ratio=0.0, backlog=3, slots=2, busy=2,
                failure_ratio=0.0, anomalies=[], workers=1, leader=True)  # fmt: skip
     return {
@@ -216,7 +231,7 @@ def snapshot_for_render():
         "backlog": {"total": 3, "by_priority": {"7": 3}},
         "counters": {"submitted": 13, "succeeded": 10, "strategy_switches": 2, "cache_hits": 1,
                      "odd": 4},
-        "throughput": m.throughput(events, 100.0, labels),
+        "throughput": m.throughput(window, 100.0, labels),
         "latency": m.latency(events, labels),
         "deadlines": m.deadlines(events),
         "prediction": m.prediction(events, labels, 0.05),

@@ -18,6 +18,8 @@ from typing import Any
 QUANTILES = (0.5, 0.95, 0.99)
 THROUGHPUT_WINDOWS = {"1s": 1.0, "1m": 60.0, "5m": 300.0}
 OTHER = "_other"
+MAX_WINDOW_EVENTS = 20_000
+BUCKETS_PER_S = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,23 +87,38 @@ class FinishEvent:
 class EventWindow:
     """The events of the last ``horizon`` seconds, in finishing order.
 
+    At most ``max_events`` events are kept (the newest), so a poll costs the
+    same at any rate; the latency and error figures then describe the newest
+    ``max_events`` runs. Throughput does not depend on that cap: every event
+    is also counted in 0.1 s buckets per task name, which is all a rate needs.
+
     Args:
         horizon: Seconds of events kept.
+        max_events: Most events kept.
     """
 
-    def __init__(self, horizon: float) -> None:
+    def __init__(self, horizon: float, max_events: int = MAX_WINDOW_EVENTS) -> None:
         self.horizon = horizon
-        self._events: deque[FinishEvent] = deque()
+        self._events: deque[FinishEvent] = deque(maxlen=max_events)
+        self._buckets: deque[tuple[int, Counter[str]]] = deque()
 
     def add(self, events: Iterable[FinishEvent]) -> None:
         """Append newer events."""
-        self._events.extend(events)
+        for e in events:
+            self._events.append(e)
+            key = math.floor(e.finished_at * BUCKETS_PER_S)
+            if self._buckets and self._buckets[-1][0] >= key:
+                self._buckets[-1][1][e.name] += 1
+            else:
+                self._buckets.append((key, Counter({e.name: 1})))
 
     def prune(self, now: float) -> None:
         """Drop events older than the horizon."""
         cutoff = now - self.horizon
         while self._events and self._events[0].finished_at < cutoff:
             self._events.popleft()
+        while self._buckets and self._buckets[0][0] < cutoff * BUCKETS_PER_S:
+            self._buckets.popleft()
 
     def since(self, start: float, end: float | None = None) -> list[FinishEvent]:
         """Events finished in ``[start, end]`` (end unbounded when None)."""
@@ -110,6 +127,17 @@ class EventWindow:
             for e in self._events
             if e.finished_at >= start and (end is None or e.finished_at <= end)
         ]
+
+    def counts(self, start: float) -> Counter[str]:
+        """Events per task name finished after ``start``, to the 0.1 s bucket (a count can
+        miss events of the last 0.1 s before ``start``, never include older ones)."""
+        out: Counter[str] = Counter()
+        low = math.floor(start * BUCKETS_PER_S + 1e-6)  # the bucket holding ``start``: left out
+        for key, counter in reversed(self._buckets):
+            if key <= low:
+                break
+            out.update(counter)
+        return out
 
     def __len__(self) -> int:
         return len(self._events)
@@ -145,17 +173,18 @@ def label_names(events: Sequence[FinishEvent], limit: int) -> dict[str, str]:
     return {name: (name if name in kept else OTHER) for name in counts}
 
 
-def throughput(events: Sequence[FinishEvent], now: float, labels: dict[str, str]) -> dict[str, Any]:
+def throughput(window: EventWindow, now: float, labels: dict[str, str]) -> dict[str, Any]:
     """Tasks finished per second over each of :data:`THROUGHPUT_WINDOWS`, total and per task."""
     total: dict[str, float] = {}
     by_task: dict[str, dict[str, float]] = defaultdict(dict)
     names = sorted(set(labels.values()))
-    for window, seconds in THROUGHPUT_WINDOWS.items():
-        recent = [e for e in events if e.finished_at > now - seconds]
-        total[window] = len(recent) / seconds
-        counts = Counter(labels[e.name] for e in recent)
+    for span, seconds in THROUGHPUT_WINDOWS.items():
+        counts: Counter[str] = Counter()
+        for name, n in window.counts(now - seconds).items():
+            counts[labels.get(name, OTHER)] += n
+        total[span] = sum(counts.values()) / seconds
         for name in names:
-            by_task[name][window] = counts.get(name, 0) / seconds
+            by_task[name][span] = counts.get(name, 0) / seconds
     return {"total": total, "by_task": dict(by_task)}
 
 

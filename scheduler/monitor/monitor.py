@@ -213,7 +213,7 @@ class Monitor:
                 "by_priority": {str(p): n for p, n in sorted(rec.pending_by_priority.items())},
             },
             "counters": rec.counters,
-            "throughput": m.throughput(events, now, labels),
+            "throughput": m.throughput(self.window, now, labels),
             "latency": m.latency(long_events, labels),
             "deadlines": dl,
             "prediction": pred,
