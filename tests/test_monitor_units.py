@@ -42,7 +42,7 @@ def ev(i, *, name="t", state="succeeded", fin=100.0, run=0.1, wait=0.0, prio=5, 
     return m.FinishEvent(
         id=f"id{i}", name=name, state=state, worker=worker, priority=prio,
         submitted_at=start - wait, started_at=start, finished_at=fin, runtime=run,
-        deadline=deadline, expected=expected,
+        deadline=deadline, expected=expected, wait=wait if state in ("succeeded", "failed") else None,
     )  # fmt: skip
 
 

@@ -9,7 +9,7 @@ still going, and clear it when the rule stops returning it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from scheduler.monitor.metrics import FinishEvent, failures
@@ -74,6 +74,8 @@ class Observation:
         durations: EMA per duration key.
         backlog: (time, pending tasks) samples over the short window, oldest first.
         drained: Terminal-state counter at the first and last backlog sample.
+        counts: Finished in the short window and in the baseline, when known
+            apart from ``short`` and ``base`` (which may be capped).
     """
 
     now: float
@@ -84,7 +86,13 @@ class Observation:
     durations: dict[str, float]
     backlog: Sequence[tuple[float, int]]
     drained: tuple[int, int] = (0, 0)
-    extra: dict[str, Any] = field(default_factory=dict)
+    counts: tuple[int, int] | None = None
+
+    @property
+    def finished(self) -> tuple[int, int]:
+        """Tasks finished in the short window and in the baseline before it (every one
+        counted, even where the event window keeps only the newest)."""
+        return self.counts if self.counts is not None else (len(self.short), len(self.base))
 
 
 def detect(obs: Observation, s: Settings) -> list[Anomaly]:
@@ -156,10 +164,11 @@ def stalled_workers(obs: Observation, s: Settings) -> list[Anomaly]:
 def throughput_drop(obs: Observation, s: Settings) -> list[Anomaly]:
     """Recent throughput far below the baseline while work is waiting."""
     base_span = s.monitor_long_window - s.monitor_short_window
-    if len(obs.base) < s.monitor_min_samples or not obs.backlog or obs.backlog[-1][1] == 0:
+    short_n, base_n = obs.finished
+    if base_n < s.monitor_min_samples or not obs.backlog or obs.backlog[-1][1] == 0:
         return []
-    base_rate = len(obs.base) / base_span
-    rate = len(obs.short) / s.monitor_short_window
+    base_rate = base_n / base_span
+    rate = short_n / s.monitor_short_window
     if rate >= s.monitor_drop_ratio * base_rate:
         return []
     busy = sorted(w.name for w in obs.workers if w.busy > 0)

@@ -18,13 +18,16 @@ from typing import Any
 QUANTILES = (0.5, 0.95, 0.99)
 THROUGHPUT_WINDOWS = {"1s": 1.0, "1m": 60.0, "5m": 300.0}
 OTHER = "_other"
-MAX_WINDOW_EVENTS = 20_000
+MAX_WINDOW_EVENTS = 10_000
 BUCKETS_PER_S = 10
 
 
 @dataclass(frozen=True, slots=True)
 class FinishEvent:
-    """One terminal state, as the events stream records it."""
+    """One terminal state, as the events stream records it.
+
+    ``wait`` is start - submission, None for tasks that never started.
+    """
 
     id: str
     name: str
@@ -37,6 +40,7 @@ class FinishEvent:
     runtime: float | None
     deadline: float | None
     expected: float | None
+    wait: float | None = None
 
     @classmethod
     def from_fields(cls, fields: dict[str, str]) -> FinishEvent:
@@ -48,6 +52,8 @@ class FinishEvent:
 
         priority = fields.get("priority", "")
         started = num("started_at") if fields.get("state") in ("succeeded", "failed") else None
+        submitted = num("submitted_at")
+        wait = None if started is None or submitted is None else max(0.0, started - submitted)
         return cls(
             id=fields.get("id", ""),
             name=fields.get("name", ""),
@@ -60,14 +66,8 @@ class FinishEvent:
             runtime=num("runtime"),
             deadline=num("deadline"),
             expected=num("expected"),
+            wait=wait,
         )
-
-    @property
-    def wait(self) -> float | None:
-        """Seconds from submission to start (None for tasks that never started)."""
-        if self.started_at is None or self.submitted_at is None:
-            return None
-        return max(0.0, self.started_at - self.submitted_at)
 
     @property
     def missed_deadline(self) -> bool:
@@ -190,25 +190,30 @@ def throughput(window: EventWindow, now: float, labels: dict[str, str]) -> dict[
 
 def latency(events: Sequence[FinishEvent], labels: dict[str, str]) -> dict[str, Any]:
     """Wait and run time summaries: overall, per task label and per priority."""
-    out: dict[str, Any] = {}
-    for kind in ("wait", "run"):
-        rows: list[tuple[str, int | None, float]] = []
-        for e in events:
-            value = e.wait if kind == "wait" else e.runtime
-            if value is not None and e.state in ("succeeded", "failed"):
-                rows.append((labels[e.name], e.priority, value))
-        by_task: dict[str, list[float]] = defaultdict(list)
-        by_priority: dict[str, list[float]] = defaultdict(list)
-        for name, priority, value in rows:
-            by_task[name].append(value)
-            if priority is not None:
-                by_priority[str(priority)].append(value)
-        out[kind] = {
-            "all": summarize(v for _, _, v in rows),
-            "by_task": {name: summarize(vs) for name, vs in sorted(by_task.items())},
-            "by_priority": {p: summarize(vs) for p, vs in sorted(by_priority.items())},
+    groups: dict[str, dict[str, dict[str, list[float]]]] = {
+        kind: {"all": defaultdict(list), "by_task": defaultdict(list), "by_priority": defaultdict(list)}
+        for kind in ("wait", "run")
+    }  # fmt: skip
+    for e in events:
+        if e.state != "succeeded" and e.state != "failed":
+            continue
+        name, prio = labels[e.name], None if e.priority is None else str(e.priority)
+        for kind, value in (("wait", e.wait), ("run", e.runtime)):
+            if value is None:
+                continue
+            g = groups[kind]
+            g["all"][""].append(value)
+            g["by_task"][name].append(value)
+            if prio is not None:
+                g["by_priority"][prio].append(value)
+    return {
+        kind: {
+            "all": summarize(g["all"].get("", [])),
+            "by_task": {k: summarize(v) for k, v in sorted(g["by_task"].items())},
+            "by_priority": {k: summarize(v) for k, v in sorted(g["by_priority"].items())},
         }
-    return out
+        for kind, g in groups.items()
+    }
 
 
 def deadlines(events: Sequence[FinishEvent]) -> dict[str, float]:

@@ -147,6 +147,8 @@ class Monitor:
         short = [e for e in long_events if e.finished_at >= short_start]
         base = [e for e in long_events if e.finished_at < short_start]
         labels = m.label_names(events, s.monitor_max_task_labels)
+        short_n = sum(self.window.counts(short_start).values())
+        long_n = sum(self.window.counts(now - s.monitor_long_window).values())
 
         views = [
             WorkerView(w.name, w.slots, w.inflight, max(0.0, now - w.heartbeat)) for w in workers
@@ -160,6 +162,7 @@ class Monitor:
             durations=rec.durations,
             backlog=[(t, n) for t, n, _ in self._backlog],
             drained=(self._backlog[0][2], self._backlog[-1][2]),
+            counts=(short_n, long_n - short_n),
         )
         raised, cleared = self.tracker.update(detect(obs, s), now)
         active = sorted(self.tracker.active.values(), key=lambda a: (a.since, a.id))
