@@ -75,11 +75,12 @@ def test_a_task_running_far_past_its_ema_stalls_its_worker_until_it_ends(cluster
     until(mon, lambda s: not s["anomalies"], what="the slow task's anomaly clearing")
 
 
-def test_injected_failures_raise_a_failure_spike(cluster):
+def test_injected_failures_raise_a_failure_spike(cluster, tmp_path):
     c = cluster(**TIGHT)
     c.dispatcher()
     c.worker("flaky@test", slots=2)
-    mon = Monitor(c.store)
+    history = tmp_path / "history" / "monitor.jsonl"
+    mon = Monitor.from_settings(c.store, str(history))
     specs = [{"name": "fail"}] * 4 + [{"name": "noop"}] * 4
     c.client.wait(c.client.submit_many(specs), timeout=60)
     _, (a,) = until(mon, of_type("failure_spike"), what="failure spike")
@@ -89,6 +90,13 @@ def test_injected_failures_raise_a_failure_spike(cluster):
     assert a["workers"] == ["flaky@test"]
     # the spike leaves the short window: the anomaly clears
     until(mon, lambda s: not of_type("failure_spike")(s), what="failure spike clearing")
+    lines = [json.loads(line) for line in history.read_text().splitlines()]
+    kinds = [line["kind"] for line in lines]
+    assert {"metrics", "health"} <= set(kinds)
+    raised = [x for x in lines if x["kind"] == "anomaly_raised"]
+    cleared = [x for x in lines if x["kind"] == "anomaly_cleared"]
+    assert [x["id"] for x in raised] == [x["id"] for x in cleared] == ["failure_spike:cluster"]
+    assert cleared[0]["cleared_at"] >= raised[0]["since"]
 
 
 def test_slow_tasks_blocking_the_slots_while_work_waits_are_a_throughput_drop(cluster):

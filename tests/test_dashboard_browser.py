@@ -127,6 +127,7 @@ def test_the_dashboard_loads_updates_matches_metrics_and_is_screenshotted(cluste
     assert page("run-n") == metric("ym_run_seconds_count") == 52
     assert page("wait-p95") == pytest.approx(metric("ym_wait_seconds", quantile="0.95"))
     assert page("health-score") == metric("ym_health_score")
+    assert page("switches") == metric("ym_strategy_switches_total")
     anomalies = sum(v for (name, _), v in metrics.items() if name == "ym_anomalies")
     assert page("anomaly-count") == anomalies == 1  # 12 of 52 runs failed: a failure spike
     assert dom.text["health-score"] == f"{metric('ym_health_score'):.0f}"

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from scheduler.stats import percentile
+
 QUANTILES = (0.5, 0.95, 0.99)
 THROUGHPUT_WINDOWS = {"1s": 1.0, "1m": 60.0, "5m": 300.0}
 OTHER = "_other"
@@ -143,25 +145,14 @@ class EventWindow:
         return len(self._events)
 
 
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """The ``q`` quantile by linear interpolation between closest ranks
-    (the "inclusive" method of :func:`statistics.quantiles`, numpy's default)."""
-    if not sorted_values:
-        return math.nan
-    pos = q * (len(sorted_values) - 1)
-    low = math.floor(pos)
-    high = min(low + 1, len(sorted_values) - 1)
-    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (pos - low)
-
-
 def summarize(values: Iterable[float]) -> dict[str, float | None]:
     """count, sum, mean and p50/p95/p99 of ``values`` (None where there is no value)."""
     data = sorted(values)
     total = math.fsum(data)
     out: dict[str, float | None] = {"count": len(data), "sum": total}
     out["mean"] = total / len(data) if data else None
-    for q in QUANTILES:
-        out[f"p{round(q * 100)}"] = percentile(data, q) if data else None
+    for q in QUANTILES:  # linear interpolation between closest ranks, as everywhere
+        out[f"p{round(q * 100)}"] = percentile(data, q * 100) if data else None
     return out
 
 
