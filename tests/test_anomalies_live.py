@@ -12,8 +12,11 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 
 from scheduler.monitor import Monitor
+from tests.test_flower_and_up_monitor import free_port
 from tests.test_monitor_live import TIGHT
 
 
@@ -28,6 +31,22 @@ def until(mon, check, timeout=30.0, what="condition"):
     raise AssertionError(f"{what} not seen within {timeout}s; last anomalies: {snap['anomalies']}")
 
 
+def until_http(url, check, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as reply:
+                code, body = reply.status, reply.read().decode()
+        except urllib.error.HTTPError as exc:
+            code, body = exc.code, exc.read().decode()
+        except OSError:
+            code, body = 0, ""
+        if code and check(code, body):
+            return code, body
+        assert time.monotonic() < deadline, f"{url}: last answer {code} {body[:300]}"
+        time.sleep(0.2)
+
+
 def of_type(kind):
     return lambda snap: [a for a in snap["anomalies"] if a["type"] == kind]
 
@@ -36,6 +55,8 @@ def test_a_worker_whose_heartbeat_stops_is_stalled_and_the_probe_fails(cluster):
     c = cluster(**TIGHT)
     c.dispatcher()
     victim = c.worker("frozen@test", slots=1)
+    port = free_port()
+    c.spawn("monitor", [sys.executable, "-m", "scheduler.cli", "monitor", "--port", str(port)])
     mon = Monitor(c.store)
     assert mon.poll()["anomalies"] == []
     os.kill(victim.pid, signal.SIGSTOP)  # the main process, with its heartbeat thread
@@ -47,6 +68,15 @@ def test_a_worker_whose_heartbeat_stops_is_stalled_and_the_probe_fails(cluster):
         assert a["recommendation"]
         assert a["id"] == "stalled_worker:frozen@test"
         assert snap["health"]["status"] == "unhealthy"
+        # the HTTP faces (a `yardmaster monitor` process) say the same
+        base = f"http://127.0.0.1:{port}"
+        _, health = until_http(base + "/monitor/health", lambda code, _: code == 503)
+        assert json.loads(health)["status"] == "unhealthy"
+        _, body = until_http(base + "/monitor/anomalies", lambda _, b: json.loads(b)["active"])
+        assert [x["id"] for x in json.loads(body)["active"]] == [a["id"]]
+        _, metrics = until_http(base + "/metrics", lambda _, b: True)
+        assert 'ym_anomalies{type="stalled_worker",severity="critical"} 1' in metrics
+        assert 'ym_health_status{status="unhealthy"} 1' in metrics
         probe = subprocess.run(
             [sys.executable, "-m", "scheduler.cli", "health", "--json", "--sample", "0.1"],
             env=c.env(), capture_output=True, text=True, timeout=60,
