@@ -11,7 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from scheduler.errors import SettingsError
@@ -245,14 +253,13 @@ class Settings(BaseSettings):
         default=50, ge=1, le=10_000, description="an integer from 1 to 10000"
     )
 
-    @model_validator(mode="after")
-    def _windows_ordered(self) -> Settings:
-        if self.monitor_long_window <= self.monitor_short_window:
-            raise ValueError(
-                f"monitor_long_window ({self.monitor_long_window:g}) must be greater than "
-                f"monitor_short_window ({self.monitor_short_window:g})"
-            )
-        return self
+    @field_validator("monitor_long_window")
+    @classmethod
+    def _windows_ordered(cls, value: float, info: ValidationInfo) -> float:
+        short = info.data.get("monitor_short_window")
+        if short is not None and value <= short:
+            raise ValueError(f"it must be greater than YM_MONITOR_SHORT_WINDOW ({short:g})")
+        return value
 
     @field_validator("redis_url")
     @classmethod

@@ -277,3 +277,12 @@ def test_history_rotates_by_size_and_keeps_n_files(tmp_path):
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert lines[-1]["time"] == 99.0
     assert lines[-1]["kind"] == "metrics"
+
+
+def test_monitor_settings_are_validated_with_a_clear_error():
+    from scheduler.errors import SettingsError
+
+    with pytest.raises(SettingsError, match="YM_MONITOR_LONG_WINDOW='50'.*YM_MONITOR_SHORT_WINDOW"):
+        load_settings({"YM_MONITOR_SHORT_WINDOW": "100", "YM_MONITOR_LONG_WINDOW": "50"})
+    with pytest.raises(SettingsError, match="YM_MONITOR_DROP_RATIO"):
+        load_settings({"YM_MONITOR_DROP_RATIO": "1.5"})
