@@ -282,7 +282,9 @@ def test_history_rotates_by_size_and_keeps_n_files(tmp_path):
 def test_monitor_settings_are_validated_with_a_clear_error():
     from scheduler.errors import SettingsError
 
-    with pytest.raises(SettingsError, match="YM_MONITOR_LONG_WINDOW='50'.*YM_MONITOR_SHORT_WINDOW"):
+    with pytest.raises(
+        SettingsError, match=r"YM_MONITOR_LONG_WINDOW='50'.*YM_MONITOR_SHORT_WINDOW"
+    ):
         load_settings({"YM_MONITOR_SHORT_WINDOW": "100", "YM_MONITOR_LONG_WINDOW": "50"})
     with pytest.raises(SettingsError, match="YM_MONITOR_DROP_RATIO"):
         load_settings({"YM_MONITOR_DROP_RATIO": "1.5"})
