@@ -42,6 +42,10 @@ def test_metrics_of_a_known_run_give_the_right_counts_and_percentiles(cluster):
         for i, d in enumerate(durations)
     ]
     specs += [{"name": "fail", "priority": 5} for _ in range(2)]
+    now = time.time()
+    for i in (0, 1):  # fifo runs these first: two deadlines met, two that the run alone misses
+        specs[i]["deadline"] = now + 120
+        specs[i + 2]["deadline"] = now + 0.02
     records = c.client.wait(c.client.submit_many(specs), timeout=60)
     assert [r.state for r in records] == [TaskState.SUCCEEDED] * 20 + [TaskState.FAILED] * 2
 
@@ -66,10 +70,12 @@ def test_metrics_of_a_known_run_give_the_right_counts_and_percentiles(cluster):
     # every run after the first learned from an EMA: 19 prediction samples
     assert snap["prediction"]["by_task"]["sleep"]["samples"] == 19
     assert snap["slots"] == {"total": 2, "busy": 0, "free": 2, "utilization": 0.0}
+    assert snap["deadlines"] == {"finished": 4, "missed": 2, "miss_ratio": 0.5}
     text = render(snap)
     assert 'ym_tasks_total{event="succeeded"} 20' in text
     assert 'ym_task_run_seconds_count{task="sleep"} 20' in text
     assert 'ym_worker_slots{worker="known@test"} 2' in text
+    assert "ym_deadline_miss_ratio 0.5" in text
 
 
 def test_a_healthy_run_raises_no_anomaly_and_the_probe_passes(cluster):
