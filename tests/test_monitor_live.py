@@ -24,6 +24,7 @@ TIGHT = dict(
     monitor_stall_factor=4.0,
     monitor_backlog_growth=15,
     heartbeat_interval=0.3,
+    monitor_heartbeat_misses=6.0,  # 1.8 s: a loaded machine may delay a beat, not stop it
     worker_timeout=60.0,
 )
 
