@@ -385,6 +385,67 @@ class Settings(BaseSettings):
             mode=self.breaker_mode,
         )
 
+    monitor_port: int = Field(default=5556, ge=1, le=65535, description="a TCP port, 1..65535")
+    monitor_interval: float = Field(
+        default=1.0, ge=0.05, le=60.0, description="seconds between monitor polls, 0.05 to 60"
+    )
+    monitor_history: str | None = Field(
+        default=None, description="a file path for the JSON Lines history; unset means none"
+    )
+    monitor_history_every: float = Field(
+        default=10.0, ge=0.1, le=3600.0, description="seconds between metric snapshots, 0.1 to 3600"
+    )
+    monitor_history_bytes: int = Field(
+        default=10_000_000, ge=10_000, le=10**10, description="bytes before rotation, 10000 to 1e10"
+    )
+    monitor_history_keep: int = Field(
+        default=5, ge=1, le=100, description="rotated history files kept, 1 to 100"
+    )
+    monitor_short_window: float = Field(
+        default=60.0, ge=1.0, le=3600.0, description="seconds, 1 to 3600"
+    )
+    monitor_long_window: float = Field(
+        default=300.0, ge=2.0, le=86400.0, description="seconds, 2 to 86400, above the short window"
+    )
+    monitor_min_samples: int = Field(
+        default=10, ge=1, le=100_000, description="an integer from 1 to 100000"
+    )
+    monitor_heartbeat_misses: float = Field(
+        default=3.0, ge=1.0, le=100.0, description="heartbeat intervals, 1 to 100"
+    )
+    monitor_stall_factor: float = Field(
+        default=5.0, ge=1.0, le=1000.0, description="times the EMA, 1 to 1000"
+    )
+    monitor_stall_min: float = Field(
+        default=10.0, ge=0.0, le=86400.0, description="seconds, 0 to 86400"
+    )
+    monitor_drop_ratio: float = Field(
+        default=0.5, gt=0.0, lt=1.0, description="a ratio greater than 0 and less than 1"
+    )
+    monitor_failure_ratio: float = Field(
+        default=0.2, gt=0.0, le=1.0, description="a ratio greater than 0 and at most 1"
+    )
+    monitor_drift_ratio: float = Field(
+        default=0.5, gt=0.0, le=1000.0, description="a relative error greater than 0, up to 1000"
+    )
+    monitor_drift_floor: float = Field(
+        default=0.05, gt=0.0, le=3600.0, description="seconds, greater than 0 and at most 3600"
+    )
+    monitor_backlog_growth: int = Field(
+        default=20, ge=1, le=10**9, description="tasks, an integer from 1 to 1e9"
+    )
+    monitor_max_task_labels: int = Field(
+        default=50, ge=1, le=10_000, description="an integer from 1 to 10000"
+    )
+
+    @field_validator("monitor_long_window")
+    @classmethod
+    def _windows_ordered(cls, value: float, info: ValidationInfo) -> float:
+        short = info.data.get("monitor_short_window")
+        if short is not None and value <= short:
+            raise ValueError(f"it must be greater than YM_MONITOR_SHORT_WINDOW ({short:g})")
+        return value
+
     @field_validator("redis_url")
     @classmethod
     def _known_scheme(cls, value: str | None) -> str | None:

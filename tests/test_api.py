@@ -364,3 +364,23 @@ def test_the_rate_limit_is_per_token_and_answers_429_with_retry_after(api_stack)
         assert int(limited.headers["Retry-After"]) >= 1
         # another token has its own allowance
         assert http.get("/v1/workers", headers=auth("admin")).status_code == 200
+
+
+def test_the_api_serves_the_monitor_behind_the_read_scope(api_stack):
+    api = api_stack
+    assert api.http.get("/metrics").status_code == 401
+    assert api.http.get("/dashboard").status_code == 401
+    metrics = api.http.get("/metrics", headers=READ)
+    assert metrics.status_code == 200
+    assert metrics.headers["content-type"].startswith("text/plain")
+    # the registered worker appears in the exposition, as the monitor counts it
+    assert "ym_workers" in metrics.text
+    assert 'worker="w1@api"' in metrics.text
+    page = api.http.get("/dashboard", headers=READ)
+    assert page.status_code == 200
+    assert "<html" in page.text.lower()
+    snapshot = api.http.get("/monitor/snapshot", headers=READ).json()
+    assert [w["name"] for w in snapshot["workers"]] == ["w1@api"]
+    # the monitor's routes stay out of the API's OpenAPI document
+    paths = api.http.get("/openapi.json").json()["paths"]
+    assert not any(p.startswith(("/metrics", "/dashboard", "/monitor")) for p in paths)

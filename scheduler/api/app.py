@@ -12,11 +12,11 @@ import logging
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 
 from scheduler.api import cluster, errors, strategy, tasks
 from scheduler.api.limits import BodyLimits
-from scheduler.api.security import Guard
+from scheduler.api.security import Guard, require
 from scheduler.client import Client
 from scheduler.embedded import resolve_redis_url
 from scheduler.errors import SettingsError
@@ -44,13 +44,16 @@ def create_app(
     *,
     store: StateStore | None = None,
     extra_routers: Sequence[APIRouter] = (),
+    read_routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
     """The API app for the cluster of ``settings``.
 
     Args:
         settings: Cluster settings; the ``api_*`` ones configure auth and limits.
         store: The state store; by default one on ``YM_REDIS_URL`` (or the embedded Redis).
-        extra_routers: More routers to mount (such as the monitor's ``/metrics``).
+        extra_routers: More routers to mount as given, with their own auth.
+        read_routers: Routers mounted behind the ``read`` scope and left out of the
+            OpenAPI document (the monitor's ``/metrics``, ``/dashboard``, ``/monitor/*``).
 
     Raises:
         SettingsError: Auth is on and no token is configured.
@@ -74,5 +77,7 @@ def create_app(
     errors.install(app)
     for router in (tasks.router, cluster.router, strategy.router, *extra_routers):
         app.include_router(router)
+    for router in read_routers:
+        app.include_router(router, dependencies=[Depends(require("read"))], include_in_schema=False)
     app.add_middleware(BodyLimits, max_body=settings.api_max_body)
     return app

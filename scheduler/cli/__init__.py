@@ -22,6 +22,7 @@ from scheduler.cli import (  # noqa: E402
     api,
     demo,
     lifecycle,
+    monitor,
     ops,
     processes,
     run,
@@ -32,7 +33,7 @@ from scheduler.cli import (  # noqa: E402
 )
 
 __all__ = [
-    "api", "app", "demo", "lifecycle", "main", "ops", "processes", "run", "simulate", "stack", "strategy", "workload",
+    "api", "app", "demo", "lifecycle", "main", "monitor", "ops", "processes", "run", "simulate", "stack", "strategy", "workload",
 ]  # fmt: skip
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from typing import Annotated, Any
@@ -84,8 +85,20 @@ def submit(
 @app.command()
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Live view: workers, backlog, latency, anomalies.")
+    ] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between redraws with --watch.")] = 1.0,
+    count: Annotated[int, typer.Option(help="Stop after this many redraws (0: Ctrl-C).")] = 0,
 ) -> None:
-    """Workers, slots, pending tasks by priority, and recent throughput."""
+    """Workers, slots, pending tasks by priority, and recent throughput (live with --watch)."""
+    if watch:
+        from scheduler.monitor import Monitor
+        from scheduler.monitor.live import watch as live_watch
+
+        with contextlib.suppress(KeyboardInterrupt):
+            live_watch(Monitor(_store()), interval=interval, count=count, console=console)
+        return
     snap = cluster_status(_store())
     if as_json:
         typer.echo(json.dumps(snap, indent=2))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -10,8 +11,9 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
-from typing import IO, Annotated
+from typing import IO, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -36,6 +38,8 @@ class Stack:
         slots: Slots (concurrency) of each worker.
         strategy: Strategy of the dispatcher.
         flower: Also start Flower (and send task events from the workers).
+        monitor_port: Port of yardmaster's monitor (``/metrics``, ``/dashboard``);
+            None starts none.
         log_dir: Where each process writes its log.
         loglevel: Log level of the workers (INFO logs every task, which costs
             noticeable throughput on short tasks).
@@ -51,6 +55,7 @@ class Stack:
         slots: int = 2,
         strategy: str | None = None,
         flower: bool = False,
+        monitor_port: int | None = None,
         log_dir: Path | None = None,
         loglevel: str = "WARNING",
         api: bool = False,
@@ -61,6 +66,7 @@ class Stack:
         self.slots = slots
         self.strategy = strategy or settings.strategy
         self.flower = flower
+        self.monitor_port = monitor_port
         self.loglevel = loglevel
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="yardmaster-up-"))
         self.redis: EmbeddedRedis | None = None
@@ -88,20 +94,28 @@ class Stack:
             if self.flower:
                 cmd.append("--events")
             self._spawn(f"w{i}", cmd, env)
+        if self.monitor_port is not None:
+            cmd = [*py, "monitor", "--port", str(self.monitor_port)]
+            self._spawn("monitor", cmd, env)
+        self.wait_ready(timeout)
         if self.flower:
+            # Flower asks the workers for their details once, when it starts, and
+            # serves that answer from /api/workers; started before the workers are
+            # up it would list none, so it starts now and `up` waits for it.
+            # Flower 2.2 refuses its API without authentication unless told this
+            # is a local, unauthenticated setup (it listens on 127.0.0.1 only).
             flower_env = dict(env, FLOWER_UNAUTHENTICATED_API="true")
             port = str(self.settings.flower_port)
             cmd = [sys.executable, "-m", "celery", "-A", "workers.app", "flower"]
             cmd += [f"--port={port}", "--address=127.0.0.1"]
             self._spawn("flower", cmd, flower_env)
+            wait_flower(self.settings.flower_port, self.n_workers, timeout, self.procs["flower"])
         if self.api:
             api_env = dict(env, **api_token_env(self.settings, self.log_dir))
             if "YM_API_TOKENS" in api_env and "YM_API_TOKENS" not in env:
                 self.api_token_file = self.log_dir / API_TOKEN_FILE
             cmd = [*py, "api", "--port", str(self.api_port), "--loglevel", self.loglevel]
             self._spawn("api", cmd, api_env)
-        self.wait_ready(timeout)
-        if self.api:
             wait_api(self.api_url, self.procs["api"], self.log_dir, timeout)
         return self
 
@@ -170,12 +184,40 @@ class Stack:
         self.stop()
 
 
+def wait_flower(
+    port: int, workers: int, timeout: float, proc: subprocess.Popen[bytes] | None = None
+) -> dict[str, Any]:
+    """Wait until Flower's API lists ``workers`` workers; returns its /api/workers answer."""
+    url = f"http://127.0.0.1:{port}/api/workers?refresh=1"
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise YardmasterError(f"flower exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=10) as reply:
+                found: dict[str, Any] = json.loads(reply.read())
+            if len(found) >= workers:
+                return found
+            last = f"it lists {len(found)} of {workers} workers"
+        except (OSError, ValueError) as exc:
+            last = str(exc)
+        time.sleep(0.5)
+    raise YardmasterError(f"Flower on port {port} was not ready within {timeout:g}s: {last}")
+
+
 @app.command()
 def up(
     workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 2,
     slots: Annotated[int, typer.Option(min=1, max=512, help="Slots per worker.")] = 2,
     strategy: Annotated[str | None, typer.Option(help="Strategy; default YM_STRATEGY.")] = None,
     flower: Annotated[bool, typer.Option(help="Start Flower (workers then send events).")] = True,
+    monitor: Annotated[
+        bool, typer.Option(help="Start yardmaster's monitor (/metrics, /dashboard).")
+    ] = True,
+    monitor_port: Annotated[
+        int | None, typer.Option(help="Port of the monitor; default YM_MONITOR_PORT.")
+    ] = None,
     loglevel: Annotated[str, typer.Option(help="Log level of the processes.")] = "WARNING",
     api: Annotated[bool, typer.Option(help="Start the HTTP API (yardmaster api).")] = True,
     api_port: Annotated[
@@ -184,11 +226,13 @@ def up(
 ) -> None:
     """Run the whole stack in the foreground until Ctrl-C."""
     settings = load_settings(**({"strategy": strategy} if strategy else {}))
+    port = (monitor_port or settings.monitor_port) if monitor else None
     stack = Stack(
         settings,
         workers=workers,
         slots=slots,
         flower=flower,
+        monitor_port=port,
         loglevel=loglevel.upper(),
         api=api,
         api_port=api_port,
@@ -211,6 +255,8 @@ def up(
                 console.print(f"             admin token in {stack.api_token_file} (this run only)")
             elif not settings.api_auth:
                 console.print(f"  [bold red]WARNING[/] {AUTH_OFF_WARNING}", highlight=False)
+        if port is not None:
+            console.print(f"  monitor    http://127.0.0.1:{port}/dashboard  (and /metrics)")
         console.print(f"  logs       {stack.log_dir}")
         console.print(
             "Ready. Try `yardmaster submit sleep 0.5` and `yardmaster status` in another shell; Ctrl-C stops."

@@ -102,11 +102,15 @@ redis.call('HINCRBY', KEYS[3], outcome, 1)
 -- The dispatcher keeps estimates in memory; the slot-freed message carries
 -- what this finish taught (new EMA, new affinity score), so it learns at once.
 local freed = {free = worker}
+local prior = ''  -- the EMA this run was predicted by, for the monitors
 if outcome == 'succeeded' and runtime then
   local alpha = tonumber(ARGV[8])
   local old = tonumber(redis.call('HGET', KEYS[5], ARGV[7]) or '')
   local new = runtime
-  if old then new = alpha * runtime + (1 - alpha) * old end
+  if old then
+    new = alpha * runtime + (1 - alpha) * old
+    prior = string.format('%.6f', old)
+  end
   redis.call('HSET', KEYS[5], ARGV[7], string.format('%.6f', new))
   redis.call('HINCRBY', KEYS[6], ARGV[7], 1)
   freed.k = ARGV[7]
@@ -125,7 +129,7 @@ redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[12], '*',
   'id', id, 'name', f[4] or '', 'state', outcome, 'worker', worker,
   'priority', f[5] or '', 'submitted_at', f[6] or '', 'dispatched_at', f[7] or '',
   'started_at', f[8] or now, 'finished_at', now, 'runtime', ARGV[6],
-  'deadline', f[9] or '', 'attempt', f[3] or '')
+  'deadline', f[9] or '', 'attempt', f[3] or '', 'expected', prior)
 redis.call('EXPIRE', KEYS[1], ARGV[11])
 if not hand_off() then redis.call('RPUSH', KEYS[9], cjson.encode(freed)) end
 return 'ok'
