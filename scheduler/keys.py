@@ -79,6 +79,10 @@ class Keys:
         """Lease held by the active dispatcher (its token as the value)."""
         return f"{self.ns}:dispatcher:leader"
 
+    def ledger(self, name: str) -> str:
+        """List the ``ledger`` demo task appends each completed body to (an audit trail)."""
+        return f"{self.ns}:ledger:{name}"
+
     # -- workers ---------------------------------------------------------------
     @property
     def workers(self) -> str:

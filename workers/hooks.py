@@ -15,6 +15,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -75,6 +76,11 @@ def close_lines() -> None:
         _lines.pop(key).close()
 
 
+def worker_info() -> dict[str, Any]:
+    """This worker's main-process state (name, slots, app, queue; empty in a pool process)."""
+    return _worker
+
+
 def is_skipped(task_id: str | None) -> bool:
     """Whether the current delivery of ``task_id`` must not run its body."""
     delivery = _deliveries.get(task_id or "")
@@ -98,6 +104,9 @@ def install(app: Celery) -> None:
     signals.task_prerun.connect(_prerun, weak=False)
     signals.task_postrun.connect(_postrun, weak=False)
     signals.worker_process_shutdown.connect(_process_shutdown, weak=False)
+    from workers.drain import on_shutting_down
+
+    signals.worker_shutting_down.connect(on_shutting_down, weak=False)
 
 
 def _ours(app: Celery) -> bool:
@@ -144,7 +153,8 @@ def _heartbeat(store: StateStore, stop: threading.Event, names: list[str]) -> No
         try:
             if not store.heartbeat(name):
                 log.warning("worker %s was declared dead; registering again", name)
-                store.register_worker(name, slots, socket.gethostname(), os.getpid(), names)
+                again = 0 if _worker.get("draining") else slots
+                store.register_worker(name, again, socket.gethostname(), os.getpid(), names)
         except Exception:
             log.exception("heartbeat of %s failed; retrying", name)
 
@@ -170,9 +180,10 @@ def _prerun(task_id: str, task: Any, **_: Any) -> None:
     if attempt is None or not _ours(task.app):
         return
     line = line_for(task.app, str(task.request.hostname))
+    nonce = uuid.uuid4().hex  # names this delivery: a retry repeats it, a redelivery does not
     try:
         run, duration_key, affinity_key = _retrying(
-            lambda: line.start(task_id, int(attempt)), app_settings(task.app).redis_retry
+            lambda: line.start(task_id, int(attempt), nonce), app_settings(task.app).redis_retry
         )
     except RedisError:
         # Without a recorded start the body must not run; the delivery is

@@ -1,4 +1,4 @@
-"""Built-in demo tasks: ``noop``, ``sleep`` (with warm affinity), ``spin`` and ``fail``.
+"""Built-in demo tasks: ``noop``, ``sleep`` (with warm affinity), ``spin``, ``fail`` and ``ledger``.
 
 ``sleep`` models DESIGN.md's warm affinity: when the task's affinity key is
 among the worker's most recently used keys, it takes ``seconds * warm_factor``.
@@ -7,6 +7,7 @@ The simulator models the same rule, so predictions and real runs compare.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -64,3 +65,16 @@ def spin(seconds: float) -> int:
 def fail(message: str = "asked to fail") -> None:
     """Always raise :class:`DemoError`."""
     raise DemoError(message)
+
+
+@shared_task(name="ledger", base=YardmasterTask, bind=True)
+def ledger(self: YardmasterTask, name: str, seconds: float = 0.0) -> None:
+    """Sleep ``seconds``, then append ``<task id>:<attempt>:<worker>:<pid>`` to ledger ``name``.
+
+    An audit trail of completed bodies: the reliability tests read it to prove
+    that no delivery ran a body twice.
+    """
+    time.sleep(seconds)
+    attempt = getattr(self.request, "ym_attempt", 0)
+    entry = f"{self.request.id}:{attempt}:{self.request.hostname}:{os.getpid()}"
+    store_for(self.app).append_ledger(name, entry)

@@ -22,6 +22,8 @@ SCRIPT_NAMES = (
     "warm",
     "handoff_fill",
     "handoff_reclaim",
+    "recover",
+    "drain",
     "steer",
     "expire",
 )

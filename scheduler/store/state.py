@@ -144,9 +144,24 @@ class StateStore:
         """Entries still waiting in the hand-off list."""
         return int(self.redis.llen(self.keys.handoff))
 
-    def handoff_reclaim(self) -> list[str]:
-        """Empty the hand-off list; returns the ids no worker had taken yet."""
-        return [str(i) for i in self._lua("handoff_reclaim", [self.keys.handoff], [])]
+    def handoff_reclaim(self, token: str = "") -> list[str]:
+        """Empty the hand-off list; returns the ids no worker had taken yet.
+
+        With ``token``, only while that lease is held (a deposed dispatcher must
+        not take back the list its successor filled).
+        """
+        keys = [self.keys.handoff, self.keys.leader]
+        return [str(i) for i in self._lua("handoff_reclaim", keys, [token])]
+
+    def recover_unstarted(self, workers: Sequence[str], timeout: float) -> list[str]:
+        """Return to pending the tasks dispatched to ``workers`` over ``timeout`` s ago, unstarted."""
+        if not workers:
+            return []
+        k = self.keys
+        keys = [k.pending, k.pending_by_priority, k.inbox, k.stats]
+        keys += [k.worker_tasks(name) for name in workers]
+        args: list[Any] = [timeout, k.task_prefix, *workers]
+        return [str(i) for i in self._lua("recover", keys, args)]
 
     def payloads(self, ids: Sequence[str]) -> list[tuple[str, str, str, str]]:
         """(state, name, args JSON, kwargs JSON) of each task, in one round trip."""
@@ -249,17 +264,30 @@ class StateStore:
         """Refresh a heartbeat; False when the worker was declared dead meanwhile."""
         return bool(self._lua("heartbeat", [self.keys.worker(name)], []))
 
+    def close_worker(self, name: str) -> bool:
+        """Give a draining worker no more work: its slot count drops to 0. False if unknown."""
+        return bool(self._lua("drain", [self.keys.worker(name), self.keys.inbox], [name]))
+
     def deregister_worker(self, name: str) -> int:
         """Forget a worker; its unfinished tasks return to pending. Returns how many."""
         return self.requeue(name, forget=True)
 
-    def start(self, task_id: str, worker: str, attempt: int) -> tuple[bool, str, str]:
-        """Mark a delivery as running. Returns (run?, duration key or state, affinity key)."""
-        return start_verdict(self._lua("start", *self.start_call(task_id, worker, attempt)))
+    def start(
+        self, task_id: str, worker: str, attempt: int, nonce: str = ""
+    ) -> tuple[bool, str, str]:
+        """Mark a delivery as running. Returns (run?, duration key or state, affinity key).
 
-    def start_call(self, task_id: str, worker: str, attempt: int) -> tuple[list[str], list[Any]]:
+        ``nonce`` names the delivery: a repeat of the same call runs, another
+        delivery of the running attempt is skipped (see ``start.lua``).
+        """
+        call = self.start_call(task_id, worker, attempt, nonce)
+        return start_verdict(self._lua("start", *call))
+
+    def start_call(
+        self, task_id: str, worker: str, attempt: int, nonce: str = ""
+    ) -> tuple[list[str], list[Any]]:
         """KEYS and ARGV of ``start.lua`` for one delivery."""
-        return [self.keys.task(task_id), self.keys.stats], [worker, attempt]
+        return [self.keys.task(task_id), self.keys.stats], [worker, attempt, nonce]
 
     def finish(
         self,
@@ -316,6 +344,14 @@ class StateStore:
         """Mark ``affinity_key`` as just used on ``worker``; True if it was already warm."""
         keys = [self.keys.worker_warm(worker)]
         return bool(self._lua("warm", keys, [affinity_key, self.settings.warm_capacity]))
+
+    def append_ledger(self, name: str, entry: str) -> None:
+        """Append ``entry`` to the ledger list ``name`` (see the ``ledger`` demo task)."""
+        self.redis.rpush(self.keys.ledger(name), entry)
+
+    def read_ledger(self, name: str) -> list[str]:
+        """Every entry of the ledger list ``name``, oldest first."""
+        return cast(list[str], self.redis.lrange(self.keys.ledger(name), 0, -1))
 
     # -- clients ---------------------------------------------------------------
     def expire(self, task_id: str, reason: str) -> str:
