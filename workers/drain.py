@@ -40,15 +40,30 @@ def on_shutting_down(sig: str = "", how: str = "", exitcode: int = 0, **_: Any) 
         log.exception("could not close the slots of %s; the dispatcher may still send work", name)
     timeout = app_settings(app).drain_timeout
     log.info("worker %s draining (%s): no new work; running tasks get %gs", name, sig, timeout)
-    timer = threading.Timer(timeout, _cut_short, args=(name, timeout))
+    timer = threading.Timer(timeout, _cut_short, args=(app, name, timeout))
     timer.daemon = True
     timer.start()
 
 
-def _cut_short(name: str, timeout: float) -> None:
+def _cut_short(app: Celery, name: str, timeout: float) -> None:
+    """Hand the unfinished tasks back first, then stop them.
+
+    Deregistering before the pool is stopped makes the interrupted runs'
+    reports stale (their attempt is no longer this worker's), so a body
+    stopped by the shutdown is handed back, not recorded as a failure.
+    """
+    stop = worker_info().get("stop")
+    if isinstance(stop, threading.Event):
+        stop.set()  # no heartbeat may register the worker again
+    try:
+        returned = store_for(app).deregister_worker(name)
+    except Exception:
+        log.exception("could not hand back the tasks of %s; they return when it is reaped", name)
+        returned = -1
     log.warning(
-        "worker %s: tasks still running after the %gs drain; stopping them and handing them back",
+        "worker %s: tasks still running after the %gs drain; %d handed back, stopping them",
         name,
         timeout,
+        returned,
     )
     os.kill(os.getpid(), signal.SIGQUIT)  # Celery's cold shutdown
