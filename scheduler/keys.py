@@ -83,6 +83,10 @@ class Keys:
         """List the ``ledger`` demo task appends each completed body to (an audit trail)."""
         return f"{self.ns}:ledger:{name}"
 
+    def ledger_seen(self, name: str) -> str:
+        """Set of the run nonces a ledger list already holds (appends are idempotent)."""
+        return f"{self.ns}:ledger:{name}:seen"
+
     # -- workers ---------------------------------------------------------------
     @property
     def workers(self) -> str:

@@ -219,6 +219,11 @@ def _postrun(
     )
 
 
+def retrying(call: Callable[[], T], window: float) -> T:
+    """Run ``call``, riding out a Redis restart or lost connection for up to ``window`` s."""
+    return _retrying(call, window)
+
+
 def _retrying(call: Callable[[], T], window: float) -> T:
     """Run ``call``, retrying connection errors with backoff for up to ``window`` seconds."""
     deadline = time.monotonic() + window

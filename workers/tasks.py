@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from typing import Any
 
 from celery import shared_task
 
 from broker_config.celery_app import app_settings
-from workers.hooks import affinity_key_of, store_for
+from workers.hooks import affinity_key_of, retrying, store_for
 from workers.task import YardmasterTask
 
 
@@ -77,4 +78,6 @@ def ledger(self: YardmasterTask, name: str, seconds: float = 0.0) -> None:
     time.sleep(seconds)
     attempt = getattr(self.request, "ym_attempt", 0)
     entry = f"{self.request.id}:{attempt}:{self.request.hostname}:{os.getpid()}"
-    store_for(self.app).append_ledger(name, entry)
+    nonce = uuid.uuid4().hex  # one per run: a resent append is not a second run
+    store = store_for(self.app)
+    retrying(lambda: store.append_ledger(name, entry, nonce), app_settings(self.app).redis_retry)

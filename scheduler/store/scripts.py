@@ -24,6 +24,7 @@ SCRIPT_NAMES = (
     "handoff_reclaim",
     "recover",
     "drain",
+    "ledger",
     "steer",
     "expire",
 )

@@ -345,9 +345,10 @@ class StateStore:
         keys = [self.keys.worker_warm(worker)]
         return bool(self._lua("warm", keys, [affinity_key, self.settings.warm_capacity]))
 
-    def append_ledger(self, name: str, entry: str) -> None:
-        """Append ``entry`` to the ledger list ``name`` (see the ``ledger`` demo task)."""
-        self.redis.rpush(self.keys.ledger(name), entry)
+    def append_ledger(self, name: str, entry: str, nonce: str) -> bool:
+        """Append ``entry`` to ledger ``name`` once per ``nonce`` (see the ``ledger`` task)."""
+        keys = [self.keys.ledger(name), self.keys.ledger_seen(name)]
+        return bool(self._lua("ledger", keys, [entry, nonce]))
 
     def read_ledger(self, name: str) -> list[str]:
         """Every entry of the ledger list ``name``, oldest first."""
