@@ -50,6 +50,11 @@ class Keys:
         return f"{self.ns}:stats"
 
     @property
+    def orphan_policy(self) -> str:
+        """Hash: task name -> ``fail`` for task types that must not run again after a lost worker."""
+        return f"{self.ns}:orphan_policy"
+
+    @property
     def task_names(self) -> str:
         """Set of task names registered by the workers that have started."""
         return f"{self.ns}:tasknames"

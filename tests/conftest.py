@@ -24,7 +24,7 @@ from scheduler.settings import Settings, load_settings
 from scheduler.store import StateStore, connect
 
 ROOT = Path(__file__).resolve().parent.parent
-BUILTIN = ["noop", "sleep", "spin", "fail", "ledger"]
+BUILTIN = ["noop", "sleep", "spin", "fail", "ledger", "ledger_once"]
 
 
 @pytest.fixture

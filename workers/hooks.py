@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from broker_config.celery_app import app_settings
+from scheduler.errors import InvalidInputError
 from scheduler.keys import Keys
 from scheduler.store import ReportLine, StateStore, connect
 
@@ -135,6 +136,7 @@ def _ready(sender: Any, **_: Any) -> None:
     store.register_worker(
         _worker["name"], _worker["slots"], socket.gethostname(), os.getpid(), names
     )
+    store.set_orphan_policies(orphan_policies(app, names))
     stop = threading.Event()
     beat = threading.Thread(target=_heartbeat, args=(store, stop, names), daemon=True)
     _worker.update(stop=stop, beat=beat)
@@ -145,6 +147,21 @@ def _ready(sender: Any, **_: Any) -> None:
         _worker["slots"],
         _worker["queue"],
     )
+
+
+def orphan_policies(app: Celery, names: list[str]) -> dict[str, str]:
+    """Each task's ``on_orphan`` policy (see :class:`workers.task.YardmasterTask`).
+
+    Raises:
+        InvalidInputError: naming the task when its policy is neither value.
+    """
+    out: dict[str, str] = {}
+    for name in names:
+        policy = getattr(app.tasks[name], "on_orphan", "requeue")
+        if policy not in ("requeue", "fail"):
+            raise InvalidInputError(f"{name}.on_orphan", policy, "requeue or fail")
+        out[name] = policy
+    return out
 
 
 def _heartbeat(store: StateStore, stop: threading.Event, names: list[str]) -> None:

@@ -32,7 +32,14 @@ class YardmasterTask(Task[Any, Any]):
     ``my_task.schedule(args, kwargs, priority=9)`` submits it to the
     scheduler instead of publishing it to a queue, and the body refuses to
     run for a delivery the scheduler did not expect (a stale or repeated one).
+
+    ``on_orphan`` (``@app.task(on_orphan="fail")``) says what happens when the
+    worker running the body is lost (killed, cut off, stopped at the end of its
+    drain): ``requeue`` (the default) runs it again as the next attempt;
+    ``fail`` ends it as failed, for a body that must not run twice.
     """
+
+    on_orphan: str = "requeue"
 
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
         # The guard sits here, not in __call__: Celery's tracer calls ``run``

@@ -1,4 +1,4 @@
-"""Built-in demo tasks: ``noop``, ``sleep`` (with warm affinity), ``spin``, ``fail`` and ``ledger``.
+"""Built-in demo tasks: noop, sleep (with warm affinity), spin, fail, ledger and ledger_once.
 
 ``sleep`` models DESIGN.md's warm affinity: when the task's affinity key is
 among the worker's most recently used keys, it takes ``seconds * warm_factor``.
@@ -75,9 +75,19 @@ def ledger(self: YardmasterTask, name: str, seconds: float = 0.0) -> None:
     An audit trail of completed bodies: the reliability tests read it to prove
     that no delivery ran a body twice.
     """
+    _record(self, name, seconds)
+
+
+@shared_task(name="ledger_once", base=YardmasterTask, bind=True, on_orphan="fail")
+def ledger_once(self: YardmasterTask, name: str, seconds: float = 0.0) -> None:
+    """``ledger`` for a body that must not run twice: lost with its worker, it fails."""
+    _record(self, name, seconds)
+
+
+def _record(task: YardmasterTask, name: str, seconds: float) -> None:
     time.sleep(seconds)
-    attempt = getattr(self.request, "ym_attempt", 0)
-    entry = f"{self.request.id}:{attempt}:{self.request.hostname}:{os.getpid()}"
+    attempt = getattr(task.request, "ym_attempt", 0)
+    entry = f"{task.request.id}:{attempt}:{task.request.hostname}:{os.getpid()}"
     nonce = uuid.uuid4().hex  # one per run: a resent append is not a second run
-    store = store_for(self.app)
-    retrying(lambda: store.append_ledger(name, entry, nonce), app_settings(self.app).redis_retry)
+    store = store_for(task.app)
+    retrying(lambda: store.append_ledger(name, entry, nonce), app_settings(task.app).redis_retry)

@@ -172,12 +172,29 @@ class StateStore:
         return [(r[0] or "missing", r[1] or "", r[2] or "[]", r[3] or "{}") for r in rows]
 
     def requeue(self, worker: str, ids: Sequence[str] = (), *, forget: bool = False) -> int:
-        """Return a worker's unfinished tasks (or just ``ids``) to pending."""
-        k = self.keys
+        """Return a worker's unfinished tasks (or just ``ids``) to pending.
+
+        A task that had started, of a type whose orphan policy is ``fail``
+        (see :meth:`set_orphan_policies`), ends as failed instead. Returns how
+        many tasks left the worker either way.
+        """
+        k, s = self.keys, self.settings
         keys = [k.worker_tasks(worker), k.pending, k.pending_by_priority, k.inbox, k.workers]
-        keys += [k.worker(worker), k.worker_warm(worker)]
+        keys += [k.worker(worker), k.worker_warm(worker), k.orphan_policy, k.stats, k.events]
         mode = "forget" if forget else "keep"
-        return int(self._lua("requeue", keys, [mode, k.task_prefix, *ids]))
+        args: list[Any] = [mode, k.task_prefix, s.result_ttl, s.events_maxlen, *ids]
+        return int(self._lua("requeue", keys, args))
+
+    def set_orphan_policies(self, policies: dict[str, str]) -> None:
+        """Record each task type's orphan policy (``requeue`` or ``fail``)."""
+        fail = [name for name, policy in policies.items() if policy == "fail"]
+        keep = [name for name, policy in policies.items() if policy != "fail"]
+        with self.redis.pipeline(transaction=True) as pipe:
+            if fail:
+                pipe.hset(self.keys.orphan_policy, mapping=dict.fromkeys(fail, "fail"))
+            if keep:
+                pipe.hdel(self.keys.orphan_policy, *keep)
+            pipe.execute()
 
     def load_pending(self, chunk: int = 2000) -> Iterator[PendingTask]:
         """Every pending task, in submission order (used when a dispatcher takes over)."""
