@@ -79,7 +79,6 @@ def hosts() -> Iterator[list[Host]]:
         yield made
     finally:
         for host in made:
-            subprocess.run(["ip", "netns", "pids", host.netns], capture_output=True)
             pids = subprocess.run(
                 ["ip", "netns", "pids", host.netns], capture_output=True, text=True
             ).stdout.split()
