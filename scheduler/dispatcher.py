@@ -172,6 +172,7 @@ class Dispatcher:
             self.steer()
         if refresh or time.monotonic() >= self._next_refresh:
             self.refresh_workers()
+            self._check_mirror()
         free = any(w.free for w in self.workers.values())
         if self.ready and (self._reclaim_due or free):
             self._reclaim()
@@ -309,6 +310,23 @@ class Dispatcher:
         if self.strategy.uses_estimates:
             self._learn_overrun(server_now)
         self._next_refresh = time.monotonic() + self.settings.heartbeat_interval
+
+    def _check_mirror(self) -> None:
+        """Resync when Redis holds pending tasks the mirror lacks (a notification was lost).
+
+        With the inbox empty, every pending task is in the mirror or in the
+        hand-off list. A deposed dispatcher that wakes up (SIGSTOP, a long
+        pause) can still pop inbox entries once before it learns it lost the
+        lease; the tasks they announced are pending in Redis, and this finds them.
+        """
+        pending, inbox, handoff = self.store.pending_census()
+        if inbox == 0 and pending > len(self.queue) + handoff:
+            log.warning(
+                "%d pending tasks in Redis, %d known here: an inbox entry was lost; resyncing",
+                pending,
+                len(self.queue) + handoff,
+            )
+            self.resync()
 
     def _learn_overrun(self, server_now: float) -> None:
         """Runs that outlast their key's estimate raise it (see ``Estimates.learned``)."""

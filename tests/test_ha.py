@@ -131,3 +131,21 @@ def test_a_deposed_dispatchers_late_publish_is_skipped_and_frees_no_slot(cluster
     log = (c.log_dir / "w@late.log").read_text()
     assert f"skipping delivery 1 of {handle.id}" in log
     assert c.store.counters()["started"] == 1
+
+
+def test_a_submission_whose_inbox_entry_a_deposed_dispatcher_took_still_runs(cluster):
+    """A woken deposed leader can pop inbox entries once before it learns it lost the lease."""
+    c = cluster(dispatcher_lease=30.0, heartbeat_interval=0.5, strategy="fifo")
+    leader = c.dispatcher("d1")
+    c.worker("w@inbox", slots=1)
+    leader.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(1.0)  # its last BLPOP (0.5 s) times out; it asks for nothing more
+        handle = c.client.submit("ledger", ["inbox"])
+        stolen = c.store.redis.lpop(c.store.keys.inbox)  # what the deposed one would pop
+        assert handle.id in stolen
+    finally:
+        leader.send_signal(signal.SIGCONT)
+    [record] = c.client.wait([handle], timeout=60)
+    assert record.state == TaskState.SUCCEEDED
+    assert "an inbox entry was lost; resyncing" in (c.log_dir / "d1.log").read_text()

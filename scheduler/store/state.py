@@ -153,6 +153,16 @@ class StateStore:
         keys = [self.keys.handoff, self.keys.leader]
         return [str(i) for i in self._lua("handoff_reclaim", keys, [token])]
 
+    def pending_census(self) -> tuple[int, int, int]:
+        """(pending tasks, inbox entries, hand-off entries), read at one instant."""
+        k = self.keys
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zcard(k.pending)
+            pipe.llen(k.inbox)
+            pipe.llen(k.handoff)
+            pending, inbox, handoff = pipe.execute()
+        return int(pending), int(inbox), int(handoff)
+
     def recover_unstarted(self, workers: Sequence[str], timeout: float) -> list[str]:
         """Return to pending the tasks dispatched to ``workers`` over ``timeout`` s ago, unstarted."""
         if not workers:
