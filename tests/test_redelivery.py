@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from scheduler.models import TaskState
 from tests.reliability_support import ledger_entries, wait_for
 
 
-def test_a_task_outliving_a_short_visibility_timeout_runs_its_body_once(cluster):
+@pytest.mark.parametrize("pool", ["prefork", "threads"])
+def test_a_task_outliving_a_short_visibility_timeout_runs_its_body_once(cluster, pool):
     c = cluster(visibility_timeout=1, strategy="fifo")
     c.dispatcher()
-    c.worker("long@vt", slots=2)  # a free second slot, ready to take a redelivery
+    c.worker("long@vt", slots=2, pool=pool)  # a free second slot, ready to take a redelivery
     handle = c.client.submit("ledger", ["vt", 6.0])
     wait_for(lambda: handle.status() == TaskState.RUNNING, "running")
     unacked = c.store.redis.hlen("unacked")

@@ -47,7 +47,10 @@ class _Delivery:
 
 _stores: dict[tuple[int, int], StateStore] = {}
 _lines: dict[tuple[int, int, str], ReportLine] = {}
-_deliveries: dict[str, _Delivery] = {}
+# Keyed by (task id, thread): prerun, the body and postrun of one delivery run
+# in one thread, and two deliveries of one task (a redelivery) may run at once
+# in two threads of one process (the threads pool).
+_deliveries: dict[tuple[str, int], _Delivery] = {}
 _worker: dict[str, Any] = {}
 _installed: set[int] = set()
 
@@ -84,13 +87,13 @@ def worker_info() -> dict[str, Any]:
 
 def is_skipped(task_id: str | None) -> bool:
     """Whether the current delivery of ``task_id`` must not run its body."""
-    delivery = _deliveries.get(task_id or "")
+    delivery = _deliveries.get((task_id or "", threading.get_ident()))
     return delivery is not None and not delivery.run
 
 
 def affinity_key_of(task_id: str | None) -> str:
     """The affinity key the current delivery of ``task_id`` was submitted with ('' if none)."""
-    delivery = _deliveries.get(task_id or "")
+    delivery = _deliveries.get((task_id or "", threading.get_ident()))
     return delivery.affinity_key if delivery is not None else ""
 
 
@@ -209,7 +212,7 @@ def _prerun(task_id: str, task: Any, **_: Any) -> None:
         run, duration_key, affinity_key = False, "unrecorded", ""
     if not run:
         log.warning("skipping delivery %s of %s: the task is %s", attempt, task_id, duration_key)
-    _deliveries[task_id] = _Delivery(
+    _deliveries[(task_id, threading.get_ident())] = _Delivery(
         int(attempt), run, time.monotonic(), duration_key, affinity_key
     )
 
@@ -217,7 +220,7 @@ def _prerun(task_id: str, task: Any, **_: Any) -> None:
 def _postrun(
     task_id: str, task: Any, retval: Any = None, state: str | None = None, **_: Any
 ) -> None:
-    delivery = _deliveries.pop(task_id, None)
+    delivery = _deliveries.pop((task_id, threading.get_ident()), None)
     if delivery is None:
         return
     runtime = time.monotonic() - delivery.started
