@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/chaos.py [--runs N] [--seed S] [--json-out FILE]
 
-Each run is ``tests/test_chaos.py``: 5,000 ``ledger`` tasks (10 ms each) on 3
+Each run is ``tests/test_chaos.py``: 5,000 ``ledger`` tasks (7 ms each) on 3
 workers (2 slots) and 2 dispatchers, a random worker SIGKILLed every 2-4 s and
 restarted 0.2-5 s later, the leading dispatcher SIGKILLed once (at a quarter of
 the run) and Redis restarted once (at half; AOF on, down 1 s). The test writes
