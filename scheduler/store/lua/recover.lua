@@ -13,7 +13,6 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
 local timeout = tonumber(ARGV[1])
 local out = {}
-local freed = 0
 for i = 5, #KEYS do
   local worker = ARGV[i - 2]
   for _, id in ipairs(redis.call('SMEMBERS', KEYS[i])) do
@@ -39,7 +38,6 @@ for i = 5, #KEYS do
       elseif f[1] ~= 'running' and f[1] ~= 'dispatched' or f[2] ~= worker then
         redis.call('SREM', KEYS[i], id)
         redis.call('RPUSH', KEYS[3], cjson.encode({free = worker}))
-        freed = freed + 1
       end
     end
   end
