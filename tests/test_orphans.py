@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import sys
 
 from scheduler.models import TaskState
 from tests.reliability_support import kill_tree, ledger_entries, wait_for
@@ -35,3 +36,15 @@ def test_a_killed_workers_tasks_requeue_or_fail_per_their_on_orphan_policy_exact
     assert (counters["succeeded"], counters["failed"]) == (1, 1)
     events = collections.Counter(f["id"] for _, f in c.store.redis.xrange(c.store.keys.events))
     assert events == {again.id: 1, once.id: 1}
+
+
+def test_a_worker_refuses_to_start_with_an_unknown_orphan_policy_and_names_the_task(cluster):
+    c = cluster()
+    cmd = [sys.executable, "-m", "celery", "-A", "tests.bad_policy_app", "worker", "-c", "1"]
+    cmd += ["-n", "bad@orphan", "--without-gossip", "--without-mingle", "-l", "WARNING"]
+    proc = c.spawn("bad", cmd)
+    proc.wait(timeout=60)
+    log = (c.log_dir / "bad.log").read_text()
+    assert "tests.sometimes.on_orphan='sometimes' is not accepted" in log
+    assert "allowed: requeue or fail" in log
+    assert c.store.load_workers() == []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -136,10 +137,17 @@ def _ready(sender: Any, **_: Any) -> None:
         return
     store = store_for(app)
     names = sorted(n for n in app.tasks if not n.startswith("celery."))
+    try:
+        policies = orphan_policies(app, names)
+    except InvalidInputError as exc:
+        # Celery only logs what a signal handler raises: stop the worker instead.
+        log.critical("worker %s cannot start: %s", _worker["name"], exc)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
     store.register_worker(
         _worker["name"], _worker["slots"], socket.gethostname(), os.getpid(), names
     )
-    store.set_orphan_policies(orphan_policies(app, names))
+    store.set_orphan_policies(policies)
     stop = threading.Event()
     beat = threading.Thread(target=_heartbeat, args=(store, stop, names), daemon=True)
     _worker.update(stop=stop, beat=beat)
