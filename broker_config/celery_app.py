@@ -42,8 +42,9 @@ def celery_config(settings: Settings, redis_url: str) -> dict[str, Any]:
         "task_store_errors_even_if_ignored": False,
         "task_default_queue": keys.worker_queue("unbound"),
         # A long task must not be redelivered while it still runs
-        # (celery/kombu#337); recovery of dead workers is yardmaster's job.
-        "broker_transport_options": {"visibility_timeout": 7 * 86400},
+        # (celery/kombu#337); recovery of dead workers is yardmaster's job, and
+        # a redelivery that happens anyway is skipped by start.lua.
+        "broker_transport_options": {"visibility_timeout": settings.visibility_timeout},
         "worker_hijack_root_logger": False,
         "worker_cancel_long_running_tasks_on_connection_loss": False,
         # Default time limits (a submission's own travel in the message).

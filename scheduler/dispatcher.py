@@ -102,6 +102,7 @@ class Dispatcher:
         self._clock_offset = 0.0
         self._next_refresh = 0.0
         self._lease_renewed = 0.0
+        self._led_since = 0.0
         self.leader = False
         self.life = Lifecycle(store)
 
@@ -137,8 +138,11 @@ class Dispatcher:
             if not self.store.take_lease(self.token, self.settings.dispatcher_lease):
                 return False
             self.leader = True
-            self._lease_renewed = time.monotonic()
+            self._lease_renewed = self._led_since = time.monotonic()
             self.resync()
+        except NotLeaderError:
+            self.leader = False
+            return False
         except RedisError as exc:
             log.warning("Redis is unreachable (%s); waiting for it", exc)
             self.leader = False
@@ -148,7 +152,7 @@ class Dispatcher:
 
     def resync(self) -> None:
         """Rebuild the in-memory mirror from Redis (on taking the lease)."""
-        self.store.handoff_reclaim()
+        _fenced(lambda: self.store.handoff_reclaim(self.token))
         self.ready = {}
         self._templates = {}
         self.estimates.affinity = self.store.all_affinity()
@@ -175,6 +179,7 @@ class Dispatcher:
             self.steer()
         if refresh or time.monotonic() >= self._next_refresh:
             self.refresh_workers()
+            self._check_mirror()
         free = any(w.free for w in self.workers.values())
         if self.ready and (self._reclaim_due or free):
             self._reclaim()
@@ -285,8 +290,12 @@ class Dispatcher:
         server_now = self.store.server_time()
         self._clock_offset = server_now - (before + time.time()) / 2
         live: dict[str, WorkerView] = {}
+        # Heartbeats stop while Redis is down, and a new leader has not watched
+        # them yet: a worker is declared dead only by a leader that has led (and
+        # so reached Redis) for a whole timeout, never right after an outage.
+        watched = time.monotonic() - self._led_since >= self.settings.worker_timeout
         for rec in self.store.load_workers():
-            if server_now - rec.heartbeat > self.settings.worker_timeout:
+            if watched and server_now - rec.heartbeat > self.settings.worker_timeout:
                 returned = self.store.deregister_worker(rec.name)
                 log.warning(
                     "worker %s silent for %.1fs: declared dead, %d tasks back to pending",
@@ -300,11 +309,36 @@ class Dispatcher:
             )
             self.worker_queues[rec.name] = rec.queue
         self.workers = live
+        recovered = self.store.recover_unstarted(list(live), self.settings.dispatch_timeout)
+        if recovered:
+            log.warning(
+                "%d tasks dispatched over %.0fs ago never started (their message was not "
+                "published): back to pending",
+                len(recovered),
+                self.settings.dispatch_timeout,
+            )
         self.estimates.durations.clear()
         self.estimates.durations.update(self.store.durations())
         if self.strategy.uses_estimates:
             self._learn_overrun(server_now)
         self._next_refresh = time.monotonic() + self.settings.heartbeat_interval
+
+    def _check_mirror(self) -> None:
+        """Resync when Redis holds pending tasks the mirror lacks (a notification was lost).
+
+        With the inbox empty, every pending task is in the mirror or in the
+        hand-off list. A deposed dispatcher that wakes up (SIGSTOP, a long
+        pause) can still pop inbox entries once before it learns it lost the
+        lease; the tasks they announced are pending in Redis, and this finds them.
+        """
+        pending, inbox, handoff = self.store.pending_census()
+        if inbox == 0 and pending > len(self.queue) + handoff:
+            log.warning(
+                "%d pending tasks in Redis, %d known here: an inbox entry was lost; resyncing",
+                pending,
+                len(self.queue) + handoff,
+            )
+            self.resync()
 
     def _learn_overrun(self, server_now: float) -> None:
         """Runs that outlast their key's estimate raise it (see ``Estimates.learned``)."""
@@ -381,7 +415,7 @@ class Dispatcher:
 
     def _reclaim(self) -> None:
         """Take the hand-off list back into the queue (what no worker took yet)."""
-        for task_id in self.store.handoff_reclaim():
+        for task_id in _fenced(lambda: self.store.handoff_reclaim(self.token)):
             task = self.ready.get(task_id)
             if task is not None:
                 self.queue.add(task)

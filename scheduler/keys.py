@@ -50,6 +50,11 @@ class Keys:
         return f"{self.ns}:stats"
 
     @property
+    def orphan_policy(self) -> str:
+        """Hash: task name -> ``fail`` for task types that must not run again after a lost worker."""
+        return f"{self.ns}:orphan_policy"
+
+    @property
     def task_names(self) -> str:
         """Set of task names registered by the workers that have started."""
         return f"{self.ns}:tasknames"
@@ -78,6 +83,14 @@ class Keys:
     def leader(self) -> str:
         """Lease held by the active dispatcher (its token as the value)."""
         return f"{self.ns}:dispatcher:leader"
+
+    def ledger(self, name: str) -> str:
+        """List the ``ledger`` demo task appends each completed body to (an audit trail)."""
+        return f"{self.ns}:ledger:{name}"
+
+    def ledger_seen(self, name: str) -> str:
+        """Set of the run nonces a ledger list already holds (appends are idempotent)."""
+        return f"{self.ns}:ledger:{name}:seen"
 
     # -- workers ---------------------------------------------------------------
     @property

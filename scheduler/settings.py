@@ -209,6 +209,21 @@ class Settings(BaseSettings):
     dispatcher_lease: float = Field(
         default=10.0, ge=1.0, le=600.0, description="seconds, from 1 to 600"
     )
+    dispatch_timeout: float = Field(
+        default=30.0,
+        ge=1.0,
+        le=86400.0,
+        description="seconds a dispatched task may wait to start, from 1 to 86400",
+    )
+    drain_timeout: float = Field(
+        default=60.0, ge=0.0, le=86400.0, description="seconds, from 0 to 86400"
+    )
+    visibility_timeout: int = Field(
+        default=7 * 86400,
+        ge=1,
+        le=365 * 86400,
+        description="seconds, from 1 to 31536000",
+    )
     redis_retry: float = Field(
         default=30.0, ge=0.0, le=3600.0, description="seconds, from 0 to 3600"
     )

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -25,6 +27,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from broker_config.celery_app import app_settings
+from scheduler.errors import InvalidInputError
 from scheduler.keys import Keys
 from scheduler.store import ReportLine, StateStore, connect
 from workers import lifecycle
@@ -45,7 +48,10 @@ class _Delivery:
 
 _stores: dict[tuple[int, int], StateStore] = {}
 _lines: dict[tuple[int, int, str], ReportLine] = {}
-_deliveries: dict[str, _Delivery] = {}
+# Keyed by (task id, thread): prerun, the body and postrun of one delivery run
+# in one thread, and two deliveries of one task (a redelivery) may run at once
+# in two threads of one process (the threads pool).
+_deliveries: dict[tuple[str, int], _Delivery] = {}
 _worker: dict[str, Any] = {}
 _installed: set[int] = set()
 
@@ -75,9 +81,14 @@ def close_lines() -> None:
         _lines.pop(key).close()
 
 
+def worker_info() -> dict[str, Any]:
+    """This worker's main-process state (name, slots, app, queue; empty in a pool process)."""
+    return _worker
+
+
 def is_skipped(task_id: str | None) -> bool:
     """Whether the current delivery of ``task_id`` must not run its body."""
-    delivery = _deliveries.get(task_id or "")
+    delivery = _deliveries.get((task_id or "", threading.get_ident()))
     return delivery is not None and not delivery.run
 
 
@@ -87,7 +98,7 @@ def note_retry(task_id: str | None, when: Any) -> bool:
 
     Returns False when the run is not a yardmaster delivery.
     """
-    delivery = _deliveries.get(task_id or "")
+    delivery = _deliveries.get((task_id or "", threading.get_ident()))
     if delivery is None:
         return False
     delivery.retry_when = when
@@ -96,7 +107,7 @@ def note_retry(task_id: str | None, when: Any) -> bool:
 
 def affinity_key_of(task_id: str | None) -> str:
     """The affinity key the current delivery of ``task_id`` was submitted with ('' if none)."""
-    delivery = _deliveries.get(task_id or "")
+    delivery = _deliveries.get((task_id or "", threading.get_ident()))
     return delivery.affinity_key if delivery is not None else ""
 
 
@@ -112,6 +123,9 @@ def install(app: Celery) -> None:
     signals.task_postrun.connect(_postrun, weak=False)
     signals.worker_process_shutdown.connect(_process_shutdown, weak=False)
     signals.task_revoked.connect(_revoked, weak=False)
+    from workers.drain import on_shutting_down
+
+    signals.worker_shutting_down.connect(on_shutting_down, weak=False)
 
 
 def _ours(app: Celery) -> bool:
@@ -137,9 +151,17 @@ def _ready(sender: Any, **_: Any) -> None:
         return
     store = store_for(app)
     names = sorted(n for n in app.tasks if not n.startswith("celery."))
+    try:
+        policies = orphan_policies(app, names)
+    except InvalidInputError as exc:
+        # Celery only logs what a signal handler raises: stop the worker instead.
+        log.critical("worker %s cannot start: %s", _worker["name"], exc)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
     store.register_worker(
         _worker["name"], _worker["slots"], socket.gethostname(), os.getpid(), names
     )
+    store.set_orphan_policies(policies)
     stop = threading.Event()
     beat = threading.Thread(target=_heartbeat, args=(store, stop, names), daemon=True)
     control = lifecycle.Controller(app, store, _worker["name"])
@@ -154,13 +176,29 @@ def _ready(sender: Any, **_: Any) -> None:
     )
 
 
+def orphan_policies(app: Celery, names: list[str]) -> dict[str, str]:
+    """Each task's ``on_orphan`` policy (see :class:`workers.task.YardmasterTask`).
+
+    Raises:
+        InvalidInputError: naming the task when its policy is neither value.
+    """
+    out: dict[str, str] = {}
+    for name in names:
+        policy = getattr(app.tasks[name], "on_orphan", "requeue")
+        if policy not in ("requeue", "fail"):
+            raise InvalidInputError(f"{name}.on_orphan", policy, "requeue or fail")
+        out[name] = policy
+    return out
+
+
 def _heartbeat(store: StateStore, stop: threading.Event, names: list[str]) -> None:
     name, slots = _worker["name"], _worker["slots"]
     while not stop.wait(store.settings.heartbeat_interval):
         try:
             if not store.heartbeat(name):
                 log.warning("worker %s was declared dead; registering again", name)
-                store.register_worker(name, slots, socket.gethostname(), os.getpid(), names)
+                again = 0 if _worker.get("draining") else slots
+                store.register_worker(name, again, socket.gethostname(), os.getpid(), names)
         except Exception:
             log.exception("heartbeat of %s failed; retrying", name)
 
@@ -187,9 +225,10 @@ def _prerun(task_id: str, task: Any, **_: Any) -> None:
     if attempt is None or not _ours(task.app):
         return
     line = line_for(task.app, str(task.request.hostname))
+    nonce = uuid.uuid4().hex  # names this delivery: a retry repeats it, a redelivery does not
     try:
         run, duration_key, affinity_key = _retrying(
-            lambda: line.start(task_id, int(attempt)), app_settings(task.app).redis_retry
+            lambda: line.start(task_id, int(attempt), nonce), app_settings(task.app).redis_retry
         )
     except RedisError:
         # Without a recorded start the body must not run; the delivery is
@@ -200,7 +239,7 @@ def _prerun(task_id: str, task: Any, **_: Any) -> None:
         log.warning("skipping delivery %s of %s: the task is %s", attempt, task_id, duration_key)
     else:
         task.request.retries = int(attempt) - 1  # what Celery's retry backoff counts from
-    _deliveries[task_id] = _Delivery(
+    _deliveries[(task_id, threading.get_ident())] = _Delivery(
         int(attempt), run, time.monotonic(), duration_key, affinity_key
     )
 
@@ -208,7 +247,7 @@ def _prerun(task_id: str, task: Any, **_: Any) -> None:
 def _postrun(
     task_id: str, task: Any, retval: Any = None, state: str | None = None, **_: Any
 ) -> None:
-    delivery = _deliveries.pop(task_id, None)
+    delivery = _deliveries.pop((task_id, threading.get_ident()), None)
     if delivery is None:
         return
     runtime = time.monotonic() - delivery.started
@@ -252,6 +291,11 @@ def _revoked(request: Any = None, terminated: bool = False, **_: Any) -> None:
         error=f"cancelled by request: the worker {how} the run",
         reason=how,
     )
+
+
+def retrying(call: Callable[[], T], window: float) -> T:
+    """Run ``call``, riding out a Redis restart or lost connection for up to ``window`` s."""
+    return _retrying(call, window)
 
 
 def _retrying(call: Callable[[], T], window: float) -> T:

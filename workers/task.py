@@ -40,9 +40,15 @@ class YardmasterTask(Task[Any, Any]):
     message; ``ym_retry`` (a :class:`~scheduler.retry.RetryPolicy` or a mapping)
     is the task's own retry policy; ``self.check_cancelled()`` lets a long body
     stop when a cancel was asked for.
+
+    ``on_orphan`` (``@app.task(on_orphan="fail")``) says what happens when the
+    worker running the body is lost (killed, cut off, stopped at the end of its
+    drain): ``requeue`` (the default) runs it again as the next attempt;
+    ``fail`` ends it as failed, for a body that must not run twice.
     """
 
     Request = "workers.request:YardmasterRequest"
+    on_orphan: str = "requeue"
 
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
         # The guard sits here, not in __call__: Celery's tracer calls ``run``

@@ -1,6 +1,7 @@
 """Built-in demo tasks: ``noop``, ``sleep`` (with warm affinity), ``spin`` and ``fail``;
-and, for retries, timeouts and cancellation, ``flaky``, ``flaky_celery_retry``,
-``marked_sleep`` and ``cooperative_sleep``.
+for retries, timeouts and cancellation, ``flaky``, ``flaky_celery_retry``,
+``marked_sleep`` and ``cooperative_sleep``; for the reliability tests, ``ledger`` and
+``ledger_once``.
 
 ``sleep`` models DESIGN.md's warm affinity: when the task's affinity key is
 among the worker's most recently used keys, it takes ``seconds * warm_factor``.
@@ -9,14 +10,16 @@ The simulator models the same rule, so predictions and real runs compare.
 
 from __future__ import annotations
 
+import os
 import time
+import uuid
 from typing import Any
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from broker_config.celery_app import app_settings
-from workers.hooks import affinity_key_of, store_for
+from workers.hooks import affinity_key_of, retrying, store_for
 from workers.task import YardmasterTask
 
 
@@ -129,3 +132,29 @@ def cooperative_sleep(self: YardmasterTask, key: str, seconds: float) -> float:
         time.sleep(0.05)
     _demo_note(self, key, "end")
     return seconds
+
+
+# -- audit tasks for the reliability tests -----------------------------------------
+@shared_task(name="ledger", base=YardmasterTask, bind=True)
+def ledger(self: YardmasterTask, name: str, seconds: float = 0.0) -> None:
+    """Sleep ``seconds``, then append ``<task id>:<attempt>:<worker>:<pid>`` to ledger ``name``.
+
+    An audit trail of completed bodies: the reliability tests read it to prove
+    that no delivery ran a body twice.
+    """
+    _record(self, name, seconds)
+
+
+@shared_task(name="ledger_once", base=YardmasterTask, bind=True, on_orphan="fail")
+def ledger_once(self: YardmasterTask, name: str, seconds: float = 0.0) -> None:
+    """``ledger`` for a body that must not run twice: lost with its worker, it fails."""
+    _record(self, name, seconds)
+
+
+def _record(task: YardmasterTask, name: str, seconds: float) -> None:
+    time.sleep(seconds)
+    attempt = getattr(task.request, "ym_attempt", 0)
+    entry = f"{task.request.id}:{attempt}:{task.request.hostname}:{os.getpid()}"
+    nonce = uuid.uuid4().hex  # one per run: a resent append is not a second run
+    store = store_for(task.app)
+    retrying(lambda: store.append_ledger(name, entry, nonce), app_settings(task.app).redis_retry)

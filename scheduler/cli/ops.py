@@ -20,7 +20,7 @@ from scheduler.status import cluster_status
 from scheduler.store import StateStore, connect
 
 console = Console()
-BUILTIN_TASKS = ("noop", "sleep", "spin", "fail")
+BUILTIN_TASKS = ("noop", "sleep", "spin", "fail", "ledger", "ledger_once")
 
 
 def _store() -> StateStore:

@@ -147,9 +147,34 @@ class StateStore:
         """Entries still waiting in the hand-off list."""
         return int(self.redis.llen(self.keys.handoff))
 
-    def handoff_reclaim(self) -> list[str]:
-        """Empty the hand-off list; returns the ids no worker had taken yet."""
-        return [str(i) for i in self._lua("handoff_reclaim", [self.keys.handoff], [])]
+    def handoff_reclaim(self, token: str = "") -> list[str]:
+        """Empty the hand-off list; returns the ids no worker had taken yet.
+
+        With ``token``, only while that lease is held (a deposed dispatcher must
+        not take back the list its successor filled).
+        """
+        keys = [self.keys.handoff, self.keys.leader]
+        return [str(i) for i in self._lua("handoff_reclaim", keys, [token])]
+
+    def pending_census(self) -> tuple[int, int, int]:
+        """(pending tasks, inbox entries, hand-off entries), read at one instant."""
+        k = self.keys
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zcard(k.pending)
+            pipe.llen(k.inbox)
+            pipe.llen(k.handoff)
+            pending, inbox, handoff = pipe.execute()
+        return int(pending), int(inbox), int(handoff)
+
+    def recover_unstarted(self, workers: Sequence[str], timeout: float) -> list[str]:
+        """Return to pending the tasks dispatched to ``workers`` over ``timeout`` s ago, unstarted."""
+        if not workers:
+            return []
+        k = self.keys
+        keys = [k.pending, k.pending_by_priority, k.inbox, k.stats]
+        keys += [k.worker_tasks(name) for name in workers]
+        args: list[Any] = [timeout, k.task_prefix, *workers]
+        return [str(i) for i in self._lua("recover", keys, args)]
 
     def payloads(self, ids: Sequence[str]) -> list[tuple[str, str, str, str]]:
         """(state, name, args JSON, kwargs JSON) of each task, in one round trip."""
@@ -167,12 +192,29 @@ class StateStore:
         ]
 
     def requeue(self, worker: str, ids: Sequence[str] = (), *, forget: bool = False) -> int:
-        """Return a worker's unfinished tasks (or just ``ids``) to pending."""
-        k = self.keys
+        """Return a worker's unfinished tasks (or just ``ids``) to pending.
+
+        A task that had started, of a type whose orphan policy is ``fail``
+        (see :meth:`set_orphan_policies`), ends as failed instead. Returns how
+        many tasks left the worker either way.
+        """
+        k, s = self.keys, self.settings
         keys = [k.worker_tasks(worker), k.pending, k.pending_by_priority, k.inbox, k.workers]
-        keys += [k.worker(worker), k.worker_warm(worker)]
+        keys += [k.worker(worker), k.worker_warm(worker), k.orphan_policy, k.stats, k.events]
         mode = "forget" if forget else "keep"
-        return int(self._lua("requeue", keys, [mode, k.task_prefix, *ids]))
+        args: list[Any] = [mode, k.task_prefix, s.result_ttl, s.events_maxlen, *ids]
+        return int(self._lua("requeue", keys, args))
+
+    def set_orphan_policies(self, policies: dict[str, str]) -> None:
+        """Record each task type's orphan policy (``requeue`` or ``fail``)."""
+        fail = [name for name, policy in policies.items() if policy == "fail"]
+        keep = [name for name, policy in policies.items() if policy != "fail"]
+        with self.redis.pipeline(transaction=True) as pipe:
+            if fail:
+                pipe.hset(self.keys.orphan_policy, mapping=dict.fromkeys(fail, "fail"))
+            if keep:
+                pipe.hdel(self.keys.orphan_policy, *keep)
+            pipe.execute()
 
     def load_pending(self, chunk: int = 2000) -> Iterator[PendingTask]:
         """Every pending task, in submission order (used when a dispatcher takes over)."""
@@ -259,17 +301,30 @@ class StateStore:
         """Refresh a heartbeat; False when the worker was declared dead meanwhile."""
         return bool(self._lua("heartbeat", [self.keys.worker(name)], []))
 
+    def close_worker(self, name: str) -> bool:
+        """Give a draining worker no more work: its slot count drops to 0. False if unknown."""
+        return bool(self._lua("drain", [self.keys.worker(name), self.keys.inbox], [name]))
+
     def deregister_worker(self, name: str) -> int:
         """Forget a worker; its unfinished tasks return to pending. Returns how many."""
         return self.requeue(name, forget=True)
 
-    def start(self, task_id: str, worker: str, attempt: int) -> tuple[bool, str, str]:
-        """Mark a delivery as running. Returns (run?, duration key or state, affinity key)."""
-        return start_verdict(self._lua("start", *self.start_call(task_id, worker, attempt)))
+    def start(
+        self, task_id: str, worker: str, attempt: int, nonce: str = ""
+    ) -> tuple[bool, str, str]:
+        """Mark a delivery as running. Returns (run?, duration key or state, affinity key).
 
-    def start_call(self, task_id: str, worker: str, attempt: int) -> tuple[list[str], list[Any]]:
+        ``nonce`` names the delivery: a repeat of the same call runs, another
+        delivery of the running attempt is skipped (see ``start.lua``).
+        """
+        call = self.start_call(task_id, worker, attempt, nonce)
+        return start_verdict(self._lua("start", *call))
+
+    def start_call(
+        self, task_id: str, worker: str, attempt: int, nonce: str = ""
+    ) -> tuple[list[str], list[Any]]:
         """KEYS and ARGV of ``start.lua`` for one delivery."""
-        return [self.keys.task(task_id), self.keys.stats], [worker, attempt]
+        return [self.keys.task(task_id), self.keys.stats], [worker, attempt, nonce]
 
     def finish(
         self,
@@ -333,6 +388,15 @@ class StateStore:
         """Mark ``affinity_key`` as just used on ``worker``; True if it was already warm."""
         keys = [self.keys.worker_warm(worker)]
         return bool(self._lua("warm", keys, [affinity_key, self.settings.warm_capacity]))
+
+    def append_ledger(self, name: str, entry: str, nonce: str) -> bool:
+        """Append ``entry`` to ledger ``name`` once per ``nonce`` (see the ``ledger`` task)."""
+        keys = [self.keys.ledger(name), self.keys.ledger_seen(name)]
+        return bool(self._lua("ledger", keys, [entry, nonce]))
+
+    def read_ledger(self, name: str) -> list[str]:
+        """Every entry of the ledger list ``name``, oldest first."""
+        return cast(list[str], self.redis.lrange(self.keys.ledger(name), 0, -1))
 
     # -- clients ---------------------------------------------------------------
     def expire(self, task_id: str, reason: str) -> str:

@@ -12,8 +12,19 @@
 --       error, runtime, duration key, alpha, affinity step, affinity key,
 --       result ttl, events maxlen, attempt, task key prefix, reason ('' = none),
 --       retry delay in seconds.
--- Returns 'ok', 'retry', 'released' (slot freed, state untouched) or 'stale' (not this worker's).
+-- Returns 'ok', 'retry', 'released' (slot freed, state untouched; or, for a
+-- delivery whose start was never recorded, the task back to pending) or 'stale'.
+-- Only the current delivery (this worker, this attempt) holds the slot: the
+-- report of an earlier attempt (a worker declared dead that still ran, a
+-- message published late by a deposed dispatcher) or of a second delivery of
+-- the running attempt changes nothing, so it cannot free a slot the current
+-- attempt holds.
 local id, worker, outcome = ARGV[1], ARGV[2], ARGV[3]
+local f = redis.call('HMGET', KEYS[1], 'state', 'worker', 'attempt', 'name', 'priority',
+                     'submitted_at', 'dispatched_at', 'started_at', 'deadline', 'seq',
+                     'expected_duration', 'affinity_key', 'duration_key', 'cancel_requested')
+if f[2] ~= worker or f[3] ~= ARGV[13] then return 'stale' end
+if outcome == 'skipped' and f[1] == 'running' then return 'stale' end
 if redis.call('SREM', KEYS[4], id) == 0 then return 'stale' end
 
 local function now_text()
@@ -59,16 +70,25 @@ local function hand_off()
   end
 end
 
-local f = redis.call('HMGET', KEYS[1], 'state', 'worker', 'attempt', 'name', 'priority',
-                     'submitted_at', 'dispatched_at', 'started_at', 'deadline',
-                     'cancel_requested')
-if outcome == 'skipped' or (f[1] ~= 'running' and f[1] ~= 'dispatched')
-   or f[2] ~= worker or f[3] ~= ARGV[13] then
+if outcome == 'skipped' and f[1] == 'dispatched' then
+  -- The start was never recorded (Redis unreachable), so the body did not run.
+  redis.call('HSET', KEYS[1], 'state', 'pending', 'worker', '')
+  redis.call('HDEL', KEYS[1], 'dispatched_at', 'started_at')
+  redis.call('ZADD', KEYS[11], f[10], id)
+  redis.call('HINCRBY', KEYS[12], f[5], 1)
+  local wire = {id = id, n = f[4], p = tonumber(f[5]), s = tonumber(f[10]), t = f[6]}
+  if f[9] then wire.d = f[9] end
+  if f[11] then wire.e = f[11] end
+  if f[12] then wire.a = f[12] end
+  if f[13] then wire.k = f[13] end
+  redis.call('RPUSH', KEYS[9], cjson.encode(wire))
+end
+if outcome == 'skipped' or (f[1] ~= 'running' and f[1] ~= 'dispatched') then
   if not hand_off() then redis.call('RPUSH', KEYS[9], cjson.encode({free = worker})) end
   return 'released'
 end
 local now = now_text()
-if outcome == 'retry' and f[10] == '1' then
+if outcome == 'retry' and f[14] == '1' then
   -- a cancel was asked for while it ran: it ends here instead of trying again
   outcome = 'cancelled'
   ARGV[15] = 'cancelled'
