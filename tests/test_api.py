@@ -384,3 +384,19 @@ def test_the_api_serves_the_monitor_behind_the_read_scope(api_stack):
     # the monitor's routes stay out of the API's OpenAPI document
     paths = api.http.get("/openapi.json").json()["paths"]
     assert not any(p.startswith(("/metrics", "/dashboard", "/monitor")) for p in paths)
+
+
+def test_a_retried_task_shows_its_attempts_and_last_error_over_http(api_stack):
+    api = api_stack
+    key = "api-flaky-" + str(time.time_ns())
+    body = {"name": "flaky", "args": [key, 1], "retry": {"max_attempts": 3, "backoff": 0.1}}
+    reply = api.http.post("/v1/tasks", json=body, headers=SUBMIT)
+    assert reply.status_code == 201, reply.text
+    task_id = reply.json()["id"]
+    outcome = _result(api, task_id)
+    assert outcome["state"] == "succeeded"
+    assert outcome["result"] == 2  # the second run succeeded
+    info = api.http.get(f"/v1/tasks/{task_id}", headers=READ).json()
+    assert info["attempt"] == 2
+    assert info["max_attempts"] == 3
+    assert f"{key}: run 1 of 1 planned failures" in info["last_error"]

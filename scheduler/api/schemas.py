@@ -82,7 +82,14 @@ class BatchSubmitted(BaseModel):
 
 
 class TaskInfo(BaseModel):
-    """A task's record: state, worker, timestamps (Redis server time, UNIX seconds)."""
+    """A task's record: state, worker, timestamps (Redis server time, UNIX seconds).
+
+    ``attempt`` counts dispatches; ``last_error`` is the error of the latest failed
+    attempt that was retried, ``not_before`` the earliest start of a retry waiting out
+    its backoff, ``max_attempts`` the retry policy's bound, and ``reason`` why a task
+    ended as it did where the state alone does not say (``timeout``, ``terminated``,
+    ``breaker_open``, an expiry or an orphan policy).
+    """
 
     id: str
     name: str
@@ -98,26 +105,15 @@ class TaskInfo(BaseModel):
     error: str | None = None
     deadline: float | None = None
     affinity_key: str | None = None
+    reason: str | None = None
+    last_error: str | None = None
+    not_before: float | None = None
+    max_attempts: int | None = None
 
     @classmethod
     def of(cls, rec: TaskRecord) -> TaskInfo:
-        """From the store's record."""
-        return cls(
-            id=rec.id,
-            name=rec.name,
-            state=rec.state,
-            priority=rec.priority,
-            submitted_at=rec.submitted_at,
-            worker=rec.worker,
-            dispatched_at=rec.dispatched_at,
-            started_at=rec.started_at,
-            finished_at=rec.finished_at,
-            runtime=rec.runtime,
-            attempt=rec.attempt,
-            error=rec.error,
-            deadline=rec.deadline,
-            affinity_key=rec.affinity_key,
-        )
+        """From the store's record (the fields this model shows)."""
+        return cls.model_validate({name: getattr(rec, name) for name in cls.model_fields})
 
 
 class TaskResult(BaseModel):
