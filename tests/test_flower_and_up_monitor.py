@@ -63,13 +63,15 @@ def test_flower_lists_yardmasters_workers_and_tasks_and_the_monitor_serves_metri
         assert {t["worker"] for t in by_id.values()} <= names
         assert by_id[handles[-1].id]["state"] == "FAILURE"
 
-        for _ in range(50):  # the monitor serves a snapshot up to YM_MONITOR_INTERVAL old
+        wanted = ['ym_tasks_total{event="succeeded"} 10', 'ym_tasks_total{event="failed"} 1']
+        deadline = time.monotonic() + 30  # a snapshot is up to YM_MONITOR_INTERVAL old
+        while True:
             metrics = get(f"http://127.0.0.1:{mport}/metrics")
-            if 'ym_tasks_total{event="failed"} 1' in metrics:
+            if all(line in metrics for line in wanted) or time.monotonic() > deadline:
                 break
-            time.sleep(0.1)
-        assert 'ym_tasks_total{event="succeeded"} 10' in metrics
-        assert 'ym_tasks_total{event="failed"} 1' in metrics
+            time.sleep(0.2)
+        counted = [line for line in metrics.splitlines() if line.startswith("ym_tasks_total")]
+        assert all(line in metrics for line in wanted), counted
         for name in names:
             assert f'ym_worker_slots{{worker="{name}"}} 2' in metrics
         health = json.loads(get(f"http://127.0.0.1:{mport}/monitor/health"))
