@@ -97,7 +97,7 @@ class ApiStack:
 
 
 @contextlib.contextmanager
-def live_stack(log_dir: Path, **settings: Any) -> Iterator[ApiStack]:
+def live_stack(log_dir: Path, worker_slots: int = 2, **settings: Any) -> Iterator[ApiStack]:
     """A started stack, stopped on exit; API limits kept small for the limit tests."""
     limits: dict[str, Any] = {
         "api_max_body": 65536,
@@ -109,7 +109,7 @@ def live_stack(log_dir: Path, **settings: Any) -> Iterator[ApiStack]:
     redis = EmbeddedRedis().start()
     stack = ApiStack(redis, log_dir, **{**limits, **settings})
     try:
-        yield stack.start()
+        yield stack.start(worker_slots)
     finally:
         stack.stop()
         redis.stop()

@@ -24,9 +24,9 @@ MAX_EXAMPLES = 20
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    # Generated submissions may ask for long sleeps; a 1 s hard time limit keeps them
-    # from holding the slots, so result long-polls end early instead of at their limit.
-    with live_stack(tmp_path_factory.mktemp("schema"), time_limit=1) as live:
+    # Generated submissions may ask for long sleeps; a 1 s hard time limit and 8 slots
+    # keep them from queueing, so result long-polls end early instead of at their limit.
+    with live_stack(tmp_path_factory.mktemp("schema"), worker_slots=8, time_limit=1) as live:
         yield live
 
 
