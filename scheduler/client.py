@@ -37,6 +37,7 @@ from scheduler.models import (
 from scheduler.settings import STRATEGY_NAMES, STRATEGY_PARAMS, Settings, load_settings
 from scheduler.store import StateStore, connect
 
+_ANSWERED = {"idem": "idempotent", "coalesced": "coalesced"}
 _POLL_START = 0.002
 _POLL_MAX = 0.1
 
@@ -74,6 +75,12 @@ class Client:
         expected_duration: float | None = None,
         affinity_key: str | None = None,
         duration_key: str | None = None,
+        cache_ttl: float | None = None,
+        cache_version: str | None = None,
+        coalesce: bool = False,
+        idempotency_key: str | None = None,
+        concurrency_key: str | None = None,
+        max_concurrent: int | None = None,
     ) -> TaskHandle:
         """Submit one task and return its handle.
 
@@ -86,6 +93,17 @@ class Client:
             expected_duration: Your estimate of its run time, in seconds.
             affinity_key: Tasks with the same key run faster where the key is warm.
             duration_key: Learn its duration under this key instead of the name.
+            cache_ttl: Cache a successful result for this many seconds; an identical
+                call (name, arguments, ``cache_version``) is then answered from the
+                cache without running. Identical calls in flight are coalesced.
+            cache_version: Part of the cache key: change it when the code changes.
+            coalesce: Attach to an identical call still pending or running
+                instead of running again (implied by ``cache_ttl``).
+            idempotency_key: Return the task submitted with this key within
+                ``YM_IDEMPOTENCY_WINDOW`` seconds instead of a new one.
+            concurrency_key: Tasks sharing this key run at most ``max_concurrent``
+                at once across the cluster, served round-robin with other keys.
+            max_concurrent: The cap for ``concurrency_key`` (both or neither).
 
         Raises:
             InvalidInputError: A field is not acceptable (the error names it).
@@ -94,6 +112,9 @@ class Client:
         fields: dict[str, Any] = {"name": name, "args": args, "kwargs": dict(kwargs or {})}
         fields.update(priority=priority, deadline=deadline, expected_duration=expected_duration)
         fields.update(affinity_key=affinity_key, duration_key=duration_key)
+        fields.update(cache_ttl=cache_ttl, cache_version=cache_version, coalesce=coalesce)
+        fields.update(idempotency_key=idempotency_key)
+        fields.update(concurrency_key=concurrency_key, max_concurrent=max_concurrent)
         return self.submit_many([fields])[0]
 
     def submit_many(self, tasks: Iterable[Mapping[str, Any] | TaskSpec]) -> list[TaskHandle]:
@@ -115,8 +136,17 @@ class Client:
             self._check_name(spec.name, f"tasks[{i}].name")
             specs.append(spec)
         ids = [uuid.uuid4().hex for _ in specs]
-        self.store.submit(ids, specs)
-        return [TaskHandle(self, task_id) for task_id in ids]
+        replies = self.store.submit(ids, specs)
+        handles: list[TaskHandle] = []
+        for task_id, reply in zip(ids, replies, strict=True):
+            if isinstance(reply, str) and ":" in reply:
+                how, existing = reply.split(":", 1)
+                handles.append(TaskHandle(self, existing, _ANSWERED[how]))
+            elif reply == "cached":
+                handles.append(TaskHandle(self, task_id, "cached"))
+            else:
+                handles.append(TaskHandle(self, task_id))
+        return handles
 
     def _check_name(self, name: str, field: str) -> None:
         if name in self._local_names or name in self._remote_names:
@@ -296,13 +326,21 @@ def _whoami() -> str:
 
 
 class TaskHandle:
-    """A submitted task: ask its state, wait for its result, cancel it."""
+    """A submitted task: ask its state, wait for its result, cancel it.
 
-    __slots__ = ("client", "id")
+    Attributes:
+        answered_by: How the submission was answered without a new run:
+            ``cached`` (a solution-cache hit, already succeeded), ``coalesced``
+            (attached to an identical task in flight) or ``idempotent`` (the task
+            its idempotency key named); None for a new task.
+    """
 
-    def __init__(self, client: Client, task_id: str) -> None:
+    __slots__ = ("answered_by", "client", "id")
+
+    def __init__(self, client: Client, task_id: str, answered_by: str | None = None) -> None:
         self.client = client
         self.id = task_id
+        self.answered_by = answered_by
 
     def __repr__(self) -> str:
         return f"TaskHandle({self.id!r})"

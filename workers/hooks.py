@@ -29,6 +29,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from broker_config.celery_app import app_settings
 from scheduler.keys import Keys
 from scheduler.store import ReportLine, StateStore, connect
+from scheduler.store.guard import Finished, Guard
 
 log = logging.getLogger("yardmaster.worker")
 T = TypeVar("T")
@@ -41,6 +42,8 @@ class _Delivery:
     started: float
     duration_key: str
     affinity_key: str
+    guard: Guard | None = None
+    finished: Finished | None = None  # the body already ran: report this instead
 
 
 _stores: dict[tuple[int, int], StateStore] = {}
@@ -181,9 +184,32 @@ def _prerun(task_id: str, task: Any, **_: Any) -> None:
         run, duration_key, affinity_key = False, "unrecorded", ""
     if not run:
         log.warning("skipping delivery %s of %s: the task is %s", attempt, task_id, duration_key)
-    _deliveries[task_id] = _Delivery(
-        int(attempt), run, time.monotonic(), duration_key, affinity_key
+    delivery = _Delivery(int(attempt), run, time.monotonic(), duration_key, affinity_key)
+    if run:
+        _enter_guard(task.app, task_id, delivery)
+    _deliveries[task_id] = delivery
+
+
+def _enter_guard(app: Celery, task_id: str, delivery: _Delivery) -> None:
+    """Take the execution guard; a body that already finished is not run again."""
+    guard = Guard(store_for(app), task_id, delivery.attempt)
+    try:
+        finished = _retrying(guard.enter, app_settings(app).redis_retry)
+    except RedisError:
+        log.exception("could not take the execution guard of %s; running it unguarded", task_id)
+        return
+    if finished is None:
+        delivery.guard = guard
+        return
+    log.warning(
+        "delivery %s of %s: its body already finished (attempt %s, %s); not running it again",
+        delivery.attempt,
+        task_id,
+        finished.attempt,
+        finished.outcome,
     )
+    delivery.run = False
+    delivery.finished = finished
 
 
 def _postrun(
@@ -195,6 +221,17 @@ def _postrun(
     runtime = time.monotonic() - delivery.started
     line = line_for(task.app, str(task.request.hostname))
     outcome, result, error = _outcome(state, retval) if delivery.run else ("skipped", "", "")
+    if delivery.finished is not None:
+        done = delivery.finished
+        outcome, result, error = done.outcome, done.result, done.error
+    elif delivery.guard is not None:
+        guard = delivery.guard
+        try:
+            _retrying(
+                lambda: guard.exit(outcome, result, error), app_settings(task.app).redis_retry
+            )
+        except RedisError:
+            log.exception("could not record the end of %s's body in its guard", task_id)
 
     line.finish(  # sent again until Redis confirms it; a repeat answers 'stale'
         task_id,

@@ -17,13 +17,16 @@ SCRIPT_NAMES = (
     "requeue",
     "register",
     "heartbeat",
-    "lease",
-    "release",
+    "lock_acquire",
+    "lock_renew",
+    "lock_release",
     "warm",
     "handoff_fill",
     "handoff_reclaim",
     "steer",
     "expire",
+    "guard_enter",
+    "guard_exit",
 )
 
 

@@ -6,10 +6,17 @@
 --       inbox, hand-off list, pending, pending by priority, worker queue.
 -- ARGV: id, worker, outcome (succeeded|failed|skipped), result, error, runtime,
 --       duration key, alpha, affinity step, affinity key, result ttl,
---       events maxlen, attempt, task key prefix.
+--       events maxlen, attempt, task key prefix, concurrency set prefix.
 -- Returns 'ok', 'released' (slot freed, state untouched) or 'stale' (not this worker's).
 local id, worker, outcome = ARGV[1], ARGV[2], ARGV[3]
 if redis.call('SREM', KEYS[4], id) == 0 then return 'stale' end
+-- A task of a concurrency key leaves the key's count with its slot, and the
+-- dispatcher is woken to fill that key's freed place.
+local ckey = redis.call('HGET', KEYS[1], 'concurrency_key')
+if ckey then
+  redis.call('SREM', ARGV[15] .. ckey, id)
+  redis.call('RPUSH', KEYS[9], cjson.encode({conc = ckey}))
+end
 
 local function now_text()
   local t = redis.call('TIME')

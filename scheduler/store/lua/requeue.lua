@@ -1,11 +1,12 @@
 -- Give a worker's unfinished tasks back to the pending index (the worker died,
 -- restarted, shut down, or a publish failed), and optionally forget the worker.
 -- KEYS: worker tasks, pending, pending_by_priority, inbox, workers, worker, warm.
--- ARGV: 'forget' or 'keep', the task key prefix, then optional task ids (none = all).
+-- ARGV: 'forget' or 'keep', the task key prefix, the concurrency set prefix,
+--       then optional task ids (none = all).
 -- Returns the number of tasks requeued.
 local ids = {}
-if #ARGV > 2 then
-  for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
+if #ARGV > 3 then
+  for i = 4, #ARGV do ids[#ids + 1] = ARGV[i] end
 else
   ids = redis.call('SMEMBERS', KEYS[1])
 end
@@ -14,7 +15,9 @@ for _, id in ipairs(ids) do
   if redis.call('SREM', KEYS[1], id) == 1 then
     local tkey = ARGV[2] .. id
     local f = redis.call('HMGET', tkey, 'state', 'name', 'priority', 'seq', 'submitted_at',
-                         'deadline', 'expected_duration', 'affinity_key', 'duration_key')
+                         'deadline', 'expected_duration', 'affinity_key', 'duration_key',
+                         'concurrency_key', 'max_concurrent')
+    if f[10] then redis.call('SREM', ARGV[3] .. f[10], id) end
     if f[1] == 'dispatched' or f[1] == 'running' then
       redis.call('HSET', tkey, 'state', 'pending', 'worker', '')
       redis.call('HDEL', tkey, 'dispatched_at', 'started_at')
@@ -25,6 +28,7 @@ for _, id in ipairs(ids) do
       if f[7] then wire.e = f[7] end
       if f[8] then wire.a = f[8] end
       if f[9] then wire.k = f[9] end
+      if f[10] then wire.c = f[10]; wire.m = tonumber(f[11]) end
       redis.call('RPUSH', KEYS[4], cjson.encode(wire))
       n = n + 1
     end
