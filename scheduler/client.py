@@ -37,6 +37,7 @@ from scheduler.models import (
 from scheduler.settings import STRATEGY_NAMES, STRATEGY_PARAMS, Settings, load_settings
 from scheduler.store import StateStore, connect
 
+MAX_RATE = 100_000.0
 _ANSWERED = {"idem": "idempotent", "coalesced": "coalesced"}
 _POLL_START = 0.002
 _POLL_MAX = 0.1
@@ -199,6 +200,33 @@ class Client:
                     raise TaskNotFoundError(task_id)
                 out.append(rec)
         return out
+
+    # -- global rate limits ----------------------------------------------------
+    def set_rate_limit(self, name: str, per_second: float | None) -> None:
+        """Limit how many tasks named ``name`` start per second across the cluster.
+
+        The leading dispatcher applies it at once (None removes the limit).
+
+        Raises:
+            InvalidInputError: Unknown task name, or a rate outside (0, 100000].
+            UnknownTaskError: No worker or app registers ``name``.
+        """
+        self._check_name(name, "name")
+        if per_second is not None and (
+            not isinstance(per_second, int | float)
+            or isinstance(per_second, bool)
+            or not 0 < per_second <= MAX_RATE
+        ):
+            raise InvalidInputError(
+                "per_second",
+                per_second,
+                f"tasks per second, greater than 0 and at most {MAX_RATE:g}",
+            )
+        self.store.set_rate_limit(name, None if per_second is None else float(per_second))
+
+    def rate_limits(self) -> dict[str, float]:
+        """Every global rate limit: task name -> tasks per second."""
+        return self.store.rate_limits()
 
     # -- live steering ---------------------------------------------------------
     def strategy(self) -> StrategyVersion | None:

@@ -19,6 +19,7 @@ app = typer.Typer(
 err = Console(stderr=True)
 
 from scheduler.cli import (  # noqa: E402
+    cache,
     demo,
     ops,
     processes,
@@ -30,7 +31,7 @@ from scheduler.cli import (  # noqa: E402
 )
 
 __all__ = [
-    "app", "demo", "main", "ops", "processes", "run", "simulate", "stack", "strategy", "workload",
+    "app", "cache", "demo", "main", "ops", "processes", "run", "simulate", "stack", "strategy", "workload",
 ]  # fmt: skip
 
 
