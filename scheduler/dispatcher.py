@@ -42,6 +42,7 @@ from scheduler.store import StateStore
 from scheduler.strategies import Snapshot, Strategy, TaskQueue, plan
 
 log = logging.getLogger("yardmaster.dispatcher")
+_TICK = 0.1  # Redis's timer tick at its default hz (10): a blocked read's timeout granularity
 T = TypeVar("T")
 
 
@@ -258,10 +259,18 @@ class Dispatcher:
         """How long to wait for the inbox when every waiting task is held by a limit.
 
         A freed concurrency slot arrives through the inbox; a rate-limit token
-        does not, so the wait ends when the next one is due.
+        does not, so the wait ends when the next one is due. Redis times out a
+        blocked read only on its server tick (100 ms at the default ``hz``), so
+        a token due sooner than that is waited for here, and a later one with
+        a blocked read that ends a tick early.
         """
         due = self.gate.next_token_in(self.queue.limited_names())
-        return block if due is None else min(block, max(0.002, due))
+        if due is None or due >= block + _TICK:
+            return block
+        if due < 2 * _TICK:
+            time.sleep(max(0.001, due))
+            return 0.0
+        return due - _TICK
 
     def _reload_limits(self) -> None:
         if self.gate.set_rates(self.store.rate_limits()):
