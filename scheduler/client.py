@@ -32,6 +32,7 @@ from scheduler.models import (
     TaskRecord,
     TaskSpec,
     TaskState,
+    check_pairs,
     validate_spec,
 )
 from scheduler.settings import STRATEGY_NAMES, STRATEGY_PARAMS, Settings, load_settings
@@ -129,11 +130,11 @@ class Client:
         """
         specs: list[TaskSpec] = []
         for i, item in enumerate(tasks):
-            spec = (
-                item
-                if isinstance(item, TaskSpec)
-                else validate_spec(dict(item), where=f"tasks[{i}].")
-            )
+            if isinstance(item, TaskSpec):
+                spec = item
+                check_pairs(spec, f"tasks[{i}].")
+            else:
+                spec = validate_spec(dict(item), where=f"tasks[{i}].")
             self._check_name(spec.name, f"tasks[{i}].name")
             specs.append(spec)
         ids = [uuid.uuid4().hex for _ in specs]

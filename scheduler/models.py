@@ -156,7 +156,7 @@ def validate_spec(data: dict[str, Any], *, where: str = "") -> TaskSpec:
         problem = str(first["msg"]).removeprefix("Value error, ")
         value = first.get("input") if name in _ALLOWED else data.get(name)
         raise InvalidInputError(where + name, value, allowed, problem=problem) from None
-    _check_pairs(spec, where)
+    check_pairs(spec, where)
     try:
         spec.encoded_args()
     except InvalidInputError as exc:
@@ -166,8 +166,12 @@ def validate_spec(data: dict[str, Any], *, where: str = "") -> TaskSpec:
     return spec
 
 
-def _check_pairs(spec: TaskSpec, where: str) -> None:
-    """Options that only mean something together."""
+def check_pairs(spec: TaskSpec, where: str = "") -> None:
+    """Refuse options that only mean something together when one comes alone.
+
+    Raises:
+        InvalidInputError: Naming the missing or pointless field.
+    """
     if (spec.concurrency_key is None) != (spec.max_concurrent is None):
         name = "max_concurrent" if spec.max_concurrent is None else "concurrency_key"
         value = getattr(spec, name)
