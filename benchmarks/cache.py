@@ -21,6 +21,12 @@ submit_many throughput
     fresh namespace each time, the kinds in a rotating order per round. Tasks
     per second (median over rounds) and each option's ratio to plain.
 
+execution guard
+    The price every task pays for the guard: ``N`` x 10 sequential
+    ``Guard.enter()`` + ``Guard.exit()`` pairs (the two Lua calls a run adds),
+    against the same number of ``PING`` round trips on the same connection,
+    on the producer's machine and a private ``redis-server``.
+
 One JSON object goes to stdout (and ``--json-out``); progress to stderr.
 """
 
@@ -41,6 +47,7 @@ from scheduler.client import Client
 from scheduler.embedded import EmbeddedRedis
 from scheduler.settings import load_settings
 from scheduler.store import StateStore, connect
+from scheduler.store.guard import Guard
 
 BUILTIN = ["noop", "sleep", "spin", "fail"]
 KINDS = {
@@ -128,6 +135,35 @@ def submission(tasks: int, rounds: int) -> dict[str, Any]:
         server.stop()
 
 
+def guard_cost(pairs: int, rounds: int) -> dict[str, Any]:
+    server = EmbeddedRedis().start()
+    try:
+        store = StateStore(connect(server.url), load_settings({}, namespace="guardbench"))
+        store.redis.ping()
+        per_round = []
+        for r in range(rounds):
+            t = time.perf_counter()
+            for _ in range(pairs):
+                store.redis.ping()
+            ping_us = (time.perf_counter() - t) / pairs * 1e6
+            t = time.perf_counter()
+            for i in range(pairs):
+                guard = Guard(store, f"r{r}-{i}", 1)
+                assert guard.enter() is None
+                guard.exit("succeeded", "null", "")
+            pair_us = (time.perf_counter() - t) / pairs * 1e6
+            per_round.append({"guard_pair_us": pair_us, "ping_us": ping_us})
+            progress(f"guard round {r + 1}: enter+exit {pair_us:.0f} us, one PING {ping_us:.0f} us")
+        return {
+            "pairs_per_round": pairs,
+            "rounds": per_round,
+            "guard_pair_median_us": statistics.median(x["guard_pair_us"] for x in per_round),
+            "ping_median_us": statistics.median(x["ping_us"] for x in per_round),
+        }
+    finally:
+        server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=200)
@@ -142,6 +178,7 @@ def main() -> None:
         "machine": machine(),
         "latency": latency(args.samples, args.rounds),
         "submit_many": submission(args.tasks, args.rounds),
+        "guard": guard_cost(args.samples * 10, args.rounds),
     }
     emit(out, args.json_out)
 

@@ -51,6 +51,7 @@ _lines: dict[tuple[int, int, str], ReportLine] = {}
 _deliveries: dict[str, _Delivery] = {}
 _worker: dict[str, Any] = {}
 _installed: set[int] = set()
+_exit_loaded: set[Celery] = set()
 
 
 def store_for(app: Celery) -> StateStore:
@@ -200,6 +201,9 @@ def _enter_guard(app: Celery, task_id: str, delivery: _Delivery) -> None:
         return
     if finished is None:
         delivery.guard = guard
+        if app not in _exit_loaded:  # guard_exit goes out on the report line, by EVALSHA
+            guard.store.scripts.load("guard_exit")
+            _exit_loaded.add(app)
         return
     log.warning(
         "delivery %s of %s: its body already finished (attempt %s, %s); not running it again",
@@ -225,13 +229,8 @@ def _postrun(
         done = delivery.finished
         outcome, result, error = done.outcome, done.result, done.error
     elif delivery.guard is not None:
-        guard = delivery.guard
-        try:
-            _retrying(
-                lambda: guard.exit(outcome, result, error), app_settings(task.app).redis_retry
-            )
-        except RedisError:
-            log.exception("could not record the end of %s's body in its guard", task_id)
+        # Goes out on the report line just before the finish, so it is recorded first.
+        line.post("guard_exit", task_id, *delivery.guard.exit_call(outcome, result, error))
 
     line.finish(  # sent again until Redis confirms it; a repeat answers 'stale'
         task_id,

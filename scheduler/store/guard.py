@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from scheduler.store.lock import Lock
 
@@ -87,12 +87,16 @@ class Guard:
 
     def exit(self, outcome: str, result: str, error: str) -> bool:
         """Record the body's outcome and release the guard; True if it was still ours."""
+        return bool(self.store.scripts("guard_exit", *self.exit_call(outcome, result, error)))
+
+    def exit_call(self, outcome: str, result: str, error: str) -> tuple[list[str], list[Any]]:
+        """Stop renewing; KEYS and ARGV of ``guard_exit.lua`` (for a caller that sends it)."""
         RENEWER.discard(self.lock)
         k, s = self.store.keys, self.store.settings
         keys = [self.lock.key, self._done_key, k.task(self.task_id), k.cache_index, k.cache_stats]
-        args = [self.lock.token, self.attempt, outcome, result, error, s.result_ttl]
+        args: list[Any] = [self.lock.token, self.attempt, outcome, result, error, s.result_ttl]
         args.append(s.cache_max_entries)
-        return bool(self.store.scripts("guard_exit", keys, args))
+        return keys, args
 
 
 class Renewer:

@@ -91,6 +91,16 @@ class ReportLine:
                 self._lost()
                 raise
 
+    def post(self, script: str, task_id: str, keys: list[str], args: list[Any]) -> None:
+        """Queue a call to go out, unanswered, with the next finish (and before it).
+
+        It is treated as a finish is: sent in order on this line, its reply read
+        later, sent again after a lost connection, so the script must be
+        idempotent (``guard_exit.lua`` is).
+        """
+        with self._lock:
+            self._unsent.append(_Call(script, task_id, keys, args))
+
     def finish(
         self,
         task_id: str,
@@ -186,7 +196,7 @@ class ReportLine:
             if call is not last:
                 self._sent.popleft()
         if missing:
-            for script in ("start", "finish"):
+            for script in sorted({"start", "finish", *(c.script for c in calls)}):
                 self._conn.send_command("SCRIPT", "LOAD", self._store.scripts.source(script))
                 self._conn.read_response()
             self._send_unsent()
