@@ -117,6 +117,20 @@ def test_cache_stats_and_clear_on_the_command_line(cluster):
     assert cache_stats(c.store).entries == 1  # noop's entry stays
     assert c.client.submit("spin", [0.001], cache_ttl=60).answered_by is None
     assert cache_clear(c.store) >= 1
+    submit = [sys.executable, "-m", "scheduler.cli", "submit", "noop", "--cache-ttl", "60"]
+    out = subprocess.run(
+        [*submit, "--wait"], env=c.env(), capture_output=True, text=True, timeout=60, check=True
+    ).stdout.split()
+    again = subprocess.run(
+        [*submit, "--wait"], env=c.env(), capture_output=True, text=True, timeout=60, check=True
+    ).stdout.split()
+    assert out[1] == again[1] == "null"
+    assert c.client.handle(again[0]).record().attempt == 0, "the second came from the cache"
+    bad = subprocess.run(
+        [*submit, "--max-concurrent", "2"], env=c.env(), capture_output=True, text=True, timeout=60
+    )
+    assert bad.returncode == 2
+    assert "max_concurrent" in bad.stderr
 
 
 def test_an_idempotency_key_returns_the_same_task_within_the_window(cluster):
