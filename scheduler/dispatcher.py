@@ -113,7 +113,7 @@ class Dispatcher:
         try:
             while not stop.is_set():
                 if not self.leader and not self._try_lead():
-                    stop.wait(min(1.0, self.settings.dispatcher_lease / 3))
+                    stop.wait(min(1.0, self.settings.dispatcher_lease / 10))
                     continue
                 try:
                     self.step(block=0.5)

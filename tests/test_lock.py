@@ -123,8 +123,10 @@ def test_a_standby_dispatcher_takes_over_a_sigkilled_leader_within_the_lease_and
         assert time.monotonic() - killed_at < 30, "no dispatcher took over"
         time.sleep(0.01)
     takeover = time.monotonic() - killed_at
-    # The lease outlives its holder by at most its TTL; the standby looks every lease/3.
-    assert takeover <= lease + lease / 3 + 1.0, takeover
+    # The lease outlives its holder by at most its TTL; the standby looks every lease/10
+    # (plus a second of slack for a loaded machine).
+    assert takeover <= lease + lease / 10 + 1.0, takeover
+    print(f"takeover after SIGKILL: {takeover:.2f}s with a {lease:g}s lease")
     assert second.poll() is None
 
     records = c.client.wait(handles, timeout=120)
