@@ -13,6 +13,7 @@ from typing import Any
 
 from celery import Celery, Task
 
+from broker_config.security import broker_connection
 from scheduler.keys import Keys
 from scheduler.settings import Settings
 
@@ -23,7 +24,8 @@ def celery_config(settings: Settings, redis_url: str) -> dict[str, Any]:
     """Celery settings for a yardmaster cluster on ``redis_url``."""
     keys = Keys(settings.namespace)
     return {
-        "broker_url": redis_url,
+        # The broker URL, and its TLS options for rediss:// (verified by default).
+        **broker_connection(redis_url),
         "broker_connection_retry_on_startup": True,
         # Late binding sends a worker at most one message per free slot, and
         # the worker may hold no more than that.
@@ -40,10 +42,14 @@ def celery_config(settings: Settings, redis_url: str) -> dict[str, Any]:
         "task_store_errors_even_if_ignored": False,
         "task_default_queue": keys.worker_queue("unbound"),
         # A long task must not be redelivered while it still runs
-        # (celery/kombu#337); recovery of dead workers is yardmaster's job.
-        "broker_transport_options": {"visibility_timeout": 7 * 86400},
+        # (celery/kombu#337); recovery of dead workers is yardmaster's job, and
+        # a redelivery that happens anyway is skipped by start.lua.
+        "broker_transport_options": {"visibility_timeout": settings.visibility_timeout},
         "worker_hijack_root_logger": False,
         "worker_cancel_long_running_tasks_on_connection_loss": False,
+        # Default time limits (a submission's own travel in the message).
+        "task_soft_time_limit": settings.soft_time_limit,
+        "task_time_limit": settings.time_limit,
         SETTINGS_KEY: settings,
     }
 

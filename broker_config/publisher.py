@@ -47,20 +47,27 @@ class CeleryPublisher:
         self.redis = client
         self.origin = f"yardmaster-dispatcher-{os.getpid()}@{socket.gethostname()}"
 
-    def template(self, task_id: str, name: str, args: str, kwargs: str) -> str:
+    def template(self, task_id: str, name: str, args: str, kwargs: str, options: str = "") -> str:
         """The message of a task with its delivery fields left as placeholders.
+
+        ``options`` (the submission's retry policy and time limits, JSON) travel
+        in the message: the time limits as Celery's own ``timelimit`` header,
+        which the worker's pool enforces, the retry policy as ``ym_retry``.
 
         ``finish.lua`` replaces the four quoted placeholders (attempt, worker,
         queue, delivery tag) when it hands the task to a freed slot, so the
         message is built once, off the critical path; :meth:`bind` does the same
         in Python for the dispatcher's own publishes.
         """
+        opts: dict[str, Any] = json.loads(options) if options else {}
         msg = self.app.amqp.as_task_v2(
             task_id,
             name,
             args=json.loads(args),
             kwargs=json.loads(kwargs),
             origin=self.origin,
+            time_limit=opts.get("time_limit"),
+            soft_time_limit=opts.get("soft_time_limit"),
             # user text must never look like a placeholder
             argsrepr=args.replace("@@ym-", "@@ym_"),
             kwargsrepr=kwargs.replace("@@ym-", "@@ym_"),
@@ -78,7 +85,9 @@ class CeleryPublisher:
             "body": base64.b64encode(body).decode(),
             "content-encoding": "utf-8",
             "content-type": "application/json",
-            "headers": dict(msg.headers, ym_attempt=_ATTEMPT, ym_worker=_WORKER),
+            "headers": dict(
+                msg.headers, ym_attempt=_ATTEMPT, ym_worker=_WORKER, ym_retry=opts.get("retry")
+            ),
             "properties": properties,
         }
         return json.dumps(envelope, separators=(",", ":"))
@@ -95,7 +104,8 @@ class CeleryPublisher:
 
     def message(self, item: Dispatch) -> str:
         """The JSON text kombu's Redis transport expects on the worker's queue list."""
-        return self.bind(self.template(item.task_id, item.name, item.args, item.kwargs), item)
+        template = self.template(item.task_id, item.name, item.args, item.kwargs, item.options)
+        return self.bind(template, item)
 
     def publish(self, items: Sequence[Dispatch]) -> None:
         """Push every item, in order, in one pipelined round trip."""

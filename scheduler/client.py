@@ -35,8 +35,10 @@ from scheduler.models import (
     check_pairs,
     validate_spec,
 )
+from scheduler.retry import RetryPolicy
 from scheduler.settings import STRATEGY_NAMES, STRATEGY_PARAMS, Settings, load_settings
 from scheduler.store import StateStore, connect
+from scheduler.store.lifecycle import LifecycleStore
 
 MAX_RATE = 100_000.0
 _ANSWERED = {"idem": "idempotent", "coalesced": "coalesced"}
@@ -83,6 +85,9 @@ class Client:
         idempotency_key: str | None = None,
         concurrency_key: str | None = None,
         max_concurrent: int | None = None,
+        retry: RetryPolicy | Mapping[str, Any] | None = None,
+        soft_time_limit: float | None = None,
+        time_limit: float | None = None,
     ) -> TaskHandle:
         """Submit one task and return its handle.
 
@@ -106,6 +111,12 @@ class Client:
             concurrency_key: Tasks sharing this key run at most ``max_concurrent``
                 at once across the cluster, served round-robin with other keys.
             max_concurrent: The cap for ``concurrency_key`` (both or neither).
+            retry: Its retry policy (``max_attempts``, ``backoff``, ``backoff_max``,
+                ``jitter``, ``retry_on``); else the task's ``ym_retry`` option, else
+                ``YM_RETRY_*``.
+            soft_time_limit: Seconds after which ``SoftTimeLimitExceeded`` is raised
+                inside the task (Celery's soft time limit).
+            time_limit: Seconds after which the worker kills the run (hard limit).
 
         Raises:
             InvalidInputError: A field is not acceptable (the error names it).
@@ -117,6 +128,13 @@ class Client:
         fields.update(cache_ttl=cache_ttl, cache_version=cache_version, coalesce=coalesce)
         fields.update(idempotency_key=idempotency_key)
         fields.update(concurrency_key=concurrency_key, max_concurrent=max_concurrent)
+        for key, value in (
+            ("retry", retry),
+            ("soft_time_limit", soft_time_limit),
+            ("time_limit", time_limit),
+        ):
+            if value is not None:
+                fields[key] = dict(value) if isinstance(value, Mapping) else value
         return self.submit_many([fields])[0]
 
     def submit_many(self, tasks: Iterable[Mapping[str, Any] | TaskSpec]) -> list[TaskHandle]:
@@ -228,6 +246,16 @@ class Client:
     def rate_limits(self) -> dict[str, float]:
         """Every global rate limit: task name -> tasks per second."""
         return self.store.rate_limits()
+
+    # -- circuit breakers ------------------------------------------------------
+    def breakers(self) -> dict[str, dict[str, Any]]:
+        """Each task name's circuit breaker as last recorded: ``state`` (closed, open,
+        half_open), ``since``, ``reason`` and ``mode``. Names never tripped are absent."""
+        return LifecycleStore(self.store).breakers()
+
+    def breaker_transitions(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The latest breaker transitions, newest first (name, from, to, at, reason)."""
+        return LifecycleStore(self.store).breaker_transitions(limit)
 
     # -- live steering ---------------------------------------------------------
     def strategy(self) -> StrategyVersion | None:
@@ -413,9 +441,34 @@ class TaskHandle:
             time.sleep(delay)
             delay = min(_POLL_MAX, delay * 2)
 
-    def cancel(self) -> bool:
-        """Cancel the task if it has not started. True if it is now cancelled."""
-        reply = self.client.store.cancel(self.id)
+    def cancel(self, terminate: bool | None = None, *, timeout: float = 30.0) -> bool:
+        """Cancel the task. True if it is now cancelled (see :meth:`record` for the reason).
+
+        A pending or dispatched task is cancelled at once and never runs. A running
+        one is flagged (the body may call ``self.check_cancelled()``); with
+        ``terminate`` (default: ``YM_CANCEL_RUNNING=terminate``) the worker holding
+        it also kills the run with ``YM_CANCEL_SIGNAL``, and this call waits up to
+        ``timeout`` seconds for the task to end.
+
+        Raises:
+            TaskNotFoundError: No such task.
+        """
+        store = self.client.store
+        reply = store.cancel(self.id)
         if reply == "missing":
             raise TaskNotFoundError(self.id)
-        return reply == "cancelled"
+        if reply != "running":
+            return reply == "cancelled"
+        settings = store.settings
+        if not (settings.cancel_running == "terminate" if terminate is None else terminate):
+            return False
+        life = LifecycleStore(store)
+        state, worker, attempt = life.running_on(self.id)
+        if state == TaskState.RUNNING:
+            life.request_terminate(worker, self.id, attempt, settings.cancel_signal)
+        end = time.monotonic() + timeout
+        while True:
+            state = store.outcome(self.id)[0] or "missing"
+            if TaskState(state).terminal or time.monotonic() > end:
+                return state == TaskState.CANCELLED
+            time.sleep(0.02)

@@ -36,6 +36,7 @@ from redis.exceptions import RedisError, ResponseError
 from scheduler.adaptive import build_strategy
 from scheduler.errors import YardmasterError
 from scheduler.gate import Gate, GatedQueue
+from scheduler.lifecycle import Lifecycle
 from scheduler.models import Decision, Estimates, PendingTask, StrategyVersion, WorkerView
 from scheduler.settings import load_settings
 from scheduler.store import StateStore
@@ -57,6 +58,7 @@ class Dispatch:
     worker: str
     queue: str
     attempt: int
+    options: str = ""
 
 
 class Publisher(Protocol):
@@ -65,7 +67,7 @@ class Publisher(Protocol):
     def publish(self, items: Sequence[Dispatch]) -> None:
         """Publish every item, in order; raise if any could not be sent."""
 
-    def template(self, task_id: str, name: str, args: str, kwargs: str) -> str:
+    def template(self, task_id: str, name: str, args: str, kwargs: str, options: str = "") -> str:
         """A task's message with the worker left open, for the hand-off list."""
 
 
@@ -105,7 +107,9 @@ class Dispatcher:
         self._next_refresh = 0.0
         self._lease_renewed = 0.0
         self._stalled = False
+        self._led_since = 0.0
         self.leader = False
+        self.life = Lifecycle(store)
 
     # -- the loop --------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -139,8 +143,11 @@ class Dispatcher:
             if not self.lease.acquire():
                 return False
             self.leader = True
-            self._lease_renewed = time.monotonic()
+            self._lease_renewed = self._led_since = time.monotonic()
             self.resync()
+        except NotLeaderError:
+            self.leader = False
+            return False
         except RedisError as exc:
             log.warning("Redis is unreachable (%s); waiting for it", exc)
             self.leader = False
@@ -150,7 +157,7 @@ class Dispatcher:
 
     def resync(self) -> None:
         """Rebuild the in-memory mirror from Redis (on taking the lease)."""
-        self.store.handoff_reclaim()
+        _fenced(lambda: self.store.handoff_reclaim(self.token))
         self.ready = {}
         self._templates = {}
         self.estimates.affinity = self.store.all_affinity()
@@ -160,15 +167,19 @@ class Dispatcher:
         self.gate = Gate(self.settings.rate_burst)  # a new leader's buckets start empty
         self.gate.set_rates(self.store.rate_limits())
         self.queue = self._new_queue()
+        self.life.resync()
         for task in self.store.load_pending():
-            self.queue.add(task)
+            if self.life.admit(task):
+                self.queue.add(task)
         self.store.set_active(self.strategy.name, self.strategy_version, self.token)
         self.refresh_workers()
 
     def step(self, block: float = 0.0) -> int:
         """One round: read the inbox, refresh workers when due, dispatch. Returns tasks sent."""
         self._renew_lease()
+        self.life.step(self.now(), self.queue, self._reclaim)
         idle = not len(self.queue) or not any(w.free for w in self.workers.values())
+        block = min(block, max(0.01, self.life.wait(self.now())))
         wait = block if idle else self._stall_wait(block) if self._stalled else 0.0
         entries = self.store.next_inbox(wait, 10_000)
         refresh = self._apply(entries)
@@ -176,6 +187,7 @@ class Dispatcher:
             self.steer()
         if refresh or time.monotonic() >= self._next_refresh:
             self.refresh_workers()
+            self._check_mirror()
         free = any(w.free for w in self.workers.values())
         if self.ready and (self._reclaim_due or free):
             self._reclaim()
@@ -291,6 +303,8 @@ class Dispatcher:
         for entry in entries:
             if "id" in entry:
                 task = PendingTask.from_wire(entry)
+                if not self.life.admit(task):
+                    continue
                 self.queue.add(task)
                 if self.ready and not self._reclaim_due:
                     last = next(reversed(self.ready.values()))
@@ -309,6 +323,9 @@ class Dispatcher:
                 # A cancelled task still in the hand-off list keeps its place
                 # there (workers skip it); the local copy stays aligned with it.
                 self.queue.discard(entry["cancel"])
+                self.life.forget(entry["cancel"])
+            elif "delayed" in entry:
+                self.life.note_delayed(float(entry["at"]))
             elif "worker" in entry:
                 refresh = True
             elif "steer" in entry:
@@ -323,8 +340,12 @@ class Dispatcher:
         server_now = self.store.server_time()
         self._clock_offset = server_now - (before + time.time()) / 2
         live: dict[str, WorkerView] = {}
+        # Heartbeats stop while Redis is down, and a new leader has not watched
+        # them yet: a worker is declared dead only by a leader that has led (and
+        # so reached Redis) for a whole timeout, never right after an outage.
+        watched = time.monotonic() - self._led_since >= self.settings.worker_timeout
         for rec in self.store.load_workers():
-            if server_now - rec.heartbeat > self.settings.worker_timeout:
+            if watched and server_now - rec.heartbeat > self.settings.worker_timeout:
                 returned = self.store.deregister_worker(rec.name)
                 log.warning(
                     "worker %s silent for %.1fs: declared dead, %d tasks back to pending",
@@ -338,12 +359,37 @@ class Dispatcher:
             )
             self.worker_queues[rec.name] = rec.queue
         self.workers = live
+        recovered = self.store.recover_unstarted(list(live), self.settings.dispatch_timeout)
+        if recovered:
+            log.warning(
+                "%d tasks dispatched over %.0fs ago never started (their message was not "
+                "published): back to pending",
+                len(recovered),
+                self.settings.dispatch_timeout,
+            )
         self._reload_limits()
         self.estimates.durations.clear()
         self.estimates.durations.update(self.store.durations())
         if self.strategy.uses_estimates:
             self._learn_overrun(server_now)
         self._next_refresh = time.monotonic() + self.settings.heartbeat_interval
+
+    def _check_mirror(self) -> None:
+        """Resync when Redis holds pending tasks the mirror lacks (a notification was lost).
+
+        With the inbox empty, every pending task is in the mirror or in the
+        hand-off list. A deposed dispatcher that wakes up (SIGSTOP, a long
+        pause) can still pop inbox entries once before it learns it lost the
+        lease; the tasks they announced are pending in Redis, and this finds them.
+        """
+        pending, inbox, handoff = self.store.pending_census()
+        if inbox == 0 and pending > len(self.queue) + handoff:
+            log.warning(
+                "%d pending tasks in Redis, %d known here: an inbox entry was lost; resyncing",
+                pending,
+                len(self.queue) + handoff,
+            )
+            self.resync()
 
     def _learn_overrun(self, server_now: float) -> None:
         """Runs that outlast their key's estimate raise it (see ``Estimates.learned``)."""
@@ -388,6 +434,7 @@ class Dispatcher:
                         decision.worker,
                         self.worker_queues[decision.worker],
                         claim.attempt,
+                        claim.options,
                     )
                 )
                 if worker is not None:
@@ -423,7 +470,7 @@ class Dispatcher:
 
     def _reclaim(self) -> None:
         """Take the hand-off list back into the queue (what no worker took yet)."""
-        for task_id in self.store.handoff_reclaim():
+        for task_id in _fenced(lambda: self.store.handoff_reclaim(self.token)):
             task = self.ready.get(task_id)
             if task is not None:
                 self.queue.add(task)
@@ -457,11 +504,13 @@ class Dispatcher:
                 break
             tasks.append(task)
         missing = [t.id for t in tasks if t.id not in self._templates]
-        for task_id, (state, name, args, kwargs) in zip(
-            missing, self.store.payloads(missing), strict=True
+        for task_id, (state, name, args, kwargs, options) in zip(
+            missing, self.store.payloads_with_options(missing), strict=True
         ):
             if state == "pending":
-                self._templates[task_id] = self.publisher.template(task_id, name, args, kwargs)
+                self._templates[task_id] = self.publisher.template(
+                    task_id, name, args, kwargs, options
+                )
         tasks = [t for t in tasks if t.id in self._templates]
         if not tasks:
             return

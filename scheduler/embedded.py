@@ -53,11 +53,19 @@ class EmbeddedRedis:
     Args:
         port: Port to listen on; a free one when omitted.
         appendonly: Turn on AOF persistence (kept in the server's own directory).
+        bind: Addresses to listen on (loopback first; more for other hosts).
     """
 
-    def __init__(self, port: int | None = None, *, appendonly: bool = False) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        appendonly: bool = False,
+        bind: tuple[str, ...] = ("127.0.0.1",),
+    ) -> None:
         self.port = port or free_port()
         self.appendonly = appendonly
+        self.bind = bind
         self.dir = tempfile.mkdtemp(prefix="yardmaster-redis-")
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -71,14 +79,14 @@ class EmbeddedRedis:
         args = [
             redis_server_binary(),
             "--port", str(self.port),
-            "--bind", "127.0.0.1",
+            "--bind", *self.bind,
             "--dir", self.dir,
             "--save", "",
             "--appendonly", "yes" if self.appendonly else "no",
             "--protected-mode", "yes",
             "--maxclients", "4096",
         ]  # fmt: skip
-        log = open(os.path.join(self.dir, "redis.log"), "wb")  # noqa: SIM115
+        log = open(os.path.join(self.dir, "redis.log"), "ab")  # noqa: SIM115
         self._proc = subprocess.Popen(
             args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -98,8 +106,8 @@ class EmbeddedRedis:
         self.stop()
         raise RedisUnavailableError(f"redis-server did not answer within {timeout:g}s")
 
-    def stop(self) -> None:
-        """Stop the server and remove its directory."""
+    def halt(self) -> None:
+        """Stop the server (SIGTERM: Redis flushes its AOF and exits), keeping its data."""
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()
             try:
@@ -108,6 +116,16 @@ class EmbeddedRedis:
                 self._proc.kill()
                 self._proc.wait()
         self._proc = None
+
+    def restart(self, down: float = 0.0, timeout: float = 10.0) -> EmbeddedRedis:
+        """Stop the server, stay down ``down`` seconds, start it again on the same port and data."""
+        self.halt()
+        time.sleep(down)
+        return self.start(timeout)
+
+    def stop(self) -> None:
+        """Stop the server and remove its directory."""
+        self.halt()
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> EmbeddedRedis:

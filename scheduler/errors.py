@@ -140,3 +140,12 @@ class NotAppliedError(YardmasterError, TimeoutError):
             f"runs {active}); is a dispatcher running? See `yardmaster status`"
         )
         self.version = version
+
+
+class TaskCancelRequestedError(YardmasterError):
+    """Raised inside a task body that honours a cancel request (``self.check_cancelled()``);
+    the run then ends as ``cancelled`` instead of ``failed``."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"task {task_id} was asked to cancel and stopped")
+        self.task_id = task_id

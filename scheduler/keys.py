@@ -50,6 +50,11 @@ class Keys:
         return f"{self.ns}:stats"
 
     @property
+    def orphan_policy(self) -> str:
+        """Hash: task name -> ``fail`` for task types that must not run again after a lost worker."""
+        return f"{self.ns}:orphan_policy"
+
+    @property
     def task_names(self) -> str:
         """Set of task names registered by the workers that have started."""
         return f"{self.ns}:tasknames"
@@ -78,6 +83,14 @@ class Keys:
     def leader(self) -> str:
         """Lease held by the active dispatcher (its token as the value)."""
         return f"{self.ns}:dispatcher:leader"
+
+    def ledger(self, name: str) -> str:
+        """List the ``ledger`` demo task appends each completed body to (an audit trail)."""
+        return f"{self.ns}:ledger:{name}"
+
+    def ledger_seen(self, name: str) -> str:
+        """Set of the run nonces a ledger list already holds (appends are idempotent)."""
+        return f"{self.ns}:ledger:{name}:seen"
 
     # -- workers ---------------------------------------------------------------
     @property
@@ -182,3 +195,34 @@ class Keys:
     def rate_limits(self) -> str:
         """Hash: task name -> global rate limit in tasks per second."""
         return f"{self.ns}:ratelimits"
+
+    # -- retries, breakers, cancellation ---------------------------------------
+    @property
+    def delayed(self) -> str:
+        """Sorted set of pending tasks waiting out a retry backoff, scored by their not-before
+        time (Redis server time); the dispatcher moves them to ``pending`` when due."""
+        return f"{self.ns}:delayed"
+
+    @property
+    def outcomes(self) -> str:
+        """Hash: ``<task name>\\tok`` and ``<task name>\\tfail`` -> runs that ended so (the
+        circuit breakers' input; a retried failure counts as a failure)."""
+        return f"{self.ns}:outcomes"
+
+    @property
+    def breakers(self) -> str:
+        """Hash: task name -> its circuit breaker's state (JSON), written on transitions."""
+        return f"{self.ns}:breakers"
+
+    @property
+    def breaker_transitions(self) -> str:
+        """List of recent circuit breaker transitions, newest first (JSON)."""
+        return f"{self.ns}:breakers:transitions"
+
+    def worker_control(self, name: str) -> str:
+        """List of requests to a worker's main process (terminate a running task)."""
+        return f"{self.ns}:worker:{name}:control"
+
+    def demo(self, key: str) -> str:
+        """Scratch keys of the demo tasks (attempt counters and timelines)."""
+        return f"{self.ns}:demo:{key}"

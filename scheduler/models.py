@@ -16,9 +16,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from scheduler.errors import InvalidInputError
+from scheduler.retry import RETRY_FIELDS, RetryPolicy
 
 MIN_PRIORITY = 0
 MAX_PRIORITY = 9
@@ -66,6 +67,28 @@ class TaskSpec(BaseModel):
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
     concurrency_key: str | None = Field(default=None, min_length=1, max_length=200)
     max_concurrent: int | None = Field(default=None, ge=1, le=100_000, strict=True)
+    retry: RetryPolicy | None = None
+    soft_time_limit: float | None = Field(default=None, gt=0, le=7 * 86400, allow_inf_nan=False)
+    time_limit: float | None = Field(default=None, gt=0, le=7 * 86400, allow_inf_nan=False)
+
+    @field_validator("time_limit")
+    @classmethod
+    def _hard_after_soft(cls, value: float | None, info: ValidationInfo) -> float | None:
+        soft = info.data.get("soft_time_limit")
+        if value is not None and soft is not None and soft >= value:
+            raise ValueError(f"the hard limit must be longer than soft_time_limit ({soft:g})")
+        return value
+
+    def encoded_options(self) -> str:
+        """Retry policy and time limits as JSON text for the task record ('' when none)."""
+        options: dict[str, Any] = {}
+        if self.retry is not None:
+            options["retry"] = self.retry.as_json()
+        if self.soft_time_limit is not None:
+            options["soft_time_limit"] = self.soft_time_limit
+        if self.time_limit is not None:
+            options["time_limit"] = self.time_limit
+        return json.dumps(options, separators=(",", ":")) if options else ""
 
     @field_validator("args", mode="before")
     @classmethod
@@ -133,6 +156,9 @@ _ALLOWED = {
     "idempotency_key": "a string of 1 to 200 characters",
     "concurrency_key": "a string of 1 to 200 characters, given together with max_concurrent",
     "max_concurrent": "an integer from 1 to 100000, given together with concurrency_key",
+    "retry": "a RetryPolicy or an object with " + ", ".join(RETRY_FIELDS),
+    "soft_time_limit": "seconds, greater than 0 and at most 604800",
+    "time_limit": "seconds, greater than 0 and at most 604800, longer than soft_time_limit",
 }
 
 
@@ -155,6 +181,12 @@ def validate_spec(data: dict[str, Any], *, where: str = "") -> TaskSpec:
         allowed = _ALLOWED.get(name, "no such field; fields are: " + ", ".join(_ALLOWED))
         problem = str(first["msg"]).removeprefix("Value error, ")
         value = first.get("input") if name in _ALLOWED else data.get(name)
+        if name == "retry" and len(loc) > 1:  # a field inside the retry policy
+            inner = str(loc[1])
+            allowed = RETRY_FIELDS.get(
+                inner, "no such field; fields are: " + ", ".join(RETRY_FIELDS)
+            )
+            name = f"retry.{inner}"
         raise InvalidInputError(where + name, value, allowed, problem=problem) from None
     check_pairs(spec, where)
     try:
@@ -376,6 +408,11 @@ class TaskRecord:
     error: str | None = None
     deadline: float | None = None
     affinity_key: str | None = None
+    last_error: str | None = None
+    reason: str | None = None
+    not_before: float | None = None
+    cancel_requested: bool = False
+    max_attempts: int | None = None
 
     @property
     def wait(self) -> float | None:
@@ -405,7 +442,20 @@ class TaskRecord:
             error=raw.get("error") or None,
             deadline=_opt_float(raw.get("deadline")),
             affinity_key=raw.get("affinity_key") or None,
+            last_error=raw.get("last_error") or None,
+            reason=raw.get("reason") or None,
+            not_before=_opt_float(raw.get("not_before")),
+            cancel_requested=raw.get("cancel_requested") == "1",
+            max_attempts=_max_attempts(raw.get("opts")),
         )
+
+
+def _max_attempts(options: str | None) -> int | None:
+    """The ``max_attempts`` of a submission's own retry policy, if it has one."""
+    if not options:
+        return None
+    retry = json.loads(options).get("retry")
+    return None if retry is None else int(retry["max_attempts"])
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,13 +8,28 @@ and what is allowed, so a bad value stops a process at start-up, not later.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError as PydanticSettingsError
 
+from scheduler.breaker import BreakerPolicy
 from scheduler.errors import SettingsError
+from scheduler.redaction import HIDDEN, redact_url
+from scheduler.retry import RetryPolicy
 
 StrategyName = Literal["fifo", "priority", "sjf", "edf", "load_balance", "weighted", "adaptive"]
 STRATEGY_NAMES: tuple[str, ...] = (
@@ -89,7 +104,22 @@ class Weights(BaseModel):
         return gain / self.wait
 
 
+class ApiToken(BaseModel):
+    """One bearer token of the HTTP API: its name (recorded as the author of a change; never
+    the secret), its scope, and the secret itself (kept out of every repr and log)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
+    scope: Literal["read", "submit", "admin"]
+    token: SecretStr = Field(min_length=16, max_length=512)
+
+
 ENV_PREFIX = "YM_"
+API_AUTH_OFF_WARNING = (
+    "YM_API_AUTH=false: the HTTP API accepts every request WITHOUT A TOKEN, including strategy "
+    "changes. Use this only on a machine nobody else can reach."
+)
 
 
 class Settings(BaseSettings):
@@ -179,6 +209,21 @@ class Settings(BaseSettings):
     dispatcher_lease: float = Field(
         default=10.0, ge=1.0, le=600.0, description="seconds, from 1 to 600"
     )
+    dispatch_timeout: float = Field(
+        default=30.0,
+        ge=1.0,
+        le=86400.0,
+        description="seconds a dispatched task may wait to start, from 1 to 86400",
+    )
+    drain_timeout: float = Field(
+        default=60.0, ge=0.0, le=86400.0, description="seconds, from 0 to 86400"
+    )
+    visibility_timeout: int = Field(
+        default=7 * 86400,
+        ge=1,
+        le=365 * 86400,
+        description="seconds, from 1 to 31536000",
+    )
     redis_retry: float = Field(
         default=30.0, ge=0.0, le=3600.0, description="seconds, from 0 to 3600"
     )
@@ -216,6 +261,229 @@ class Settings(BaseSettings):
         description="seconds of tokens a global rate limit may bank (at least one token), 0 to 60",
     )
     flower_port: int = Field(default=5555, ge=1, le=65535, description="a TCP port, 1..65535")
+    # -- retries, breakers, timeouts, cancellation (docs/retries-and-cancellation.md) --
+    retry_max_attempts: int = Field(
+        default=1, ge=1, le=1000, description="attempts in all, 1 (no retries) to 1000"
+    )
+    retry_backoff: float = Field(
+        default=1.0, ge=0.0, le=604800.0, description="seconds, from 0 to 604800"
+    )
+    retry_backoff_max: float = Field(
+        default=600.0, ge=0.0, le=604800.0, description="seconds, from 0 to 604800"
+    )
+    retry_jitter: float = Field(default=0.1, ge=0.0, le=1.0, description="a share from 0 to 1")
+    retry_on: tuple[str, ...] = Field(
+        default=("Exception",),
+        description='a JSON list of exception class names, e.g. ["OSError", "mymod.Busy"]',
+    )
+    breaker: bool = Field(
+        default=True, description="true or false: keep a circuit breaker per task name"
+    )
+    breaker_failure_rate: float = Field(
+        default=0.5, gt=0.0, le=1.0, description="a share greater than 0 and at most 1"
+    )
+    breaker_window: float = Field(
+        default=60.0, gt=0.0, le=86400.0, description="seconds, greater than 0 and at most 86400"
+    )
+    breaker_min_calls: int = Field(
+        default=20, ge=1, le=1_000_000, description="an integer from 1 to 1000000"
+    )
+    breaker_cooldown: float = Field(
+        default=30.0, gt=0.0, le=86400.0, description="seconds, greater than 0 and at most 86400"
+    )
+    breaker_probes: int = Field(
+        default=1, ge=1, le=10_000, description="an integer from 1 to 10000"
+    )
+    breaker_mode: Literal["wait", "fail"] = Field(
+        default="wait", description="wait (tasks stay pending) or fail (tasks fail at once)"
+    )
+    breaker_overrides: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description=(
+            "a JSON object: task name -> any of enabled, failure_rate, window, min_calls, "
+            "cooldown, probes, mode (unset fields take the YM_BREAKER_* values)"
+        ),
+    )
+    soft_time_limit: float | None = Field(
+        default=None, gt=0.0, le=604800.0, description="seconds, greater than 0; unset: none"
+    )
+    time_limit: float | None = Field(
+        default=None, gt=0.0, le=604800.0, description="seconds, greater than 0; unset: none"
+    )
+    cancel_running: Literal["flag", "terminate"] = Field(
+        default="flag",
+        description="flag (the task may check it) or terminate (the worker kills the run)",
+    )
+    cancel_signal: Literal["SIGTERM", "SIGKILL", "SIGINT", "SIGUSR1"] = Field(
+        default="SIGTERM", description="SIGTERM, SIGKILL, SIGINT or SIGUSR1"
+    )
+
+    api_host: str = Field(
+        default="127.0.0.1", min_length=1, description="the address the HTTP API listens on"
+    )
+    api_port: int = Field(
+        default=8000, ge=1, le=65535, description="the HTTP API's TCP port, 1..65535"
+    )
+    api_auth: bool = Field(
+        default=True,
+        description="true or false: false turns bearer-token checks off (local use only)",
+    )
+    api_tokens: tuple[ApiToken, ...] = Field(
+        default=(),
+        description=(
+            'a JSON list of {"name", "scope" (read, submit or admin), "token" (16 to 512 '
+            "characters)}; names unique"
+        ),
+    )
+    api_max_body: int = Field(
+        default=1_048_576,
+        ge=1024,
+        le=64 * 1_048_576,
+        description="bytes of one request body, 1024 to 67108864",
+    )
+    api_max_args: int = Field(
+        default=65_536,
+        ge=2,
+        le=16 * 1_048_576,
+        description="bytes of one task's args and kwargs as JSON, 2 to 16777216",
+    )
+    api_max_batch: int = Field(
+        default=1000, ge=1, le=100_000, description="tasks in one batch request, 1..100000"
+    )
+    api_rate: float = Field(
+        default=50.0,
+        gt=0.0,
+        le=1_000_000.0,
+        description="requests per second allowed per token, greater than 0 and at most 1000000",
+    )
+    api_burst: int = Field(
+        default=100,
+        ge=1,
+        le=1_000_000,
+        description="requests a token may send at once above its rate, 1..1000000",
+    )
+
+    @field_validator("retry_on", mode="before")
+    @classmethod
+    def _retry_names(cls, value: Any) -> Any:
+        value = _json_text(value)
+        try:
+            return RetryPolicy.model_validate({"retry_on": value}).retry_on
+        except ValidationError as exc:
+            raise ValueError(str(exc.errors()[0]["msg"]).removeprefix("Value error, ")) from None
+
+    @field_validator("breaker_overrides", mode="before")
+    @classmethod
+    def _overrides_json(cls, value: Any) -> Any:
+        return _json_text(value)
+
+    @field_validator("breaker_overrides")
+    @classmethod
+    def _overrides(cls, value: dict[str, dict[str, Any]], info: ValidationInfo) -> Any:
+        base = {
+            key: info.data[f"breaker_{key}" if key != "enabled" else "breaker"]
+            for key in BreakerPolicy.model_fields
+            if (f"breaker_{key}" if key != "enabled" else "breaker") in info.data
+        }
+        for name, override in value.items():
+            try:
+                BreakerPolicy.model_validate({**base, **override})
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                raise ValueError(f"{name}.{where}: {first['msg']}") from None
+        return value
+
+    def retry_policy(self) -> RetryPolicy:
+        """The cluster's default retry policy (``YM_RETRY_*``)."""
+        return RetryPolicy(
+            max_attempts=self.retry_max_attempts,
+            backoff=self.retry_backoff,
+            backoff_max=self.retry_backoff_max,
+            jitter=self.retry_jitter,
+            retry_on=self.retry_on,
+        )
+
+    def breaker_policies(self) -> dict[str, BreakerPolicy]:
+        """Per task name breaker policies (``YM_BREAKER_OVERRIDES`` over ``YM_BREAKER_*``)."""
+        base = self.breaker_policy().model_dump()
+        return {
+            name: BreakerPolicy.model_validate({**base, **override})
+            for name, override in self.breaker_overrides.items()
+        }
+
+    def breaker_policy(self) -> BreakerPolicy:
+        """The cluster's breaker policy (``YM_BREAKER_*``)."""
+        return BreakerPolicy(
+            enabled=self.breaker,
+            failure_rate=self.breaker_failure_rate,
+            window=self.breaker_window,
+            min_calls=self.breaker_min_calls,
+            cooldown=self.breaker_cooldown,
+            probes=self.breaker_probes,
+            mode=self.breaker_mode,
+        )
+
+    monitor_port: int = Field(default=5556, ge=1, le=65535, description="a TCP port, 1..65535")
+    monitor_interval: float = Field(
+        default=1.0, ge=0.05, le=60.0, description="seconds between monitor polls, 0.05 to 60"
+    )
+    monitor_history: str | None = Field(
+        default=None, description="a file path for the JSON Lines history; unset means none"
+    )
+    monitor_history_every: float = Field(
+        default=10.0, ge=0.1, le=3600.0, description="seconds between metric snapshots, 0.1 to 3600"
+    )
+    monitor_history_bytes: int = Field(
+        default=10_000_000, ge=10_000, le=10**10, description="bytes before rotation, 10000 to 1e10"
+    )
+    monitor_history_keep: int = Field(
+        default=5, ge=1, le=100, description="rotated history files kept, 1 to 100"
+    )
+    monitor_short_window: float = Field(
+        default=60.0, ge=1.0, le=3600.0, description="seconds, 1 to 3600"
+    )
+    monitor_long_window: float = Field(
+        default=300.0, ge=2.0, le=86400.0, description="seconds, 2 to 86400, above the short window"
+    )
+    monitor_min_samples: int = Field(
+        default=10, ge=1, le=100_000, description="an integer from 1 to 100000"
+    )
+    monitor_heartbeat_misses: float = Field(
+        default=3.0, ge=1.0, le=100.0, description="heartbeat intervals, 1 to 100"
+    )
+    monitor_stall_factor: float = Field(
+        default=5.0, ge=1.0, le=1000.0, description="times the EMA, 1 to 1000"
+    )
+    monitor_stall_min: float = Field(
+        default=10.0, ge=0.0, le=86400.0, description="seconds, 0 to 86400"
+    )
+    monitor_drop_ratio: float = Field(
+        default=0.5, gt=0.0, lt=1.0, description="a ratio greater than 0 and less than 1"
+    )
+    monitor_failure_ratio: float = Field(
+        default=0.2, gt=0.0, le=1.0, description="a ratio greater than 0 and at most 1"
+    )
+    monitor_drift_ratio: float = Field(
+        default=0.5, gt=0.0, le=1000.0, description="a relative error greater than 0, up to 1000"
+    )
+    monitor_drift_floor: float = Field(
+        default=0.05, gt=0.0, le=3600.0, description="seconds, greater than 0 and at most 3600"
+    )
+    monitor_backlog_growth: int = Field(
+        default=20, ge=1, le=10**9, description="tasks, an integer from 1 to 1e9"
+    )
+    monitor_max_task_labels: int = Field(
+        default=50, ge=1, le=10_000, description="an integer from 1 to 10000"
+    )
+
+    @field_validator("monitor_long_window")
+    @classmethod
+    def _windows_ordered(cls, value: float, info: ValidationInfo) -> float:
+        short = info.data.get("monitor_short_window")
+        if short is not None and value <= short:
+            raise ValueError(f"it must be greater than YM_MONITOR_SHORT_WINDOW ({short:g})")
+        return value
 
     @field_validator("redis_url")
     @classmethod
@@ -226,6 +494,32 @@ class Settings(BaseSettings):
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("the URL must start with redis://, rediss:// or unix://")
         return value
+
+    @field_validator("api_tokens", mode="before")
+    @classmethod
+    def _tokens_json(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _unique_names(cls, value: tuple[ApiToken, ...]) -> tuple[ApiToken, ...]:
+        names = [t.name for t in value]
+        if len(set(names)) != len(names):
+            raise ValueError("two tokens share a name")
+        secrets = [t.token.get_secret_value() for t in value]
+        if len(set(secrets)) != len(secrets):
+            raise ValueError("two tokens share a secret")
+        return value
+
+
+def _json_text(value: Any) -> Any:
+    """Decode a JSON text given for a structured setting (from a mapping of strings)."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not JSON: {exc}") from None
+    return value
 
 
 def load_settings(env: Mapping[str, str] | None = None, /, **overrides: Any) -> Settings:
@@ -248,6 +542,13 @@ def load_settings(env: Mapping[str, str] | None = None, /, **overrides: Any) -> 
         return Settings.model_validate(values)
     except ValidationError as exc:
         raise _settings_error(exc, overrides) from None
+    except PydanticSettingsError as exc:  # a structured variable that is not JSON
+        found = re.search(r'field "(\w+)"', str(exc))
+        name = found.group(1) if found else "?"
+        field = Settings.model_fields.get(name)
+        allowed = field.description if field is not None and field.description else "see docs"
+        where = ENV_PREFIX + name.upper()
+        raise SettingsError(where, HIDDEN, allowed, problem="not valid JSON") from None
 
 
 def _settings_error(exc: ValidationError, overrides: Mapping[str, Any]) -> SettingsError:
@@ -259,4 +560,9 @@ def _settings_error(exc: ValidationError, overrides: Mapping[str, Any]) -> Setti
     problem = str(first["msg"]).removeprefix("Value error, ")
     if len(first["loc"]) > 1:  # a field inside a nested setting, such as weights.wait
         where += "." + ".".join(str(part) for part in first["loc"][1:])
-    return SettingsError(where, first.get("input"), allowed, problem=problem)
+    value = first.get("input")
+    if name == "api_tokens":  # secrets: never echo them
+        value = HIDDEN
+    elif name == "redis_url" and isinstance(value, str):
+        value = redact_url(value)
+    return SettingsError(where, value, allowed, problem=problem)

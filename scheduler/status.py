@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from scheduler.store import StateStore
+from scheduler.store.lifecycle import LifecycleStore
 
 
 def cluster_status(store: StateStore, window: float = 60.0) -> dict[str, Any]:
@@ -44,6 +45,8 @@ def cluster_status(store: StateStore, window: float = 60.0) -> dict[str, Any]:
             "by_priority": {str(p): n for p, n in sorted(pending.items(), reverse=True)},
         },
         "counters": store.counters(),
+        "retrying": LifecycleStore(store).delayed_count(),
+        "breakers": {n: b["state"] for n, b in LifecycleStore(store).breakers().items()},
         "throughput": {
             "window_s": window,
             "finished": finished,

@@ -24,7 +24,7 @@ from scheduler.settings import Settings, load_settings
 from scheduler.store import StateStore, connect
 
 ROOT = Path(__file__).resolve().parent.parent
-BUILTIN = ["noop", "sleep", "spin", "fail"]
+BUILTIN = ["noop", "sleep", "spin", "fail", "ledger", "ledger_once"]
 
 
 @pytest.fixture
@@ -121,6 +121,33 @@ def cluster(redis_server: EmbeddedRedis, tmp_path: Path) -> Iterator[Callable[..
 
     def make(**settings: Any) -> Cluster:
         c = Cluster(redis_server, tmp_path, **settings)
+        made.append(c)
+        return c
+
+    try:
+        yield make
+    finally:
+        for c in made:
+            c.stop()
+
+
+@pytest.fixture
+def aof_redis() -> Iterator[EmbeddedRedis]:
+    """A private redis-server with AOF on, which a test may ``restart()`` on the same port."""
+    server = EmbeddedRedis(appendonly=True).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aof_cluster(aof_redis: EmbeddedRedis, tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
+    """Like ``cluster``, on the restartable AOF Redis (``c.redis.restart()``)."""
+    made: list[Cluster] = []
+
+    def make(**settings: Any) -> Cluster:
+        c = Cluster(aof_redis, tmp_path, **settings)
         made.append(c)
         return c
 

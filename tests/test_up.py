@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 
 import psutil
@@ -19,8 +21,22 @@ def test_up_runs_the_stack_on_an_embedded_redis_and_ctrl_c_stops_everything():
     namespace = "up" + uuid.uuid4().hex[:6]
     env = {k: v for k, v in os.environ.items() if not k.startswith("YM_")}
     env["YM_NAMESPACE"] = namespace
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        monitor_port = sock.getsockname()[1]
     up = subprocess.Popen(
-        [sys.executable, "-m", "scheduler.cli", "up", "--workers", "2", "--no-flower"],
+        [
+            sys.executable,
+            "-m",
+            "scheduler.cli",
+            "up",
+            "--workers",
+            "2",
+            "--no-flower",
+            "--no-api",
+            "--monitor-port",
+            str(monitor_port),
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -57,6 +73,18 @@ def test_up_runs_the_stack_on_an_embedded_redis_and_ctrl_c_stops_everything():
         )
         assert len(status["workers"]) == 2
         assert status["dispatcher"]["leader"] is True
+        assert any(f"http://127.0.0.1:{monitor_port}/dashboard" in line for line in lines)
+        deadline = time.monotonic() + 30
+        while True:  # the monitor `up` started serves the same cluster
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{monitor_port}/metrics") as r:
+                    metrics = r.read().decode()
+                break
+            except OSError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        assert "ym_workers 2" in metrics
+        assert 'ym_tasks_total{event="succeeded"}' in metrics
 
         up.send_signal(signal.SIGINT)
         rest = up.communicate(timeout=60)[0]

@@ -9,27 +9,29 @@ dispatcher.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
+import signal
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from celery import Celery, signals
-from celery.exceptions import Retry
 from kombu import Queue
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from broker_config.celery_app import app_settings
+from scheduler.errors import InvalidInputError
 from scheduler.keys import Keys
 from scheduler.store import ReportLine, StateStore, connect
 from scheduler.store.guard import Finished, Guard
+from workers import lifecycle
 
 log = logging.getLogger("yardmaster.worker")
 T = TypeVar("T")
@@ -44,11 +46,15 @@ class _Delivery:
     affinity_key: str
     guard: Guard | None = None
     finished: Finished | None = None  # the body already ran: report this instead
+    retry_when: Any = None
 
 
 _stores: dict[tuple[int, int], StateStore] = {}
 _lines: dict[tuple[int, int, str], ReportLine] = {}
-_deliveries: dict[str, _Delivery] = {}
+# Keyed by (task id, thread): prerun, the body and postrun of one delivery run
+# in one thread, and two deliveries of one task (a redelivery) may run at once
+# in two threads of one process (the threads pool).
+_deliveries: dict[tuple[str, int], _Delivery] = {}
 _worker: dict[str, Any] = {}
 _installed: set[int] = set()
 _exit_loaded: set[Celery] = set()
@@ -79,15 +85,33 @@ def close_lines() -> None:
         _lines.pop(key).close()
 
 
+def worker_info() -> dict[str, Any]:
+    """This worker's main-process state (name, slots, app, queue; empty in a pool process)."""
+    return _worker
+
+
 def is_skipped(task_id: str | None) -> bool:
     """Whether the current delivery of ``task_id`` must not run its body."""
-    delivery = _deliveries.get(task_id or "")
+    delivery = _deliveries.get((task_id or "", threading.get_ident()))
     return delivery is not None and not delivery.run
+
+
+def note_retry(task_id: str | None, when: Any) -> bool:
+    """Mark the current run of ``task_id`` to be retried (``task.retry()``); ``when`` is a
+    countdown in seconds, an ETA, or ``"policy"`` for the retry policy's backoff.
+
+    Returns False when the run is not a yardmaster delivery.
+    """
+    delivery = _deliveries.get((task_id or "", threading.get_ident()))
+    if delivery is None:
+        return False
+    delivery.retry_when = when
+    return True
 
 
 def affinity_key_of(task_id: str | None) -> str:
     """The affinity key the current delivery of ``task_id`` was submitted with ('' if none)."""
-    delivery = _deliveries.get(task_id or "")
+    delivery = _deliveries.get((task_id or "", threading.get_ident()))
     return delivery.affinity_key if delivery is not None else ""
 
 
@@ -102,6 +126,10 @@ def install(app: Celery) -> None:
     signals.task_prerun.connect(_prerun, weak=False)
     signals.task_postrun.connect(_postrun, weak=False)
     signals.worker_process_shutdown.connect(_process_shutdown, weak=False)
+    signals.task_revoked.connect(_revoked, weak=False)
+    from workers.drain import on_shutting_down
+
+    signals.worker_shutting_down.connect(on_shutting_down, weak=False)
 
 
 def _ours(app: Celery) -> bool:
@@ -127,13 +155,23 @@ def _ready(sender: Any, **_: Any) -> None:
         return
     store = store_for(app)
     names = sorted(n for n in app.tasks if not n.startswith("celery."))
+    try:
+        policies = orphan_policies(app, names)
+    except InvalidInputError as exc:
+        # Celery only logs what a signal handler raises: stop the worker instead.
+        log.critical("worker %s cannot start: %s", _worker["name"], exc)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
     store.register_worker(
         _worker["name"], _worker["slots"], socket.gethostname(), os.getpid(), names
     )
+    store.set_orphan_policies(policies)
     stop = threading.Event()
     beat = threading.Thread(target=_heartbeat, args=(store, stop, names), daemon=True)
-    _worker.update(stop=stop, beat=beat)
+    control = lifecycle.Controller(app, store, _worker["name"])
+    _worker.update(stop=stop, beat=beat, control=control)
     beat.start()
+    control.start()
     log.info(
         "worker %s registered with %d slots on %s",
         _worker["name"],
@@ -142,13 +180,29 @@ def _ready(sender: Any, **_: Any) -> None:
     )
 
 
+def orphan_policies(app: Celery, names: list[str]) -> dict[str, str]:
+    """Each task's ``on_orphan`` policy (see :class:`workers.task.YardmasterTask`).
+
+    Raises:
+        InvalidInputError: naming the task when its policy is neither value.
+    """
+    out: dict[str, str] = {}
+    for name in names:
+        policy = getattr(app.tasks[name], "on_orphan", "requeue")
+        if policy not in ("requeue", "fail"):
+            raise InvalidInputError(f"{name}.on_orphan", policy, "requeue or fail")
+        out[name] = policy
+    return out
+
+
 def _heartbeat(store: StateStore, stop: threading.Event, names: list[str]) -> None:
     name, slots = _worker["name"], _worker["slots"]
     while not stop.wait(store.settings.heartbeat_interval):
         try:
             if not store.heartbeat(name):
                 log.warning("worker %s was declared dead; registering again", name)
-                store.register_worker(name, slots, socket.gethostname(), os.getpid(), names)
+                again = 0 if _worker.get("draining") else slots
+                store.register_worker(name, again, socket.gethostname(), os.getpid(), names)
         except Exception:
             log.exception("heartbeat of %s failed; retrying", name)
 
@@ -158,6 +212,7 @@ def _shutdown(sender: Any, **_: Any) -> None:
     if app is None or "stop" not in _worker:
         return
     _worker["stop"].set()
+    _worker["control"].close()
     close_lines()  # the solo and threads pools report from this process
     returned = store_for(app).deregister_worker(_worker["name"])
     log.info(
@@ -174,9 +229,10 @@ def _prerun(task_id: str, task: Any, **_: Any) -> None:
     if attempt is None or not _ours(task.app):
         return
     line = line_for(task.app, str(task.request.hostname))
+    nonce = uuid.uuid4().hex  # names this delivery: a retry repeats it, a redelivery does not
     try:
         run, duration_key, affinity_key = _retrying(
-            lambda: line.start(task_id, int(attempt)), app_settings(task.app).redis_retry
+            lambda: line.start(task_id, int(attempt), nonce), app_settings(task.app).redis_retry
         )
     except RedisError:
         # Without a recorded start the body must not run; the delivery is
@@ -185,10 +241,12 @@ def _prerun(task_id: str, task: Any, **_: Any) -> None:
         run, duration_key, affinity_key = False, "unrecorded", ""
     if not run:
         log.warning("skipping delivery %s of %s: the task is %s", attempt, task_id, duration_key)
+    else:
+        task.request.retries = int(attempt) - 1  # what Celery's retry backoff counts from
     delivery = _Delivery(int(attempt), run, time.monotonic(), duration_key, affinity_key)
     if run:
         _enter_guard(task.app, task_id, delivery)
-    _deliveries[task_id] = delivery
+    _deliveries[(task_id, threading.get_ident())] = delivery
 
 
 def _enter_guard(app: Celery, task_id: str, delivery: _Delivery) -> None:
@@ -219,29 +277,68 @@ def _enter_guard(app: Celery, task_id: str, delivery: _Delivery) -> None:
 def _postrun(
     task_id: str, task: Any, retval: Any = None, state: str | None = None, **_: Any
 ) -> None:
-    delivery = _deliveries.pop(task_id, None)
+    delivery = _deliveries.pop((task_id, threading.get_ident()), None)
     if delivery is None:
         return
     runtime = time.monotonic() - delivery.started
     line = line_for(task.app, str(task.request.hostname))
-    outcome, result, error = _outcome(state, retval) if delivery.run else ("skipped", "", "")
     if delivery.finished is not None:
-        done = delivery.finished
-        outcome, result, error = done.outcome, done.result, done.error
-    elif delivery.guard is not None:
+        # A replayed delivery: the body already ran; report what it ended with.
+        verdict = _replayed(delivery.finished)
+    elif delivery.run and state is None:  # the pool process is exiting mid-run
+        verdict = lifecycle.interrupted(store_for(task.app), task_id)
+    elif delivery.run:
+        settings = app_settings(task.app)
+        verdict = lifecycle.decide(
+            task, delivery.attempt, state, retval, delivery.retry_when, settings
+        )
+    else:
+        verdict = lifecycle.Verdict("skipped", "", "")
+    if delivery.guard is not None:
         # Goes out on the report line just before the finish, so it is recorded first.
-        line.post("guard_exit", task_id, *delivery.guard.exit_call(outcome, result, error))
+        exit_call = delivery.guard.exit_call(verdict.outcome, verdict.result, verdict.error)
+        line.post("guard_exit", task_id, *exit_call)
 
     line.finish(  # sent again until Redis confirms it; a repeat answers 'stale'
         task_id,
         delivery.attempt,
-        outcome,
-        result=result,
-        error=error,
+        verdict.outcome,
+        result=verdict.result,
+        error=verdict.error,
         runtime=runtime,
         duration_key=delivery.duration_key,
         affinity_key=delivery.affinity_key,
+        reason=verdict.reason,
+        delay=verdict.delay,
     )
+
+
+def _replayed(done: Finished) -> lifecycle.Verdict:
+    """The verdict of a delivery whose body had already finished (see ``guard_enter.lua``)."""
+    reason = {"failed": "error", "cancelled": "cancelled", "retry": "retry"}.get(done.outcome, "")
+    return lifecycle.Verdict(done.outcome, done.result, done.error, reason)
+
+
+def _revoked(request: Any = None, terminated: bool = False, **_: Any) -> None:
+    """A run revoked in the main process (terminated, or revoked before it started)."""
+    app = _worker.get("app")
+    if app is None or request is None:
+        return
+    how = "terminated" if terminated else "revoked"
+    lifecycle.report_from_main(
+        store_for(app),
+        str(request.id),
+        getattr(request, "ym_attempt", None),
+        _worker["name"],
+        "cancelled",
+        error=f"cancelled by request: the worker {how} the run",
+        reason=how,
+    )
+
+
+def retrying(call: Callable[[], T], window: float) -> T:
+    """Run ``call``, riding out a Redis restart or lost connection for up to ``window`` s."""
+    return _retrying(call, window)
 
 
 def _retrying(call: Callable[[], T], window: float) -> T:
@@ -257,20 +354,3 @@ def _retrying(call: Callable[[], T], window: float) -> T:
             log.warning("Redis unreachable; retrying in %.2fs", delay)
             time.sleep(delay)
             delay = min(2.0, delay * 2)
-
-
-def _outcome(state: str | None, retval: Any) -> tuple[str, str, str]:
-    if state in ("SUCCESS", "IGNORED"):
-        try:
-            return "succeeded", json.dumps(None if state == "IGNORED" else retval), ""
-        except (TypeError, ValueError) as exc:
-            return "failed", "null", f"the result is not JSON: {exc}"
-    if isinstance(retval, Retry):
-        return (
-            "failed",
-            "null",
-            "Celery's task.retry() is not used under yardmaster: " + str(retval),
-        )
-    if isinstance(retval, BaseException):
-        return "failed", "null", f"{type(retval).__name__}: {retval}"
-    return "failed", "null", f"ended in Celery state {state}"

@@ -6,11 +6,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from celery import Celery, Task
-from celery.exceptions import Ignore
+from celery.exceptions import Ignore, Retry
 
 from broker_config.celery_app import app_settings
 from scheduler.client import Client, TaskHandle
+from scheduler.errors import InvalidInputError, TaskCancelRequestedError
 from scheduler.store import StateStore, connect
+from scheduler.store.lifecycle import LifecycleStore
 from workers import hooks
 
 _CLIENTS: dict[int, Client] = {}
@@ -36,8 +38,21 @@ class YardmasterTask(Task[Any, Any]):
     Task options (``@app.task(cache_ttl=60, cache_version="2")``) set the
     defaults of the same-named ``schedule()`` options: ``cache_ttl``,
     ``cache_version`` and ``coalesce``.
+
+    ``self.retry()`` (and Celery's ``autoretry_for``) send the task back to
+    yardmaster's pending tasks after a backoff instead of publishing a new
+    message; ``ym_retry`` (a :class:`~scheduler.retry.RetryPolicy` or a mapping)
+    is the task's own retry policy; ``self.check_cancelled()`` lets a long body
+    stop when a cancel was asked for.
+
+    ``on_orphan`` (``@app.task(on_orphan="fail")``) says what happens when the
+    worker running the body is lost (killed, cut off, stopped at the end of its
+    drain): ``requeue`` (the default) runs it again as the next attempt;
+    ``fail`` ends it as failed, for a body that must not run twice.
     """
 
+    Request = "workers.request:YardmasterRequest"
+    on_orphan: str = "requeue"
     cache_ttl: float | None = None
     cache_version: str | None = None
     coalesce: bool = False
@@ -60,3 +75,63 @@ class YardmasterTask(Task[Any, Any]):
             if default not in (None, False):
                 options.setdefault(option, default)
         return client_for(self.app).submit(self.name, args, kwargs, **options)
+
+    def retry(
+        self,
+        args: Any = None,
+        kwargs: Any = None,
+        exc: Exception | None = None,
+        throw: bool = True,
+        eta: Any = None,
+        countdown: float | None = None,
+        max_retries: int | None = None,
+        **options: Any,
+    ) -> Retry:
+        """Retry this run through yardmaster: the task returns to pending after
+        ``countdown`` seconds (or until ``eta``; the retry policy's backoff when
+        neither is given) and goes through the strategy again.
+
+        ``max_retries`` (else the task's ``max_retries``) bounds the retries:
+        past it, ``exc`` (or ``MaxRetriesExceededError``) is raised instead.
+
+        Raises:
+            InvalidInputError: New ``args`` or ``kwargs`` were given (a retry runs
+                the arguments it was submitted with).
+        """
+        attempt = getattr(self.request, "ym_attempt", None)
+        if attempt is None or self.request.called_directly:
+            return super().retry(args, kwargs, exc, throw, eta, countdown, max_retries, **options)
+        if args is not None or kwargs is not None:
+            field, value = ("args", args) if args is not None else ("kwargs", kwargs)
+            raise InvalidInputError(
+                f"retry({field})",
+                value,
+                "no new arguments: a yardmaster retry runs the arguments it was submitted with",
+            )
+        limit = self.max_retries if max_retries is None else max_retries
+        if limit is not None and int(attempt) > limit:
+            if exc is not None:
+                raise exc
+            raise self.MaxRetriesExceededError(
+                f"can't retry {self.name}[{self.request.id}]: max retries ({limit}) exceeded"
+            )
+        when = countdown if countdown is not None else eta
+        hooks.note_retry(self.request.id, when if when is not None else "policy")
+        ret = Retry(exc=exc, when=when)  # type: ignore[arg-type]
+        if throw:
+            raise ret
+        return ret
+
+    def cancel_requested(self) -> bool:
+        """Whether a cancel was asked for while this run goes on (``TaskHandle.cancel()``)."""
+        store = hooks.store_for(self.app)
+        return LifecycleStore(store).cancel_requested(str(self.request.id))
+
+    def check_cancelled(self) -> None:
+        """Stop here if a cancel was asked for: the run then ends as ``cancelled``.
+
+        Raises:
+            TaskCancelRequestedError: When a cancel was asked for.
+        """
+        if self.cancel_requested():
+            raise TaskCancelRequestedError(str(self.request.id))

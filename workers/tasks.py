@@ -1,4 +1,7 @@
-"""Built-in demo tasks: ``noop``, ``sleep`` (with warm affinity), ``spin`` and ``fail``.
+"""Built-in demo tasks: ``noop``, ``sleep`` (with warm affinity), ``spin`` and ``fail``;
+for retries, timeouts and cancellation, ``flaky``, ``flaky_celery_retry``,
+``marked_sleep`` and ``cooperative_sleep``; for the reliability tests, ``ledger`` and
+``ledger_once``.
 
 ``sleep`` models DESIGN.md's warm affinity: when the task's affinity key is
 among the worker's most recently used keys, it takes ``seconds * warm_factor``.
@@ -7,13 +10,16 @@ The simulator models the same rule, so predictions and real runs compare.
 
 from __future__ import annotations
 
+import os
 import time
+import uuid
 from typing import Any
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 
 from broker_config.celery_app import app_settings
-from workers.hooks import affinity_key_of, store_for
+from workers.hooks import affinity_key_of, retrying, store_for
 from workers.task import YardmasterTask
 
 
@@ -64,3 +70,91 @@ def spin(seconds: float) -> int:
 def fail(message: str = "asked to fail") -> None:
     """Always raise :class:`DemoError`."""
     raise DemoError(message)
+
+
+# -- demo tasks for retries, timeouts and cancellation ----------------------------
+def _demo_note(task: YardmasterTask, key: str, what: str) -> None:
+    """Append ``what@<Redis time>`` to the demo list ``key`` (the tests' timeline)."""
+    store = store_for(task.app)
+    seconds, micros = store.redis.time()
+    store.redis.rpush(store.keys.demo(key), f"{what}@{seconds + micros / 1e6:.6f}")
+
+
+@shared_task(name="flaky", base=YardmasterTask, bind=True)
+def flaky(self: YardmasterTask, key: str, failures: int, error: str = "DemoError") -> int:
+    """Fail the first ``failures`` runs for ``key`` (raising ``error``: DemoError,
+    OSError or ValueError), then succeed; returns the run number."""
+    _demo_note(self, key, "start")
+    store = store_for(self.app)
+    run = int(store.redis.incr(store.keys.demo(key + ":runs")))
+    if run <= failures:
+        kinds: dict[str, type[Exception]] = {
+            "DemoError": DemoError,
+            "OSError": OSError,
+            "ValueError": ValueError,
+        }
+        raise kinds[error](f"{key}: run {run} of {failures} planned failures")
+    return run
+
+
+@shared_task(name="flaky_celery_retry", base=YardmasterTask, bind=True, max_retries=5)
+def flaky_celery_retry(self: YardmasterTask, key: str, failures: int, countdown: float) -> int:
+    """Like ``flaky``, but asks for its retries the Celery way: ``self.retry(countdown=...)``."""
+    _demo_note(self, key, "start")
+    store = store_for(self.app)
+    run = int(store.redis.incr(store.keys.demo(key + ":runs")))
+    if run <= failures:
+        raise self.retry(exc=DemoError(f"{key}: run {run}"), countdown=countdown)
+    return run
+
+
+@shared_task(name="marked_sleep", base=YardmasterTask, bind=True)
+def marked_sleep(self: YardmasterTask, key: str, seconds: float) -> float:
+    """Sleep, noting ``start`` and ``end`` (or ``soft_timeout`` when the soft time
+    limit interrupts it) in the demo list ``key``."""
+    _demo_note(self, key, "start")
+    try:
+        time.sleep(seconds)
+    except SoftTimeLimitExceeded:
+        _demo_note(self, key, "soft_timeout")
+        raise
+    _demo_note(self, key, "end")
+    return seconds
+
+
+@shared_task(name="cooperative_sleep", base=YardmasterTask, bind=True)
+def cooperative_sleep(self: YardmasterTask, key: str, seconds: float) -> float:
+    """Sleep in short steps, stopping when a cancel is asked for (``check_cancelled``)."""
+    _demo_note(self, key, "start")
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        self.check_cancelled()
+        time.sleep(0.05)
+    _demo_note(self, key, "end")
+    return seconds
+
+
+# -- audit tasks for the reliability tests -----------------------------------------
+@shared_task(name="ledger", base=YardmasterTask, bind=True)
+def ledger(self: YardmasterTask, name: str, seconds: float = 0.0) -> None:
+    """Sleep ``seconds``, then append ``<task id>:<attempt>:<worker>:<pid>`` to ledger ``name``.
+
+    An audit trail of completed bodies: the reliability tests read it to prove
+    that no delivery ran a body twice.
+    """
+    _record(self, name, seconds)
+
+
+@shared_task(name="ledger_once", base=YardmasterTask, bind=True, on_orphan="fail")
+def ledger_once(self: YardmasterTask, name: str, seconds: float = 0.0) -> None:
+    """``ledger`` for a body that must not run twice: lost with its worker, it fails."""
+    _record(self, name, seconds)
+
+
+def _record(task: YardmasterTask, name: str, seconds: float) -> None:
+    time.sleep(seconds)
+    attempt = getattr(task.request, "ym_attempt", 0)
+    entry = f"{task.request.id}:{attempt}:{task.request.hostname}:{os.getpid()}"
+    nonce = uuid.uuid4().hex  # one per run: a resent append is not a second run
+    store = store_for(task.app)
+    retrying(lambda: store.append_ledger(name, entry, nonce), app_settings(task.app).redis_retry)

@@ -19,8 +19,11 @@ app = typer.Typer(
 err = Console(stderr=True)
 
 from scheduler.cli import (  # noqa: E402
+    api,
     cache,
     demo,
+    lifecycle,
+    monitor,
     ops,
     processes,
     run,
@@ -31,7 +34,7 @@ from scheduler.cli import (  # noqa: E402
 )
 
 __all__ = [
-    "app", "cache", "demo", "main", "ops", "processes", "run", "simulate", "stack", "strategy", "workload",
+    "api", "app", "cache", "demo", "lifecycle", "main", "monitor", "ops", "processes", "run", "simulate", "stack", "strategy", "workload",
 ]  # fmt: skip
 
 

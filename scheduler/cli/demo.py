@@ -17,6 +17,7 @@ from scheduler.cli.ops import BUILTIN_TASKS
 from scheduler.cli.stack import Stack
 from scheduler.client import Client, TaskHandle
 from scheduler.models import TaskRecord, TaskState
+from scheduler.redaction import redact_url
 from scheduler.settings import load_settings
 from scheduler.stats import percentile
 
@@ -67,7 +68,7 @@ def demo(
     )
     with Stack(settings, workers=workers, slots=slots, flower=flower) as stack:
         console.print(
-            f"stack ready (Redis {stack.url}{' embedded' if stack.redis else ''}; logs {stack.log_dir})"
+            f"stack ready (Redis {redact_url(stack.url)}{' embedded' if stack.redis else ''}; logs {stack.log_dir})"
         )
         client = Client(stack.store(), known_tasks=BUILTIN_TASKS)
         started = time.time()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from typing import Annotated, Any
@@ -19,7 +20,7 @@ from scheduler.status import cluster_status
 from scheduler.store import StateStore, connect
 
 console = Console()
-BUILTIN_TASKS = ("noop", "sleep", "spin", "fail")
+BUILTIN_TASKS = ("noop", "sleep", "spin", "fail", "ledger", "ledger_once")
 
 
 def _store() -> StateStore:
@@ -66,6 +67,12 @@ def submit(
         str | None, typer.Option(help="Cap tasks of this key (with --max-concurrent).")
     ] = None,
     max_concurrent: Annotated[int | None, typer.Option(help="Cap for --concurrency-key.")] = None,
+    retry: Annotated[
+        str | None,
+        typer.Option(help='Retry policy as JSON, e.g. \'{"max_attempts": 3, "backoff": 1}\'.'),
+    ] = None,
+    soft_time_limit: Annotated[float | None, typer.Option(help="Soft time limit, s.")] = None,
+    time_limit: Annotated[float | None, typer.Option(help="Hard time limit, s.")] = None,
     wait: Annotated[bool, typer.Option(help="Wait for the result and print it.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 60.0,
 ) -> None:
@@ -86,6 +93,9 @@ def submit(
         idempotency_key=idempotency_key,
         concurrency_key=concurrency_key,
         max_concurrent=max_concurrent,
+        retry=None if retry is None else _json_arg("retry", retry, dict),
+        soft_time_limit=soft_time_limit,
+        time_limit=time_limit,
     )
     typer.echo(handle.id)
     if wait:
@@ -95,8 +105,20 @@ def submit(
 @app.command()
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Live view: workers, backlog, latency, anomalies.")
+    ] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between redraws with --watch.")] = 1.0,
+    count: Annotated[int, typer.Option(help="Stop after this many redraws (0: Ctrl-C).")] = 0,
 ) -> None:
-    """Workers, slots, pending tasks by priority, and recent throughput."""
+    """Workers, slots, pending tasks by priority, and recent throughput (live with --watch)."""
+    if watch:
+        from scheduler.monitor import Monitor
+        from scheduler.monitor.live import watch as live_watch
+
+        with contextlib.suppress(KeyboardInterrupt):
+            live_watch(Monitor(_store()), interval=interval, count=count, console=console)
+        return
     snap = cluster_status(_store())
     if as_json:
         typer.echo(json.dumps(snap, indent=2))
@@ -116,6 +138,12 @@ def status(
     console.print(f"dispatcher: {leader}")
     console.print(f"slots: {snap['slots']['in_flight']}/{snap['slots']['total']} in use")
     console.print(f"pending: {pending['total']} ({by_pri})")
+    if snap["retrying"]:
+        console.print(f"waiting out a retry backoff: {snap['retrying']}")
+    tripped = {n: st for n, st in snap["breakers"].items() if st != "closed"}
+    if tripped:
+        shown = ", ".join(f"{n}: {st}" for n, st in tripped.items())
+        console.print(f"[red]circuit breakers:[/] {shown} (see `yardmaster breaker`)")
     thr = snap["throughput"]
     console.print(f"throughput: {thr['per_s']:.2f} tasks/s over the last {thr['window_s']:.0f}s")
     console.print("counters: " + ", ".join(f"{k}={v}" for k, v in sorted(snap["counters"].items())))

@@ -17,6 +17,7 @@ from scheduler.adaptive import build_strategy
 from scheduler.cli import app
 from scheduler.dispatcher import Dispatcher
 from scheduler.embedded import resolve_redis_url
+from scheduler.redaction import redact_url
 from scheduler.settings import load_settings
 from scheduler.store import StateStore, connect
 
@@ -46,7 +47,7 @@ def dispatcher(
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     logging.getLogger("yardmaster.dispatcher").info(
-        "dispatcher starting: strategy %s, Redis %s", settings.strategy, url
+        "dispatcher starting: strategy %s, Redis %s", settings.strategy, redact_url(url)
     )
     loop.run(stop)
 

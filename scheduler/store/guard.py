@@ -99,6 +99,11 @@ class Guard:
         return keys, args
 
 
+def drop_guard(store: StateStore, task_id: str, attempt: int) -> bool:
+    """Free the guard a killed run of ``attempt`` left behind; True if it was dropped."""
+    return bool(store.scripts("guard_drop", [store.keys.guard(task_id)], [attempt]))
+
+
 class Renewer:
     """One thread per process that keeps the guards of running bodies alive.
 

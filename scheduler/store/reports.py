@@ -74,13 +74,16 @@ class ReportLine:
         self._lock = threading.Lock()
         self._watchdog: threading.Thread | None = None
 
-    def start(self, task_id: str, attempt: int) -> tuple[bool, str, str]:
+    def start(self, task_id: str, attempt: int, nonce: str = "") -> tuple[bool, str, str]:
         """Mark a delivery as running: (run?, duration key or state, affinity key).
+
+        ``nonce`` names this delivery (see ``start.lua``): sending the same call
+        again is safe, a second delivery of a running attempt is skipped.
 
         Raises:
             redis.exceptions.RedisError: Redis could not be asked, or refused.
         """
-        keys, args = self._store.start_call(task_id, self.worker, attempt)
+        keys, args = self._store.start_call(task_id, self.worker, attempt, nonce)
         call = _Call("start", task_id, keys, args)
         with self._lock:
             try:
@@ -112,6 +115,8 @@ class ReportLine:
         runtime: float = 0.0,
         duration_key: str = "",
         affinity_key: str = "",
+        reason: str = "",
+        delay: float = 0.0,
     ) -> None:
         """Send a delivery's outcome; its reply is read later (see the module's docstring).
 
@@ -129,6 +134,8 @@ class ReportLine:
             runtime=runtime,
             duration_key=duration_key,
             affinity_key=affinity_key,
+            reason=reason,
+            delay=delay,
         )
         call = _Call("finish", task_id, keys, args)
         with self._lock:

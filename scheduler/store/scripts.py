@@ -23,10 +23,16 @@ SCRIPT_NAMES = (
     "warm",
     "handoff_fill",
     "handoff_reclaim",
+    "recover",
+    "drain",
+    "ledger",
     "steer",
     "expire",
     "guard_enter",
     "guard_exit",
+    "guard_drop",
+    "promote",
+    "end_pending",
 )
 
 

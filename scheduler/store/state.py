@@ -37,6 +37,7 @@ class Claim:
         args: JSON text of positional arguments (when ok).
         kwargs: JSON text of keyword arguments (when ok).
         attempt: Attempt number this dispatch starts (when ok).
+        options: JSON text of the submission's retry policy and time limits ('' if none).
     """
 
     task_id: str
@@ -45,6 +46,7 @@ class Claim:
     args: str = "[]"
     kwargs: str = "{}"
     attempt: int = 0
+    options: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +105,8 @@ class StateStore:
                     a, kw = spec.encoded_args()
                     args += [ids[i], spec.name, a, kw, spec.priority, _opt(spec.deadline)]
                     args += [_opt(spec.expected_duration), spec.affinity_key or ""]
-                    args += [spec.duration_key or "", spec.concurrency_key or ""]
+                    args += [spec.duration_key or "", spec.encoded_options()]
+                    args.append(spec.concurrency_key or "")
                     args.append("" if spec.max_concurrent is None else spec.max_concurrent)
                     args.append(k.idempotency(spec.idempotency_key) if spec.idempotency_key else "")
                     digest = spec.call_digest() if spec.deduplicated else ""
@@ -141,7 +144,8 @@ class StateStore:
         out: list[Claim] = []
         for row in self._lua("claim", keys, args):
             if row[1] == "ok":
-                out.append(Claim(row[0], "ok", row[2], row[3], row[4], int(row[5])))
+                options = str(row[6]) if len(row) > 6 else ""
+                out.append(Claim(row[0], "ok", row[2], row[3], row[4], int(row[5]), options))
             else:
                 out.append(Claim(row[0], row[1]))
         return out
@@ -158,26 +162,75 @@ class StateStore:
         """Entries still waiting in the hand-off list."""
         return int(self.redis.llen(self.keys.handoff))
 
-    def handoff_reclaim(self) -> list[str]:
-        """Empty the hand-off list; returns the ids no worker had taken yet."""
-        return [str(i) for i in self._lua("handoff_reclaim", [self.keys.handoff], [])]
+    def handoff_reclaim(self, token: str = "") -> list[str]:
+        """Empty the hand-off list; returns the ids no worker had taken yet.
+
+        With ``token``, only while that lease is held (a deposed dispatcher must
+        not take back the list its successor filled).
+        """
+        keys = [self.keys.handoff, self.keys.leader]
+        return [str(i) for i in self._lua("handoff_reclaim", keys, [token])]
+
+    def pending_census(self) -> tuple[int, int, int]:
+        """(pending tasks, inbox entries, hand-off entries), read at one instant."""
+        k = self.keys
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zcard(k.pending)
+            pipe.llen(k.inbox)
+            pipe.llen(k.handoff)
+            pending, inbox, handoff = pipe.execute()
+        return int(pending), int(inbox), int(handoff)
+
+    def recover_unstarted(self, workers: Sequence[str], timeout: float) -> list[str]:
+        """Return to pending the tasks dispatched to ``workers`` over ``timeout`` s ago, unstarted."""
+        if not workers:
+            return []
+        k = self.keys
+        keys = [k.pending, k.pending_by_priority, k.inbox, k.stats]
+        keys += [k.worker_tasks(name) for name in workers]
+        args: list[Any] = [timeout, k.task_prefix, k.concurrency_prefix, *workers]
+        return [str(i) for i in self._lua("recover", keys, args)]
 
     def payloads(self, ids: Sequence[str]) -> list[tuple[str, str, str, str]]:
         """(state, name, args JSON, kwargs JSON) of each task, in one round trip."""
+        return [row[:4] for row in self.payloads_with_options(ids)]
+
+    def payloads_with_options(self, ids: Sequence[str]) -> list[tuple[str, str, str, str, str]]:
+        """(state, name, args JSON, kwargs JSON, options JSON or '') of each task."""
+        fields = ["state", "name", "args", "kwargs", "opts"]
         with self.redis.pipeline(transaction=False) as pipe:
             for task_id in ids:
-                pipe.hmget(self.keys.task(task_id), ["state", "name", "args", "kwargs"])
+                pipe.hmget(self.keys.task(task_id), fields)
             rows = pipe.execute()
-        return [(r[0] or "missing", r[1] or "", r[2] or "[]", r[3] or "{}") for r in rows]
+        return [
+            (r[0] or "missing", r[1] or "", r[2] or "[]", r[3] or "{}", r[4] or "") for r in rows
+        ]
 
     def requeue(self, worker: str, ids: Sequence[str] = (), *, forget: bool = False) -> int:
-        """Return a worker's unfinished tasks (or just ``ids``) to pending."""
-        k = self.keys
+        """Return a worker's unfinished tasks (or just ``ids``) to pending.
+
+        A task that had started, of a type whose orphan policy is ``fail``
+        (see :meth:`set_orphan_policies`), ends as failed instead. Returns how
+        many tasks left the worker either way.
+        """
+        k, s = self.keys, self.settings
         keys = [k.worker_tasks(worker), k.pending, k.pending_by_priority, k.inbox, k.workers]
-        keys += [k.worker(worker), k.worker_warm(worker)]
+        keys += [k.worker(worker), k.worker_warm(worker), k.orphan_policy, k.stats, k.events]
         mode = "forget" if forget else "keep"
-        args = [mode, k.task_prefix, k.concurrency_prefix, *ids]
+        args: list[Any] = [mode, k.task_prefix, s.result_ttl, s.events_maxlen]
+        args += [k.concurrency_prefix, *ids]
         return int(self._lua("requeue", keys, args))
+
+    def set_orphan_policies(self, policies: dict[str, str]) -> None:
+        """Record each task type's orphan policy (``requeue`` or ``fail``)."""
+        fail = [name for name, policy in policies.items() if policy == "fail"]
+        keep = [name for name, policy in policies.items() if policy != "fail"]
+        with self.redis.pipeline(transaction=True) as pipe:
+            if fail:
+                pipe.hset(self.keys.orphan_policy, mapping=dict.fromkeys(fail, "fail"))
+            if keep:
+                pipe.hdel(self.keys.orphan_policy, *keep)
+            pipe.execute()
 
     def load_pending(self, chunk: int = 2000) -> Iterator[PendingTask]:
         """Every pending task, in submission order (used when a dispatcher takes over)."""
@@ -299,17 +352,30 @@ class StateStore:
         """Refresh a heartbeat; False when the worker was declared dead meanwhile."""
         return bool(self._lua("heartbeat", [self.keys.worker(name)], []))
 
+    def close_worker(self, name: str) -> bool:
+        """Give a draining worker no more work: its slot count drops to 0. False if unknown."""
+        return bool(self._lua("drain", [self.keys.worker(name), self.keys.inbox], [name]))
+
     def deregister_worker(self, name: str) -> int:
         """Forget a worker; its unfinished tasks return to pending. Returns how many."""
         return self.requeue(name, forget=True)
 
-    def start(self, task_id: str, worker: str, attempt: int) -> tuple[bool, str, str]:
-        """Mark a delivery as running. Returns (run?, duration key or state, affinity key)."""
-        return start_verdict(self._lua("start", *self.start_call(task_id, worker, attempt)))
+    def start(
+        self, task_id: str, worker: str, attempt: int, nonce: str = ""
+    ) -> tuple[bool, str, str]:
+        """Mark a delivery as running. Returns (run?, duration key or state, affinity key).
 
-    def start_call(self, task_id: str, worker: str, attempt: int) -> tuple[list[str], list[Any]]:
+        ``nonce`` names the delivery: a repeat of the same call runs, another
+        delivery of the running attempt is skipped (see ``start.lua``).
+        """
+        call = self.start_call(task_id, worker, attempt, nonce)
+        return start_verdict(self._lua("start", *call))
+
+    def start_call(
+        self, task_id: str, worker: str, attempt: int, nonce: str = ""
+    ) -> tuple[list[str], list[Any]]:
         """KEYS and ARGV of ``start.lua`` for one delivery."""
-        return [self.keys.task(task_id), self.keys.stats], [worker, attempt]
+        return [self.keys.task(task_id), self.keys.stats], [worker, attempt, nonce]
 
     def finish(
         self,
@@ -323,8 +389,11 @@ class StateStore:
         runtime: float = 0.0,
         duration_key: str = "",
         affinity_key: str = "",
+        reason: str = "",
+        delay: float = 0.0,
     ) -> str:
-        """Record a delivery's outcome (``succeeded``, ``failed`` or ``skipped``) once."""
+        """Record a delivery's outcome (``succeeded``, ``failed``, ``cancelled``, ``retry``
+        after ``delay`` seconds, or ``skipped``) once."""
         keys, args = self.finish_call(
             task_id,
             worker,
@@ -335,6 +404,8 @@ class StateStore:
             runtime=runtime,
             duration_key=duration_key,
             affinity_key=affinity_key,
+            reason=reason,
+            delay=delay,
         )
         return str(self._lua("finish", keys, args))
 
@@ -350,22 +421,34 @@ class StateStore:
         runtime: float = 0.0,
         duration_key: str = "",
         affinity_key: str = "",
+        reason: str = "",
+        delay: float = 0.0,
     ) -> tuple[list[str], list[Any]]:
         """KEYS and ARGV of ``finish.lua`` for one delivery (see :meth:`finish`)."""
         k, s = self.keys, self.settings
         keys = [k.task(task_id), k.stats, k.worker(worker), k.worker_tasks(worker)]
         keys += [k.durations, k.duration_counts, k.affinity(affinity_key or "-")]
         keys += [k.events, k.inbox, k.handoff, k.pending, k.pending_by_priority]
-        keys.append(k.worker_queue(worker))
+        keys += [k.worker_queue(worker), k.delayed, k.outcomes]
         args: list[Any] = [task_id, worker, outcome, result, error, f"{runtime:.6f}"]
         args += [duration_key, s.ema_alpha, s.affinity_step, affinity_key, s.result_ttl]
-        args += [s.events_maxlen, attempt, k.task_prefix, k.concurrency_prefix]
+        args += [s.events_maxlen, attempt, k.task_prefix, reason, f"{delay:.6f}"]
+        args.append(k.concurrency_prefix)
         return keys, args
 
     def touch_warm(self, worker: str, affinity_key: str) -> bool:
         """Mark ``affinity_key`` as just used on ``worker``; True if it was already warm."""
         keys = [self.keys.worker_warm(worker)]
         return bool(self._lua("warm", keys, [affinity_key, self.settings.warm_capacity]))
+
+    def append_ledger(self, name: str, entry: str, nonce: str) -> bool:
+        """Append ``entry`` to ledger ``name`` once per ``nonce`` (see the ``ledger`` task)."""
+        keys = [self.keys.ledger(name), self.keys.ledger_seen(name)]
+        return bool(self._lua("ledger", keys, [entry, nonce]))
+
+    def read_ledger(self, name: str) -> list[str]:
+        """Every entry of the ledger list ``name``, oldest first."""
+        return cast(list[str], self.redis.lrange(self.keys.ledger(name), 0, -1))
 
     # -- clients ---------------------------------------------------------------
     def expire(self, task_id: str, reason: str) -> str:
@@ -379,6 +462,7 @@ class StateStore:
         """Cancel a task that has not started; see ``cancel.lua`` for the replies."""
         k = self.keys
         keys = [k.task(task_id), k.pending, k.stats, k.pending_by_priority, k.events, k.inbox]
+        keys.append(k.delayed)
         args = [task_id, reason, self.settings.result_ttl, self.settings.events_maxlen]
         return str(self._lua("cancel", keys, args))
 

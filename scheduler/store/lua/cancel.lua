@@ -1,6 +1,6 @@
 -- Cancel a task that has not started. A pending task leaves the index; a
 -- dispatched one is marked, and its worker frees the slot without running it.
--- KEYS: task, pending, stats, pending_by_priority, events, inbox.
+-- KEYS: task, pending, stats, pending_by_priority, events, inbox, delayed (retry backoff).
 -- ARGV: id, reason, result ttl, events maxlen.
 -- Returns 'cancelled', 'running', 'missing' or 'already:<terminal state>'.
 local f = redis.call('HMGET', KEYS[1], 'state', 'name', 'priority', 'submitted_at', 'worker')
@@ -15,10 +15,12 @@ local t = redis.call('TIME')
 local now = string.format('%d.%06d', t[1], t[2])
 if state == 'pending' then
   redis.call('ZREM', KEYS[2], ARGV[1])
+  if KEYS[7] then redis.call('ZREM', KEYS[7], ARGV[1]) end
   redis.call('HINCRBY', KEYS[4], f[3], -1)
   redis.call('RPUSH', KEYS[6], cjson.encode({cancel = ARGV[1]}))
 end
-redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished_at', now, 'error', ARGV[2])
+redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished_at', now, 'error', ARGV[2],
+           'reason', 'cancelled')
 redis.call('HINCRBY', KEYS[3], 'cancelled', 1)
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[4], '*',
   'id', ARGV[1], 'name', f[2] or '', 'state', 'cancelled', 'worker', f[5] or '',

@@ -2,19 +2,37 @@
 -- learn the duration and affinity, publish the event. Then hand the freed
 -- slot the next task of the hand-off list (the strategy's order, prepared by
 -- the dispatcher) in the same step, or wake the dispatcher to fill it.
+-- An outcome 'retry' sends the task back to pending after a backoff instead:
+-- it waits in the delayed set until its not-before time, when the dispatcher
+-- moves it to the pending index and it goes through the strategy again.
 -- KEYS: task, stats, worker, worker tasks, ema, ema counts, affinity, events,
---       inbox, hand-off list, pending, pending by priority, worker queue.
--- ARGV: id, worker, outcome (succeeded|failed|skipped), result, error, runtime,
---       duration key, alpha, affinity step, affinity key, result ttl,
---       events maxlen, attempt, task key prefix, concurrency set prefix.
--- Returns 'ok', 'released' (slot freed, state untouched) or 'stale' (not this worker's).
+--       inbox, hand-off list, pending, pending by priority, worker queue,
+--       delayed, outcomes (per task name, for the circuit breakers).
+-- ARGV: id, worker, outcome (succeeded|failed|cancelled|retry|skipped), result,
+--       error, runtime, duration key, alpha, affinity step, affinity key,
+--       result ttl, events maxlen, attempt, task key prefix, reason ('' = none),
+--       retry delay in seconds, concurrency set prefix.
+-- Returns 'ok', 'retry', 'released' (slot freed, state untouched; or, for a
+-- delivery whose start was never recorded, the task back to pending) or 'stale'.
+-- Only the current delivery (this worker, this attempt) holds the slot: the
+-- report of an earlier attempt (a worker declared dead that still ran, a
+-- message published late by a deposed dispatcher) or of a second delivery of
+-- the running attempt changes nothing, so it cannot free a slot the current
+-- attempt holds.
 local id, worker, outcome = ARGV[1], ARGV[2], ARGV[3]
+local f = redis.call('HMGET', KEYS[1], 'state', 'worker', 'attempt', 'name', 'priority',
+                     'submitted_at', 'dispatched_at', 'started_at', 'deadline', 'seq',
+                     'expected_duration', 'affinity_key', 'duration_key', 'cancel_requested',
+                     'max_concurrent')
+if f[2] ~= worker or f[3] ~= ARGV[13] then return 'stale' end
+if outcome == 'skipped' and f[1] == 'running' then return 'stale' end
 if redis.call('SREM', KEYS[4], id) == 0 then return 'stale' end
--- A task of a concurrency key leaves the key's count with its slot, and the
--- dispatcher is woken to fill that key's freed place.
+-- A task of a concurrency key leaves the key's count with its slot (whatever
+-- the outcome, retry and cancelled included), and the dispatcher is woken to
+-- fill that key's freed place.
 local ckey = redis.call('HGET', KEYS[1], 'concurrency_key')
 if ckey then
-  redis.call('SREM', ARGV[15] .. ckey, id)
+  redis.call('SREM', ARGV[17] .. ckey, id)
   redis.call('RPUSH', KEYS[9], cjson.encode({conc = ckey}))
 end
 
@@ -61,16 +79,49 @@ local function hand_off()
   end
 end
 
-local f = redis.call('HMGET', KEYS[1], 'state', 'worker', 'attempt', 'name', 'priority',
-                     'submitted_at', 'dispatched_at', 'started_at', 'deadline')
-if outcome == 'skipped' or (f[1] ~= 'running' and f[1] ~= 'dispatched')
-   or f[2] ~= worker or f[3] ~= ARGV[13] then
+if outcome == 'skipped' and f[1] == 'dispatched' then
+  -- The start was never recorded (Redis unreachable), so the body did not run.
+  redis.call('HSET', KEYS[1], 'state', 'pending', 'worker', '')
+  redis.call('HDEL', KEYS[1], 'dispatched_at', 'started_at')
+  redis.call('ZADD', KEYS[11], f[10], id)
+  redis.call('HINCRBY', KEYS[12], f[5], 1)
+  local wire = {id = id, n = f[4], p = tonumber(f[5]), s = tonumber(f[10]), t = f[6]}
+  if f[9] then wire.d = f[9] end
+  if f[11] then wire.e = f[11] end
+  if f[12] then wire.a = f[12] end
+  if f[13] then wire.k = f[13] end
+  if ckey then wire.c = ckey; wire.m = tonumber(f[15]) end
+  redis.call('RPUSH', KEYS[9], cjson.encode(wire))
+end
+if outcome == 'skipped' or (f[1] ~= 'running' and f[1] ~= 'dispatched') then
   if not hand_off() then redis.call('RPUSH', KEYS[9], cjson.encode({free = worker})) end
   return 'released'
 end
 local now = now_text()
+if outcome == 'retry' and f[14] == '1' then
+  -- a cancel was asked for while it ran: it ends here instead of trying again
+  outcome = 'cancelled'
+  ARGV[15] = 'cancelled'
+end
+if outcome ~= 'cancelled' and KEYS[15] then
+  local failed = outcome ~= 'succeeded'
+  redis.call('HINCRBY', KEYS[15], (f[4] or '') .. (failed and '\tfail' or '\tok'), 1)
+end
+if outcome == 'retry' then
+  local due = string.format('%.6f', tonumber(now) + tonumber(ARGV[16]))
+  redis.call('HSET', KEYS[1], 'state', 'pending', 'worker', '', 'last_error', ARGV[5],
+             'not_before', due, 'runtime', ARGV[6])
+  redis.call('HDEL', KEYS[1], 'dispatched_at', 'started_at')
+  redis.call('ZADD', KEYS[14], due, id)
+  redis.call('HINCRBY', KEYS[12], f[5], 1)
+  redis.call('HINCRBY', KEYS[2], 'retried', 1)
+  redis.call('RPUSH', KEYS[9], cjson.encode({delayed = id, at = tonumber(due)}))
+  if not hand_off() then redis.call('RPUSH', KEYS[9], cjson.encode({free = worker})) end
+  return 'retry'
+end
 local runtime = tonumber(ARGV[6])
 redis.call('HSET', KEYS[1], 'state', outcome, 'finished_at', now, 'runtime', ARGV[6])
+if ARGV[15] and ARGV[15] ~= '' then redis.call('HSET', KEYS[1], 'reason', ARGV[15]) end
 if outcome == 'succeeded' then
   redis.call('HSET', KEYS[1], 'result', ARGV[4])
 else
@@ -81,17 +132,21 @@ redis.call('HINCRBY', KEYS[3], outcome, 1)
 -- The dispatcher keeps estimates in memory; the slot-freed message carries
 -- what this finish taught (new EMA, new affinity score), so it learns at once.
 local freed = {free = worker}
+local prior = ''  -- the EMA this run was predicted by, for the monitors
 if outcome == 'succeeded' and runtime then
   local alpha = tonumber(ARGV[8])
   local old = tonumber(redis.call('HGET', KEYS[5], ARGV[7]) or '')
   local new = runtime
-  if old then new = alpha * runtime + (1 - alpha) * old end
+  if old then
+    new = alpha * runtime + (1 - alpha) * old
+    prior = string.format('%.6f', old)
+  end
   redis.call('HSET', KEYS[5], ARGV[7], string.format('%.6f', new))
   redis.call('HINCRBY', KEYS[6], ARGV[7], 1)
   freed.k = ARGV[7]
   freed.e = new
 end
-if ARGV[10] ~= '' then
+if ARGV[10] ~= '' and outcome ~= 'cancelled' then
   local score = tonumber(redis.call('HGET', KEYS[7], worker) or '0')
   local step = tonumber(ARGV[9])
   if outcome == 'succeeded' then score = score + step else score = score - step end
@@ -104,7 +159,7 @@ redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[12], '*',
   'id', id, 'name', f[4] or '', 'state', outcome, 'worker', worker,
   'priority', f[5] or '', 'submitted_at', f[6] or '', 'dispatched_at', f[7] or '',
   'started_at', f[8] or now, 'finished_at', now, 'runtime', ARGV[6],
-  'deadline', f[9] or '', 'attempt', f[3] or '')
+  'deadline', f[9] or '', 'attempt', f[3] or '', 'expected', prior)
 redis.call('EXPIRE', KEYS[1], ARGV[11])
 if not hand_off() then redis.call('RPUSH', KEYS[9], cjson.encode(freed)) end
 return 'ok'

@@ -1,24 +1,44 @@
 -- Give a worker's unfinished tasks back to the pending index (the worker died,
 -- restarted, shut down, or a publish failed), and optionally forget the worker.
--- KEYS: worker tasks, pending, pending_by_priority, inbox, workers, worker, warm.
--- ARGV: 'forget' or 'keep', the task key prefix, the concurrency set prefix,
---       then optional task ids (none = all).
--- Returns the number of tasks requeued.
+-- A task whose body had started and whose type's orphan policy is 'fail' (it
+-- must not run twice) ends as failed instead, with the reason.
+-- KEYS: worker tasks, pending, pending_by_priority, inbox, workers, worker, warm,
+--       orphan policy, stats, events.
+-- A task of a concurrency key leaves the key's count either way.
+-- ARGV: 'forget' or 'keep', the task key prefix, result ttl, events maxlen,
+--       the concurrency set prefix, then optional task ids (none = all).
+-- Returns the number of tasks that left the worker (requeued or failed).
 local ids = {}
-if #ARGV > 3 then
-  for i = 4, #ARGV do ids[#ids + 1] = ARGV[i] end
+if #ARGV > 5 then
+  for i = 6, #ARGV do ids[#ids + 1] = ARGV[i] end
 else
   ids = redis.call('SMEMBERS', KEYS[1])
 end
+local worker = redis.call('HGET', KEYS[6], 'name') or ''
 local n = 0
 for _, id in ipairs(ids) do
   if redis.call('SREM', KEYS[1], id) == 1 then
     local tkey = ARGV[2] .. id
     local f = redis.call('HMGET', tkey, 'state', 'name', 'priority', 'seq', 'submitted_at',
                          'deadline', 'expected_duration', 'affinity_key', 'duration_key',
-                         'concurrency_key', 'max_concurrent')
-    if f[10] then redis.call('SREM', ARGV[3] .. f[10], id) end
-    if f[1] == 'dispatched' or f[1] == 'running' then
+                         'dispatched_at', 'started_at', 'attempt', 'concurrency_key',
+                         'max_concurrent')
+    if f[13] then redis.call('SREM', ARGV[5] .. f[13], id) end
+    if f[1] == 'running' and redis.call('HGET', KEYS[8], f[2]) == 'fail' then
+      local t = redis.call('TIME')
+      local now = string.format('%d.%06d', t[1], t[2])
+      local reason = 'the worker ' .. worker .. ' was lost while the task ran, and its type '
+        .. 'must not run again (on_orphan=fail)'
+      redis.call('HSET', tkey, 'state', 'failed', 'finished_at', now, 'error', reason)
+      redis.call('HINCRBY', KEYS[9], 'failed', 1)
+      redis.call('XADD', KEYS[10], 'MAXLEN', '~', ARGV[4], '*',
+        'id', id, 'name', f[2] or '', 'state', 'failed', 'worker', worker,
+        'priority', f[3] or '', 'submitted_at', f[5] or '', 'dispatched_at', f[10] or '',
+        'started_at', f[11] or now, 'finished_at', now, 'runtime', '',
+        'deadline', f[6] or '', 'attempt', f[12] or '')
+      redis.call('EXPIRE', tkey, ARGV[3])
+      n = n + 1
+    elseif f[1] == 'dispatched' or f[1] == 'running' then
       redis.call('HSET', tkey, 'state', 'pending', 'worker', '')
       redis.call('HDEL', tkey, 'dispatched_at', 'started_at')
       redis.call('ZADD', KEYS[2], f[4], id)
@@ -28,7 +48,7 @@ for _, id in ipairs(ids) do
       if f[7] then wire.e = f[7] end
       if f[8] then wire.a = f[8] end
       if f[9] then wire.k = f[9] end
-      if f[10] then wire.c = f[10]; wire.m = tonumber(f[11]) end
+      if f[13] then wire.c = f[13]; wire.m = tonumber(f[14]) end
       redis.call('RPUSH', KEYS[4], cjson.encode(wire))
       n = n + 1
     end

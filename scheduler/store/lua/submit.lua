@@ -5,16 +5,17 @@
 -- (the identical task still pending or running).
 -- KEYS: seq, pending, inbox, stats, pending_by_priority, cache stats, cache index,
 --       then one task key per task.
--- ARGV: result ttl (s), idempotency window (s), task key prefix, then 15 fields per task:
+-- ARGV: result ttl (s), idempotency window (s), task key prefix, then 16 fields per task:
 --       id, name, args, kwargs, priority, deadline, expected_duration, affinity_key,
---       duration_key, concurrency_key, max_concurrent, idempotency key, in-flight key,
---       cache key, cache ttl (ms) ('' when absent; the last five keys are full Redis keys).
+--       duration_key, options (retry policy and time limits as JSON), concurrency_key,
+--       max_concurrent, idempotency key, in-flight key, cache key, cache ttl (ms)
+--       ('' when absent; the last four keys are full Redis keys).
 -- Returns, per task, its sequence number; 0 when the id already existed; or the
 -- string 'idem:<id>', 'coalesced:<id>' (an existing task answers) or 'cached'.
 local t = redis.call('TIME')
 local now = string.format('%d.%06d', t[1], t[2])
 local ttl, window, prefix = ARGV[1], ARGV[2], ARGV[3]
-local W = 15
+local W = 16
 local out = {}
 local accepted = 0
 
@@ -28,8 +29,9 @@ for i = 0, n - 1 do
   local b = 3 + i * W
   local id, name, args, kwargs = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
   local priority, deadline, expected = ARGV[b + 5], ARGV[b + 6], ARGV[b + 7]
-  local affinity, dkey, ckey, maxc = ARGV[b + 8], ARGV[b + 9], ARGV[b + 10], ARGV[b + 11]
-  local idem, inflight, cache, cache_ttl = ARGV[b + 12], ARGV[b + 13], ARGV[b + 14], ARGV[b + 15]
+  local affinity, dkey, opts = ARGV[b + 8], ARGV[b + 9], ARGV[b + 10]
+  local ckey, maxc = ARGV[b + 11], ARGV[b + 12]
+  local idem, inflight, cache, cache_ttl = ARGV[b + 13], ARGV[b + 14], ARGV[b + 15], ARGV[b + 16]
   local key = KEYS[8 + i]
   local answer = nil
   if idem ~= '' then
@@ -77,6 +79,7 @@ for i = 0, n - 1 do
     if expected ~= '' then rec[#rec + 1] = 'expected_duration'; rec[#rec + 1] = expected; wire.e = expected end
     if affinity ~= '' then rec[#rec + 1] = 'affinity_key'; rec[#rec + 1] = affinity; wire.a = affinity end
     if dkey ~= '' then rec[#rec + 1] = 'duration_key'; rec[#rec + 1] = dkey; wire.k = dkey end
+    if opts ~= '' then rec[#rec + 1] = 'opts'; rec[#rec + 1] = opts end
     if ckey ~= '' then
       rec[#rec + 1] = 'concurrency_key'; rec[#rec + 1] = ckey; wire.c = ckey
       rec[#rec + 1] = 'max_concurrent'; rec[#rec + 1] = maxc; wire.m = tonumber(maxc)

@@ -1,0 +1,254 @@
+"""What crosses the HTTP API: one pydantic model per request and response body.
+
+A submission is the client's :class:`~scheduler.models.TaskSpec` itself
+(subclassed only for its name in the OpenAPI document), so a field added to
+``TaskSpec`` is accepted over HTTP with no change here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from scheduler.models import TaskRecord, TaskSpec, TaskState
+from scheduler.settings import StrategyName
+from scheduler.store import WorkerRecord
+
+ErrorCode = Literal[
+    "invalid_input",
+    "unknown_task",
+    "too_large",
+    "invalid_json",
+    "unsupported_media_type",
+    "body_too_large",
+    "unauthorized",
+    "forbidden",
+    "not_found",
+    "method_not_allowed",
+    "conflict",
+    "rate_limited",
+    "unavailable",
+    "internal",
+]
+
+
+class ErrorBody(BaseModel):
+    """Every error the API returns: a stable code, the field at fault (when one is), and a
+    message saying what was wrong, with which value, and what is allowed."""
+
+    code: ErrorCode
+    field: str | None = None
+    message: str
+
+
+class SubmitRequest(TaskSpec):
+    """One task to submit: its registered name, JSON arguments and scheduling hints."""
+
+    # Strict: JSON types as declared (no "5" for 5, no true for 1).
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        strict=True,
+        title="SubmitRequest",
+        json_schema_extra={
+            "examples": [
+                {"name": "noop"},
+                {"name": "sleep", "args": [0.01], "priority": 7, "affinity_key": "user-3"},
+            ]
+        },
+    )
+
+
+class BatchRequest(BaseModel):
+    """Tasks submitted together: all are accepted or none (the first bad one is named)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    tasks: list[SubmitRequest] = Field(min_length=1)
+
+
+class Submitted(BaseModel):
+    """An accepted task: its id, and its state (pending until a worker slot frees)."""
+
+    id: str
+    state: TaskState
+
+
+class BatchSubmitted(BaseModel):
+    """Accepted tasks, in the order they were given."""
+
+    tasks: list[Submitted]
+
+
+class TaskInfo(BaseModel):
+    """A task's record: state, worker, timestamps (Redis server time, UNIX seconds)."""
+
+    id: str
+    name: str
+    state: TaskState
+    priority: int
+    submitted_at: float
+    worker: str | None = None
+    dispatched_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    runtime: float | None = None
+    attempt: int = 0
+    error: str | None = None
+    deadline: float | None = None
+    affinity_key: str | None = None
+
+    @classmethod
+    def of(cls, rec: TaskRecord) -> TaskInfo:
+        """From the store's record."""
+        return cls(
+            id=rec.id,
+            name=rec.name,
+            state=rec.state,
+            priority=rec.priority,
+            submitted_at=rec.submitted_at,
+            worker=rec.worker,
+            dispatched_at=rec.dispatched_at,
+            started_at=rec.started_at,
+            finished_at=rec.finished_at,
+            runtime=rec.runtime,
+            attempt=rec.attempt,
+            error=rec.error,
+            deadline=rec.deadline,
+            affinity_key=rec.affinity_key,
+        )
+
+
+class TaskResult(BaseModel):
+    """A task's outcome: ``done`` once terminal; ``result`` is what it returned (succeeded),
+    ``error`` why it failed, was cancelled or expired."""
+
+    id: str
+    state: TaskState
+    done: bool
+    result: Any = None
+    error: str | None = None
+
+
+class CancelReply(BaseModel):
+    """What a cancel did: ``cancelled`` is true when the task will never run.
+
+    A running task is not interrupted (``cancelled`` false, state ``running``); a
+    finished one keeps its terminal state.
+    """
+
+    id: str
+    cancelled: bool
+    state: TaskState
+
+
+class TaskPage(BaseModel):
+    """One page of tasks in a state; pass ``next_cursor`` back to get the next page
+    (null when there is none)."""
+
+    state: TaskState
+    tasks: list[TaskInfo]
+    next_cursor: str | None = None
+
+
+class WorkerInfo(BaseModel):
+    """A registered worker: slots, tasks it holds, heartbeat age, lifetime counters."""
+
+    name: str
+    slots: int
+    in_flight: int
+    free: int
+    host: str
+    pid: int
+    heartbeat_age: float
+    succeeded: int
+    failed: int
+
+    @classmethod
+    def of(cls, w: WorkerRecord, now: float) -> WorkerInfo:
+        """From the store's record, with ``now`` the Redis server time."""
+        return cls(
+            name=w.name,
+            slots=w.slots,
+            in_flight=w.inflight,
+            free=max(0, w.slots - w.inflight),
+            host=w.host,
+            pid=w.pid,
+            heartbeat_age=round(max(0.0, now - w.heartbeat), 3),
+            succeeded=w.succeeded,
+            failed=w.failed,
+        )
+
+
+class WorkerList(BaseModel):
+    """Every registered worker."""
+
+    workers: list[WorkerInfo]
+
+
+class StrategyVersionInfo(BaseModel):
+    """One version of the live strategy configuration."""
+
+    version: int
+    strategy: str
+    params: dict[str, Any]
+    who: str
+    at: float
+    note: str = ""
+
+
+class ActiveStrategyInfo(BaseModel):
+    """What the leading dispatcher runs now (version 0: the cluster's YM_STRATEGY)."""
+
+    strategy: str
+    version: int
+    since: float
+    dispatcher: str
+
+
+class StrategyState(BaseModel):
+    """The requested configuration (null before any change) and what the dispatcher runs."""
+
+    config: StrategyVersionInfo | None
+    active: ActiveStrategyInfo | None
+
+
+class StrategyHistory(BaseModel):
+    """Configuration versions, oldest first."""
+
+    versions: list[StrategyVersionInfo]
+
+
+class StrategySet(BaseModel):
+    """A new live strategy configuration; it applies to every task still pending."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    strategy: StrategyName
+    params: dict[str, Any] = Field(default_factory=dict)
+    note: str = Field(default="", max_length=1000)
+    expected_version: int | None = Field(default=None, ge=0)
+
+
+class Rollback(BaseModel):
+    """Restore version ``to`` (the one before the current when null) as a new version."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    to: int | None = Field(default=None, ge=1)
+
+
+class Liveness(BaseModel):
+    """The API process answers."""
+
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    """Whether the cluster can run work: Redis answers, a dispatcher leads, a worker is alive."""
+
+    ready: bool
+    redis: bool
+    dispatcher_leader: bool
+    workers: int

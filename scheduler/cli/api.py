@@ -1,0 +1,56 @@
+"""``yardmaster api``: the HTTP API under uvicorn."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from scheduler.cli import app
+
+err = Console(stderr=True)
+
+
+@app.command()
+def api(
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on; default YM_API_HOST.")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="TCP port; default YM_API_PORT.")
+    ] = None,
+    loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO",
+) -> None:
+    """Serve the HTTP API (submit, inspect, cancel, steer; OpenAPI at /docs)."""
+    import uvicorn
+
+    from scheduler.api import create_app
+    from scheduler.embedded import resolve_redis_url
+    from scheduler.monitor import Monitor
+    from scheduler.monitor.web import build_router
+    from scheduler.settings import API_AUTH_OFF_WARNING, load_settings
+    from scheduler.store import StateStore, connect
+
+    logging.basicConfig(
+        level=loglevel.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    settings = load_settings()
+    store = StateStore(connect(resolve_redis_url(settings)), settings)
+    # The monitor's pages and /metrics, behind the read scope; its snapshot is taken
+    # on request (at most once per YM_MONITOR_INTERVAL): the history is the job of
+    # `yardmaster monitor`, so the API starts no poller of its own.
+    monitor = build_router(Monitor(store))
+    web = create_app(settings, store=store, read_routers=[monitor])
+    if not settings.api_auth:
+        err.print(f"[bold red]WARNING[/] {API_AUTH_OFF_WARNING}", highlight=False)
+    uvicorn.run(
+        web,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_level=loglevel.lower(),
+        # Paths and statuses only; headers (tokens) are never logged.
+        access_log=loglevel.upper() == "DEBUG",
+        server_header=False,
+    )

@@ -1,0 +1,249 @@
+"""The monitor: reads yardmaster's records, keeps a window of events, and reports.
+
+One :meth:`Monitor.poll` costs a handful of Redis round trips whatever the
+cluster does: the events stream is read incrementally from the last id seen,
+and the gauges (counters, backlog, workers, EMAs) in one pipeline each. No
+Celery event is needed, so the workers pay nothing for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from scheduler.monitor import metrics as m
+from scheduler.monitor.anomalies import Observation, Tracker, WorkerView, detect
+from scheduler.monitor.health import health
+from scheduler.monitor.history import History
+from scheduler.settings import Settings
+from scheduler.store import StateStore
+from scheduler.store.observe import read_events, read_records, running_tasks
+
+log = logging.getLogger("yardmaster.monitor")
+TERMINAL = ("succeeded", "failed", "cancelled", "expired")
+READ_CHUNK = 10_000
+
+
+class Monitor:
+    """Builds snapshots of the cluster from its records.
+
+    Args:
+        store: The cluster's state store.
+        history: Where to append the history (None: no history).
+    """
+
+    def __init__(self, store: StateStore, *, history: History | None = None) -> None:
+        self.store = store
+        self.settings: Settings = store.settings
+        s = self.settings
+        self.window = m.EventWindow(max(s.monitor_long_window, max(m.THROUGHPUT_WINDOWS.values())))
+        self.tracker = Tracker()
+        self.history = history
+        self._last_id: str | None = None
+        self._backlog: deque[tuple[float, int, int]] = deque()
+        self._lock = threading.Lock()
+        self._latest: dict[str, Any] | None = None
+        self._latest_at = 0.0
+        self._history_due = 0.0
+        self.polls = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def from_settings(cls, store: StateStore, history_path: str | None = None) -> Monitor:
+        """A monitor with the history the settings (or ``history_path``) ask for."""
+        s = store.settings
+        path = history_path or s.monitor_history
+        hist = None
+        if path:
+            hist = History(path, max_bytes=s.monitor_history_bytes, keep=s.monitor_history_keep)
+        return cls(store, history=hist)
+
+    # -- reading ---------------------------------------------------------------
+    def _read_new_events(self, now: float) -> None:
+        if self._last_id is None:
+            rows = read_events(self.store, since=now - self.window.horizon, count=READ_CHUNK)
+        else:
+            rows = read_events(self.store, after=self._last_id, count=READ_CHUNK)
+        while rows:
+            self._last_id = rows[-1][0]
+            self.window.add(m.FinishEvent.from_fields(fields) for _, fields in rows)
+            if len(rows) < READ_CHUNK:
+                break
+            rows = read_events(self.store, after=self._last_id, count=READ_CHUNK)
+        self.window.prune(now)
+
+    def poll(self) -> dict[str, Any]:
+        """Read the records once and return a fresh snapshot (also kept as the latest)."""
+        with self._lock:
+            started = time.perf_counter()
+            snap = self._poll()
+            snap["monitor"] = {
+                "poll_seconds": time.perf_counter() - started,
+                "polls": self.polls,
+                "events_in_window": len(self.window),
+            }
+            self._latest, self._latest_at = snap, time.monotonic()
+            return snap
+
+    def current(self) -> dict[str, Any]:
+        """The latest snapshot, polling first when it is older than the poll interval."""
+        with self._lock:
+            fresh = (
+                self._latest is not None
+                and time.monotonic() - self._latest_at < self.settings.monitor_interval
+            )
+            if fresh and self._latest is not None:
+                return self._latest
+        return self.poll()
+
+    def start(self) -> None:
+        """Poll in a background thread until :meth:`stop` (history and backlog trend need it)."""
+        if self._thread is not None:
+            return
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self.run, args=(self._stop,), name="ym-monitor", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the background thread started by :meth:`start`."""
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def run(self, stop: threading.Event) -> None:
+        """Poll every ``monitor_interval`` until ``stop`` is set (errors are logged, not fatal)."""
+        while not stop.is_set():
+            try:
+                self.poll()
+            except Exception:
+                log.exception("monitor poll failed; retrying")
+            stop.wait(self.settings.monitor_interval)
+
+    # -- one poll --------------------------------------------------------------
+    def _poll(self) -> dict[str, Any]:
+        s = self.settings
+        self.polls += 1
+        rec = read_records(self.store)
+        now = rec.time
+        self._read_new_events(now)
+        workers = self.store.load_workers()
+        running = running_tasks(self.store, [w.name for w in workers])
+        backlog = sum(rec.pending_by_priority.values())
+        terminal = sum(rec.counters.get(k, 0) for k in TERMINAL)
+        self._backlog.append((now, backlog, terminal))
+        while self._backlog and self._backlog[0][0] < now - s.monitor_short_window:
+            self._backlog.popleft()
+
+        events = self.window.since(now - self.window.horizon)
+        long_events = [e for e in events if e.finished_at >= now - s.monitor_long_window]
+        short_start = now - s.monitor_short_window
+        short = [e for e in long_events if e.finished_at >= short_start]
+        base = [e for e in long_events if e.finished_at < short_start]
+        labels = m.label_names(events, s.monitor_max_task_labels)
+        short_n = sum(self.window.counts(short_start).values())
+        long_n = sum(self.window.counts(now - s.monitor_long_window).values())
+
+        views = [
+            WorkerView(w.name, w.slots, w.inflight, max(0.0, now - w.heartbeat)) for w in workers
+        ]
+        obs = Observation(
+            now=now,
+            short=short,
+            base=base,
+            workers=views,
+            running=running,
+            durations=rec.durations,
+            backlog=[(t, n) for t, n, _ in self._backlog],
+            drained=(self._backlog[0][2], self._backlog[-1][2]),
+            counts=(short_n, long_n - short_n),
+        )
+        raised, cleared = self.tracker.update(detect(obs, s), now)
+        active = sorted(self.tracker.active.values(), key=lambda a: (a.since, a.id))
+
+        slots = sum(w.slots for w in workers)
+        busy = sum(min(w.inflight, w.slots) for w in workers)
+        fail_short = m.failures(short)
+        fail_long = m.failures(long_events)
+        dl = m.deadlines(long_events)
+        pred = m.prediction(long_events, labels, s.monitor_drift_floor)
+        score = health(
+            prediction_error=pred["mean_rel_error"],
+            deadline_miss_ratio=dl["miss_ratio"],
+            backlog=backlog,
+            slots=slots,
+            busy=busy,
+            failure_ratio=fail_short["ratio"],
+            anomalies=active,
+            workers=len(workers),
+            leader=rec.leader,
+        )
+        snap: dict[str, Any] = {
+            "time": now,
+            "dispatcher": {
+                "leader": rec.leader,
+                "strategy": rec.active_strategy,
+                "strategy_switches": rec.counters.get("strategy_switches", 0),
+                "recent_switches": rec.recent_switches,
+            },
+            "workers": [
+                {
+                    "name": v.name,
+                    "slots": v.slots,
+                    "busy": v.busy,
+                    "free": max(0, v.slots - v.busy),
+                    "utilization": min(1.0, v.busy / v.slots) if v.slots else 0.0,
+                    "heartbeat_age": round(v.heartbeat_age, 3),
+                    "succeeded": w.succeeded,
+                    "failed": w.failed,
+                }
+                for v, w in zip(views, workers, strict=True)
+            ],
+            "slots": {
+                "total": slots,
+                "busy": busy,
+                "free": max(0, slots - busy),
+                "utilization": busy / slots if slots else 0.0,
+            },
+            "backlog": {
+                "total": backlog,
+                "by_priority": {str(p): n for p, n in sorted(rec.pending_by_priority.items())},
+            },
+            "counters": rec.counters,
+            "throughput": m.throughput(self.window, now, labels),
+            "latency": m.latency(long_events, labels),
+            "deadlines": dl,
+            "prediction": pred,
+            "failures": {"short": fail_short, "long": fail_long},
+            "cache": m.cache_rate(rec.counters),
+            "windows": {"short_s": s.monitor_short_window, "long_s": s.monitor_long_window},
+            "anomalies": [a.to_json() for a in active],
+            "cleared_anomalies": [a.to_json() for a in self.tracker.cleared[:10]],
+            "health": score,
+        }
+        self._write_history(now, snap, raised, cleared)
+        return snap
+
+    def _write_history(
+        self, now: float, snap: dict[str, Any], raised: list[Any], cleared: list[Any]
+    ) -> None:
+        if self.history is None:
+            return
+        for a in raised:
+            self.history.write("anomaly_raised", now, a.to_json())
+        for a in cleared:
+            self.history.write("anomaly_cleared", now, a.to_json())
+        if now >= self._history_due:
+            self._history_due = now + self.settings.monitor_history_every
+            body = {k: v for k, v in snap.items() if k not in ("anomalies", "cleared_anomalies")}
+            body.pop("health")
+            self.history.write("metrics", now, body)
+            self.history.write(
+                "health", now, {**snap["health"], "anomalies": len(snap["anomalies"])}
+            )

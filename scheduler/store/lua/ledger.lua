@@ -1,0 +1,8 @@
+-- Append one completed body to a ledger list (the ``ledger`` demo task), once
+-- per body run: a call sent again after a lost reply (Redis restarting)
+-- carries the same nonce and appends nothing, while another run of a body
+-- has its own nonce and is appended, so the ledger shows every real run.
+-- KEYS: ledger list, nonces seen.  ARGV: entry, nonce.  Returns 1 if appended.
+if redis.call('SADD', KEYS[2], ARGV[2]) == 0 then return 0 end
+redis.call('RPUSH', KEYS[1], ARGV[1])
+return 1

@@ -1,0 +1,28 @@
+-- Move retried tasks whose backoff has passed from the delayed set to the
+-- pending index, and tell the dispatcher (inbox), which orders them again.
+-- KEYS: delayed, pending, inbox.
+-- ARGV: task key prefix, largest number to move.
+-- Returns {moved, next not-before time or ''}.
+local t = redis.call('TIME')
+local now = tonumber(string.format('%d.%06d', t[1], t[2]))
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+local moved = 0
+for _, id in ipairs(ids) do
+  redis.call('ZREM', KEYS[1], id)
+  local f = redis.call('HMGET', ARGV[1] .. id, 'state', 'name', 'priority', 'seq',
+                       'submitted_at', 'deadline', 'expected_duration', 'affinity_key',
+                       'duration_key', 'concurrency_key', 'max_concurrent')
+  if f[1] == 'pending' then
+    redis.call('ZADD', KEYS[2], f[4], id)
+    local wire = {id = id, n = f[2], p = tonumber(f[3]), s = tonumber(f[4]), t = f[5]}
+    if f[6] then wire.d = f[6] end
+    if f[7] then wire.e = f[7] end
+    if f[8] then wire.a = f[8] end
+    if f[9] then wire.k = f[9] end
+    if f[10] then wire.c = f[10]; wire.m = tonumber(f[11]) end
+    redis.call('RPUSH', KEYS[3], cjson.encode(wire))
+    moved = moved + 1
+  end
+end
+local nxt = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {moved, nxt[2] or ''}

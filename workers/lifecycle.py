@@ -1,0 +1,206 @@
+"""What a worker reports when a run ends: success, failure, a retry, a timeout, a cancel.
+
+:func:`decide` turns a run's Celery state and return value into the outcome
+``finish.lua`` records; the retry policy comes from the submission (the
+``ym_retry`` header), else the task's ``ym_retry`` option, else ``YM_RETRY_*``.
+The main process also reports what its pool processes cannot: a hard time
+limit (see :mod:`workers.request`) and a run killed by a terminate request
+(:class:`Controller` receives the request and revokes the run through Celery's
+own remote control).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from celery import Celery
+from celery.exceptions import Retry, SoftTimeLimitExceeded
+from redis.exceptions import RedisError
+
+from scheduler.errors import InvalidInputError, TaskCancelRequestedError
+from scheduler.retry import RetryPolicy, parse_retry
+from scheduler.settings import Settings
+from scheduler.store import StateStore
+from scheduler.store.guard import drop_guard
+from scheduler.store.lifecycle import LifecycleStore
+
+log = logging.getLogger("yardmaster.worker")
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """How a run ended, in ``finish.lua``'s terms."""
+
+    outcome: str
+    result: str = "null"
+    error: str = ""
+    reason: str = ""
+    delay: float = 0.0
+
+
+def policy_for(task: Any, settings: Settings) -> RetryPolicy:
+    """The retry policy of the current run of ``task``.
+
+    Raises:
+        InvalidInputError: The task's ``ym_retry`` option is not a valid policy.
+    """
+    header = getattr(task.request, "ym_retry", None)
+    if header:
+        return RetryPolicy.model_validate(header)
+    option = getattr(task, "ym_retry", None)
+    if option is not None:
+        return parse_retry(option, field=f"{task.name}.ym_retry")
+    return settings.retry_policy()
+
+
+def decide(
+    task: Any, attempt: int, state: str | None, retval: Any, retry_when: Any, settings: Settings
+) -> Verdict:
+    """The outcome of one run that executed its body."""
+    if retry_when is not None or isinstance(retval, Retry):
+        exc = retval.exc if isinstance(retval, Retry) else None
+        when = retval.when if isinstance(retval, Retry) and retry_when is None else retry_when
+        seconds = _seconds(when)
+        if seconds is None:
+            seconds = _policy_or_default(task, settings).delay(attempt)
+        error = _describe(exc) if isinstance(exc, BaseException) else "retry requested"
+        return Verdict("retry", error=error, reason="retry", delay=seconds)
+    if state in ("SUCCESS", "IGNORED"):
+        try:
+            return Verdict("succeeded", json.dumps(None if state == "IGNORED" else retval))
+        except (TypeError, ValueError) as exc:
+            return Verdict("failed", error=f"the result is not JSON: {exc}", reason="error")
+    if isinstance(retval, TaskCancelRequestedError):
+        return Verdict("cancelled", error=str(retval), reason="cancelled")
+    if isinstance(retval, BaseException):
+        error = _describe(retval)
+        reason = "timeout" if isinstance(retval, SoftTimeLimitExceeded) else "error"
+        try:
+            policy = policy_for(task, settings)
+        except InvalidInputError as exc:
+            return Verdict("failed", error=f"{error} (and no retry: {exc})", reason=reason)
+        if attempt < policy.max_attempts and policy.retries(retval):
+            return Verdict("retry", error=error, reason="retry", delay=policy.delay(attempt))
+        return Verdict("failed", error=error, reason=reason)
+    return Verdict("failed", error=f"ended in Celery state {state}", reason="error")
+
+
+def interrupted(store: StateStore, task_id: str) -> Verdict:
+    """The outcome of a run whose pool process exits before the body returned.
+
+    A terminate request kills the run with a signal, which Celery turns into an
+    exit inside the body; that run is cancelled (the main process reports the
+    same). Any other exit is a failure.
+    """
+    try:
+        asked = LifecycleStore(store).cancel_requested(task_id)
+    except RedisError:
+        asked = False
+    if asked:
+        return Verdict(
+            "cancelled",
+            error="cancelled by request: the worker terminated the run",
+            reason="terminated",
+        )
+    return Verdict("failed", error="the run was interrupted: its process exited", reason="error")
+
+
+def report_from_main(
+    store: StateStore,
+    task_id: str,
+    attempt: Any,
+    worker: str,
+    outcome: str,
+    *,
+    error: str,
+    reason: str,
+) -> str:
+    """Record the outcome of a run the pool process could not report (killed)."""
+    if attempt is None:
+        return "not ours"
+    try:
+        reply = store.finish(task_id, worker, int(attempt), outcome, error=error, reason=reason)
+        drop_guard(store, task_id, int(attempt))  # the body's process is gone, and its guard
+    except RedisError:
+        log.exception("could not record that %s ended (%s)", task_id, reason)
+        return "error"
+    log.warning(
+        "task %s attempt %s: %s (%s), reported by the worker", task_id, attempt, outcome, reason
+    )
+    return reply
+
+
+class Controller:
+    """The main process's listener for terminate requests (``TaskHandle.cancel(terminate=True)``).
+
+    A request names the task, the attempt and the signal; when this worker still
+    runs that attempt, the run is revoked with ``terminate=True`` through Celery's
+    remote control, which kills the pool process; the ``task_revoked`` signal
+    then records the task as cancelled.
+    """
+
+    def __init__(self, app: Celery, store: StateStore, worker: str) -> None:
+        self.app = app
+        self.life = LifecycleStore(store)
+        self.worker = worker
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True, name="ym-control")
+
+    def start(self) -> None:
+        """Begin listening (a daemon thread)."""
+        self.thread.start()
+
+    def close(self) -> None:
+        """Stop listening."""
+        self.stop.set()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                entry = self.life.next_control(self.worker, 1.0)
+            except RedisError:
+                log.exception("reading terminate requests for %s failed; retrying", self.worker)
+                self.stop.wait(1.0)
+                continue
+            if entry is not None and "terminate" in entry:
+                try:
+                    self.terminate(str(entry["terminate"]), int(entry["attempt"]), entry["signal"])
+                except Exception:
+                    log.exception("terminating %s failed", entry["terminate"])
+
+    def terminate(self, task_id: str, attempt: int, signal: str) -> bool:
+        """Kill this worker's run of ``task_id`` if it is still attempt ``attempt`` here."""
+        state, worker, current = self.life.running_on(task_id)
+        if state not in ("running", "dispatched") or worker != self.worker or current != attempt:
+            log.info("terminate of %s ignored: it is %s on %r", task_id, state, worker)
+            return False
+        log.warning("terminating task %s attempt %d with %s", task_id, attempt, signal)
+        self.app.control.revoke(task_id, terminate=True, signal=signal, destination=[self.worker])
+        return True
+
+
+def _policy_or_default(task: Any, settings: Settings) -> RetryPolicy:
+    try:
+        return policy_for(task, settings)
+    except InvalidInputError:
+        return settings.retry_policy()
+
+
+def _seconds(when: Any) -> float | None:
+    if when is None:
+        return None
+    if isinstance(when, int | float):
+        return max(0.0, float(when))
+    if isinstance(when, datetime):
+        aware = when if when.tzinfo else when.replace(tzinfo=UTC)
+        return max(0.0, (aware - datetime.now(UTC)).total_seconds())
+    return None
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
