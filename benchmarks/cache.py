@@ -25,8 +25,11 @@ execution guard
     The price every task pays for the guard: ``N`` x 10 sequential
     ``Guard.enter()`` calls, then as many ``Guard.exit()`` calls, each waited
     for, against as many ``PING`` round trips on the same connection. In a
-    worker, ``enter`` is waited for before the body; ``exit`` is sent on the
-    report line with the finish and not waited for.
+    worker the guard is taken inside the start report (``start.lua``), so the
+    start is timed too, on a worker's report line, for ``N`` x 10 dispatched
+    tasks without the guard and as many with it (``ReportLine.start`` against
+    ``ReportLine.start_guarded``, the order alternating per round); ``exit``
+    is sent on the report line with the finish and not waited for.
 
 One JSON object goes to stdout (and ``--json-out``); progress to stderr.
 """
@@ -47,7 +50,7 @@ from scheduler.cli.stack import Stack
 from scheduler.client import Client
 from scheduler.embedded import EmbeddedRedis
 from scheduler.settings import load_settings
-from scheduler.store import StateStore, connect
+from scheduler.store import ReportLine, StateStore, connect
 from scheduler.store.guard import Guard
 
 BUILTIN = ["noop", "sleep", "spin", "fail"]
@@ -156,21 +159,55 @@ def guard_cost(pairs: int, rounds: int) -> dict[str, Any]:
             for guard in guards:
                 guard.exit("succeeded", "null", "")
             exit_us = (time.perf_counter() - t) / pairs * 1e6
-            per_round.append({"enter_us": enter_us, "exit_us": exit_us, "ping_us": ping_us})
+            starts = start_cost(store, r, pairs)
+            per_round.append(
+                {"enter_us": enter_us, "exit_us": exit_us, "ping_us": ping_us, **starts}
+            )
             progress(
                 f"guard round {r + 1}: enter {enter_us:.0f} us, exit {exit_us:.0f} us "
-                f"(waited for here; pipelined with the finish in a worker), PING {ping_us:.0f} us"
+                f"(waited for here; pipelined with the finish in a worker), PING {ping_us:.0f} us; "
+                f"start {starts['start_us']:.0f} us, start taking the guard "
+                f"{starts['start_guarded_us']:.0f} us"
             )
         return {
             "pairs_per_round": pairs,
             "rounds": per_round,
             **{
                 f"{name}_median_us": statistics.median(x[f"{name}_us"] for x in per_round)
-                for name in ("enter", "exit", "ping")
+                for name in ("enter", "exit", "ping", "start", "start_guarded")
             },
         }
     finally:
         server.stop()
+
+
+def start_cost(store: StateStore, r: int, pairs: int) -> dict[str, float]:
+    """Per-task time of the start report on a report line, without and with the guard."""
+    worker = f"bench{r}@guard"
+    store.register_worker(worker, 2 * pairs, "host", 1, ["noop"])
+    client = Client(store, known_tasks=["noop"])
+    ids = [h.id for h in client.submit_many([{"name": "noop"}] * (2 * pairs))]
+    for i in range(0, len(ids), 1000):
+        claims = store.claim([(task_id, worker) for task_id in ids[i : i + 1000]])
+        assert all(c.status == "ok" for c in claims)
+    line = ReportLine(store, worker)
+    line.start(ids[0], 1, "warm")  # loads start.lua into the script cache
+    plain, guarded = ids[1 : pairs + 1], ids[pairs + 1 :]
+    out: dict[str, float] = {}
+    for kind in ("start", "start_guarded") if r % 2 == 0 else ("start_guarded", "start"):
+        todo = plain if kind == "start" else guarded
+        t = time.perf_counter()
+        for task_id in todo:
+            if kind == "start":
+                assert line.start(task_id, 1, "n")[0]
+            else:
+                guard = Guard(store, task_id, 1)
+                run, _, _, answer, detail = line.start_guarded(task_id, 1, "n", guard)
+                assert run
+                assert guard.settle(answer, detail) is None
+        out[f"{kind}_us"] = (time.perf_counter() - t) / len(todo) * 1e6
+    line.close()
+    return out
 
 
 def main() -> None:
@@ -179,7 +216,22 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json-out", type=Path)
+    parser.add_argument(
+        "--only-guard", action="store_true", help="measure the execution guard alone"
+    )
     args = parser.parse_args()
+    if args.only_guard:
+        emit(
+            {
+                "benchmark": "cache-guard",
+                "command": "python benchmarks/cache.py " + " ".join(sys.argv[1:]),
+                "code": code_state(("scheduler", "workers", "broker_config"), (".py", ".lua")),
+                "machine": machine(),
+                "guard": guard_cost(args.samples * 10, args.rounds),
+            },
+            args.json_out,
+        )
+        return
     out = {
         "benchmark": "cache",
         "command": "python benchmarks/cache.py " + " ".join(sys.argv[1:]),

@@ -9,8 +9,10 @@ from broker_config.publisher import CeleryPublisher
 from scheduler.client import Client
 from scheduler.dispatcher import Dispatch
 from scheduler.models import TaskState
-from scheduler.store import StateStore, connect
+from scheduler.settings import load_settings
+from scheduler.store import ReportLine, StateStore, connect
 from scheduler.store.cache import cache_stats
+from scheduler.store.guard import Finished, Guard
 from workers.app import create_app
 
 TALLY = "tests.tally"
@@ -119,3 +121,56 @@ def test_a_body_that_finished_on_a_worker_declared_dead_is_not_run_by_the_next_a
     assert record.attempt == 2
     assert record.state == TaskState.SUCCEEDED
     assert c.store.redis.get("once") == "1", "the body ran once across both attempts"
+
+
+def test_the_start_takes_the_execution_guard_in_the_same_round_trip(redis_server):
+    settings = load_settings(redis_url=redis_server.url)
+    store = StateStore(connect(redis_server.url), settings)
+    worker = "w@guard"
+    store.register_worker(worker, 2, "host", 1, ["noop"])
+    client = Client(store, known_tasks=["noop"])
+
+    def claimed() -> str:
+        [handle] = client.submit_many([{"name": "noop"}])
+        [claim] = store.claim([(handle.id, worker)])
+        assert claim.status == "ok"
+        return handle.id
+
+    line = ReportLine(store, worker)
+    warm = claimed()  # loads start.lua into Redis's script cache
+    assert line.start_guarded(warm, 1, "warm", Guard(store, warm, 1))[0] is True
+
+    first = claimed()
+    guard = Guard(store, first, 1)
+    store.redis.config_resetstat()
+    assert line.start_guarded(first, 1, "n1", guard) == (True, "noop", "", "run", "")
+    stats = store.redis.info("commandstats")
+    assert stats["cmdstat_evalsha"]["calls"] == 1, "start and guard went out as one call"
+    assert store.redis.get(store.keys.guard(first)) == guard.lock.token
+    assert store.redis.hget(store.keys.task(first), "state") == "running"
+    # the same call sent again (a lost reply) still runs and keeps the guard
+    assert line.start_guarded(first, 1, "n1", guard)[3] == "run"
+    assert guard.settle("run", "") is None
+
+    # A new attempt while the first body still holds the guard: told who holds it.
+    assert store.requeue(worker, [first]) == 1
+    assert store.claim([(first, worker)])[0].attempt == 2
+    second = Guard(store, first, 2)
+    assert line.start_guarded(first, 2, "n2", second) == (
+        True,
+        "noop",
+        "",
+        "held",
+        guard.lock.token,
+    )
+
+    # Once the first body recorded its outcome, the next delivery gets it instead.
+    assert guard.exit("succeeded", '{"v": 1}', "") is True
+    done = line.start_guarded(first, 2, "n2", second)
+    assert done[3] == "done"
+    finished = second.settle(done[3], done[4])
+    assert finished == Finished("succeeded", '{"v": 1}', "", 1)
+    assert store.redis.get(store.keys.guard(first)) is None, "the replay takes no guard"
+
+    # Without a guard, start.lua is unchanged: a stale delivery is skipped.
+    assert line.start(first, 1, "late") == (False, "running", "")

@@ -230,30 +230,34 @@ def _prerun(task_id: str, task: Any, **_: Any) -> None:
         return
     line = line_for(task.app, str(task.request.hostname))
     nonce = uuid.uuid4().hex  # names this delivery: a retry repeats it, a redelivery does not
+    # The start also takes the execution guard (start.lua): one waited round trip.
+    guard = Guard(store_for(task.app), task_id, int(attempt))
     try:
-        run, duration_key, affinity_key = _retrying(
-            lambda: line.start(task_id, int(attempt), nonce), app_settings(task.app).redis_retry
+        run, duration_key, affinity_key, answer, detail = _retrying(
+            lambda: line.start_guarded(task_id, int(attempt), nonce, guard),
+            app_settings(task.app).redis_retry,
         )
     except RedisError:
         # Without a recorded start the body must not run; the delivery is
         # released when Redis answers again, or recovered with the worker.
         log.exception("could not record the start of %s; its body will not run", task_id)
-        run, duration_key, affinity_key = False, "unrecorded", ""
+        run, duration_key, affinity_key, answer, detail = False, "unrecorded", "", "", ""
     if not run:
         log.warning("skipping delivery %s of %s: the task is %s", attempt, task_id, duration_key)
     else:
         task.request.retries = int(attempt) - 1  # what Celery's retry backoff counts from
     delivery = _Delivery(int(attempt), run, time.monotonic(), duration_key, affinity_key)
     if run:
-        _enter_guard(task.app, task_id, delivery)
+        _settle_guard(task.app, task_id, delivery, guard, answer, detail)
     _deliveries[(task_id, threading.get_ident())] = delivery
 
 
-def _enter_guard(app: Celery, task_id: str, delivery: _Delivery) -> None:
-    """Take the execution guard; a body that already finished is not run again."""
-    guard = Guard(store_for(app), task_id, delivery.attempt)
+def _settle_guard(
+    app: Celery, task_id: str, delivery: _Delivery, guard: Guard, answer: str, detail: str
+) -> None:
+    """Act on the execution guard's answer: a body that already finished is not run again."""
     try:
-        finished = _retrying(guard.enter, app_settings(app).redis_retry)
+        finished = _retrying(lambda: guard.settle(answer, detail), app_settings(app).redis_retry)
     except RedisError:
         log.exception("could not take the execution guard of %s; running it unguarded", task_id)
         return

@@ -79,11 +79,26 @@ class Guard:
                 RENEWER.add(self.lock)
                 return None
             if reply[0] == "done":
-                d = json.loads(reply[1])
-                return Finished(
-                    str(d["o"]), str(d.get("r", "null")), str(d.get("e", "")), int(d["a"])
-                )
+                return _finished(str(reply[1]))
             time.sleep(poll)
+
+    def start_args(self) -> tuple[list[str], list[Any]]:
+        """The guard's KEYS and ARGV appended to ``start.lua``'s, which then takes it too."""
+        return [self.lock.key, self._done_key], [self.lock.token, int(self.lock.ttl * 1000)]
+
+    def settle(self, answer: str, detail: str, poll: float = 0.1) -> Finished | None:
+        """Act on the guard's answer that came with the start (see :func:`guard_answer`).
+
+        ``run``: the guard is taken (renewed from now on), None. ``done``: the
+        recorded outcome. ``held``: another live delivery runs the body, so
+        this waits for it exactly as :meth:`enter` does.
+        """
+        if answer == "done":
+            return _finished(detail)
+        if answer == "held":
+            return self.enter(poll)
+        RENEWER.add(self.lock)
+        return None
 
     def exit(self, outcome: str, result: str, error: str) -> bool:
         """Record the body's outcome and release the guard; True if it was still ours."""
@@ -97,6 +112,11 @@ class Guard:
         args: list[Any] = [self.lock.token, self.attempt, outcome, result, error, s.result_ttl]
         args.append(s.cache_max_entries)
         return keys, args
+
+
+def _finished(marker: str) -> Finished:
+    d = json.loads(marker)
+    return Finished(str(d["o"]), str(d.get("r", "null")), str(d.get("e", "")), int(d["a"]))
 
 
 def drop_guard(store: StateStore, task_id: str, attempt: int) -> bool:

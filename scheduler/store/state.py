@@ -372,10 +372,24 @@ class StateStore:
         return start_verdict(self._lua("start", *call))
 
     def start_call(
-        self, task_id: str, worker: str, attempt: int, nonce: str = ""
+        self,
+        task_id: str,
+        worker: str,
+        attempt: int,
+        nonce: str = "",
+        guard: tuple[list[str], list[Any]] | None = None,
     ) -> tuple[list[str], list[Any]]:
-        """KEYS and ARGV of ``start.lua`` for one delivery."""
-        return [self.keys.task(task_id), self.keys.stats], [worker, attempt, nonce]
+        """KEYS and ARGV of ``start.lua`` for one delivery.
+
+        ``guard`` (from :meth:`Guard.start_args <scheduler.store.guard.Guard.start_args>`)
+        makes the same call take the execution guard too.
+        """
+        keys = [self.keys.task(task_id), self.keys.stats]
+        args: list[Any] = [worker, attempt, nonce]
+        if guard is not None:
+            keys += guard[0]
+            args += guard[1]
+        return keys, args
 
     def finish(
         self,
@@ -627,6 +641,17 @@ def start_verdict(reply: Any) -> tuple[bool, str, str]:
     if reply[0] == "run":
         return True, str(reply[1]), str(reply[2])
     return False, str(reply[1]), ""
+
+
+def guard_answer(reply: Any) -> tuple[str, str]:
+    """The execution guard's part of a ``start.lua`` reply that says run.
+
+    ``("run", "")`` (taken, or not asked for), ``("done", outcome JSON)`` or
+    ``("held", holder token)``.
+    """
+    if len(reply) > 3:
+        return str(reply[3]), str(reply[4])
+    return "run", ""
 
 
 def _opt(value: float | None) -> str:
