@@ -384,3 +384,21 @@ def test_the_api_serves_the_monitor_behind_the_read_scope(api_stack):
     # the monitor's routes stay out of the API's OpenAPI document
     paths = api.http.get("/openapi.json").json()["paths"]
     assert not any(p.startswith(("/metrics", "/dashboard", "/monitor")) for p in paths)
+
+
+def test_a_submission_answered_without_a_new_run_says_so_over_http(api_stack):
+    api = api_stack
+    body = {"name": "sleep", "args": [0.3], "coalesce": True}
+    first = api.http.post("/v1/tasks", json=body, headers=SUBMIT).json()
+    assert "answered_by" not in first or first["answered_by"] is None
+    second = api.http.post("/v1/tasks", json=body, headers=SUBMIT).json()
+    assert second["id"] == first["id"]
+    assert second["answered_by"] == "coalesced"
+    assert second["state"] in ("pending", "dispatched", "running")
+
+    keyed = {"name": "noop", "idempotency_key": f"api-{time.monotonic_ns()}"}
+    made = api.http.post("/v1/tasks/batch", json={"tasks": [keyed]}, headers=SUBMIT).json()
+    again = api.http.post("/v1/tasks/batch", json={"tasks": [keyed]}, headers=SUBMIT).json()
+    assert again["tasks"][0]["id"] == made["tasks"][0]["id"]
+    assert again["tasks"][0]["answered_by"] == "idempotent"
+    assert _result(api, first["id"])["state"] == "succeeded"
