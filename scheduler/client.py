@@ -32,6 +32,7 @@ from scheduler.models import (
     TaskRecord,
     TaskSpec,
     TaskState,
+    check_pairs,
     validate_spec,
 )
 from scheduler.retry import RetryPolicy
@@ -39,6 +40,8 @@ from scheduler.settings import STRATEGY_NAMES, STRATEGY_PARAMS, Settings, load_s
 from scheduler.store import StateStore, connect
 from scheduler.store.lifecycle import LifecycleStore
 
+MAX_RATE = 100_000.0
+_ANSWERED = {"idem": "idempotent", "coalesced": "coalesced"}
 _POLL_START = 0.002
 _POLL_MAX = 0.1
 
@@ -76,6 +79,12 @@ class Client:
         expected_duration: float | None = None,
         affinity_key: str | None = None,
         duration_key: str | None = None,
+        cache_ttl: float | None = None,
+        cache_version: str | None = None,
+        coalesce: bool = False,
+        idempotency_key: str | None = None,
+        concurrency_key: str | None = None,
+        max_concurrent: int | None = None,
         retry: RetryPolicy | Mapping[str, Any] | None = None,
         soft_time_limit: float | None = None,
         time_limit: float | None = None,
@@ -91,6 +100,17 @@ class Client:
             expected_duration: Your estimate of its run time, in seconds.
             affinity_key: Tasks with the same key run faster where the key is warm.
             duration_key: Learn its duration under this key instead of the name.
+            cache_ttl: Cache a successful result for this many seconds; an identical
+                call (name, arguments, ``cache_version``) is then answered from the
+                cache without running. Identical calls in flight are coalesced.
+            cache_version: Part of the cache key: change it when the code changes.
+            coalesce: Attach to an identical call still pending or running
+                instead of running again (implied by ``cache_ttl``).
+            idempotency_key: Return the task submitted with this key within
+                ``YM_IDEMPOTENCY_WINDOW`` seconds instead of a new one.
+            concurrency_key: Tasks sharing this key run at most ``max_concurrent``
+                at once across the cluster, served round-robin with other keys.
+            max_concurrent: The cap for ``concurrency_key`` (both or neither).
             retry: Its retry policy (``max_attempts``, ``backoff``, ``backoff_max``,
                 ``jitter``, ``retry_on``); else the task's ``ym_retry`` option, else
                 ``YM_RETRY_*``.
@@ -105,6 +125,9 @@ class Client:
         fields: dict[str, Any] = {"name": name, "args": args, "kwargs": dict(kwargs or {})}
         fields.update(priority=priority, deadline=deadline, expected_duration=expected_duration)
         fields.update(affinity_key=affinity_key, duration_key=duration_key)
+        fields.update(cache_ttl=cache_ttl, cache_version=cache_version, coalesce=coalesce)
+        fields.update(idempotency_key=idempotency_key)
+        fields.update(concurrency_key=concurrency_key, max_concurrent=max_concurrent)
         for key, value in (
             ("retry", retry),
             ("soft_time_limit", soft_time_limit),
@@ -125,16 +148,25 @@ class Client:
         """
         specs: list[TaskSpec] = []
         for i, item in enumerate(tasks):
-            spec = (
-                item
-                if isinstance(item, TaskSpec)
-                else validate_spec(dict(item), where=f"tasks[{i}].")
-            )
+            if isinstance(item, TaskSpec):
+                spec = item
+                check_pairs(spec, f"tasks[{i}].")
+            else:
+                spec = validate_spec(dict(item), where=f"tasks[{i}].")
             self._check_name(spec.name, f"tasks[{i}].name")
             specs.append(spec)
         ids = [uuid.uuid4().hex for _ in specs]
-        self.store.submit(ids, specs)
-        return [TaskHandle(self, task_id) for task_id in ids]
+        replies = self.store.submit(ids, specs)
+        handles: list[TaskHandle] = []
+        for task_id, reply in zip(ids, replies, strict=True):
+            if isinstance(reply, str) and ":" in reply:
+                how, existing = reply.split(":", 1)
+                handles.append(TaskHandle(self, existing, _ANSWERED[how]))
+            elif reply == "cached":
+                handles.append(TaskHandle(self, task_id, "cached"))
+            else:
+                handles.append(TaskHandle(self, task_id))
+        return handles
 
     def _check_name(self, name: str, field: str) -> None:
         if name in self._local_names or name in self._remote_names:
@@ -187,6 +219,33 @@ class Client:
                     raise TaskNotFoundError(task_id)
                 out.append(rec)
         return out
+
+    # -- global rate limits ----------------------------------------------------
+    def set_rate_limit(self, name: str, per_second: float | None) -> None:
+        """Limit how many tasks named ``name`` start per second across the cluster.
+
+        The leading dispatcher applies it at once (None removes the limit).
+
+        Raises:
+            InvalidInputError: Unknown task name, or a rate outside (0, 100000].
+            UnknownTaskError: No worker or app registers ``name``.
+        """
+        self._check_name(name, "name")
+        if per_second is not None and (
+            not isinstance(per_second, int | float)
+            or isinstance(per_second, bool)
+            or not 0 < per_second <= MAX_RATE
+        ):
+            raise InvalidInputError(
+                "per_second",
+                per_second,
+                f"tasks per second, greater than 0 and at most {MAX_RATE:g}",
+            )
+        self.store.set_rate_limit(name, None if per_second is None else float(per_second))
+
+    def rate_limits(self) -> dict[str, float]:
+        """Every global rate limit: task name -> tasks per second."""
+        return self.store.rate_limits()
 
     # -- circuit breakers ------------------------------------------------------
     def breakers(self) -> dict[str, dict[str, Any]]:
@@ -324,13 +383,21 @@ def _whoami() -> str:
 
 
 class TaskHandle:
-    """A submitted task: ask its state, wait for its result, cancel it."""
+    """A submitted task: ask its state, wait for its result, cancel it.
 
-    __slots__ = ("client", "id")
+    Attributes:
+        answered_by: How the submission was answered without a new run:
+            ``cached`` (a solution-cache hit, already succeeded), ``coalesced``
+            (attached to an identical task in flight) or ``idempotent`` (the task
+            its idempotency key named); None for a new task.
+    """
 
-    def __init__(self, client: Client, task_id: str) -> None:
+    __slots__ = ("answered_by", "client", "id")
+
+    def __init__(self, client: Client, task_id: str, answered_by: str | None = None) -> None:
         self.client = client
         self.id = task_id
+        self.answered_by = answered_by
 
     def __repr__(self) -> str:
         return f"TaskHandle({self.id!r})"

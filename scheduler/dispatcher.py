@@ -35,6 +35,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from scheduler.adaptive import build_strategy
 from scheduler.errors import YardmasterError
+from scheduler.gate import Gate, GatedQueue
 from scheduler.lifecycle import Lifecycle
 from scheduler.models import Decision, Estimates, PendingTask, StrategyVersion, WorkerView
 from scheduler.settings import load_settings
@@ -42,6 +43,7 @@ from scheduler.store import StateStore
 from scheduler.strategies import Snapshot, Strategy, TaskQueue, plan
 
 log = logging.getLogger("yardmaster.dispatcher")
+_TICK = 0.1  # Redis's timer tick at its default hz (10): a blocked read's timeout granularity
 T = TypeVar("T")
 
 
@@ -88,8 +90,10 @@ class Dispatcher:
         self.strategy = strategy
         self.publisher = publisher
         self.token = uuid.uuid4().hex
+        self.lease = store.leader_lock(self.token)
         self.estimates = Estimates(default_duration=self.settings.default_duration)
-        self.queue: TaskQueue = strategy.make_queue(self.estimates)
+        self.gate = Gate(self.settings.rate_burst)
+        self.queue: GatedQueue = self._new_queue()
         self.workers: dict[str, WorkerView] = {}
         self.worker_queues: dict[str, str] = {}
         self.dispatched = 0
@@ -102,6 +106,7 @@ class Dispatcher:
         self._clock_offset = 0.0
         self._next_refresh = 0.0
         self._lease_renewed = 0.0
+        self._stalled = False
         self._led_since = 0.0
         self.leader = False
         self.life = Lifecycle(store)
@@ -112,7 +117,7 @@ class Dispatcher:
         try:
             while not stop.is_set():
                 if not self.leader and not self._try_lead():
-                    stop.wait(min(1.0, self.settings.dispatcher_lease / 3))
+                    stop.wait(min(1.0, self.settings.dispatcher_lease / 10))
                     continue
                 try:
                     self.step(block=0.5)
@@ -130,12 +135,12 @@ class Dispatcher:
         finally:
             if self.leader:
                 with contextlib.suppress(RedisError):
-                    self.store.release_lease(self.token)
+                    self.lease.release()
                 self.leader = False
 
     def _try_lead(self) -> bool:
         try:
-            if not self.store.take_lease(self.token, self.settings.dispatcher_lease):
+            if not self.lease.acquire():
                 return False
             self.leader = True
             self._lease_renewed = self._led_since = time.monotonic()
@@ -159,7 +164,9 @@ class Dispatcher:
         config = self.store.strategy_config()
         if config is not None and config.version != self.strategy_version:
             self._build(config)
-        self.queue = self.strategy.make_queue(self.estimates)
+        self.gate = Gate(self.settings.rate_burst)  # a new leader's buckets start empty
+        self.gate.set_rates(self.store.rate_limits())
+        self.queue = self._new_queue()
         self.life.resync()
         for task in self.store.load_pending():
             if self.life.admit(task):
@@ -173,7 +180,8 @@ class Dispatcher:
         self.life.step(self.now(), self.queue, self._reclaim)
         idle = not len(self.queue) or not any(w.free for w in self.workers.values())
         block = min(block, max(0.01, self.life.wait(self.now())))
-        entries = self.store.next_inbox(block if idle else 0.0, 10_000)
+        wait = block if idle else self._stall_wait(block) if self._stalled else 0.0
+        entries = self.store.next_inbox(wait, 10_000)
         refresh = self._apply(entries)
         if self._steer_due:
             self.steer()
@@ -184,9 +192,13 @@ class Dispatcher:
         if self.ready and (self._reclaim_due or free):
             self._reclaim()
         sent = 0
+        if self.queue.keys():
+            self.gate.running = self.store.concurrency_counts(self.queue.keys())
         while len(self.queue):
             snapshot = Snapshot(self.now(), list(self.workers.values()), self.estimates)
-            decisions = plan(self.strategy, self.queue, snapshot, self.settings.dispatch_batch)
+            plain = self.queue.plain()
+            queue: TaskQueue = self.queue if plain is None else plain
+            decisions = plan(self.strategy, queue, snapshot, self.settings.dispatch_batch)
             self._note_switches()
             placed = [d for d in decisions if d.expire is None]
             if len(placed) < len(decisions):
@@ -195,10 +207,15 @@ class Dispatcher:
                 break
             if placed:
                 sent += self._claim_and_publish(placed)
+            self.queue.settle()
             if len(placed) < self.settings.dispatch_batch:
                 break
         self.dispatched += sent
-        if self.settings.handoff and self.strategy.handoff and len(self.queue):
+        self._stalled = (
+            not sent and bool(len(self.queue)) and any(w.free for w in self.workers.values())
+        )
+        handoff = self.settings.handoff and self.strategy.handoff
+        if handoff and self.queue.plain() is not None and len(self.queue):
             self._refill()
         return sent
 
@@ -217,7 +234,7 @@ class Dispatcher:
         if self.ready:
             self._reclaim()
         tasks = list(self.queue.tasks())
-        self.queue = self.strategy.make_queue(self.estimates)
+        self.queue = self._new_queue()
         for task in tasks:
             self.queue.add(task)
         self.store.set_active(self.strategy.name, self.strategy_version, self.token)
@@ -245,10 +262,39 @@ class Dispatcher:
         return True
 
     # -- internals -------------------------------------------------------------
+    def _new_queue(self) -> GatedQueue:
+        return GatedQueue(
+            self.strategy, lambda: self.strategy.make_queue(self.estimates), self.gate
+        )
+
+    def _stall_wait(self, block: float) -> float:
+        """How long to wait for the inbox when every waiting task is held by a limit.
+
+        A freed concurrency slot arrives through the inbox; a rate-limit token
+        does not, so the wait ends when the next one is due. Redis times out a
+        blocked read only on its server tick (100 ms at the default ``hz``), so
+        a token due sooner than that is waited for here, and a later one with
+        a blocked read that ends a tick early.
+        """
+        due = self.gate.next_token_in(self.queue.limited_names())
+        if due is None or due >= block + _TICK:
+            return block
+        if due < 2 * _TICK:
+            time.sleep(max(0.001, due))
+            return 0.0
+        return due - _TICK
+
+    def _reload_limits(self) -> None:
+        if self.gate.set_rates(self.store.rate_limits()):
+            if self.ready:
+                self._reclaim()
+            self.queue.regroup()
+            log.info("global rate limits now %s", self.gate.rates or "none")
+
     def _renew_lease(self) -> None:
         if time.monotonic() - self._lease_renewed < self.settings.dispatcher_lease / 3:
             return
-        if not self.store.take_lease(self.token, self.settings.dispatcher_lease):
+        if not self.lease.renew():  # a lapsed lease is re-taken only through a resync
             raise NotLeaderError
         self._lease_renewed = time.monotonic()
 
@@ -263,6 +309,8 @@ class Dispatcher:
                 if self.ready and not self._reclaim_due:
                     last = next(reversed(self.ready.values()))
                     self._reclaim_due = self.strategy.sort_key(task) < self.strategy.sort_key(last)
+                    # a limited task is served by the dispatcher, not the hand-off list
+                    self._reclaim_due |= self.queue.plain() is None
             elif "free" in entry:
                 worker = self.workers.get(entry["free"])
                 if worker is not None and worker.inflight > 0:
@@ -282,6 +330,8 @@ class Dispatcher:
                 refresh = True
             elif "steer" in entry:
                 self._steer_due = True
+            elif "limits" in entry:
+                self._reload_limits()
         return refresh
 
     def refresh_workers(self) -> None:
@@ -317,6 +367,7 @@ class Dispatcher:
                 len(recovered),
                 self.settings.dispatch_timeout,
             )
+        self._reload_limits()
         self.estimates.durations.clear()
         self.estimates.durations.update(self.store.durations())
         if self.strategy.uses_estimates:
@@ -395,6 +446,10 @@ class Dispatcher:
             elif claim.status == "noworker":
                 self.queue.add(decision.task)
                 self.workers.pop(decision.worker, None)
+            elif claim.status == "limited":  # its key is at its cap in Redis: wait for a slot
+                self.queue.add(decision.task)
+                key = decision.task.concurrency_key or ""
+                self.gate.running[key] = max(self.gate.running.get(key, 0), 1 << 30)
         if ready:
             self._publish(ready)
         return len(ready)
@@ -442,8 +497,9 @@ class Dispatcher:
         if want <= max(0, depth // 2 - 1) and self.ready:
             return
         tasks: list[PendingTask] = []
-        while len(tasks) < want:
-            task = self.queue.pop()
+        plain = self.queue.plain()
+        while plain is not None and len(tasks) < want:
+            task = plain.pop()
             if task is None:
                 break
             tasks.append(task)

@@ -151,6 +151,51 @@ class Keys:
         """List of the adaptive strategy's recent switches, newest first (JSON)."""
         return f"{self.ns}:strategy:switches"
 
+    # -- solution cache, deduplication, locks, limits --------------------------
+    def cache_entry(self, digest: str) -> str:
+        """Hash of one cached result: ``r`` (result JSON), ``n`` (task name); expires with its TTL."""
+        return f"{self.ns}:cache:e:{digest}"
+
+    @property
+    def cache_index(self) -> str:
+        """Sorted set of cached digests scored by last use, for least-recently-used eviction."""
+        return f"{self.ns}:cache:index"
+
+    @property
+    def cache_stats(self) -> str:
+        """Hash of cache counters: hits, misses, coalesced, idempotent, evicted, and per task name."""
+        return f"{self.ns}:cache:stats"
+
+    def inflight(self, digest: str) -> str:
+        """String: id of the task now pending or running for one call digest (coalescing)."""
+        return f"{self.ns}:inflight:{digest}"
+
+    def idempotency(self, key: str) -> str:
+        """String: id of the task submitted with an idempotency key, for the window."""
+        return f"{self.ns}:idem:{key}"
+
+    def guard(self, task_id: str) -> str:
+        """Lock of the delivery now running a task's body (execution guard)."""
+        return f"{self.ns}:guard:{task_id}"
+
+    def guard_done(self, task_id: str) -> str:
+        """String: the outcome of a task's body once it finished (JSON), for redeliveries."""
+        return f"{self.ns}:done:{task_id}"
+
+    def concurrency(self, key: str) -> str:
+        """Set of task ids of one concurrency key now dispatched or running."""
+        return f"{self.ns}:conc:{key}"
+
+    @property
+    def concurrency_prefix(self) -> str:
+        """The common prefix of the concurrency sets (for Lua scripts that derive them)."""
+        return self.concurrency("")
+
+    @property
+    def rate_limits(self) -> str:
+        """Hash: task name -> global rate limit in tasks per second."""
+        return f"{self.ns}:ratelimits"
+
     # -- retries, breakers, cancellation ---------------------------------------
     @property
     def delayed(self) -> str:

@@ -7,6 +7,7 @@ backlog can hold a million of them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -60,6 +61,12 @@ class TaskSpec(BaseModel):
     expected_duration: float | None = Field(default=None, gt=0, le=7 * 86400)
     affinity_key: str | None = Field(default=None, min_length=1, max_length=200)
     duration_key: str | None = Field(default=None, min_length=1, max_length=200)
+    cache_ttl: float | None = Field(default=None, gt=0, le=30 * 86400, allow_inf_nan=False)
+    cache_version: str | None = Field(default=None, min_length=1, max_length=200)
+    coalesce: bool = Field(default=False, strict=True)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+    concurrency_key: str | None = Field(default=None, min_length=1, max_length=200)
+    max_concurrent: int | None = Field(default=None, ge=1, le=100_000, strict=True)
     retry: RetryPolicy | None = None
     soft_time_limit: float | None = Field(default=None, gt=0, le=7 * 86400, allow_inf_nan=False)
     time_limit: float | None = Field(default=None, gt=0, le=7 * 86400, allow_inf_nan=False)
@@ -111,6 +118,28 @@ class TaskSpec(BaseModel):
         """Return ``(args, kwargs)`` as strict JSON text (no NaN, no objects)."""
         return _strict_json(self.args, "args"), _strict_json(self.kwargs, "kwargs")
 
+    @property
+    def deduplicated(self) -> bool:
+        """Whether an identical call may answer it (solution cache or coalescing)."""
+        return self.cache_ttl is not None or self.coalesce
+
+    def call_digest(self) -> str:
+        """SHA-256 of the call: task name, version string and canonical JSON of the arguments.
+
+        Canonical means sorted object keys, no spaces and UTF-8 text, so two
+        submissions of the same call give the same digest whatever the order
+        their keyword arguments were written in.
+        """
+        body = json.dumps(
+            [self.args, self.kwargs],
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            allow_nan=False,
+        )
+        text = "\x00".join((self.name, self.cache_version or "", body))
+        return hashlib.sha256(text.encode()).hexdigest()
+
 
 _ALLOWED = {
     "name": "a registered task name, 1 to 200 characters",
@@ -121,6 +150,12 @@ _ALLOWED = {
     "expected_duration": "seconds, greater than 0 and at most 604800",
     "affinity_key": "a string of 1 to 200 characters",
     "duration_key": "a string of 1 to 200 characters",
+    "cache_ttl": "seconds the result stays cached, greater than 0 and at most 2592000",
+    "cache_version": "a string of 1 to 200 characters, used with cache_ttl or coalesce",
+    "coalesce": "true or false",
+    "idempotency_key": "a string of 1 to 200 characters",
+    "concurrency_key": "a string of 1 to 200 characters, given together with max_concurrent",
+    "max_concurrent": "an integer from 1 to 100000, given together with concurrency_key",
     "retry": "a RetryPolicy or an object with " + ", ".join(RETRY_FIELDS),
     "soft_time_limit": "seconds, greater than 0 and at most 604800",
     "time_limit": "seconds, greater than 0 and at most 604800, longer than soft_time_limit",
@@ -153,6 +188,7 @@ def validate_spec(data: dict[str, Any], *, where: str = "") -> TaskSpec:
             )
             name = f"retry.{inner}"
         raise InvalidInputError(where + name, value, allowed, problem=problem) from None
+    check_pairs(spec, where)
     try:
         spec.encoded_args()
     except InvalidInputError as exc:
@@ -160,6 +196,30 @@ def validate_spec(data: dict[str, Any], *, where: str = "") -> TaskSpec:
             where + exc.field, exc.value, exc.allowed, problem=exc.problem
         ) from None
     return spec
+
+
+def check_pairs(spec: TaskSpec, where: str = "") -> None:
+    """Refuse options that only mean something together when one comes alone.
+
+    Raises:
+        InvalidInputError: Naming the missing or pointless field.
+    """
+    if (spec.concurrency_key is None) != (spec.max_concurrent is None):
+        name = "max_concurrent" if spec.max_concurrent is None else "concurrency_key"
+        value = getattr(spec, name)
+        raise InvalidInputError(
+            where + name,
+            value,
+            _ALLOWED[name],
+            problem="concurrency_key and max_concurrent go together",
+        )
+    if spec.cache_version is not None and spec.cache_ttl is None and not spec.coalesce:
+        raise InvalidInputError(
+            where + "cache_version",
+            spec.cache_version,
+            _ALLOWED["cache_version"],
+            problem="a version has no effect without cache_ttl or coalesce=True",
+        )
 
 
 def _strict_json(value: Any, field_name: str) -> str:
@@ -185,6 +245,8 @@ class PendingTask:
         expected_duration: The submitter's hint in seconds, or None.
         affinity_key: Groups tasks that run faster where the key is warm.
         duration_key: Key of the duration estimate; the task name unless given.
+        concurrency_key: Tasks sharing it run at most ``max_concurrent`` at once.
+        max_concurrent: The cap of its concurrency key.
     """
 
     id: str
@@ -196,6 +258,8 @@ class PendingTask:
     expected_duration: float | None = None
     affinity_key: str | None = None
     duration_key: str | None = None
+    concurrency_key: str | None = None
+    max_concurrent: int | None = None
 
     @property
     def estimate_key(self) -> str:
@@ -208,7 +272,7 @@ class PendingTask:
 
         Keys: ``id``, ``n`` name, ``p`` priority, ``s`` sequence, ``t`` submitted
         at; optional ``d`` deadline, ``e`` expected duration, ``a`` affinity key,
-        ``k`` duration key.
+        ``k`` duration key, ``c`` concurrency key, ``m`` its cap.
         """
         return cls(
             id=data["id"],
@@ -220,6 +284,8 @@ class PendingTask:
             expected_duration=_opt_float(data.get("e")),
             affinity_key=data.get("a") or None,
             duration_key=data.get("k") or None,
+            concurrency_key=data.get("c") or None,
+            max_concurrent=int(data["m"]) if data.get("m") else None,
         )
 
 

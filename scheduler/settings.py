@@ -236,6 +236,30 @@ class Settings(BaseSettings):
     submit_chunk: int = Field(
         default=1000, ge=1, le=100_000, description="tasks per Redis call in submit_many, 1..100000"
     )
+    cache_max_entries: int = Field(
+        default=10_000,
+        ge=1,
+        le=10_000_000,
+        description="cached results kept before the least recently used are evicted, 1..10000000",
+    )
+    idempotency_window: int = Field(
+        default=86400,
+        ge=1,
+        le=30 * 86400,
+        description="seconds an idempotency key returns its task, 1 to 2592000",
+    )
+    guard_ttl: float = Field(
+        default=30.0,
+        ge=1.0,
+        le=3600.0,
+        description="seconds an execution guard outlives a silent holder, from 1 to 3600",
+    )
+    rate_burst: float = Field(
+        default=0.1,
+        ge=0.0,
+        le=60.0,
+        description="seconds of tokens a global rate limit may bank (at least one token), 0 to 60",
+    )
     flower_port: int = Field(default=5555, ge=1, le=65535, description="a TCP port, 1..65535")
     # -- retries, breakers, timeouts, cancellation (docs/retries-and-cancellation.md) --
     retry_max_attempts: int = Field(

@@ -79,6 +79,14 @@ class Cluster:
         self.wait_worker(name)
         return proc
 
+    def native_worker(self, name: str, module: str, slots: int = 1) -> subprocess.Popen[bytes]:
+        """A plain ``celery -A module worker`` (for test apps with their own tasks)."""
+        cmd = [sys.executable, "-m", "celery", "-A", module, "worker", "-c", str(slots)]
+        cmd += ["-n", name, "--without-gossip", "--without-mingle", "-l", "WARNING"]
+        proc = self.spawn(name, cmd)
+        self.wait_worker(name)
+        return proc
+
     def wait_worker(self, name: str) -> None:
         self._wait(lambda: any(w.name == name for w in self.store.load_workers()), name)
 

@@ -400,3 +400,21 @@ def test_a_retried_task_shows_its_attempts_and_last_error_over_http(api_stack):
     assert info["attempt"] == 2
     assert info["max_attempts"] == 3
     assert f"{key}: run 1 of 1 planned failures" in info["last_error"]
+
+
+def test_a_submission_answered_without_a_new_run_says_so_over_http(api_stack):
+    api = api_stack
+    body = {"name": "sleep", "args": [0.3], "coalesce": True}
+    first = api.http.post("/v1/tasks", json=body, headers=SUBMIT).json()
+    assert "answered_by" not in first or first["answered_by"] is None
+    second = api.http.post("/v1/tasks", json=body, headers=SUBMIT).json()
+    assert second["id"] == first["id"]
+    assert second["answered_by"] == "coalesced"
+    assert second["state"] in ("pending", "dispatched", "running")
+
+    keyed = {"name": "noop", "idempotency_key": f"api-{time.monotonic_ns()}"}
+    made = api.http.post("/v1/tasks/batch", json={"tasks": [keyed]}, headers=SUBMIT).json()
+    again = api.http.post("/v1/tasks/batch", json={"tasks": [keyed]}, headers=SUBMIT).json()
+    assert again["tasks"][0]["id"] == made["tasks"][0]["id"]
+    assert again["tasks"][0]["answered_by"] == "idempotent"
+    assert _result(api, first["id"])["state"] == "succeeded"

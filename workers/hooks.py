@@ -30,6 +30,7 @@ from broker_config.celery_app import app_settings
 from scheduler.errors import InvalidInputError
 from scheduler.keys import Keys
 from scheduler.store import ReportLine, StateStore, connect
+from scheduler.store.guard import Finished, Guard
 from workers import lifecycle
 
 log = logging.getLogger("yardmaster.worker")
@@ -43,6 +44,8 @@ class _Delivery:
     started: float
     duration_key: str
     affinity_key: str
+    guard: Guard | None = None
+    finished: Finished | None = None  # the body already ran: report this instead
     retry_when: Any = None
 
 
@@ -54,6 +57,7 @@ _lines: dict[tuple[int, int, str], ReportLine] = {}
 _deliveries: dict[tuple[str, int], _Delivery] = {}
 _worker: dict[str, Any] = {}
 _installed: set[int] = set()
+_exit_loaded: set[Celery] = set()
 
 
 def store_for(app: Celery) -> StateStore:
@@ -226,22 +230,52 @@ def _prerun(task_id: str, task: Any, **_: Any) -> None:
         return
     line = line_for(task.app, str(task.request.hostname))
     nonce = uuid.uuid4().hex  # names this delivery: a retry repeats it, a redelivery does not
+    # The start also takes the execution guard (start.lua): one waited round trip.
+    guard = Guard(store_for(task.app), task_id, int(attempt))
     try:
-        run, duration_key, affinity_key = _retrying(
-            lambda: line.start(task_id, int(attempt), nonce), app_settings(task.app).redis_retry
+        run, duration_key, affinity_key, answer, detail = _retrying(
+            lambda: line.start_guarded(task_id, int(attempt), nonce, guard),
+            app_settings(task.app).redis_retry,
         )
     except RedisError:
         # Without a recorded start the body must not run; the delivery is
         # released when Redis answers again, or recovered with the worker.
         log.exception("could not record the start of %s; its body will not run", task_id)
-        run, duration_key, affinity_key = False, "unrecorded", ""
+        run, duration_key, affinity_key, answer, detail = False, "unrecorded", "", "", ""
     if not run:
         log.warning("skipping delivery %s of %s: the task is %s", attempt, task_id, duration_key)
     else:
         task.request.retries = int(attempt) - 1  # what Celery's retry backoff counts from
-    _deliveries[(task_id, threading.get_ident())] = _Delivery(
-        int(attempt), run, time.monotonic(), duration_key, affinity_key
+    delivery = _Delivery(int(attempt), run, time.monotonic(), duration_key, affinity_key)
+    if run:
+        _settle_guard(task.app, task_id, delivery, guard, answer, detail)
+    _deliveries[(task_id, threading.get_ident())] = delivery
+
+
+def _settle_guard(
+    app: Celery, task_id: str, delivery: _Delivery, guard: Guard, answer: str, detail: str
+) -> None:
+    """Act on the execution guard's answer: a body that already finished is not run again."""
+    try:
+        finished = _retrying(lambda: guard.settle(answer, detail), app_settings(app).redis_retry)
+    except RedisError:
+        log.exception("could not take the execution guard of %s; running it unguarded", task_id)
+        return
+    if finished is None:
+        delivery.guard = guard
+        if app not in _exit_loaded:  # guard_exit goes out on the report line, by EVALSHA
+            guard.store.scripts.load("guard_exit")
+            _exit_loaded.add(app)
+        return
+    log.warning(
+        "delivery %s of %s: its body already finished (attempt %s, %s); not running it again",
+        delivery.attempt,
+        task_id,
+        finished.attempt,
+        finished.outcome,
     )
+    delivery.run = False
+    delivery.finished = finished
 
 
 def _postrun(
@@ -252,7 +286,10 @@ def _postrun(
         return
     runtime = time.monotonic() - delivery.started
     line = line_for(task.app, str(task.request.hostname))
-    if delivery.run and state is None:  # the pool process is exiting mid-run
+    if delivery.finished is not None:
+        # A replayed delivery: the body already ran; report what it ended with.
+        verdict = _replayed(delivery.finished)
+    elif delivery.run and state is None:  # the pool process is exiting mid-run
         verdict = lifecycle.interrupted(store_for(task.app), task_id)
     elif delivery.run:
         settings = app_settings(task.app)
@@ -261,6 +298,10 @@ def _postrun(
         )
     else:
         verdict = lifecycle.Verdict("skipped", "", "")
+    if delivery.guard is not None:
+        # Goes out on the report line just before the finish, so it is recorded first.
+        exit_call = delivery.guard.exit_call(verdict.outcome, verdict.result, verdict.error)
+        line.post("guard_exit", task_id, *exit_call)
 
     line.finish(  # sent again until Redis confirms it; a repeat answers 'stale'
         task_id,
@@ -274,6 +315,12 @@ def _postrun(
         reason=verdict.reason,
         delay=verdict.delay,
     )
+
+
+def _replayed(done: Finished) -> lifecycle.Verdict:
+    """The verdict of a delivery whose body had already finished (see ``guard_enter.lua``)."""
+    reason = {"failed": "error", "cancelled": "cancelled", "retry": "retry"}.get(done.outcome, "")
+    return lifecycle.Verdict(done.outcome, done.result, done.error, reason)
 
 
 def _revoked(request: Any = None, terminated: bool = False, **_: Any) -> None:

@@ -26,6 +26,7 @@ from scheduler.errors import InvalidInputError, TaskCancelRequestedError
 from scheduler.retry import RetryPolicy, parse_retry
 from scheduler.settings import Settings
 from scheduler.store import StateStore
+from scheduler.store.guard import drop_guard
 from scheduler.store.lifecycle import LifecycleStore
 
 log = logging.getLogger("yardmaster.worker")
@@ -124,6 +125,7 @@ def report_from_main(
         return "not ours"
     try:
         reply = store.finish(task_id, worker, int(attempt), outcome, error=error, reason=reason)
+        drop_guard(store, task_id, int(attempt))  # the body's process is gone, and its guard
     except RedisError:
         log.exception("could not record that %s ended (%s)", task_id, reason)
         return "error"

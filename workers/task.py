@@ -35,6 +35,10 @@ class YardmasterTask(Task[Any, Any]):
     scheduler instead of publishing it to a queue, and the body refuses to
     run for a delivery the scheduler did not expect (a stale or repeated one).
 
+    Task options (``@app.task(cache_ttl=60, cache_version="2")``) set the
+    defaults of the same-named ``schedule()`` options: ``cache_ttl``,
+    ``cache_version`` and ``coalesce``.
+
     ``self.retry()`` (and Celery's ``autoretry_for``) send the task back to
     yardmaster's pending tasks after a backoff instead of publishing a new
     message; ``ym_retry`` (a :class:`~scheduler.retry.RetryPolicy` or a mapping)
@@ -49,6 +53,9 @@ class YardmasterTask(Task[Any, Any]):
 
     Request = "workers.request:YardmasterRequest"
     on_orphan: str = "requeue"
+    cache_ttl: float | None = None
+    cache_version: str | None = None
+    coalesce: bool = False
 
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
         # The guard sits here, not in __call__: Celery's tracer calls ``run``
@@ -63,6 +70,10 @@ class YardmasterTask(Task[Any, Any]):
         **options: Any,
     ) -> TaskHandle:
         """Submit this task to yardmaster; ``options`` are those of :meth:`Client.submit`."""
+        for option in ("cache_ttl", "cache_version", "coalesce"):
+            default = getattr(self, option)
+            if default not in (None, False):
+                options.setdefault(option, default)
         return client_for(self.app).submit(self.name, args, kwargs, **options)
 
     def retry(

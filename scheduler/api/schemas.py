@@ -69,10 +69,16 @@ class BatchRequest(BaseModel):
 
 
 class Submitted(BaseModel):
-    """An accepted task: its id, and its state (pending until a worker slot frees)."""
+    """An accepted task: its id, and its state (pending until a worker slot frees).
+
+    ``answered_by`` is set when no new task was made: ``cached`` (a new record,
+    succeeded with the cached result), ``coalesced`` (the identical task still
+    in flight) or ``idempotent`` (the task submitted with the same key).
+    """
 
     id: str
     state: TaskState
+    answered_by: str | None = None
 
 
 class BatchSubmitted(BaseModel):

@@ -22,7 +22,7 @@ from scheduler.api.schemas import (
     TaskResult,
 )
 from scheduler.api.security import Principal, require
-from scheduler.client import Client
+from scheduler.client import Client, TaskHandle
 from scheduler.errors import InvalidInputError, TaskNotFoundError, UnknownTaskError
 from scheduler.models import TaskSpec, TaskState
 from scheduler.settings import Settings
@@ -49,7 +49,7 @@ def _store(request: Request) -> StateStore:
     return store
 
 
-def _submit(request: Request, specs: list[SubmitRequest], single: bool) -> list[str]:
+def _submit(request: Request, specs: list[SubmitRequest], single: bool) -> list[Submitted]:
     """Check the API's own limits, then submit through the client (names checked there)."""
     settings: Settings = request.app.state.settings
     for i, spec in enumerate(specs):
@@ -77,7 +77,15 @@ def _submit(request: Request, specs: list[SubmitRequest], single: bool) -> list[
         if isinstance(exc, UnknownTaskError):
             raise ApiError(422, "unknown_task", message, field=field) from None
         raise ApiError(422, "invalid_input", message, field=field) from None
-    return [h.id for h in handles]
+    return [_submitted(h) for h in handles]
+
+
+def _submitted(handle: TaskHandle) -> Submitted:
+    """A new task is pending; one answered without a new run (cache, coalescing,
+    idempotency key; see cache-and-locks.md) is in whatever state it has."""
+    if handle.answered_by is None:
+        return Submitted(id=handle.id, state=TaskState.PENDING)
+    return Submitted(id=handle.id, state=handle.status(), answered_by=handle.answered_by)
 
 
 def _links(pointer: str) -> dict[int | str, dict[str, Any]]:
@@ -103,8 +111,8 @@ def submit(
     _: Annotated[Principal, Depends(require("submit"))],
 ) -> Submitted:
     """Accept one task; it waits in Redis until the strategy gives it a worker slot."""
-    (task_id,) = _submit(request, [body], single=True)
-    return Submitted(id=task_id, state=TaskState.PENDING)
+    (submitted,) = _submit(request, [body], single=True)
+    return submitted
 
 
 @router.post(
@@ -129,8 +137,7 @@ def submit_batch(
             "(YM_API_MAX_BATCH)",
             field="tasks",
         )
-    ids = _submit(request, body.tasks, single=False)
-    return BatchSubmitted(tasks=[Submitted(id=i, state=TaskState.PENDING) for i in ids])
+    return BatchSubmitted(tasks=_submit(request, body.tasks, single=False))
 
 
 @router.get("/tasks", responses=_READ, summary="List tasks in a state", operation_id="list_tasks")

@@ -20,6 +20,7 @@ err = Console(stderr=True)
 
 from scheduler.cli import (  # noqa: E402
     api,
+    cache,
     demo,
     lifecycle,
     monitor,
@@ -33,7 +34,7 @@ from scheduler.cli import (  # noqa: E402
 )
 
 __all__ = [
-    "api", "app", "demo", "lifecycle", "main", "monitor", "ops", "processes", "run", "simulate", "stack", "strategy", "workload",
+    "api", "app", "cache", "demo", "lifecycle", "main", "monitor", "ops", "processes", "run", "simulate", "stack", "strategy", "workload",
 ]  # fmt: skip
 
 

@@ -53,6 +53,20 @@ def submit(
         float | None, typer.Option(help="Run-time hint in seconds.")
     ] = None,
     affinity_key: Annotated[str | None, typer.Option(help="Affinity key.")] = None,
+    cache_ttl: Annotated[
+        float | None, typer.Option(help="Cache a successful result this many seconds.")
+    ] = None,
+    cache_version: Annotated[
+        str | None, typer.Option(help="Version part of the cache key.")
+    ] = None,
+    coalesce: Annotated[bool, typer.Option(help="Attach to an identical task in flight.")] = False,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="Return the task submitted with this key.")
+    ] = None,
+    concurrency_key: Annotated[
+        str | None, typer.Option(help="Cap tasks of this key (with --max-concurrent).")
+    ] = None,
+    max_concurrent: Annotated[int | None, typer.Option(help="Cap for --concurrency-key.")] = None,
     retry: Annotated[
         str | None,
         typer.Option(help='Retry policy as JSON, e.g. \'{"max_attempts": 3, "backoff": 1}\'.'),
@@ -73,6 +87,12 @@ def submit(
         deadline=None if deadline_in is None else time.time() + deadline_in,
         expected_duration=expected_duration,
         affinity_key=affinity_key,
+        cache_ttl=cache_ttl,
+        cache_version=cache_version,
+        coalesce=coalesce,
+        idempotency_key=idempotency_key,
+        concurrency_key=concurrency_key,
+        max_concurrent=max_concurrent,
         retry=None if retry is None else _json_arg("retry", retry, dict),
         soft_time_limit=soft_time_limit,
         time_limit=time_limit,

@@ -32,9 +32,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from scheduler.store.state import start_verdict
+from scheduler.store.state import guard_answer, start_verdict
 
 if TYPE_CHECKING:
+    from scheduler.store.guard import Guard
     from scheduler.store.state import StateStore
 
 log = logging.getLogger("yardmaster.store")
@@ -83,16 +84,48 @@ class ReportLine:
         Raises:
             redis.exceptions.RedisError: Redis could not be asked, or refused.
         """
-        keys, args = self._store.start_call(task_id, self.worker, attempt, nonce)
+        return start_verdict(self._start(task_id, attempt, nonce, None))
+
+    def start_guarded(
+        self, task_id: str, attempt: int, nonce: str, guard: Guard
+    ) -> tuple[bool, str, str, str, str]:
+        """:meth:`start` that also takes the execution guard, in the same round trip.
+
+        Returns (run?, duration key or state, affinity key, guard answer,
+        detail); the guard's answer is ``run`` (taken), ``done`` (the body
+        already finished; detail: its outcome) or ``held`` (another live
+        delivery holds it); hand it to :meth:`Guard.settle`.
+
+        Raises:
+            redis.exceptions.RedisError: Redis could not be asked, or refused.
+        """
+        reply = self._start(task_id, attempt, nonce, guard)
+        run, duration_key, affinity_key = start_verdict(reply)
+        answer, detail = guard_answer(reply) if run else ("", "")
+        return run, duration_key, affinity_key, answer, detail
+
+    def _start(self, task_id: str, attempt: int, nonce: str, guard: Guard | None) -> Any:
+        guard_args = None if guard is None else guard.start_args()
+        keys, args = self._store.start_call(task_id, self.worker, attempt, nonce, guard_args)
         call = _Call("start", task_id, keys, args)
         with self._lock:
             try:
                 self._send_unsent()
                 self._send(call)
-                return start_verdict(self._replies(call))
+                return self._replies(call)
             except _LOST:
                 self._lost()
                 raise
+
+    def post(self, script: str, task_id: str, keys: list[str], args: list[Any]) -> None:
+        """Queue a call to go out, unanswered, with the next finish (and before it).
+
+        It is treated as a finish is: sent in order on this line, its reply read
+        later, sent again after a lost connection, so the script must be
+        idempotent (``guard_exit.lua`` is).
+        """
+        with self._lock:
+            self._unsent.append(_Call(script, task_id, keys, args))
 
     def finish(
         self,
@@ -193,7 +226,7 @@ class ReportLine:
             if call is not last:
                 self._sent.popleft()
         if missing:
-            for script in ("start", "finish"):
+            for script in sorted({"start", "finish", *(c.script for c in calls)}):
                 self._conn.send_command("SCRIPT", "LOAD", self._store.scripts.source(script))
                 self._conn.read_response()
             self._send_unsent()

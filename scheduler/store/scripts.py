@@ -17,8 +17,9 @@ SCRIPT_NAMES = (
     "requeue",
     "register",
     "heartbeat",
-    "lease",
-    "release",
+    "lock_acquire",
+    "lock_renew",
+    "lock_release",
     "warm",
     "handoff_fill",
     "handoff_reclaim",
@@ -27,6 +28,9 @@ SCRIPT_NAMES = (
     "ledger",
     "steer",
     "expire",
+    "guard_enter",
+    "guard_exit",
+    "guard_drop",
     "promote",
     "end_pending",
 )
@@ -44,6 +48,7 @@ class Scripts:
     """
 
     def __init__(self, client: Redis) -> None:
+        self._client = client
         self._scripts: dict[str, Script] = {
             name: client.register_script(_source(name)) for name in SCRIPT_NAMES
         }
@@ -53,6 +58,11 @@ class Scripts:
     ) -> Any:
         """Run script ``name`` (optionally inside a pipeline given as ``client``)."""
         return self._scripts[name](keys=keys, args=args, client=client)
+
+    def load(self, *names: str) -> None:
+        """Load scripts into Redis's cache now (for callers that send EVALSHA themselves)."""
+        for name in names:
+            self._client.script_load(self.source(name))
 
     def sha(self, name: str) -> str:
         """The SHA1 digest EVALSHA knows script ``name`` by."""

@@ -16,6 +16,7 @@ from redis import Redis
 from scheduler.keys import Keys
 from scheduler.models import ActiveStrategy, PendingTask, StrategyVersion, TaskRecord, TaskSpec
 from scheduler.settings import Settings
+from scheduler.store.lock import Lock
 from scheduler.store.scripts import Scripts
 
 
@@ -84,26 +85,40 @@ class StateStore:
         return self._lua
 
     # -- submission ------------------------------------------------------------
-    def submit(self, ids: Sequence[str], specs: Sequence[TaskSpec]) -> list[int]:
-        """Accept tasks atomically per chunk; returns each one's sequence (0 = duplicate id)."""
-        k = self.keys
-        seqs: list[int] = []
-        chunk = self.settings.submit_chunk
+    def submit(self, ids: Sequence[str], specs: Sequence[TaskSpec]) -> list[int | str]:
+        """Accept tasks atomically per chunk.
+
+        Returns, per task, its sequence number (0 = duplicate id), or for a task
+        answered without a new run: ``idem:<id>``, ``coalesced:<id>`` or ``cached``.
+        """
+        k, s = self.keys, self.settings
+        out: list[int | str] = []
+        chunk = s.submit_chunk
         head = [k.seq, k.pending, k.inbox, k.stats, k.pending_by_priority]
+        head += [k.cache_stats, k.cache_index]
         with self.redis.pipeline(transaction=False) as pipe:
             for start in range(0, len(ids), chunk):
                 part = range(start, min(start + chunk, len(ids)))
-                args: list[Any] = []
+                args: list[Any] = [s.result_ttl, s.idempotency_window, k.task_prefix]
                 for i in part:
                     spec = specs[i]
                     a, kw = spec.encoded_args()
                     args += [ids[i], spec.name, a, kw, spec.priority, _opt(spec.deadline)]
                     args += [_opt(spec.expected_duration), spec.affinity_key or ""]
                     args += [spec.duration_key or "", spec.encoded_options()]
+                    args.append(spec.concurrency_key or "")
+                    args.append("" if spec.max_concurrent is None else spec.max_concurrent)
+                    args.append(k.idempotency(spec.idempotency_key) if spec.idempotency_key else "")
+                    digest = spec.call_digest() if spec.deduplicated else ""
+                    args.append(k.inflight(digest) if digest else "")
+                    if spec.cache_ttl is not None:
+                        args += [k.cache_entry(digest), int(spec.cache_ttl * 1000)]
+                    else:
+                        args += ["", ""]
                 self._lua("submit", head + [k.task(ids[i]) for i in part], args, client=pipe)
             for reply in pipe.execute():
-                seqs.extend(int(s) for s in reply)
-        return seqs
+                out.extend(r if isinstance(r, str) else int(r) for r in reply)
+        return out
 
     # -- dispatcher ------------------------------------------------------------
     def next_inbox(self, block: float, limit: int) -> list[dict[str, Any]]:
@@ -122,7 +137,7 @@ class StateStore:
         """Claim (task id, worker) pairs atomically; the lease token fences stale leaders."""
         k = self.keys
         keys = [k.pending, k.stats, k.pending_by_priority, k.leader]
-        args: list[Any] = [token]
+        args: list[Any] = [token, k.concurrency_prefix]
         for task_id, worker in pairs:
             keys += [k.task(task_id), k.worker(worker), k.worker_tasks(worker)]
             args += [task_id, worker]
@@ -173,7 +188,7 @@ class StateStore:
         k = self.keys
         keys = [k.pending, k.pending_by_priority, k.inbox, k.stats]
         keys += [k.worker_tasks(name) for name in workers]
-        args: list[Any] = [timeout, k.task_prefix, *workers]
+        args: list[Any] = [timeout, k.task_prefix, k.concurrency_prefix, *workers]
         return [str(i) for i in self._lua("recover", keys, args)]
 
     def payloads(self, ids: Sequence[str]) -> list[tuple[str, str, str, str]]:
@@ -202,7 +217,8 @@ class StateStore:
         keys = [k.worker_tasks(worker), k.pending, k.pending_by_priority, k.inbox, k.workers]
         keys += [k.worker(worker), k.worker_warm(worker), k.orphan_policy, k.stats, k.events]
         mode = "forget" if forget else "keep"
-        args: list[Any] = [mode, k.task_prefix, s.result_ttl, s.events_maxlen, *ids]
+        args: list[Any] = [mode, k.task_prefix, s.result_ttl, s.events_maxlen]
+        args += [k.concurrency_prefix, *ids]
         return int(self._lua("requeue", keys, args))
 
     def set_orphan_policies(self, policies: dict[str, str]) -> None:
@@ -219,7 +235,7 @@ class StateStore:
     def load_pending(self, chunk: int = 2000) -> Iterator[PendingTask]:
         """Every pending task, in submission order (used when a dispatcher takes over)."""
         fields = ["name", "priority", "seq", "submitted_at", "deadline", "expected_duration"]
-        fields += ["affinity_key", "duration_key", "state"]
+        fields += ["affinity_key", "duration_key", "state", "concurrency_key", "max_concurrent"]
         start = 0
         while True:
             ids = cast(list[str], self.redis.zrange(self.keys.pending, start, start + chunk - 1))
@@ -242,6 +258,8 @@ class StateStore:
                     expected_duration=_float_or_none(row[5]),
                     affinity_key=row[6],
                     duration_key=row[7],
+                    concurrency_key=row[9],
+                    max_concurrent=None if row[10] is None else int(row[10]),
                 )
             start += chunk
 
@@ -274,18 +292,51 @@ class StateStore:
             )
         return out
 
+    def rate_limits(self) -> dict[str, float]:
+        """Global rate limits: task name -> tasks per second."""
+        raw = cast(dict[str, str], self.redis.hgetall(self.keys.rate_limits))
+        return {name: float(rate) for name, rate in raw.items()}
+
+    def set_rate_limit(self, name: str, per_second: float | None) -> None:
+        """Set (or with None remove) the global rate limit of a task name; wakes the dispatcher."""
+        with self.redis.pipeline(transaction=True) as pipe:
+            if per_second is None:
+                pipe.hdel(self.keys.rate_limits, name)
+            else:
+                pipe.hset(self.keys.rate_limits, name, repr(float(per_second)))
+            pipe.rpush(self.keys.inbox, json.dumps({"limits": name}))
+            pipe.execute()
+
+    def concurrency_counts(self, keys: Sequence[str]) -> dict[str, int]:
+        """Tasks now dispatched or running per concurrency key, in one round trip."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.scard(self.keys.concurrency(key))
+            counts = pipe.execute()
+        return {key: int(n) for key, n in zip(keys, counts, strict=True)}
+
     def server_time(self) -> float:
         """Redis server time in UNIX seconds: the one clock all components share."""
         seconds, micros = self.redis.time()
         return seconds + micros / 1e6
 
+    def leader_lock(self, token: str, ttl: float | None = None) -> Lock:
+        """The dispatcher lease as a :class:`Lock` owned by ``token``.
+
+        Its value is the token, which the claim and hand-off scripts compare
+        (fencing), so a dispatcher that lost the lease cannot claim.
+        """
+        return Lock(
+            self.redis, self._lua, self.keys.leader, ttl or self.settings.dispatcher_lease, token
+        )
+
     def take_lease(self, token: str, ttl: float) -> bool:
         """Take or renew the dispatcher lease."""
-        return bool(self._lua("lease", [self.keys.leader], [token, int(ttl * 1000)]))
+        return self.leader_lock(token, ttl).acquire()
 
     def release_lease(self, token: str) -> None:
         """Give the lease up if we hold it."""
-        self._lua("release", [self.keys.leader], [token])
+        self.leader_lock(token).release()
 
     # -- workers ---------------------------------------------------------------
     def register_worker(
@@ -321,10 +372,24 @@ class StateStore:
         return start_verdict(self._lua("start", *call))
 
     def start_call(
-        self, task_id: str, worker: str, attempt: int, nonce: str = ""
+        self,
+        task_id: str,
+        worker: str,
+        attempt: int,
+        nonce: str = "",
+        guard: tuple[list[str], list[Any]] | None = None,
     ) -> tuple[list[str], list[Any]]:
-        """KEYS and ARGV of ``start.lua`` for one delivery."""
-        return [self.keys.task(task_id), self.keys.stats], [worker, attempt, nonce]
+        """KEYS and ARGV of ``start.lua`` for one delivery.
+
+        ``guard`` (from :meth:`Guard.start_args <scheduler.store.guard.Guard.start_args>`)
+        makes the same call take the execution guard too.
+        """
+        keys = [self.keys.task(task_id), self.keys.stats]
+        args: list[Any] = [worker, attempt, nonce]
+        if guard is not None:
+            keys += guard[0]
+            args += guard[1]
+        return keys, args
 
     def finish(
         self,
@@ -382,6 +447,7 @@ class StateStore:
         args: list[Any] = [task_id, worker, outcome, result, error, f"{runtime:.6f}"]
         args += [duration_key, s.ema_alpha, s.affinity_step, affinity_key, s.result_ttl]
         args += [s.events_maxlen, attempt, k.task_prefix, reason, f"{delay:.6f}"]
+        args.append(k.concurrency_prefix)
         return keys, args
 
     def touch_warm(self, worker: str, affinity_key: str) -> bool:
@@ -575,6 +641,17 @@ def start_verdict(reply: Any) -> tuple[bool, str, str]:
     if reply[0] == "run":
         return True, str(reply[1]), str(reply[2])
     return False, str(reply[1]), ""
+
+
+def guard_answer(reply: Any) -> tuple[str, str]:
+    """The execution guard's part of a ``start.lua`` reply that says run.
+
+    ``("run", "")`` (taken, or not asked for), ``("done", outcome JSON)`` or
+    ``("held", holder token)``.
+    """
+    if len(reply) > 3:
+        return str(reply[3]), str(reply[4])
+    return "run", ""
 
 
 def _opt(value: float | None) -> str:

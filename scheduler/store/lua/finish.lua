@@ -11,7 +11,7 @@
 -- ARGV: id, worker, outcome (succeeded|failed|cancelled|retry|skipped), result,
 --       error, runtime, duration key, alpha, affinity step, affinity key,
 --       result ttl, events maxlen, attempt, task key prefix, reason ('' = none),
---       retry delay in seconds.
+--       retry delay in seconds, concurrency set prefix.
 -- Returns 'ok', 'retry', 'released' (slot freed, state untouched; or, for a
 -- delivery whose start was never recorded, the task back to pending) or 'stale'.
 -- Only the current delivery (this worker, this attempt) holds the slot: the
@@ -22,10 +22,19 @@
 local id, worker, outcome = ARGV[1], ARGV[2], ARGV[3]
 local f = redis.call('HMGET', KEYS[1], 'state', 'worker', 'attempt', 'name', 'priority',
                      'submitted_at', 'dispatched_at', 'started_at', 'deadline', 'seq',
-                     'expected_duration', 'affinity_key', 'duration_key', 'cancel_requested')
+                     'expected_duration', 'affinity_key', 'duration_key', 'cancel_requested',
+                     'max_concurrent')
 if f[2] ~= worker or f[3] ~= ARGV[13] then return 'stale' end
 if outcome == 'skipped' and f[1] == 'running' then return 'stale' end
 if redis.call('SREM', KEYS[4], id) == 0 then return 'stale' end
+-- A task of a concurrency key leaves the key's count with its slot (whatever
+-- the outcome, retry and cancelled included), and the dispatcher is woken to
+-- fill that key's freed place.
+local ckey = redis.call('HGET', KEYS[1], 'concurrency_key')
+if ckey then
+  redis.call('SREM', ARGV[17] .. ckey, id)
+  redis.call('RPUSH', KEYS[9], cjson.encode({conc = ckey}))
+end
 
 local function now_text()
   local t = redis.call('TIME')
@@ -81,6 +90,7 @@ if outcome == 'skipped' and f[1] == 'dispatched' then
   if f[11] then wire.e = f[11] end
   if f[12] then wire.a = f[12] end
   if f[13] then wire.k = f[13] end
+  if ckey then wire.c = ckey; wire.m = tonumber(f[15]) end
   redis.call('RPUSH', KEYS[9], cjson.encode(wire))
 end
 if outcome == 'skipped' or (f[1] ~= 'running' and f[1] ~= 'dispatched') then

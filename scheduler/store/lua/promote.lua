@@ -11,7 +11,7 @@ for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[1], id)
   local f = redis.call('HMGET', ARGV[1] .. id, 'state', 'name', 'priority', 'seq',
                        'submitted_at', 'deadline', 'expected_duration', 'affinity_key',
-                       'duration_key')
+                       'duration_key', 'concurrency_key', 'max_concurrent')
   if f[1] == 'pending' then
     redis.call('ZADD', KEYS[2], f[4], id)
     local wire = {id = id, n = f[2], p = tonumber(f[3]), s = tonumber(f[4]), t = f[5]}
@@ -19,6 +19,7 @@ for _, id in ipairs(ids) do
     if f[7] then wire.e = f[7] end
     if f[8] then wire.a = f[8] end
     if f[9] then wire.k = f[9] end
+    if f[10] then wire.c = f[10]; wire.m = tonumber(f[11]) end
     redis.call('RPUSH', KEYS[3], cjson.encode(wire))
     moved = moved + 1
   end

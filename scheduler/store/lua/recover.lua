@@ -6,24 +6,27 @@
 -- after all, start.lua finds another attempt and skips it: the body cannot run
 -- twice. A slot still held by a task that ended without starting (cancelled
 -- while dispatched) is freed the same way.
+-- Either way a task of a concurrency key leaves the key's count.
 -- KEYS: pending, pending_by_priority, inbox, stats, then one worker tasks key per worker.
--- ARGV: timeout in seconds, task key prefix, then one worker name per worker.
+-- ARGV: timeout in seconds, task key prefix, concurrency set prefix, then one
+--       worker name per worker.
 -- Returns the ids returned to pending.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
 local timeout = tonumber(ARGV[1])
 local out = {}
 for i = 5, #KEYS do
-  local worker = ARGV[i - 2]
+  local worker = ARGV[i - 1]
   for _, id in ipairs(redis.call('SMEMBERS', KEYS[i])) do
     local tkey = ARGV[2] .. id
     local f = redis.call('HMGET', tkey, 'state', 'worker', 'dispatched_at', 'name', 'priority',
                          'seq', 'submitted_at', 'deadline', 'expected_duration',
-                         'affinity_key', 'duration_key')
+                         'affinity_key', 'duration_key', 'concurrency_key', 'max_concurrent')
     local since = tonumber(f[3] or '0') or 0
     if now - since > timeout then
       if f[1] == 'dispatched' and f[2] == worker then
         redis.call('SREM', KEYS[i], id)
+        if f[12] then redis.call('SREM', ARGV[3] .. f[12], id) end
         redis.call('HSET', tkey, 'state', 'pending', 'worker', '')
         redis.call('HDEL', tkey, 'dispatched_at', 'started_at')
         redis.call('ZADD', KEYS[1], f[6], id)
@@ -33,10 +36,14 @@ for i = 5, #KEYS do
         if f[9] then wire.e = f[9] end
         if f[10] then wire.a = f[10] end
         if f[11] then wire.k = f[11] end
+        if f[12] then wire.c = f[12]; wire.m = tonumber(f[13]) end
         redis.call('RPUSH', KEYS[3], cjson.encode(wire))
         out[#out + 1] = id
       elseif f[1] ~= 'running' and f[1] ~= 'dispatched' or f[2] ~= worker then
         redis.call('SREM', KEYS[i], id)
+        if f[12] and f[1] ~= 'running' and f[1] ~= 'dispatched' then
+          redis.call('SREM', ARGV[3] .. f[12], id)
+        end
         redis.call('RPUSH', KEYS[3], cjson.encode({free = worker}))
       end
     end

@@ -4,12 +4,13 @@
 -- must not run twice) ends as failed instead, with the reason.
 -- KEYS: worker tasks, pending, pending_by_priority, inbox, workers, worker, warm,
 --       orphan policy, stats, events.
+-- A task of a concurrency key leaves the key's count either way.
 -- ARGV: 'forget' or 'keep', the task key prefix, result ttl, events maxlen,
---       then optional task ids (none = all).
+--       the concurrency set prefix, then optional task ids (none = all).
 -- Returns the number of tasks that left the worker (requeued or failed).
 local ids = {}
-if #ARGV > 4 then
-  for i = 5, #ARGV do ids[#ids + 1] = ARGV[i] end
+if #ARGV > 5 then
+  for i = 6, #ARGV do ids[#ids + 1] = ARGV[i] end
 else
   ids = redis.call('SMEMBERS', KEYS[1])
 end
@@ -20,7 +21,9 @@ for _, id in ipairs(ids) do
     local tkey = ARGV[2] .. id
     local f = redis.call('HMGET', tkey, 'state', 'name', 'priority', 'seq', 'submitted_at',
                          'deadline', 'expected_duration', 'affinity_key', 'duration_key',
-                         'dispatched_at', 'started_at', 'attempt')
+                         'dispatched_at', 'started_at', 'attempt', 'concurrency_key',
+                         'max_concurrent')
+    if f[13] then redis.call('SREM', ARGV[5] .. f[13], id) end
     if f[1] == 'running' and redis.call('HGET', KEYS[8], f[2]) == 'fail' then
       local t = redis.call('TIME')
       local now = string.format('%d.%06d', t[1], t[2])
@@ -45,6 +48,7 @@ for _, id in ipairs(ids) do
       if f[7] then wire.e = f[7] end
       if f[8] then wire.a = f[8] end
       if f[9] then wire.k = f[9] end
+      if f[13] then wire.c = f[13]; wire.m = tonumber(f[14]) end
       redis.call('RPUSH', KEYS[4], cjson.encode(wire))
       n = n + 1
     end

@@ -1,21 +1,74 @@
 -- Accept a batch of tasks atomically: record, pending index, dispatcher inbox.
--- KEYS: seq, pending, inbox, stats, pending_by_priority, then one task key per task.
--- ARGV: 10 fields per task: id, name, args, kwargs, priority, deadline,
---       expected_duration, affinity_key, duration_key, options (retry policy and
---       time limits as JSON) ('' when absent).
--- Returns, per task, its sequence number, or 0 when the id already existed.
+-- A task may first be answered without a new run (see docs/cache-and-locks.md):
+-- by its idempotency key (the task submitted with it), by the solution cache
+-- (a new record, succeeded at once with the cached result) or by coalescing
+-- (the identical task still pending or running).
+-- KEYS: seq, pending, inbox, stats, pending_by_priority, cache stats, cache index,
+--       then one task key per task.
+-- ARGV: result ttl (s), idempotency window (s), task key prefix, then 16 fields per task:
+--       id, name, args, kwargs, priority, deadline, expected_duration, affinity_key,
+--       duration_key, options (retry policy and time limits as JSON), concurrency_key,
+--       max_concurrent, idempotency key, in-flight key, cache key, cache ttl (ms)
+--       ('' when absent; the last four keys are full Redis keys).
+-- Returns, per task, its sequence number; 0 when the id already existed; or the
+-- string 'idem:<id>', 'coalesced:<id>' (an existing task answers) or 'cached'.
 local t = redis.call('TIME')
 local now = string.format('%d.%06d', t[1], t[2])
+local ttl, window, prefix = ARGV[1], ARGV[2], ARGV[3]
+local W = 16
 local out = {}
 local accepted = 0
-local n = #ARGV / 10
+
+local function live(id)
+  local s = redis.call('HGET', prefix .. id, 'state')
+  return s == 'pending' or s == 'dispatched' or s == 'running'
+end
+
+local n = (#ARGV - 3) / W
 for i = 0, n - 1 do
-  local b = i * 10
+  local b = 3 + i * W
   local id, name, args, kwargs = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
   local priority, deadline, expected = ARGV[b + 5], ARGV[b + 6], ARGV[b + 7]
   local affinity, dkey, opts = ARGV[b + 8], ARGV[b + 9], ARGV[b + 10]
-  local key = KEYS[6 + i]
-  if redis.call('EXISTS', key) == 1 then
+  local ckey, maxc = ARGV[b + 11], ARGV[b + 12]
+  local idem, inflight, cache, cache_ttl = ARGV[b + 13], ARGV[b + 14], ARGV[b + 15], ARGV[b + 16]
+  local key = KEYS[8 + i]
+  local answer = nil
+  if idem ~= '' then
+    local prior = redis.call('GET', idem)
+    if prior and redis.call('EXISTS', prefix .. prior) == 1 then
+      answer = 'idem:' .. prior
+      redis.call('HINCRBY', KEYS[6], 'idempotent', 1)
+    end
+  end
+  if not answer and cache ~= '' then
+    local hit = redis.call('HGET', cache, 'r')
+    if hit then
+      redis.call('HSET', key, 'name', name, 'args', args, 'kwargs', kwargs,
+                 'priority', priority, 'state', 'succeeded', 'submitted_at', now,
+                 'finished_at', now, 'attempt', 0, 'result', hit, 'cached', 1)
+      redis.call('EXPIRE', key, ttl)
+      redis.call('ZADD', KEYS[7], now, cache)
+      redis.call('HINCRBY', KEYS[6], 'hits', 1)
+      redis.call('HINCRBY', KEYS[6], 'hits:' .. name, 1)
+      answer = 'cached'
+    end
+  end
+  if not answer and inflight ~= '' then
+    local prior = redis.call('GET', inflight)
+    if prior and live(prior) then
+      answer = 'coalesced:' .. prior
+      redis.call('HINCRBY', KEYS[6], 'coalesced', 1)
+    end
+  end
+  if answer then
+    if idem ~= '' and string.sub(answer, 1, 5) ~= 'idem:' then
+      local target = id
+      if answer ~= 'cached' then target = string.match(answer, ':(.*)$') end
+      redis.call('SET', idem, target, 'EX', window)
+    end
+    out[#out + 1] = answer
+  elseif redis.call('EXISTS', key) == 1 then
     out[#out + 1] = 0
   else
     local seq = redis.call('INCR', KEYS[1])
@@ -27,10 +80,22 @@ for i = 0, n - 1 do
     if affinity ~= '' then rec[#rec + 1] = 'affinity_key'; rec[#rec + 1] = affinity; wire.a = affinity end
     if dkey ~= '' then rec[#rec + 1] = 'duration_key'; rec[#rec + 1] = dkey; wire.k = dkey end
     if opts ~= '' then rec[#rec + 1] = 'opts'; rec[#rec + 1] = opts end
+    if ckey ~= '' then
+      rec[#rec + 1] = 'concurrency_key'; rec[#rec + 1] = ckey; wire.c = ckey
+      rec[#rec + 1] = 'max_concurrent'; rec[#rec + 1] = maxc; wire.m = tonumber(maxc)
+    end
+    if cache ~= '' then
+      rec[#rec + 1] = 'cache_key'; rec[#rec + 1] = cache
+      rec[#rec + 1] = 'cache_ttl'; rec[#rec + 1] = cache_ttl
+      redis.call('HINCRBY', KEYS[6], 'misses', 1)
+      redis.call('HINCRBY', KEYS[6], 'misses:' .. name, 1)
+    end
     redis.call('HSET', key, unpack(rec))
     redis.call('ZADD', KEYS[2], seq, id)
     redis.call('HINCRBY', KEYS[5], priority, 1)
     redis.call('RPUSH', KEYS[3], cjson.encode(wire))
+    if inflight ~= '' then redis.call('SET', inflight, id, 'EX', ttl) end
+    if idem ~= '' then redis.call('SET', idem, id, 'EX', window) end
     accepted = accepted + 1
     out[#out + 1] = seq
   end

@@ -1,0 +1,31 @@
+-- Execution guard, after a task body returned: record that it finished (with
+-- its outcome, for redeliveries), release the guard lock if still ours, and
+-- put a successful result in the solution cache when the task asked for it.
+-- KEYS: guard lock, done marker, task, cache index, cache stats.
+-- ARGV: owner token, attempt, outcome, result JSON, error, marker ttl (s),
+--       cache max entries.
+-- Returns 1 when the lock was still ours, else 0 (the marker is written either way).
+local outcome, result = ARGV[3], ARGV[4]
+redis.call('SET', KEYS[2], cjson.encode({o = outcome, a = tonumber(ARGV[2]), r = result,
+                                        e = ARGV[5]}), 'EX', ARGV[6])
+local mine = 0
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  mine = 1
+end
+if outcome == 'succeeded' then
+  local f = redis.call('HMGET', KEYS[3], 'cache_key', 'cache_ttl', 'name')
+  if f[1] and f[2] then
+    redis.call('HSET', f[1], 'r', result, 'n', f[3] or '')
+    redis.call('PEXPIRE', f[1], f[2])
+    local t = redis.call('TIME')
+    redis.call('ZADD', KEYS[4], string.format('%d.%06d', t[1], t[2]), f[1])
+    local over = redis.call('ZCARD', KEYS[4]) - tonumber(ARGV[7])
+    if over > 0 then
+      local old = redis.call('ZPOPMIN', KEYS[4], over)
+      for i = 1, #old, 2 do redis.call('DEL', old[i]) end
+      redis.call('HINCRBY', KEYS[5], 'evicted', over)
+    end
+  end
+end
+return mine
