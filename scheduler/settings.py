@@ -249,7 +249,7 @@ class Settings(BaseSettings):
         description="seconds an idempotency key returns its task, 1 to 2592000",
     )
     guard_ttl: float = Field(
-        default=30.0,
+        default=6.0,
         ge=1.0,
         le=3600.0,
         description="seconds an execution guard outlives a silent holder, from 1 to 3600",

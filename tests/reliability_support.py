@@ -45,11 +45,16 @@ def leading_process(c: Any, names: list[str]) -> str:
     """Which of the named dispatcher processes holds the lease (read from their logs)."""
     token = leader_token(c)
     assert token, "no dispatcher holds the lease"
-    for name in names:
-        log = (c.log_dir / f"{name}.log").read_text(errors="replace")
-        if f"dispatcher {token[:8]} is the leader" in log:
-            return name
-    raise AssertionError(f"no dispatcher log names the leader {token[:8]}")
+
+    def named() -> str:
+        # the leader writes its log line just after it takes the lease: allow it a moment
+        for name in names:
+            log = (c.log_dir / f"{name}.log").read_text(errors="replace")
+            if f"dispatcher {token[:8]} is the leader" in log:
+                return name
+        return ""
+
+    return str(wait_for(named, f"a dispatcher log naming the leader {token[:8]}", timeout=10))
 
 
 def ledger_entries(c: Any, name: str) -> list[tuple[str, int, str, int]]:
