@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from typing import Any
 
@@ -36,8 +37,13 @@ SCRIPT_NAMES = (
 )
 
 
+INCLUDE = re.compile(r"^-- @include (\w+)$", re.M)
+
+
 def _source(name: str) -> str:
-    return resources.files("scheduler.store").joinpath("lua", f"{name}.lua").read_text("utf-8")
+    """A script's Lua text, with each ``-- @include NAME`` line replaced by ``NAME.lua``."""
+    text = resources.files("scheduler.store").joinpath("lua", f"{name}.lua").read_text("utf-8")
+    return INCLUDE.sub(lambda m: _source(m.group(1)).rstrip("\n"), text)
 
 
 class Scripts:

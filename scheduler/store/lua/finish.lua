@@ -19,6 +19,7 @@
 -- message published late by a deposed dispatcher) or of a second delivery of
 -- the running attempt changes nothing, so it cannot free a slot the current
 -- attempt holds.
+-- @include _pending_wire
 local id, worker, outcome = ARGV[1], ARGV[2], ARGV[3]
 local f = redis.call('HMGET', KEYS[1], 'state', 'worker', 'attempt', 'name', 'priority',
                      'submitted_at', 'dispatched_at', 'started_at', 'deadline', 'seq',
@@ -85,13 +86,8 @@ if outcome == 'skipped' and f[1] == 'dispatched' then
   redis.call('HDEL', KEYS[1], 'dispatched_at', 'started_at')
   redis.call('ZADD', KEYS[11], f[10], id)
   redis.call('HINCRBY', KEYS[12], f[5], 1)
-  local wire = {id = id, n = f[4], p = tonumber(f[5]), s = tonumber(f[10]), t = f[6]}
-  if f[9] then wire.d = f[9] end
-  if f[11] then wire.e = f[11] end
-  if f[12] then wire.a = f[12] end
-  if f[13] then wire.k = f[13] end
-  if ckey then wire.c = ckey; wire.m = tonumber(f[15]) end
-  redis.call('RPUSH', KEYS[9], cjson.encode(wire))
+  redis.call('RPUSH', KEYS[9], pending_wire(id, f[4], f[5], f[10], f[6], f[9], f[11], f[12],
+                                              f[13], ckey, f[15]))
 end
 if outcome == 'skipped' or (f[1] ~= 'running' and f[1] ~= 'dispatched') then
   if not hand_off() then redis.call('RPUSH', KEYS[9], cjson.encode({free = worker})) end

@@ -3,6 +3,7 @@
 -- KEYS: delayed, pending, inbox.
 -- ARGV: task key prefix, largest number to move.
 -- Returns {moved, next not-before time or ''}.
+-- @include _pending_wire
 local t = redis.call('TIME')
 local now = tonumber(string.format('%d.%06d', t[1], t[2]))
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
@@ -14,13 +15,8 @@ for _, id in ipairs(ids) do
                        'duration_key', 'concurrency_key', 'max_concurrent')
   if f[1] == 'pending' then
     redis.call('ZADD', KEYS[2], f[4], id)
-    local wire = {id = id, n = f[2], p = tonumber(f[3]), s = tonumber(f[4]), t = f[5]}
-    if f[6] then wire.d = f[6] end
-    if f[7] then wire.e = f[7] end
-    if f[8] then wire.a = f[8] end
-    if f[9] then wire.k = f[9] end
-    if f[10] then wire.c = f[10]; wire.m = tonumber(f[11]) end
-    redis.call('RPUSH', KEYS[3], cjson.encode(wire))
+    redis.call('RPUSH', KEYS[3], pending_wire(id, f[2], f[3], f[4], f[5], f[6], f[7], f[8],
+                                              f[9], f[10], f[11]))
     moved = moved + 1
   end
 end

@@ -11,6 +11,7 @@
 -- ARGV: timeout in seconds, task key prefix, concurrency set prefix, then one
 --       worker name per worker.
 -- Returns the ids returned to pending.
+-- @include _pending_wire
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
 local timeout = tonumber(ARGV[1])
@@ -31,13 +32,8 @@ for i = 5, #KEYS do
         redis.call('HDEL', tkey, 'dispatched_at', 'started_at')
         redis.call('ZADD', KEYS[1], f[6], id)
         redis.call('HINCRBY', KEYS[2], f[5], 1)
-        local wire = {id = id, n = f[4], p = tonumber(f[5]), s = tonumber(f[6]), t = f[7]}
-        if f[8] then wire.d = f[8] end
-        if f[9] then wire.e = f[9] end
-        if f[10] then wire.a = f[10] end
-        if f[11] then wire.k = f[11] end
-        if f[12] then wire.c = f[12]; wire.m = tonumber(f[13]) end
-        redis.call('RPUSH', KEYS[3], cjson.encode(wire))
+        redis.call('RPUSH', KEYS[3], pending_wire(id, f[4], f[5], f[6], f[7], f[8], f[9], f[10],
+                                                    f[11], f[12], f[13]))
         out[#out + 1] = id
       elseif f[1] ~= 'running' and f[1] ~= 'dispatched' or f[2] ~= worker then
         redis.call('SREM', KEYS[i], id)

@@ -8,6 +8,7 @@
 -- ARGV: 'forget' or 'keep', the task key prefix, result ttl, events maxlen,
 --       the concurrency set prefix, then optional task ids (none = all).
 -- Returns the number of tasks that left the worker (requeued or failed).
+-- @include _pending_wire
 local ids = {}
 if #ARGV > 5 then
   for i = 6, #ARGV do ids[#ids + 1] = ARGV[i] end
@@ -43,13 +44,8 @@ for _, id in ipairs(ids) do
       redis.call('HDEL', tkey, 'dispatched_at', 'started_at')
       redis.call('ZADD', KEYS[2], f[4], id)
       redis.call('HINCRBY', KEYS[3], f[3], 1)
-      local wire = {id = id, n = f[2], p = tonumber(f[3]), s = tonumber(f[4]), t = f[5]}
-      if f[6] then wire.d = f[6] end
-      if f[7] then wire.e = f[7] end
-      if f[8] then wire.a = f[8] end
-      if f[9] then wire.k = f[9] end
-      if f[13] then wire.c = f[13]; wire.m = tonumber(f[14]) end
-      redis.call('RPUSH', KEYS[4], cjson.encode(wire))
+      redis.call('RPUSH', KEYS[4], pending_wire(id, f[2], f[3], f[4], f[5], f[6], f[7], f[8],
+                                                  f[9], f[13], f[14]))
       n = n + 1
     end
   end
