@@ -16,6 +16,7 @@ import base64
 import json
 import os
 import socket
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,6 +30,7 @@ _ATTEMPT = "@@ym-attempt@@"
 _WORKER = "@@ym-worker@@"
 _QUEUE = "@@ym-queue@@"
 _TAG = "@@ym-tag@@"
+_AT = "@@ym-at@@"
 
 
 class CeleryPublisher:
@@ -54,8 +56,8 @@ class CeleryPublisher:
         in the message: the time limits as Celery's own ``timelimit`` header,
         which the worker's pool enforces, the retry policy as ``ym_retry``.
 
-        ``finish.lua`` replaces the four quoted placeholders (attempt, worker,
-        queue, delivery tag) when it hands the task to a freed slot, so the
+        ``finish.lua`` replaces the five quoted placeholders (attempt, worker,
+        queue, delivery tag, dispatch time) when it hands the task to a freed slot, so the
         message is built once, off the critical path; :meth:`bind` does the same
         in Python for the dispatcher's own publishes.
         """
@@ -86,7 +88,11 @@ class CeleryPublisher:
             "content-encoding": "utf-8",
             "content-type": "application/json",
             "headers": dict(
-                msg.headers, ym_attempt=_ATTEMPT, ym_worker=_WORKER, ym_retry=opts.get("retry")
+                msg.headers,
+                ym_attempt=_ATTEMPT,
+                ym_worker=_WORKER,
+                ym_at=_AT,
+                ym_retry=opts.get("retry"),
             ),
             "properties": properties,
         }
@@ -100,6 +106,7 @@ class CeleryPublisher:
             .replace(f'"{_WORKER}"', json.dumps(item.worker))
             .replace(f'"{_QUEUE}"', json.dumps(item.queue))
             .replace(f'"{_TAG}"', json.dumps(f"{item.task_id}.{item.attempt}"))
+            .replace(f'"{_AT}"', f"{time.time():.6f}")
         )
 
     def message(self, item: Dispatch) -> str:

@@ -444,8 +444,9 @@ class TaskHandle:
     def cancel(self, terminate: bool | None = None, *, timeout: float = 30.0) -> bool:
         """Cancel the task. True if it is now cancelled (see :meth:`record` for the reason).
 
-        A pending or dispatched task is cancelled at once and never runs. A running
-        one is flagged (the body may call ``self.check_cancelled()``); with
+        A pending task, or a dispatched one whose message still waits in its
+        worker's queue, is cancelled at once and never runs. A running one (or a
+        dispatched one its worker has already taken) is flagged (the body may call ``self.check_cancelled()``); with
         ``terminate`` (default: ``YM_CANCEL_RUNNING=terminate``) the worker holding
         it also kills the run with ``YM_CANCEL_SIGNAL``, and this call waits up to
         ``timeout`` seconds for the task to end.
@@ -463,11 +464,14 @@ class TaskHandle:
         if not (settings.cancel_running == "terminate" if terminate is None else terminate):
             return False
         life = LifecycleStore(store)
-        state, worker, attempt = life.running_on(self.id)
-        if state == TaskState.RUNNING:
-            life.request_terminate(worker, self.id, attempt, settings.cancel_signal)
         end = time.monotonic() + timeout
+        asked = False
         while True:
+            if not asked:  # a delivery its worker has taken is terminated once it runs
+                state, worker, attempt = life.running_on(self.id)
+                if state == TaskState.RUNNING:
+                    life.request_terminate(worker, self.id, attempt, settings.cancel_signal)
+                    asked = True
             state = store.outcome(self.id)[0] or "missing"
             if TaskState(state).terminal or time.monotonic() > end:
                 return state == TaskState.CANCELLED

@@ -254,6 +254,16 @@ class Settings(BaseSettings):
         le=3600.0,
         description="seconds an execution guard outlives a silent holder, from 1 to 3600",
     )
+    early_start_window: float = Field(
+        default=2.0,
+        ge=0.0,
+        le=600.0,
+        description=(
+            "seconds, 0 to 600; a first delivery younger than this (and than a quarter of "
+            "YM_WORKER_TIMEOUT and of YM_DISPATCH_TIMEOUT) starts its body while its start is "
+            "being recorded; 0 always waits for the start"
+        ),
+    )
     rate_burst: float = Field(
         default=0.1,
         ge=0.0,
@@ -393,6 +403,10 @@ class Settings(BaseSettings):
                 where = ".".join(str(p) for p in first["loc"])
                 raise ValueError(f"{name}.{where}: {first['msg']}") from None
         return value
+
+    def early_start_limit(self) -> float:
+        """Seconds a first delivery may be old to start early (see ``early_start_window``)."""
+        return min(self.early_start_window, self.worker_timeout / 4, self.dispatch_timeout / 4)
 
     def retry_policy(self) -> RetryPolicy:
         """The cluster's default retry policy (``YM_RETRY_*``)."""

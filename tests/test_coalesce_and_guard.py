@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -71,14 +72,24 @@ def test_a_failed_run_answers_the_attached_handles_but_the_next_identical_call_r
 
 
 def redeliver(c, task_id, copies):
-    """Push ``copies`` more copies of the task's current Celery message onto its worker's queue."""
+    """Push ``copies`` more copies of the task's current Celery message onto its worker's queue.
+
+    Each copy is marked as kombu marks every message it restores (``redelivered``
+    in the headers and the delivery info), so the worker waits for each copy's
+    start instead of starting it early (docs/reliability.md, "Early start").
+    """
     app = create_app(c.settings, c.redis.url)
     record = c.client.handle(task_id).record()
     _, name, args, kwargs = c.store.payloads([task_id])[0]
     queue = c.store.keys.worker_queue(record.worker)
-    message = CeleryPublisher(app, c.store.redis).message(
-        Dispatch(task_id, name, args, kwargs, record.worker, queue, record.attempt)
+    envelope = json.loads(
+        CeleryPublisher(app, c.store.redis).message(
+            Dispatch(task_id, name, args, kwargs, record.worker, queue, record.attempt)
+        )
     )
+    envelope["headers"]["redelivered"] = True
+    envelope["properties"]["delivery_info"]["redelivered"] = True
+    message = json.dumps(envelope)
     for _ in range(copies):
         c.store.redis.lpush(queue, message)
 

@@ -90,6 +90,9 @@ def test_a_dispatched_task_that_has_not_started_is_cancelled_and_never_runs(clus
     frozen = [psutil.Process(worker.pid), *psutil.Process(worker.pid).children(recursive=True)]
     for proc in frozen:
         os.kill(proc.pid, signal.SIGSTOP)  # the worker cannot take its message
+    # A BRPOP the worker sent before it froze would still pop the message into its
+    # socket; kombu's BRPOP gives up after 1 s, so after that the message stays queued.
+    time.sleep(1.5)
     try:
         handle = c.client.submit("marked_sleep", ["never", 0.1])
         wait_state(handle, TaskState.DISPATCHED)

@@ -30,7 +30,8 @@ from broker_config.celery_app import app_settings
 from scheduler.errors import InvalidInputError
 from scheduler.keys import Keys
 from scheduler.store import ReportLine, StateStore, connect
-from scheduler.store.guard import Finished, Guard
+from scheduler.store.guard import RENEWER, Finished, Guard
+from scheduler.store.reports import EarlyStart
 from workers import lifecycle
 
 log = logging.getLogger("yardmaster.worker")
@@ -47,6 +48,9 @@ class _Delivery:
     guard: Guard | None = None
     finished: Finished | None = None  # the body already ran: report this instead
     retry_when: Any = None
+    early: EarlyStart | None = None  # a start sent without waiting, not yet read
+    line: ReportLine | None = None
+    retry_window: float = 0.0
 
 
 _stores: dict[tuple[int, int], StateStore] = {}
@@ -112,7 +116,11 @@ def note_retry(task_id: str | None, when: Any) -> bool:
 def affinity_key_of(task_id: str | None) -> str:
     """The affinity key the current delivery of ``task_id`` was submitted with ('' if none)."""
     delivery = _deliveries.get((task_id or "", threading.get_ident()))
-    return delivery.affinity_key if delivery is not None else ""
+    if delivery is None:
+        return ""
+    if delivery.early is not None:  # the key comes with the start's reply
+        _take_early(task_id or "", delivery)
+    return delivery.affinity_key
 
 
 def install(app: Celery) -> None:
@@ -230,8 +238,32 @@ def _prerun(task_id: str, task: Any, **_: Any) -> None:
         return
     line = line_for(task.app, str(task.request.hostname))
     nonce = uuid.uuid4().hex  # names this delivery: a retry repeats it, a redelivery does not
-    # The start also takes the execution guard (start.lua): one waited round trip.
     guard = Guard(store_for(task.app), task_id, int(attempt))
+    settings = app_settings(task.app)
+    if int(attempt) == 1 and _fresh(task.request, settings.early_start_limit()):
+        # A fresh first delivery: the body starts while its start is recorded
+        # (docs/reliability.md, "Early start"); the reply is read after the body.
+        try:
+            early = line.start_early(task_id, 1, nonce, guard)
+        except RedisError:
+            pass  # not sent: wait for the start below, as any other delivery does
+        else:
+            _load_exit(task.app, guard)
+            RENEWER.add(guard.lock)
+            task.request.retries = 0
+            _deliveries[(task_id, threading.get_ident())] = _Delivery(
+                1,
+                True,
+                time.monotonic(),
+                task.name,
+                "",
+                guard=guard,
+                early=early,
+                line=line,
+                retry_window=settings.redis_retry,
+            )
+            return
+    # The start also takes the execution guard (start.lua): one waited round trip.
     try:
         run, duration_key, affinity_key, answer, detail = _retrying(
             lambda: line.start_guarded(task_id, int(attempt), nonce, guard),
@@ -263,9 +295,7 @@ def _settle_guard(
         return
     if finished is None:
         delivery.guard = guard
-        if app not in _exit_loaded:  # guard_exit goes out on the report line, by EVALSHA
-            guard.store.scripts.load("guard_exit")
-            _exit_loaded.add(app)
+        _load_exit(app, guard)
         return
     log.warning(
         "delivery %s of %s: its body already finished (attempt %s, %s); not running it again",
@@ -278,6 +308,66 @@ def _settle_guard(
     delivery.finished = finished
 
 
+def _load_exit(app: Celery, guard: Guard) -> None:
+    if app not in _exit_loaded:  # guard_exit goes out on the report line, by EVALSHA
+        guard.store.scripts.load("guard_exit")
+        _exit_loaded.add(app)
+
+
+def _fresh(request: Any, limit: float) -> bool:
+    """Whether a delivery may start early: first sent less than ``limit`` s ago, never restored.
+
+    A message kombu restored (a worker that died with it unacknowledged, or the
+    visibility timeout) says ``redelivered``; one without a dispatch time (an
+    older template) is never fresh.
+    """
+    if limit <= 0:
+        return False
+    info = request.delivery_info or {}
+    if info.get("redelivered") or getattr(request, "redelivered", False):
+        return False
+    at = getattr(request, "ym_at", None)
+    if not isinstance(at, (int, float)):
+        return False
+    return -limit < time.time() - at < limit
+
+
+def _take_early(task_id: str, delivery: _Delivery) -> None:
+    """Read an early start's reply and settle the delivery with it."""
+    early, line = delivery.early, delivery.line
+    if early is None or line is None:
+        return
+    delivery.early = None
+    try:
+        run, duration_key, affinity_key, answer, detail = _retrying(
+            lambda: line.take_start(early), delivery.retry_window
+        )
+    except RedisError:
+        # The start stays queued on the line, ahead of the finish, so Redis
+        # still records it first; only its answer is unknown here.
+        log.warning("could not read the start of %s; its outcome follows it", task_id)
+        return
+    if not run:
+        log.warning(
+            "delivery 1 of %s started early, but the task is %s: its outcome is dropped",
+            task_id,
+            duration_key,
+        )
+        delivery.run = False
+        if delivery.guard is not None:
+            RENEWER.discard(delivery.guard.lock)
+            delivery.guard = None
+        return
+    delivery.duration_key, delivery.affinity_key = duration_key, affinity_key
+    if answer != "run":
+        log.error(
+            "delivery 1 of %s started early while its execution guard was %s (%s)",
+            task_id,
+            answer,
+            detail,
+        )
+
+
 def _postrun(
     task_id: str, task: Any, retval: Any = None, state: str | None = None, **_: Any
 ) -> None:
@@ -285,6 +375,8 @@ def _postrun(
     if delivery is None:
         return
     runtime = time.monotonic() - delivery.started
+    if delivery.early is not None:
+        _take_early(task_id, delivery)
     line = line_for(task.app, str(task.request.hostname))
     if delivery.finished is not None:
         # A replayed delivery: the body already ran; report what it ended with.

@@ -46,12 +46,21 @@ SETTLE_AFTER = 1.0
 _LOST = (RedisConnectionError, RedisTimeoutError)
 
 
+@dataclass(slots=True)
+class EarlyStart:
+    """A start sent without waiting (see :meth:`ReportLine.start_early`); its reply, once read."""
+
+    reply: Any = None
+    answered: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class _Call:
     script: str
     task_id: str
     keys: list[str]
     args: list[Any]
+    early: EarlyStart | None = None
 
 
 class ReportLine:
@@ -100,6 +109,60 @@ class ReportLine:
             redis.exceptions.RedisError: Redis could not be asked, or refused.
         """
         reply = self._start(task_id, attempt, nonce, guard)
+        run, duration_key, affinity_key = start_verdict(reply)
+        answer, detail = guard_answer(reply) if run else ("", "")
+        return run, duration_key, affinity_key, answer, detail
+
+    def start_early(self, task_id: str, attempt: int, nonce: str, guard: Guard) -> EarlyStart:
+        """Send a guarded start without waiting for its reply; :meth:`take_start` reads it.
+
+        The call goes out now, in order on this line, so any report sent after it
+        (the finish) reaches Redis after it. Like a finish it is sent again after
+        a lost connection; ``start.lua`` answers a repeat with the same nonce as
+        it answered the first.
+
+        Raises:
+            redis.exceptions.ConnectionError: The start could not be sent (nothing
+                was queued: the caller falls back to a waited start).
+        """
+        keys, args = self._store.start_call(
+            task_id, self.worker, attempt, nonce, guard.start_args()
+        )
+        early = EarlyStart()
+        call = _Call("start", task_id, keys, args, early)
+        with self._lock:
+            try:
+                if self._conn._sock is None:
+                    # A new connection (the first, or after a Redis restart): make
+                    # sure Redis knows the scripts, or this start would be refused
+                    # as unknown and recorded only after the body.
+                    self._preload()
+                self._send_unsent()
+                self._send(call)
+            except _LOST:
+                self._lost()
+                raise
+            self._sent.append((call, time.monotonic()))
+        return early
+
+    def take_start(self, early: EarlyStart) -> tuple[bool, str, str, str, str]:
+        """The reply of an early start, as :meth:`start_guarded` returns it.
+
+        Raises:
+            redis.exceptions.RedisError: Redis could not be asked (the start stays
+                queued on this line and goes out before the next report).
+        """
+        with self._lock:
+            while not early.answered:
+                try:
+                    self._send_unsent()
+                    self._replies(None)
+                except _LOST:
+                    self._lost()
+                    raise
+        reply = early.reply
+        if isinstance(reply, Exception):
+            raise reply
         run, duration_key, affinity_key = start_verdict(reply)
         answer, detail = guard_answer(reply) if run else ("", "")
         return run, duration_key, affinity_key, answer, detail
@@ -195,12 +258,21 @@ class ReportLine:
         sha = self._store.scripts.sha(call.script)
         self._conn.send_command("EVALSHA", sha, len(call.keys), *call.keys, *call.args)
 
+    def _preload(self) -> None:
+        for script in ("start", "guard_exit", "finish"):
+            self._conn.send_command("SCRIPT", "LOAD", self._store.scripts.source(script))
+            self._conn.read_response()
+
     def _send_unsent(self) -> None:
-        while self._unsent:
-            call = self._unsent[0]
-            self._send(call)
-            self._sent.append((call, time.monotonic()))
-            self._unsent.pop(0)
+        """Send every queued call in one write (a guard exit and its finish travel together)."""
+        if not self._unsent:
+            return
+        sha = self._store.scripts.sha
+        commands = [("EVALSHA", sha(c.script), len(c.keys), *c.keys, *c.args) for c in self._unsent]
+        self._conn.send_packed_command(self._conn.pack_commands(commands), check_health=False)
+        now = time.monotonic()
+        self._sent.extend((call, now) for call in self._unsent)
+        self._unsent = []
 
     def _replies(self, last: _Call | None) -> Any:
         """Read the replies of every sent finish, then ``last``'s; returns ``last``'s reply.
@@ -215,6 +287,8 @@ class ReportLine:
         for call in calls:
             try:
                 answer = self._conn.read_response()
+                if call.early is not None:
+                    call.early.reply, call.early.answered = answer, True
             except NoScriptError:
                 missing = True
                 if call is not last:
@@ -222,7 +296,10 @@ class ReportLine:
             except ResponseError as exc:
                 if call is last:
                     raise
-                log.error("the outcome of %s was not recorded: %s", call.task_id, exc)
+                if call.early is not None:  # take_start raises it
+                    call.early.reply, call.early.answered = exc, True
+                else:
+                    log.error("the outcome of %s was not recorded: %s", call.task_id, exc)
             if call is not last:
                 self._sent.popleft()
         if missing:

@@ -478,6 +478,7 @@ class StateStore:
         keys = [k.task(task_id), k.pending, k.stats, k.pending_by_priority, k.events, k.inbox]
         keys.append(k.delayed)
         args = [task_id, reason, self.settings.result_ttl, self.settings.events_maxlen]
+        args.append(k.worker_queue(""))
         return str(self._lua("cancel", keys, args))
 
     def records(self, ids: Sequence[str]) -> list[TaskRecord | None]:

@@ -1,11 +1,35 @@
--- Cancel a task that has not started. A pending task leaves the index; a
--- dispatched one is marked, and its worker frees the slot without running it.
+-- Cancel a task that has not started. A pending task leaves the index. A
+-- dispatched one is cancelled only while its message still waits in its
+-- worker's queue: the message is marked so that the worker waits for its start
+-- (which then refuses it) instead of starting the body early, and the worker
+-- frees the slot without running it. A message the worker has already taken
+-- may be starting its body this instant (an early start, see start.lua), so
+-- the task is then treated as running: flagged, and the answer is 'running'.
 -- KEYS: task, pending, stats, pending_by_priority, events, inbox, delayed (retry backoff).
--- ARGV: id, reason, result ttl, events maxlen.
+-- ARGV: id, reason, result ttl, events maxlen, worker queue prefix.
 -- Returns 'cancelled', 'running', 'missing' or 'already:<terminal state>'.
-local f = redis.call('HMGET', KEYS[1], 'state', 'name', 'priority', 'submitted_at', 'worker')
+local f = redis.call('HMGET', KEYS[1], 'state', 'name', 'priority', 'submitted_at', 'worker',
+                     'attempt')
 local state = f[1]
 if not state then return 'missing' end
+
+-- The dispatched task's message, still in its worker's queue: mark it so that
+-- the worker waits for the start (its dispatch time zeroed makes it stale).
+local function hold_queued()
+  local queue = ARGV[5] .. (f[5] or '')
+  local tag = '"delivery_tag":' .. cjson.encode(ARGV[1] .. '.' .. (f[6] or ''))
+  local msgs = redis.call('LRANGE', queue, 0, -1)
+  for i, msg in ipairs(msgs) do
+    if string.find(msg, tag, 1, true) then
+      local held = string.gsub(msg, '"ym_at":[-%d%.eE+]+', '"ym_at":0', 1)
+      redis.call('LSET', queue, i - 1, held)
+      return true
+    end
+  end
+  return false
+end
+
+if state == 'dispatched' and not hold_queued() then state = 'running' end
 if state == 'running' then
   redis.call('HSET', KEYS[1], 'cancel_requested', '1')
   return 'running'

@@ -62,16 +62,18 @@ local function hand_off()
       local attempt = tonumber(f[2] or '0') + 1
       redis.call('ZREM', KEYS[11], tid)
       redis.call('HINCRBY', KEYS[12], f[3], -1)
+      local at = now_text()
       redis.call('HSET', tkey, 'state', 'dispatched', 'worker', worker,
-                 'dispatched_at', now_text(), 'attempt', attempt)
+                 'dispatched_at', at, 'attempt', attempt)
       redis.call('SADD', KEYS[4], tid)
       redis.call('HINCRBY', KEYS[2], 'dispatched', 1)
-      -- The template has four quoted placeholders (see broker_config/publisher.py).
+      -- The template has five quoted placeholders (see broker_config/publisher.py).
       local fill = {
         ['"@@ym-attempt@@"'] = tostring(attempt),
         ['"@@ym-worker@@"'] = cjson.encode(worker),
         ['"@@ym-queue@@"'] = cjson.encode(KEYS[13]),
         ['"@@ym-tag@@"'] = cjson.encode(tid .. '.' .. attempt),
+        ['"@@ym-at@@"'] = at,
       }
       local msg = string.gsub(string.sub(entry, tab + 2), '"@@ym%-%a+@@"', fill)
       redis.call('LPUSH', KEYS[13], msg)
