@@ -16,7 +16,6 @@ import base64
 import json
 import os
 import socket
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -106,7 +105,7 @@ class CeleryPublisher:
             .replace(f'"{_WORKER}"', json.dumps(item.worker))
             .replace(f'"{_QUEUE}"', json.dumps(item.queue))
             .replace(f'"{_TAG}"', json.dumps(f"{item.task_id}.{item.attempt}"))
-            .replace(f'"{_AT}"', f"{time.time():.6f}")
+            .replace(f'"{_AT}"', f"{item.at:.6f}")
         )
 
     def message(self, item: Dispatch) -> str:

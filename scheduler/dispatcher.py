@@ -59,6 +59,7 @@ class Dispatch:
     queue: str
     attempt: int
     options: str = ""
+    at: float = 0.0  # Redis time of the claim; 0: unknown (the worker waits for its start)
 
 
 class Publisher(Protocol):
@@ -435,6 +436,7 @@ class Dispatcher:
                         self.worker_queues[decision.worker],
                         claim.attempt,
                         claim.options,
+                        claim.at,
                     )
                 )
                 if worker is not None:

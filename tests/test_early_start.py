@@ -121,7 +121,7 @@ def _queue_message(store: StateStore, task_id: str) -> tuple[str, str]:
     _, name, args, kwargs = store.payloads([task_id])[0]
     queue = store.keys.worker_queue(WORKER)
     publisher = CeleryPublisher(app, store.redis)
-    publisher.publish([Dispatch(task_id, name, args, kwargs, WORKER, queue, 1)])
+    publisher.publish([Dispatch(task_id, name, args, kwargs, WORKER, queue, 1, at=time.time())])
     return queue, str(store.redis.lindex(queue, 0))
 
 

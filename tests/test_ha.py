@@ -116,7 +116,10 @@ def test_a_deposed_dispatchers_late_publish_is_skipped_and_frees_no_slot(cluster
     # Now the deposed dispatcher wakes up and publishes what it had claimed.
     publisher = CeleryPublisher(make_celery(c.settings, c.redis.url), c.store.redis)
     queue = c.store.keys.worker_queue("w@late")
-    stale = Dispatch(handle.id, "ledger", claim.args, claim.kwargs, "w@late", queue, 1)
+    # Its message carries its claim's time, long past: the worker waits for the start.
+    stale = Dispatch(
+        handle.id, "ledger", claim.args, claim.kwargs, "w@late", queue, 1, claim.options, claim.at
+    )
     publisher.publish([stale])
     wait_for(lambda: c.store.redis.llen(queue) == 0, "the worker took the late message")
     time.sleep(0.5)  # its start (skip) and finish reports

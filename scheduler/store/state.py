@@ -38,6 +38,7 @@ class Claim:
         kwargs: JSON text of keyword arguments (when ok).
         attempt: Attempt number this dispatch starts (when ok).
         options: JSON text of the submission's retry policy and time limits ('' if none).
+        at: Redis time of the claim, in seconds (when ok): the message's dispatch time.
     """
 
     task_id: str
@@ -47,6 +48,7 @@ class Claim:
     kwargs: str = "{}"
     attempt: int = 0
     options: str = ""
+    at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,8 +146,9 @@ class StateStore:
         out: list[Claim] = []
         for row in self._lua("claim", keys, args):
             if row[1] == "ok":
-                options = str(row[6]) if len(row) > 6 else ""
-                out.append(Claim(row[0], "ok", row[2], row[3], row[4], int(row[5]), options))
+                options = str(row[6])
+                at = float(row[7])
+                out.append(Claim(row[0], "ok", row[2], row[3], row[4], int(row[5]), options, at))
             else:
                 out.append(Claim(row[0], row[1]))
         return out

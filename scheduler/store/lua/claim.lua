@@ -3,7 +3,7 @@
 --       task key, worker key, worker tasks key.
 -- ARGV: leader token ('' to skip the lease check), concurrency set prefix,
 --       then per decision: task id, worker name.
--- Returns per decision: {id, 'ok', name, args, kwargs, attempt, options} or
+-- Returns per decision: {id, 'ok', name, args, kwargs, attempt, options, claim time} or
 -- {id, reason, detail}; reason 'limited' means the task's concurrency key is at its cap.
 if ARGV[1] ~= '' and redis.call('GET', KEYS[4]) ~= ARGV[1] then
   return redis.error_reply('NOTLEADER this dispatcher no longer holds the lease')
@@ -37,7 +37,7 @@ for i = 0, n - 1 do
     redis.call('SADD', wtasks, id)
     if ckey then redis.call('SADD', ckey, id) end
     claimed = claimed + 1
-    out[#out + 1] = {id, 'ok', f[2], f[3], f[4], attempt, f[7] or ''}
+    out[#out + 1] = {id, 'ok', f[2], f[3], f[4], attempt, f[7] or '', now}
   end
 end
 if claimed > 0 then redis.call('HINCRBY', KEYS[2], 'dispatched', claimed) end
