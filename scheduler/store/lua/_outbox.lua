@@ -1,5 +1,6 @@
 -- The transactional outbox (scheduler/store/outbox.py): the Redis writes a
--- task body recorded, applied in the script that records its completion.
+-- task body recorded, applied in the script that records its completion
+-- (included inside the branch that has effects, so other calls skip it).
 -- outbox_commit(ops, first) applies ops, the decoded JSON [[command,
 -- argument, ...], ...], command i on KEYS[first + i - 1], all or nothing:
 -- every command is checked against the keys' types first (as they will be

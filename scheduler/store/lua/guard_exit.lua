@@ -11,7 +11,6 @@
 --       cache max entries[, effects JSON].
 -- Returns 1 when the lock was still ours, else 0. Effects that could not be
 -- applied are named in the task's 'effects_error' field.
--- @include _outbox
 local outcome, result = ARGV[3], ARGV[4]
 local effects = outcome == 'succeeded' and ARGV[8] and cjson.decode(ARGV[8])  -- before any write
 local prior = redis.call('GET', KEYS[2])
@@ -20,6 +19,8 @@ if not settled then
   redis.call('SET', KEYS[2], cjson.encode({o = outcome, a = tonumber(ARGV[2]), r = result,
                                           e = ARGV[5]}), 'EX', ARGV[6])
   if effects then
+    -- included here, so an exit without effects does not build its functions
+    -- @include _outbox
     local problem = outbox_commit(effects, 6)
     if problem and redis.call('EXISTS', KEYS[3]) == 1 then
       redis.call('HSET', KEYS[3], 'effects_error', problem)
