@@ -8,6 +8,10 @@ worker was declared dead while the body was still finishing, finds the marker
 and reports that outcome instead of running the body again. A delivery that
 finds another live holder waits for it; a holder that stops renewing (its
 process died mid-body) loses the guard after ``YM_GUARD_TTL`` seconds.
+
+The exit also commits the body's outbox (:mod:`scheduler.store.outbox`) when
+it succeeded: the done marker and the effects are written in one Lua call,
+and a recorded success is never overwritten, so the effects apply once.
 """
 
 from __future__ import annotations
