@@ -148,3 +148,15 @@ def test_cancelling_a_dispatched_task_its_worker_has_taken_treats_it_as_running(
     (record,) = store.records([a])
     assert record is not None
     assert (record.state, record.cancel_requested) == ("dispatched", True)
+
+
+def test_a_worker_declared_dead_or_restarted_leaves_its_queued_messages_held_back(redis_server):
+    store, (a,) = _dispatched(redis_server, 1)
+    queue, _ = _queue_message(store, a)
+    # What the leader does to a silent worker, and a worker of the same name on
+    # registering: its tasks go back to pending, and what still waits in its queue
+    # must not start early in the next life of that name.
+    assert store.deregister_worker(WORKER) == 1
+    assert _state(store, a) == "pending"
+    (message,) = store.redis.lrange(queue, 0, -1)
+    assert json.loads(message)["headers"]["ym_at"] == 0

@@ -1,22 +1,30 @@
 """A pool process's report line: the start and finish of each delivery, on one kept connection.
 
-Two choices make a report cheap, and both matter because a noop task spends
-most of its life in these two reports:
+Four choices make a report cheap, and they matter because a noop task spends
+most of its life in these reports:
 
 - **No client layer.** A redis-py client call costs about 40 µs of CPU on top
   of the round trip (connection pool checkout, command dispatch, response
   callbacks). Here one connection sends ``EVALSHA`` and reads the reply.
-- **finish does not wait for its reply.** The reply (``ok``, ``released``,
-  ``stale``) changes nothing the pool process does next, while waiting for it
-  would hold back the slot's Celery result, and so the ack and the next fetch,
-  by a round trip and the script's run. The reply is read with the next
-  start's (the two travel pipelined, and Redis runs the finish first), or by a
-  watchdog thread when no start follows within :data:`SETTLE_AFTER` seconds.
+- **A fresh first delivery does not wait for its start** (:meth:`ReportLine.start_early`;
+  docs/reliability.md, "Early start"): the start is sent, the body runs, and
+  the reply is read after the body.
+- **finish does not wait for its reply, nor for its write.** The reply (``ok``,
+  ``released``, ``stale``) changes nothing the pool process does next, while
+  waiting for it would hold back the slot's Celery result, and so the ack and
+  the next fetch, by a round trip and the script's run. A sender thread writes
+  the finish (with the guard's exit, in one write) while the pool process hands
+  its result to the main process. The reply is read with the next start's (the
+  two travel pipelined, and Redis runs the finish first), or by a watchdog
+  thread when no start follows within :data:`SETTLE_AFTER` seconds.
+- Calls waiting to go out are written together, in order.
 
 Until its reply is read, a finish is unconfirmed. When the connection breaks,
-every unconfirmed finish is sent again before anything else: ``finish.lua``
-is idempotent (a repeat answers ``stale``). So a finish is lost only with the
-pool process's last sent bytes, exactly as a synchronous call would be.
+every unconfirmed finish (and early start) is sent again before anything
+else: ``finish.lua`` is idempotent (a repeat answers ``stale``), ``start.lua``
+answers a repeat with the same nonce as it answered the first. So a finish is
+lost only with the pool process itself, before its sender wrote it, as it
+would be lost with a pool process killed just before a synchronous call.
 """
 
 from __future__ import annotations
@@ -83,6 +91,8 @@ class ReportLine:
         self._unsent: list[_Call] = []  # finishes to send again on a new connection
         self._lock = threading.Lock()
         self._watchdog: threading.Thread | None = None
+        self._sender: threading.Thread | None = None
+        self._wake = threading.Event()
 
     def start(self, task_id: str, attempt: int, nonce: str = "") -> tuple[bool, str, str]:
         """Mark a delivery as running: (run?, duration key or state, affinity key).
@@ -226,14 +236,31 @@ class ReportLine:
         call = _Call("finish", task_id, keys, args)
         with self._lock:
             self._unsent.append(call)
+        # The line's sender thread writes it, so the pool process hands its
+        # result to the worker's main process (which then acknowledges the
+        # message and fetches the next) without waiting for this write, which
+        # wakes Redis and often costs the writer its core for a while.
+        self._wake.set()
+        if self._sender is None:
+            self._sender = threading.Thread(target=self._send_loop, daemon=True, name="report")
+            self._sender.start()
+        if self._watchdog is None:
+            self._watchdog = threading.Thread(target=self._watch, daemon=True)
+            self._watchdog.start()
+
+    def _flush(self) -> None:
+        with self._lock:
             try:
                 self._send_unsent()
             except _LOST:
                 self._lost()
-                log.warning("Redis unreachable; the outcome of %s will be sent again", task_id)
-        if self._watchdog is None:
-            self._watchdog = threading.Thread(target=self._watch, daemon=True)
-            self._watchdog.start()
+                log.warning("Redis unreachable; outcomes will be sent again")
+
+    def _send_loop(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            self._flush()
 
     def settle(self) -> None:
         """Read every outstanding finish reply (send again what a lost connection dropped)."""

@@ -8,21 +8,20 @@
 -- KEYS: task, pending, stats, pending_by_priority, events, inbox, delayed (retry backoff).
 -- ARGV: id, reason, result ttl, events maxlen, worker queue prefix.
 -- Returns 'cancelled', 'running', 'missing' or 'already:<terminal state>'.
+-- @include _hold_message
 local f = redis.call('HMGET', KEYS[1], 'state', 'name', 'priority', 'submitted_at', 'worker',
                      'attempt')
 local state = f[1]
 if not state then return 'missing' end
 
--- The dispatched task's message, still in its worker's queue: mark it so that
--- the worker waits for the start (its dispatch time zeroed makes it stale).
+-- The dispatched task's message, still in its worker's queue: held back.
 local function hold_queued()
   local queue = ARGV[5] .. (f[5] or '')
   local tag = '"delivery_tag":' .. cjson.encode(ARGV[1] .. '.' .. (f[6] or ''))
   local msgs = redis.call('LRANGE', queue, 0, -1)
   for i, msg in ipairs(msgs) do
     if string.find(msg, tag, 1, true) then
-      local held = string.gsub(msg, '"ym_at":[-%d%.eE+]+', '"ym_at":0', 1)
-      redis.call('LSET', queue, i - 1, held)
+      redis.call('LSET', queue, i - 1, hold_message(msg))
       return true
     end
   end

@@ -2,13 +2,16 @@
 -- restarted, shut down, or a publish failed), and optionally forget the worker.
 -- A task whose body had started and whose type's orphan policy is 'fail' (it
 -- must not run twice) ends as failed instead, with the reason.
+-- Every message still waiting in the worker's queue is held back (a restarted
+-- worker of the same name takes them only after a start that refuses them).
 -- KEYS: worker tasks, pending, pending_by_priority, inbox, workers, worker, warm,
---       orphan policy, stats, events.
+--       orphan policy, stats, events, worker queue.
 -- A task of a concurrency key leaves the key's count either way.
 -- ARGV: 'forget' or 'keep', the task key prefix, result ttl, events maxlen,
 --       the concurrency set prefix, then optional task ids (none = all).
 -- Returns the number of tasks that left the worker (requeued or failed).
 -- @include _pending_wire
+-- @include _hold_message
 local ids = {}
 if #ARGV > 5 then
   for i = 6, #ARGV do ids[#ids + 1] = ARGV[i] end
@@ -48,6 +51,12 @@ for _, id in ipairs(ids) do
                                                   f[9], f[13], f[14]))
       n = n + 1
     end
+  end
+end
+if n > 0 then
+  for i, msg in ipairs(redis.call('LRANGE', KEYS[11], 0, -1)) do
+    local held = hold_message(msg)
+    if held ~= msg then redis.call('LSET', KEYS[11], i - 1, held) end
   end
 end
 if ARGV[1] == 'forget' then
