@@ -8,7 +8,8 @@ Each run is ``tests/test_chaos.py``: 5,000 ``ledger`` tasks (7 ms each) on 3
 workers (2 slots) and 2 dispatchers, a random worker SIGKILLed every 2-4 s and
 restarted 0.2-5 s later, the leading dispatcher SIGKILLed once (at a quarter of
 the run) and Redis restarted once (at half; AOF on, down 1 s). The test writes
-its figures (tasks, kills, restarts, lost, duplicated, re-runs after a kill,
+its figures (tasks, kills, restarts, lost, duplicated, re-runs after a kill, bodies
+completed against effects committed through the outbox and duplicate effects,
 takeover time) to ``$YM_CHAOS_RESULTS``; this script collects them, with the
 code measured, into ``benchmarks/results/chaos.json`` (or ``--json-out``).
 A run whose assertions fail is recorded as failed, with its figures.

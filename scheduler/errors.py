@@ -149,3 +149,23 @@ class TaskCancelRequestedError(YardmasterError):
     def __init__(self, task_id: str) -> None:
         super().__init__(f"task {task_id} was asked to cancel and stopped")
         self.task_id = task_id
+
+
+class OutboxUnavailableError(YardmasterError, RuntimeError):
+    """A task body used ``self.effects`` outside a run that a yardmaster worker reports.
+
+    The outbox commits its effects with the completion the worker records, so a
+    body called directly, run eagerly or by a worker without yardmaster's hooks
+    has nothing to commit them with; it is refused rather than applied at once,
+    which would make the same code exactly-once in one place and not in another.
+    """
+
+    def __init__(self, task_name: str, task_id: str | None) -> None:
+        super().__init__(
+            f"task {task_name} (id {task_id}) recorded an effect outside a yardmaster run "
+            "(called directly, eagerly, or by a worker without yardmaster's hooks): the "
+            "outbox commits effects with the outcome a yardmaster worker records. Submit "
+            "it with .schedule() to a yardmaster worker, or write to Redis directly here"
+        )
+        self.task_name = task_name
+        self.task_id = task_id

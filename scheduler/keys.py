@@ -85,8 +85,12 @@ class Keys:
         return f"{self.ns}:dispatcher:leader"
 
     def ledger(self, name: str) -> str:
-        """List the ``ledger`` demo task appends each completed body to (an audit trail)."""
+        """List the ``ledger`` demo task appends each completed body run to (an audit trail)."""
         return f"{self.ns}:ledger:{name}"
+
+    def ledger_committed(self, name: str) -> str:
+        """List the ``ledger`` demo task appends to through its outbox: one entry per task."""
+        return f"{self.ns}:ledger:{name}:committed"
 
     def ledger_seen(self, name: str) -> str:
         """Set of the run nonces a ledger list already holds (appends are idempotent)."""

@@ -413,6 +413,7 @@ class TaskRecord:
     not_before: float | None = None
     cancel_requested: bool = False
     max_attempts: int | None = None
+    effects_error: str | None = None
 
     @property
     def wait(self) -> float | None:
@@ -447,6 +448,7 @@ class TaskRecord:
             not_before=_opt_float(raw.get("not_before")),
             cancel_requested=raw.get("cancel_requested") == "1",
             max_attempts=_max_attempts(raw.get("opts")),
+            effects_error=raw.get("effects_error") or None,
         )
 
 

@@ -57,10 +57,13 @@ def leading_process(c: Any, names: list[str]) -> str:
     return str(wait_for(named, f"a dispatcher log naming the leader {token[:8]}", timeout=10))
 
 
-def ledger_entries(c: Any, name: str) -> list[tuple[str, int, str, int]]:
-    """(task id, attempt, worker, pid) of every completed ``ledger`` body."""
+def ledger_entries(
+    c: Any, name: str, *, committed: bool = False
+) -> list[tuple[str, int, str, int]]:
+    """(task id, attempt, worker, pid) of every completed ``ledger`` body, or with
+    ``committed`` of every entry the bodies committed through the outbox."""
     out = []
-    for entry in c.store.read_ledger(name):
+    for entry in c.store.read_ledger(name, committed=committed):
         task_id, attempt, worker, pid = entry.rsplit(":", 3)
         out.append((task_id, int(attempt), worker, int(pid)))
     return out

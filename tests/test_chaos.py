@@ -1,7 +1,8 @@
 """Chaos: 5,000 tasks, 3 workers and 2 dispatchers while workers are SIGKILLed and restarted
 every few seconds, the leading dispatcher is SIGKILLed once and Redis is restarted once.
 
-Every task must end in exactly one terminal state, no delivery may run a body twice, and
+Every task must end in exactly one terminal state, no delivery may run a body twice, the
+list the bodies append to through their outbox must hold each task id exactly once, and
 the run must finish. The figures go to ``chaos.json`` in the test's directory, and to
 ``$YM_CHAOS_RESULTS`` when set (``benchmarks/chaos.py`` does that).
 """
@@ -55,7 +56,9 @@ def _spawn_worker(c: Any, name: str) -> Any:
 
 
 @pytest.mark.slow
-def test_chaos_every_task_ends_once_and_no_delivery_runs_a_body_twice(aof_cluster, tmp_path):
+def test_chaos_every_task_ends_once_commits_its_effects_once_and_runs_no_delivery_twice(
+    aof_cluster, tmp_path
+):
     seed = int(os.environ.get("YM_CHAOS_SEED", "0")) or random.randrange(1, 10**6)
     rng = random.Random(seed)
     c = aof_cluster(**SETTINGS)
@@ -122,7 +125,9 @@ def test_chaos_every_task_ends_once_and_no_delivery_runs_a_body_twice(aof_cluste
 
     records = c.store.records(ids)
     states = collections.Counter(r.state if r else "missing" for r in records)
-    entries = ledger_entries(c, "chaos")
+    entries = ledger_entries(c, "chaos")  # one per body run
+    committed = ledger_entries(c, "chaos", committed=True)  # through the outbox
+    commits = collections.Counter(entry[0] for entry in committed)
     by_task: dict[str, list[tuple[str, int, str, int]]] = collections.defaultdict(list)
     for entry in entries:
         by_task[entry[0]].append(entry)
@@ -146,6 +151,8 @@ def test_chaos_every_task_ends_once_and_no_delivery_runs_a_body_twice(aof_cluste
         duplicated=len(repeats),
         reruns_after_sigkill=len(reruns),
         bodies_completed=len(entries),
+        effects_committed=len(committed),
+        duplicate_effects=sum(n - 1 for n in commits.values()),
         attempts=dict(collections.Counter(r.attempt for r in records if r)),
         recovered_unstarted=counters.get("recovered_unstarted", 0),
         started_counter=counters.get("started", 0),
@@ -179,6 +186,13 @@ def test_chaos_every_task_ends_once_and_no_delivery_runs_a_body_twice(aof_cluste
         final = records[ids.index(task_id)]
         assert final is not None
         assert runs[-1][1] == final.attempt
+    # The Must-show: the list every task appends its id to (through the outbox)
+    # holds each task exactly once, also for the tasks whose body ran twice; and
+    # what was committed is what one of the task's runs appended.
+    assert figures["duplicate_effects"] == 0, [t for t, n in commits.items() if n > 1]
+    assert set(commits) == set(ids)
+    assert len(committed) == TASKS
+    assert set(committed) <= set(entries)
     # Nothing left behind.
     assert c.store.redis.zcard(c.store.keys.pending) == 0
     for name in WORKERS:

@@ -27,10 +27,11 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from broker_config.celery_app import app_settings
-from scheduler.errors import InvalidInputError
+from scheduler.errors import InvalidInputError, OutboxUnavailableError
 from scheduler.keys import Keys
 from scheduler.store import ReportLine, StateStore, connect
 from scheduler.store.guard import RENEWER, Finished, Guard
+from scheduler.store.outbox import Outbox
 from scheduler.store.reports import EarlyStart
 from workers import lifecycle
 
@@ -51,6 +52,7 @@ class _Delivery:
     early: EarlyStart | None = None  # a start sent without waiting, not yet read
     line: ReportLine | None = None
     retry_window: float = 0.0
+    effects: Outbox | None = None  # made on the body's first ``self.effects``
 
 
 _stores: dict[tuple[int, int], StateStore] = {}
@@ -111,6 +113,21 @@ def note_retry(task_id: str | None, when: Any) -> bool:
         return False
     delivery.retry_when = when
     return True
+
+
+def outbox_of(task_id: str | None, task_name: str) -> Outbox:
+    """The outbox of the current run of ``task_id`` (``YardmasterTask.effects``).
+
+    Raises:
+        OutboxUnavailableError: The body does not run as a yardmaster delivery
+            in this thread (called directly, eagerly, or without the hooks).
+    """
+    delivery = _deliveries.get((task_id or "", threading.get_ident()))
+    if delivery is None or not delivery.run:
+        raise OutboxUnavailableError(task_name, task_id)
+    if delivery.effects is None:
+        delivery.effects = Outbox()
+    return delivery.effects
 
 
 def affinity_key_of(task_id: str | None) -> str:
@@ -291,7 +308,9 @@ def _settle_guard(
     try:
         finished = _retrying(lambda: guard.settle(answer, detail), app_settings(app).redis_retry)
     except RedisError:
+        # Its completion still goes out through guard_exit.lua (with its effects).
         log.exception("could not take the execution guard of %s; running it unguarded", task_id)
+        delivery.guard = guard
         return
     if finished is None:
         delivery.guard = guard
@@ -391,8 +410,19 @@ def _postrun(
     else:
         verdict = lifecycle.Verdict("skipped", "", "")
     if delivery.guard is not None:
-        # Goes out on the report line just before the finish, so it is recorded first.
-        exit_call = delivery.guard.exit_call(verdict.outcome, verdict.result, verdict.error)
+        # Goes out on the report line just before the finish, so it is recorded first;
+        # it commits the body's effects, which only a success keeps.
+        effects = delivery.effects if verdict.outcome == "succeeded" else None
+        if delivery.effects and effects is None:
+            log.info(
+                "%s ended %s: its %d effects are discarded",
+                task_id,
+                verdict.outcome,
+                len(delivery.effects),
+            )
+        exit_call = delivery.guard.exit_call(
+            verdict.outcome, verdict.result, verdict.error, effects
+        )
         line.post("guard_exit", task_id, *exit_call)
 
     line.finish(  # sent again until Redis confirms it; a repeat answers 'stale'

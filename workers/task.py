@@ -13,6 +13,7 @@ from scheduler.client import Client, TaskHandle
 from scheduler.errors import InvalidInputError, TaskCancelRequestedError
 from scheduler.store import StateStore, connect
 from scheduler.store.lifecycle import LifecycleStore
+from scheduler.store.outbox import Outbox
 from workers import hooks
 
 _CLIENTS: dict[int, Client] = {}
@@ -45,6 +46,11 @@ class YardmasterTask(Task[Any, Any]):
     is the task's own retry policy; ``self.check_cancelled()`` lets a long body
     stop when a cancel was asked for.
 
+    ``self.effects`` is the run's :class:`~scheduler.store.outbox.Outbox`:
+    Redis writes recorded there are committed with the body's success, once
+    per task even when the body runs again after a SIGKILL
+    (docs/reliability.md, "Effects committed with the outcome").
+
     ``on_orphan`` (``@app.task(on_orphan="fail")``) says what happens when the
     worker running the body is lost (killed, cut off, stopped at the end of its
     drain): ``requeue`` (the default) runs it again as the next attempt;
@@ -62,6 +68,16 @@ class YardmasterTask(Task[Any, Any]):
         # directly unless a task class overrides __call__.
         if hooks.is_skipped(task_id):
             raise Ignore()
+
+    @property
+    def effects(self) -> Outbox:
+        """The outbox of this run: Redis writes committed with the body's success.
+
+        Raises:
+            OutboxUnavailableError: The body does not run in a yardmaster worker
+                (called directly, eagerly, or in another thread than its own).
+        """
+        return hooks.outbox_of(self.request.id, self.name)
 
     def schedule(
         self,

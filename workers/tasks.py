@@ -139,8 +139,10 @@ def cooperative_sleep(self: YardmasterTask, key: str, seconds: float) -> float:
 def ledger(self: YardmasterTask, name: str, seconds: float = 0.0) -> None:
     """Sleep ``seconds``, then append ``<task id>:<attempt>:<worker>:<pid>`` to ledger ``name``.
 
-    An audit trail of completed bodies: the reliability tests read it to prove
-    that no delivery ran a body twice.
+    Twice: at once, to the list of body runs (an audit trail: the reliability
+    tests read it to prove that no delivery ran a body twice), and through the
+    outbox to the committed list, which holds one entry per task even when a
+    body ran again after a SIGKILL.
     """
     _record(self, name, seconds)
 
@@ -158,3 +160,4 @@ def _record(task: YardmasterTask, name: str, seconds: float) -> None:
     nonce = uuid.uuid4().hex  # one per run: a resent append is not a second run
     store = store_for(task.app)
     retrying(lambda: store.append_ledger(name, entry, nonce), app_settings(task.app).redis_retry)
+    task.effects.rpush(store.keys.ledger_committed(name), entry)

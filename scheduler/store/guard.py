@@ -8,6 +8,10 @@ worker was declared dead while the body was still finishing, finds the marker
 and reports that outcome instead of running the body again. A delivery that
 finds another live holder waits for it; a holder that stops renewing (its
 process died mid-body) loses the guard after ``YM_GUARD_TTL`` seconds.
+
+The exit also commits the body's outbox (:mod:`scheduler.store.outbox`) when
+it succeeded: the done marker and the effects are written in one Lua call,
+and a recorded success is never overwritten, so the effects apply once.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from scheduler.store.lock import Lock
+from scheduler.store.outbox import Outbox
 
 log = logging.getLogger("yardmaster.guard")
 
@@ -100,17 +105,28 @@ class Guard:
         RENEWER.add(self.lock)
         return None
 
-    def exit(self, outcome: str, result: str, error: str) -> bool:
+    def exit(self, outcome: str, result: str, error: str, effects: Outbox | None = None) -> bool:
         """Record the body's outcome and release the guard; True if it was still ours."""
-        return bool(self.store.scripts("guard_exit", *self.exit_call(outcome, result, error)))
+        call = self.exit_call(outcome, result, error, effects)
+        return bool(self.store.scripts("guard_exit", *call))
 
-    def exit_call(self, outcome: str, result: str, error: str) -> tuple[list[str], list[Any]]:
-        """Stop renewing; KEYS and ARGV of ``guard_exit.lua`` (for a caller that sends it)."""
+    def exit_call(
+        self, outcome: str, result: str, error: str, effects: Outbox | None = None
+    ) -> tuple[list[str], list[Any]]:
+        """Stop renewing; KEYS and ARGV of ``guard_exit.lua`` (for a caller that sends it).
+
+        ``effects`` (the body's outbox) are committed by that call when the
+        outcome is ``succeeded`` and no success of the task is recorded yet.
+        """
         RENEWER.discard(self.lock)
         k, s = self.store.keys, self.store.settings
         keys = [self.lock.key, self._done_key, k.task(self.task_id), k.cache_index, k.cache_stats]
         args: list[Any] = [self.lock.token, self.attempt, outcome, result, error, s.result_ttl]
         args.append(s.cache_max_entries)
+        if effects:
+            effect_keys, ops = effects.wire()
+            keys += effect_keys
+            args.append(ops)
         return keys, args
 
 

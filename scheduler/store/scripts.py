@@ -37,7 +37,7 @@ SCRIPT_NAMES = (
 )
 
 
-INCLUDE = re.compile(r"^-- @include (\w+)$", re.M)
+INCLUDE = re.compile(r"^[ \t]*-- @include (\w+)$", re.M)
 
 
 def _source(name: str) -> str:

@@ -464,9 +464,11 @@ class StateStore:
         keys = [self.keys.ledger(name), self.keys.ledger_seen(name)]
         return bool(self._lua("ledger", keys, [entry, nonce]))
 
-    def read_ledger(self, name: str) -> list[str]:
-        """Every entry of the ledger list ``name``, oldest first."""
-        return cast(list[str], self.redis.lrange(self.keys.ledger(name), 0, -1))
+    def read_ledger(self, name: str, *, committed: bool = False) -> list[str]:
+        """Every entry of the ledger list ``name``, oldest first: one per body run, or
+        with ``committed`` the entries committed through the outbox (one per task)."""
+        key = self.keys.ledger_committed(name) if committed else self.keys.ledger(name)
+        return cast(list[str], self.redis.lrange(key, 0, -1))
 
     # -- clients ---------------------------------------------------------------
     def expire(self, task_id: str, reason: str) -> str:

@@ -1,13 +1,32 @@
 -- Execution guard, after a task body returned: record that it finished (with
--- its outcome, for redeliveries), release the guard lock if still ours, and
--- put a successful result in the solution cache when the task asked for it.
--- KEYS: guard lock, done marker, task, cache index, cache stats.
+-- its outcome, for redeliveries), release the guard lock if still ours, put a
+-- successful result in the solution cache when the task asked for it, and
+-- apply the effects the body recorded in its outbox (_outbox.lua).
+-- A recorded success is final: a later exit (the same call sent again after a
+-- lost connection, or a second run that raced past the guard) neither
+-- overwrites it nor applies its effects, so they are applied once per task.
+-- A failed run's effects are not applied (the worker does not send them).
+-- KEYS: guard lock, done marker, task, cache index, cache stats[, one key per effect].
 -- ARGV: owner token, attempt, outcome, result JSON, error, marker ttl (s),
---       cache max entries.
--- Returns 1 when the lock was still ours, else 0 (the marker is written either way).
+--       cache max entries[, effects JSON].
+-- Returns 1 when the lock was still ours, else 0. Effects that could not be
+-- applied are named in the task's 'effects_error' field.
 local outcome, result = ARGV[3], ARGV[4]
-redis.call('SET', KEYS[2], cjson.encode({o = outcome, a = tonumber(ARGV[2]), r = result,
-                                        e = ARGV[5]}), 'EX', ARGV[6])
+local effects = outcome == 'succeeded' and ARGV[8] and cjson.decode(ARGV[8])  -- before any write
+local prior = redis.call('GET', KEYS[2])
+local settled = prior and cjson.decode(prior).o == 'succeeded'
+if not settled then
+  redis.call('SET', KEYS[2], cjson.encode({o = outcome, a = tonumber(ARGV[2]), r = result,
+                                          e = ARGV[5]}), 'EX', ARGV[6])
+  if effects then
+    -- included here, so an exit without effects does not build its functions
+    -- @include _outbox
+    local problem = outbox_commit(effects, 6)
+    if problem and redis.call('EXISTS', KEYS[3]) == 1 then
+      redis.call('HSET', KEYS[3], 'effects_error', problem)
+    end
+  end
+end
 local mine = 0
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
