@@ -14,7 +14,7 @@ from scheduler.adaptive import build_strategy
 from scheduler.cli import app
 from scheduler.errors import InvalidInputError
 from scheduler.settings import STRATEGY_NAMES, load_settings
-from scheduler.simulator import METRIC_NAMES, Simulator, metrics
+from scheduler.simulator import METRIC_NAMES, Simulator, outcome_metrics
 from scheduler.workload import load_workload
 
 console = Console()
@@ -56,13 +56,13 @@ def simulate(
             slots=slots,
             dispatch_overhead=dispatch_overhead,
         )
-        records = sim.run(tasks)
-        results[name] = metrics(records, workers * slots)
+        outcome = sim.simulate(tasks)
+        results[name] = outcome_metrics(outcome, workers * slots)
         if sim.switches:
             switches[name] = len(sim.switches)
         if trace is None:
             continue
-        for r in records:
+        for r in outcome.records():
             row = {"id": r.task.id, "worker": r.worker, "start": r.start, "finish": r.finish}
             row["state"] = r.state
             if len(names) > 1:

@@ -18,6 +18,10 @@ from scheduler.strategies.base import (
     Strategy,
     Switch,
     TaskQueue,
+    WorkerKey,
+    WorkerPool,
+    by_load,
+    least,
     least_loaded,
     plan,
 )
@@ -46,7 +50,11 @@ __all__ = [
     "Switch",
     "TaskQueue",
     "WeightedStrategy",
+    "WorkerKey",
+    "WorkerPool",
+    "by_load",
     "create_strategy",
+    "least",
     "least_loaded",
     "plan",
 ]

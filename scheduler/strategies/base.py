@@ -5,13 +5,21 @@ pending tasks run (:meth:`Strategy.sort_key`) and where each one goes
 (:meth:`Strategy.pick_worker`). It never touches Redis or Celery. The live
 dispatcher and the simulator both call :func:`plan`, so the order a strategy
 produces is the same under both drivers.
+
+A strategy chooses among the workers with a free slot, which :func:`plan`
+hands it as a :class:`WorkerPool`. The pool also keeps those workers in the
+order of the strategy's :meth:`Strategy.worker_order` key, so a choice that
+is "the least worker by that key" (:func:`least`) costs O(log n), not a look
+at every free worker. The dispatcher builds a pool per planning round; the
+simulator keeps one for the whole run and tells it when slots are taken and
+freed.
 """
 
 from __future__ import annotations
 
 import heapq
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import ClassVar
@@ -19,6 +27,7 @@ from typing import ClassVar
 from scheduler.models import Decision, Estimates, PendingTask, WorkerView
 
 SortKey = tuple[float, ...]
+WorkerKey = Callable[[WorkerView], tuple[float | str, ...]]
 
 
 @dataclass(slots=True)
@@ -161,7 +170,20 @@ class Strategy(ABC):
     def pick_worker(
         self, task: PendingTask, workers: Sequence[WorkerView], snapshot: Snapshot
     ) -> WorkerView | None:
-        """Choose among ``workers`` (each has a free slot); None holds the task back."""
+        """Choose among ``workers`` (each has a free slot); None holds the task back.
+
+        ``workers`` is a :class:`WorkerPool` under both drivers; a choice that is
+        the least worker by :meth:`worker_order` should use :func:`least`.
+        """
+
+    def worker_order(self) -> WorkerKey | None:
+        """The key by which :meth:`pick_worker` ranks workers when the task does not
+        matter, for the pool to keep them in that order (None: no such key).
+
+        It must be one function object each time (a module-level function), so
+        :func:`least` can tell that the pool is ordered by the key it is asked for.
+        """
+        return None
 
     def observe(self, queue: TaskQueue, snapshot: Snapshot) -> None:
         """Called at the start of every planning round; strategies that review
@@ -199,29 +221,156 @@ class Switch:
 EPOCH = 1_735_689_600.0
 
 
+def by_load(worker: WorkerView) -> tuple[float | str, ...]:
+    """Least loaded first (share of slots taken), ties by name."""
+    return (worker.inflight / worker.slots if worker.slots else 1.0, worker.name)
+
+
+def least(workers: Sequence[WorkerView], key: WorkerKey) -> WorkerView:
+    """``min(workers, key=key)``; from the pool's order when ``workers`` is a
+    :class:`WorkerPool` kept in the order of ``key``."""
+    if type(workers) is WorkerPool and workers.key is key:
+        return workers.first()
+    return min(workers, key=key)
+
+
 def least_loaded(workers: Sequence[WorkerView]) -> WorkerView:
     """The worker with the smallest share of its slots taken; ties by name."""
-    return min(workers, key=lambda w: (w.load, w.name))
+    return least(workers, by_load)
 
 
-def plan(strategy: Strategy, queue: TaskQueue, snapshot: Snapshot, limit: int) -> list[Decision]:
+class WorkerPool(Sequence[WorkerView]):
+    """The workers with a free slot: the sequence :meth:`Strategy.pick_worker` chooses from.
+
+    Iterating yields the free workers; :meth:`take` and :meth:`release` keep
+    them (and each worker's ``inflight``) current as slots are taken and
+    freed. With a key (:meth:`order_by`), a heap also keeps them in that key's
+    order, so :meth:`first` is the least of them in O(log n). The heap is
+    brought up to date lazily: a worker whose key may have changed is noted,
+    and re-ranked only when :meth:`first` is next asked, so a strategy that
+    never asks pays nothing for it. Keys are unique (they end with the
+    worker's name), so the order of iteration never decides a choice.
+
+    Args:
+        workers: Every worker; those without a free slot are left out.
+        key: See :meth:`order_by`.
+    """
+
+    __slots__ = ("_changed", "_entries", "_free", "_heap", "_pushes", "free_slots", "key")
+
+    def __init__(self, workers: Iterable[WorkerView], key: WorkerKey | None = None) -> None:
+        self._free = {w.name: w for w in workers if w.inflight < w.slots}
+        self.free_slots = sum(w.slots - w.inflight for w in self._free.values())
+        self.key: WorkerKey | None = None
+        self._heap: list[list[object]] = []  # [key, tie, worker or None when stale]
+        self._entries: dict[str, list[object]] = {}
+        self._changed: dict[str, WorkerView] = {}
+        self._pushes = 0  # ties between a worker's stale and fresh entries
+        self.order_by(key)
+
+    def order_by(self, key: WorkerKey | None) -> None:
+        """Keep the free workers in the order of ``key`` from now on (None: no order)."""
+        if key is self.key:
+            return
+        self.key = key
+        self._heap = []
+        self._entries = {}
+        self._changed = dict(self._free) if key is not None else {}
+
+    def first(self) -> WorkerView:
+        """The free worker with the least key (the pool must have a key and a free worker)."""
+        heap = self._heap
+        if self._changed:
+            key = self.key
+            assert key is not None
+            entries = self._entries
+            for name, changed in self._changed.items():
+                old = entries.get(name)
+                if old is not None:
+                    old[2] = None
+                self._pushes += 1
+                entry: list[object] = [key(changed), self._pushes, changed]
+                entries[name] = entry
+                heapq.heappush(heap, entry)
+            self._changed = {}
+            if len(heap) > 2 * len(entries) + 64:
+                self._heap = heap = [e for e in heap if e[2] is not None]
+                heapq.heapify(heap)
+        while heap[0][2] is None:
+            heapq.heappop(heap)
+        worker = heap[0][2]
+        assert isinstance(worker, WorkerView)
+        return worker
+
+    def take(self, worker: WorkerView) -> None:
+        """One of ``worker``'s slots is now taken (it leaves the pool when it has none left)."""
+        worker.inflight += 1
+        self.free_slots -= 1
+        if self.key is None:
+            if worker.inflight >= worker.slots:
+                del self._free[worker.name]
+            return
+        if worker.inflight >= worker.slots:
+            del self._free[worker.name]
+            self._changed.pop(worker.name, None)
+            entry = self._entries.pop(worker.name, None)
+            if entry is not None:
+                entry[2] = None
+        else:
+            self._changed[worker.name] = worker
+
+    def release(self, worker: WorkerView) -> None:
+        """One of ``worker``'s slots is free again (call it after any other change to the
+        worker, such as its success counts, so that its key is read afresh)."""
+        worker.inflight -= 1
+        self.free_slots += 1
+        self._free[worker.name] = worker
+        if self.key is not None:
+            self._changed[worker.name] = worker
+
+    def __len__(self) -> int:
+        return len(self._free)
+
+    def __iter__(self) -> Iterator[WorkerView]:
+        return iter(self._free.values())
+
+    def __contains__(self, worker: object) -> bool:
+        return isinstance(worker, WorkerView) and self._free.get(worker.name) is worker
+
+    def __getitem__(self, index: int) -> WorkerView:  # type: ignore[override]
+        return list(self._free.values())[index]
+
+
+def plan(
+    strategy: Strategy,
+    queue: TaskQueue,
+    snapshot: Snapshot,
+    limit: int,
+    pool: WorkerPool | None = None,
+) -> list[Decision]:
     """Pop up to ``limit`` tasks from ``queue`` and place each on a free slot.
 
-    Worker loads in the snapshot are copied, then updated as slots are handed
-    out, so later choices in the same round see earlier ones. Tasks the
-    strategy holds back go back into the queue. A task the strategy expires
-    (:meth:`Strategy.expire_reason`) becomes a decision with ``expire`` set and
-    takes no slot; only tasks that take a slot count towards ``limit``.
+    Without ``pool``, the workers of the snapshot with a free slot are copied
+    into a new pool, and the copies are updated as slots are handed out, so
+    later choices in the same round see earlier ones (the dispatcher's case).
+    A driver that keeps its own pool (the simulator) passes it: its workers
+    are then the driver's own, and each decision has already taken its slot.
+    Tasks the strategy holds back go back into the queue. A task the strategy
+    expires (:meth:`Strategy.expire_reason`) becomes a decision with
+    ``expire`` set and takes no slot; only tasks that take a slot count
+    towards ``limit``.
 
     Returns:
         Decisions in the order the tasks should start.
     """
     strategy.observe(queue, snapshot)
-    workers = [w.copy() for w in snapshot.workers if w.inflight < w.slots]
+    if pool is None:
+        pool = WorkerPool([w.copy() for w in snapshot.workers if w.inflight < w.slots])
+    pool.order_by(strategy.worker_order())
     decisions: list[Decision] = []
     held: list[PendingTask] = []
     placed = 0
-    while workers and placed < limit:
+    while pool.free_slots > 0 and placed < limit:
         task = queue.pop()
         if task is None:
             break
@@ -229,15 +378,13 @@ def plan(strategy: Strategy, queue: TaskQueue, snapshot: Snapshot, limit: int) -
         if reason is not None:
             decisions.append(Decision(task, "", reason))
             continue
-        worker = strategy.pick_worker(task, workers, snapshot)
+        worker = strategy.pick_worker(task, pool, snapshot)
         if worker is None:
             held.append(task)
             continue
         decisions.append(Decision(task, worker.name))
         placed += 1
-        worker.inflight += 1
-        if worker.inflight >= worker.slots:
-            workers = [w for w in workers if w.inflight < w.slots]
+        pool.take(worker)
     for task in held:
         queue.add(task)
     return decisions

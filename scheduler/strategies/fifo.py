@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from scheduler.models import PendingTask, WorkerView
-from scheduler.strategies.base import Snapshot, SortKey, Strategy, least_loaded
+from scheduler.strategies.base import (
+    Snapshot,
+    SortKey,
+    Strategy,
+    WorkerKey,
+    by_load,
+    least_loaded,
+)
 
 
 class FifoStrategy(Strategy):
@@ -15,6 +22,9 @@ class FifoStrategy(Strategy):
 
     def sort_key(self, task: PendingTask) -> SortKey:
         return (float(task.seq),)
+
+    def worker_order(self) -> WorkerKey | None:
+        return by_load
 
     def pick_worker(
         self, task: PendingTask, workers: Sequence[WorkerView], snapshot: Snapshot

@@ -21,6 +21,8 @@ from scheduler.strategies.base import (
     SortKey,
     Strategy,
     TaskQueue,
+    WorkerKey,
+    by_load,
     least_loaded,
 )
 
@@ -93,6 +95,9 @@ class SjfStrategy(Strategy):
         # Only the hint is known without estimates; the queue uses live ones.
         hint = task.expected_duration if task.expected_duration is not None else float("inf")
         return (hint, float(task.seq))
+
+    def worker_order(self) -> WorkerKey | None:
+        return by_load
 
     def pick_worker(
         self, task: PendingTask, workers: Sequence[WorkerView], snapshot: Snapshot
