@@ -192,11 +192,14 @@ def parse_fast(data: bytes) -> list[WorkloadTask] | None:
     ids = {t.id for t in tasks}
     if len(ids) != len(tasks):
         return None
-    for task in tasks:
-        if task.depends_on and (task.id in task.depends_on or not ids.issuperset(task.depends_on)):
+    if any(t.depends_on for t in tasks):
+        for task in tasks:
+            if task.depends_on and (
+                task.id in task.depends_on or not ids.issuperset(task.depends_on)
+            ):
+                return None
+        if _in_cycle(tasks) is not None:
             return None
-    if _in_cycle(tasks) is not None:
-        return None
     return tasks
 
 

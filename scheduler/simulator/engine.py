@@ -169,7 +169,7 @@ class Simulator:
         # Tasks are numbered by arrival (submit_at, then file order), as the live
         # submit script numbers them; every list below is indexed by that number.
         submit = [t.submit_at for t in workload]
-        order = sorted(range(n), key=submit.__getitem__)
+        order = sorted(range(n), key=submit.__getitem__)  # stable: ties in file order
         in_order = order == list(range(n))
         tasks = list(workload) if in_order else [workload[i] for i in order]
         if not in_order:
@@ -223,8 +223,11 @@ class Simulator:
         add = queue.add
         heappush = heapq.heappush
         heappop = heapq.heappop
+        switches = type(strategy).take_switches is not Strategy.take_switches
         finishes: list[tuple[float, int]] = []  # (time, arrival number)
         next_arrival = 0
+        # Tasks in the queue: released, less those decided (plan puts back what it holds).
+        queued = 0
 
         def release(s: int) -> None:
             t = tasks[s]
@@ -291,6 +294,7 @@ class Simulator:
                             parents.discard(s)
                             if not parents and arrived[child]:
                                 release(child)
+                                queued += 1
                 pool.release(worker)
             while next_arrival < n and submit[next_arrival] <= now:
                 s = next_arrival
@@ -299,8 +303,22 @@ class Simulator:
                     arrived[s] = True
                     if state[s] != "pending" or waiting.get(s):
                         continue
-                release(s)
-            if not pool.free_slots or not len(queue):
+                t = tasks[s]
+                add(
+                    PendingTask(
+                        t.id,
+                        t.name,
+                        t.priority,
+                        s,
+                        t.submit_at,
+                        t.deadline,
+                        t.expected_duration,
+                        t.affinity_key,
+                    )
+                )
+                queued += 1
+            free = pool.free_slots
+            if not free or not queued:
                 continue
             if uses_estimates:
                 overrun = {}
@@ -313,10 +331,11 @@ class Simulator:
                             overrun[name] = elapsed
                 estimates.overrun = overrun
             snapshot.now = now
-            decisions = plan(strategy, queue, snapshot, pool.free_slots, pool)
-            switched = strategy.take_switches()
-            if switched:
-                self.switches.extend(switched)
+            # Placing every queued task empties the queue: plan need not look again.
+            decisions = plan(strategy, queue, snapshot, free if free < queued else queued, pool)
+            queued -= len(decisions)
+            if switches:
+                self.switches.extend(strategy.take_switches())
             for decision in decisions:
                 s = decision.task.seq
                 if state[s] != "pending":

@@ -40,20 +40,24 @@ def metrics(records: Sequence[SimulatedTask], slots_total: int) -> dict[str, Any
         [r.finish for r in records],
         [r.warm for r in records],
         slots_total,
+        None in (r.start for r in records) or None in (r.finish for r in records),
     )
 
 
 def outcome_metrics(outcome: Outcome, slots_total: int) -> dict[str, Any]:
     """:func:`metrics` of a simulator run, read from its columns."""
     tasks = outcome.tasks
+    state = outcome.state
+    ran = state.count("succeeded") + state.count("failed")  # the others never started
     return _metrics(
         [t.submit_at for t in tasks],
         [t.deadline for t in tasks],
-        outcome.state,
+        state,
         outcome.start,
         outcome.finish,
         outcome.warm,
         slots_total,
+        ran < len(state),
     )
 
 
@@ -65,10 +69,11 @@ def _metrics(
     finish: list[float | None],
     warm: list[bool],
     slots_total: int,
+    some_not_run: bool,
 ) -> dict[str, Any]:
     expired = state.count("expired")
     first = min(submit, default=0.0)
-    if None in finish or None in start:  # keep the tasks that ran (in order)
+    if some_not_run:  # keep the tasks that ran (in order)
         done = [
             i
             for i, (s, f) in enumerate(zip(start, finish, strict=True))

@@ -17,6 +17,7 @@ freed.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -138,6 +139,40 @@ class HeapQueue(IndexedQueue):
         return None
 
 
+class SubmissionQueue(IndexedQueue):
+    """Submission order (``seq``) alone: a heap of ``(seq, id)`` with lazy deletion.
+
+    The order of a :class:`HeapQueue` on a sort key of ``(seq,)``, without
+    calling the key: a task that arrives after the others joins in O(1).
+    """
+
+    __slots__ = ("_heap",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._heap: list[tuple[int, str]] = []
+
+    def add(self, task: PendingTask) -> None:
+        if task.id in self._tasks:
+            return
+        self._tasks[task.id] = task
+        heapq.heappush(self._heap, (task.seq, task.id))
+
+    def discard(self, task_id: str) -> PendingTask | None:
+        task = self._tasks.pop(task_id, None)
+        if task is not None and len(self._heap) > 64 and len(self._heap) > 2 * len(self._tasks):
+            self._heap = [entry for entry in self._heap if entry[1] in self._tasks]
+            heapq.heapify(self._heap)
+        return task
+
+    def pop(self) -> PendingTask | None:
+        while self._heap:
+            task = self._tasks.pop(heapq.heappop(self._heap)[1], None)
+            if task is not None:
+                return task
+        return None
+
+
 class Strategy(ABC):
     """Orders pending tasks and places each on a worker.
 
@@ -244,89 +279,84 @@ class WorkerPool(Sequence[WorkerView]):
 
     Iterating yields the free workers; :meth:`take` and :meth:`release` keep
     them (and each worker's ``inflight``) current as slots are taken and
-    freed. With a key (:meth:`order_by`), a heap also keeps them in that key's
-    order, so :meth:`first` is the least of them in O(log n). The heap is
-    brought up to date lazily: a worker whose key may have changed is noted,
-    and re-ranked only when :meth:`first` is next asked, so a strategy that
-    never asks pays nothing for it. Keys are unique (they end with the
-    worker's name), so the order of iteration never decides a choice.
+    freed. With a key (:meth:`order_by`), a sorted list also keeps them in
+    that key's order, so :meth:`first` is the least of them at once: a worker
+    is placed again (binary search) whenever one of its slots is taken or
+    freed. A key ends with the worker's name, so no two are equal and the
+    order of iteration never decides a choice.
+
+    A sorted list, not a heap: the usual change is "take the first worker,
+    later put it back", which costs a heap a sift through every level, each
+    step a comparison of key tuples, and a sorted list only the binary search
+    of the put-back (moving the entries after it is one memmove).
 
     Args:
         workers: Every worker; those without a free slot are left out.
         key: See :meth:`order_by`.
     """
 
-    __slots__ = ("_changed", "_entries", "_free", "_heap", "_pushes", "free_slots", "key")
+    __slots__ = ("_free", "_key_of", "_order", "free_slots", "key")
 
     def __init__(self, workers: Iterable[WorkerView], key: WorkerKey | None = None) -> None:
         self._free = {w.name: w for w in workers if w.inflight < w.slots}
         self.free_slots = sum(w.slots - w.inflight for w in self._free.values())
         self.key: WorkerKey | None = None
-        self._heap: list[list[object]] = []  # [key, tie, worker or None when stale]
-        self._entries: dict[str, list[object]] = {}
-        self._changed: dict[str, WorkerView] = {}
-        self._pushes = 0  # ties between a worker's stale and fresh entries
+        self._order: list[tuple[float | str, ...]] = []  # the free workers' keys, sorted
+        self._key_of: dict[str, tuple[float | str, ...]] = {}  # worker name -> its key there
         self.order_by(key)
 
     def order_by(self, key: WorkerKey | None) -> None:
-        """Keep the free workers in the order of ``key`` from now on (None: no order)."""
+        """Keep the free workers in the order of ``key`` from now on (None: no order).
+
+        Raises:
+            ValueError: When a key does not end with its worker's name.
+        """
         if key is self.key:
             return
         self.key = key
-        self._heap = []
-        self._entries = {}
-        self._changed = dict(self._free) if key is not None else {}
+        self._key_of = {} if key is None else {n: key(w) for n, w in self._free.items()}
+        for name, rank in self._key_of.items():
+            if rank[-1] != name:
+                raise ValueError(f"a worker key must end with the worker's name; got {rank!r}")
+        self._order = sorted(self._key_of.values())
 
     def first(self) -> WorkerView:
         """The free worker with the least key (the pool must have a key and a free worker)."""
-        heap = self._heap
-        if self._changed:
-            key = self.key
-            assert key is not None
-            entries = self._entries
-            for name, changed in self._changed.items():
-                old = entries.get(name)
-                if old is not None:
-                    old[2] = None
-                self._pushes += 1
-                entry: list[object] = [key(changed), self._pushes, changed]
-                entries[name] = entry
-                heapq.heappush(heap, entry)
-            self._changed = {}
-            if len(heap) > 2 * len(entries) + 64:
-                self._heap = heap = [e for e in heap if e[2] is not None]
-                heapq.heapify(heap)
-        while heap[0][2] is None:
-            heapq.heappop(heap)
-        worker = heap[0][2]
-        assert isinstance(worker, WorkerView)
-        return worker
+        return self._free[self._order[0][-1]]  # type: ignore[index]
 
     def take(self, worker: WorkerView) -> None:
         """One of ``worker``'s slots is now taken (it leaves the pool when it has none left)."""
         worker.inflight += 1
         self.free_slots -= 1
-        if self.key is None:
-            if worker.inflight >= worker.slots:
-                del self._free[worker.name]
-            return
-        if worker.inflight >= worker.slots:
+        full = worker.inflight >= worker.slots
+        if full:
             del self._free[worker.name]
-            self._changed.pop(worker.name, None)
-            entry = self._entries.pop(worker.name, None)
-            if entry is not None:
-                entry[2] = None
+        if self.key is None:
+            return
+        order = self._order
+        rank = self._key_of.pop(worker.name)
+        if order[0] is rank:
+            del order[0]
         else:
-            self._changed[worker.name] = worker
+            del order[bisect.bisect_left(order, rank)]
+        if not full:
+            self._key_of[worker.name] = rank = self.key(worker)
+            bisect.insort(order, rank)
 
     def release(self, worker: WorkerView) -> None:
-        """One of ``worker``'s slots is free again (call it after any other change to the
-        worker, such as its success counts, so that its key is read afresh)."""
+        """One of ``worker``'s slots is free again. Call it after any other change to the
+        worker (its success counts), so that it is placed by its new key."""
         worker.inflight -= 1
         self.free_slots += 1
         self._free[worker.name] = worker
-        if self.key is not None:
-            self._changed[worker.name] = worker
+        if self.key is None:
+            return
+        order = self._order
+        old = self._key_of.get(worker.name)
+        if old is not None:
+            del order[bisect.bisect_left(order, old)]
+        self._key_of[worker.name] = rank = self.key(worker)
+        bisect.insort(order, rank)
 
     def __len__(self) -> int:
         return len(self._free)
@@ -366,7 +396,9 @@ def plan(
     strategy.observe(queue, snapshot)
     if pool is None:
         pool = WorkerPool([w.copy() for w in snapshot.workers if w.inflight < w.slots])
-    pool.order_by(strategy.worker_order())
+    key = strategy.worker_order()
+    if key is not pool.key:
+        pool.order_by(key)
     decisions: list[Decision] = []
     held: list[PendingTask] = []
     placed = 0

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from scheduler.models import PendingTask, WorkerView
+from scheduler.models import Estimates, PendingTask, WorkerView
 from scheduler.strategies.base import (
     Snapshot,
     SortKey,
     Strategy,
+    SubmissionQueue,
+    TaskQueue,
     WorkerKey,
     by_load,
-    least_loaded,
+    least,
 )
 
 
@@ -19,6 +21,9 @@ class FifoStrategy(Strategy):
     """Run tasks in the order they were submitted, cluster-wide."""
 
     name = "fifo"
+
+    def make_queue(self, estimates: Estimates | None = None) -> TaskQueue:
+        return SubmissionQueue()  # the order of sort_key, without calling it
 
     def sort_key(self, task: PendingTask) -> SortKey:
         return (float(task.seq),)
@@ -29,4 +34,4 @@ class FifoStrategy(Strategy):
     def pick_worker(
         self, task: PendingTask, workers: Sequence[WorkerView], snapshot: Snapshot
     ) -> WorkerView | None:
-        return least_loaded(workers)
+        return least(workers, by_load)

@@ -23,7 +23,7 @@ from scheduler.strategies.base import (
     TaskQueue,
     WorkerKey,
     by_load,
-    least_loaded,
+    least,
 )
 
 
@@ -102,4 +102,4 @@ class SjfStrategy(Strategy):
     def pick_worker(
         self, task: PendingTask, workers: Sequence[WorkerView], snapshot: Snapshot
     ) -> WorkerView | None:
-        return least_loaded(workers)
+        return least(workers, by_load)
