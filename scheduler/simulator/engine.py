@@ -217,8 +217,10 @@ class Simulator:
         uses_estimates = strategy.uses_estimates
         learn_hook = None if type(self)._learn is Simulator._learn else self._learn
         # Runs per task name in start order (starts never decrease), finished ones
-        # dropped from the front: the head is the longest run still going.
+        # dropped from the front: the head is the longest run still going, and
+        # `longest` holds its start, for Estimates.overrun.
         running: dict[str, deque[int]] = {}
+        longest: dict[str, float] = {}
 
         add = queue.add
         heappush = heapq.heappush
@@ -263,8 +265,7 @@ class Simulator:
             while finishes and finishes[0][0] <= now:
                 s = heappop(finishes)[1]
                 t = tasks[s]
-                worker = ran_on[s]
-                assert worker is not None
+                worker: WorkerView = ran_on[s]  # type: ignore[assignment]
                 key = t.affinity_key
                 if t.fails:
                     state[s] = "failed"
@@ -295,6 +296,16 @@ class Simulator:
                             if not parents and arrived[child]:
                                 release(child)
                                 queued += 1
+                if uses_estimates:
+                    runs = running[t.name]
+                    if runs[0] == s:
+                        runs.popleft()
+                        while runs and state[runs[0]] != "running":
+                            runs.popleft()  # ended earlier, behind a longer run
+                        if runs:
+                            longest[t.name] = start_at[runs[0]]  # type: ignore[assignment]
+                        else:
+                            del longest[t.name]
                 pool.release(worker)
             while next_arrival < n and submit[next_arrival] <= now:
                 s = next_arrival
@@ -322,13 +333,10 @@ class Simulator:
                 continue
             if uses_estimates:
                 overrun = {}
-                for name, runs in running.items():
-                    while runs and state[runs[0]] != "running":
-                        runs.popleft()  # finished since (removed lazily)
-                    if runs:
-                        elapsed = now - start_at[runs[0]]  # type: ignore[operator]
-                        if elapsed > durations.get(name, default_duration):
-                            overrun[name] = elapsed
+                for name, begun in longest.items():
+                    elapsed = now - begun
+                    if elapsed > durations.get(name, default_duration):
+                        overrun[name] = elapsed
                 estimates.overrun = overrun
             snapshot.now = now
             # Placing every queued task empties the queue: plan need not look again.
@@ -369,10 +377,11 @@ class Simulator:
                 warm_run[s] = warm
                 heappush(finishes, (end, s))
                 if uses_estimates:
-                    if t.name in running:
+                    if t.name in longest:
                         running[t.name].append(s)
                     else:
                         running[t.name] = deque((s,))
+                        longest[t.name] = begin
 
         names = [None if w is None else w.name for w in ran_on]
         if in_order:
