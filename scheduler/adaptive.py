@@ -159,7 +159,7 @@ class AdaptiveStrategy(Strategy):
         surge = backlog > 2 * self._reviewed_backlog + 20
         if snapshot.now < self._next_review and not surge:
             return
-        if backlog <= sum(w.free for w in snapshot.workers):
+        if _room_for(backlog, snapshot.workers):
             return  # every task gets a slot now; the order cannot matter
         self._next_review = snapshot.now + self.interval
         self._reviewed_backlog = backlog
@@ -278,6 +278,16 @@ class AdaptiveStrategy(Strategy):
         if new[:-1] != old[:-1]:
             return new[:-1] < old[:-1]
         return new[-1] < FLOW_MARGIN * old[-1]
+
+
+def _room_for(backlog: int, workers: Sequence[WorkerView]) -> bool:
+    """Whether the workers' free slots add up to ``backlog`` (counting stops once they do)."""
+    free = 0
+    for worker in workers:
+        if free >= backlog:
+            return True
+        free += worker.free
+    return free >= backlog
 
 
 def _fmt(score: tuple[float, ...]) -> str:
