@@ -9,9 +9,12 @@
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import math
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given, settings
@@ -290,3 +293,38 @@ def test_the_fast_reader_takes_a_generated_file_and_leaves_odd_ones_to_the_refer
     assert parse_fast(text.encode()) == parse_workload(text.splitlines(), "w")
     for odd in ("\n\n", "\r\n", "\n  \n", "\n  # indented comment\n"):
         assert parse_fast(text.replace("\n", odd, 3).encode()) is None
+
+
+# -- the command line --------------------------------------------------------------
+
+
+def test_simulate_starts_without_celery_redis_fastapi_or_rich(tmp_path):
+    path = tmp_path / "w.jsonl"
+    path.write_text('{"id": "a", "name": "x", "submit_at": 0, "duration": 1}\n')
+    script = (
+        "import sys\n"
+        "from scheduler.cli import main\n"
+        f"sys.argv = ['yardmaster', 'simulate', {str(path)!r}, '--strategy', 'fifo', '--json']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    *report, modules = out.strip().splitlines()
+    assert json.loads("\n".join(report))["fifo"]["tasks"] == 1
+    loaded = set(ast.literal_eval(modules))
+    assert not loaded & {"celery", "kombu", "redis", "fastapi", "uvicorn", "flower", "rich"}
+
+
+def test_every_command_is_mapped_to_the_module_that_registers_it():
+    from scheduler.cli import COMMANDS, app
+
+    found = {}
+    for info in app.registered_commands:
+        name = info.name or info.callback.__name__.replace("_", "-")
+        found[name] = info.callback.__module__
+    for group in app.registered_groups:
+        name = group.name or group.typer_instance.info.name
+        found[name] = group.typer_instance.registered_commands[0].callback.__module__
+    assert {name: module.rsplit(".", 1)[1] for name, module in found.items()} == COMMANDS
