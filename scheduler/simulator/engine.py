@@ -61,6 +61,7 @@ class Outcome:
     """
 
     tasks: Sequence[WorkloadTask]
+    submit: list[float]
     state: list[str]
     worker: list[str | None]
     start: list[float | None]
@@ -168,12 +169,11 @@ class Simulator:
         n = len(workload)
         # Tasks are numbered by arrival (submit_at, then file order), as the live
         # submit script numbers them; every list below is indexed by that number.
-        submit = [t.submit_at for t in workload]
-        order = sorted(range(n), key=submit.__getitem__)  # stable: ties in file order
+        submitted = [t.submit_at for t in workload]
+        order = sorted(range(n), key=submitted.__getitem__)  # stable: ties in file order
         in_order = order == list(range(n))
         tasks = list(workload) if in_order else [workload[i] for i in order]
-        if not in_order:
-            submit = [submit[i] for i in order]
+        submit = submitted if in_order else [submitted[i] for i in order]
         state = ["pending"] * n
         ran_on: list[WorkerView | None] = [None] * n
         start_at: list[float | None] = [None] * n
@@ -387,6 +387,7 @@ class Simulator:
         if in_order:
             return Outcome(
                 workload,
+                submitted,
                 state,
                 names,
                 start_at,
@@ -399,6 +400,7 @@ class Simulator:
             back[i] = s
         return Outcome(
             workload,
+            submitted,
             [state[s] for s in back],
             [names[s] for s in back],
             [start_at[s] for s in back],

@@ -50,7 +50,7 @@ def outcome_metrics(outcome: Outcome, slots_total: int) -> dict[str, Any]:
     state = outcome.state
     ran = state.count("succeeded") + state.count("failed")  # the others never started
     return _metrics(
-        [t.submit_at for t in tasks],
+        outcome.submit,
         [t.deadline for t in tasks],
         state,
         outcome.start,
@@ -85,7 +85,7 @@ def _metrics(
         finish = [finish[i] for i in done]
         warm = [warm[i] for i in done]
     flows: list[float] = list(map(sub, finish, submit))
-    waits: list[float] = list(map(sub, start, submit))
+    wait = sum(map(sub, start, submit))
     late = [f - d for f, d in zip(finish, deadline, strict=True) if d is not None]  # type: ignore[operator]
     last = max(finish, default=first)  # type: ignore[type-var]
     assert last is not None
@@ -99,7 +99,7 @@ def _metrics(
         "p50_flow": sorted_percentile(ordered, 50) if flows else 0.0,
         "p95_flow": sorted_percentile(ordered, 95) if flows else 0.0,
         "p99_flow": sorted_percentile(ordered, 99) if flows else 0.0,
-        "mean_wait": sum(waits) / len(waits) if waits else 0.0,
+        "mean_wait": wait / len(flows) if flows else 0.0,
         # An expired task gave up on its deadline: that is a miss too.
         "deadline_misses": sum(1 for x in late if x > 1e-9) + expired,
         "max_lateness": max(late) if late else None,
