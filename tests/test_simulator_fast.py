@@ -166,8 +166,9 @@ def test_a_pool_keeps_the_free_workers_and_their_least_as_min_finds_it(shape, st
 
 
 def test_a_pool_refuses_a_key_that_does_not_end_with_the_worker_name():
+    key = lambda w: (w.load,)  # noqa: E731
     with pytest.raises(ValueError, match="end with the worker's name"):
-        WorkerPool([WorkerView("w1", 1)], lambda w: (w.load,))
+        least(WorkerPool([WorkerView("w1", 1)], key), key)
 
 
 # -- SubmissionQueue ---------------------------------------------------------------

@@ -280,10 +280,12 @@ class WorkerPool(Sequence[WorkerView]):
     Iterating yields the free workers; :meth:`take` and :meth:`release` keep
     them (and each worker's ``inflight``) current as slots are taken and
     freed. With a key (:meth:`order_by`), a sorted list also keeps them in
-    that key's order, so :meth:`first` is the least of them at once: a worker
-    is placed again (binary search) whenever one of its slots is taken or
-    freed. A key ends with the worker's name, so no two are equal and the
-    order of iteration never decides a choice.
+    that key's order, so :meth:`first` is the least of them at once: the
+    list is made at the first :meth:`first` (a pool nobody asks pays nothing
+    for it), and from then on a worker is placed again (binary search)
+    whenever one of its slots is taken or freed. A key ends with the
+    worker's name, so no two are equal and the order of iteration never
+    decides a choice.
 
     A sorted list, not a heap: the usual change is "take the first worker,
     later put it back", which costs a heap a sift through every level, each
@@ -301,28 +303,35 @@ class WorkerPool(Sequence[WorkerView]):
         self._free = {w.name: w for w in workers if w.inflight < w.slots}
         self.free_slots = sum(w.slots - w.inflight for w in self._free.values())
         self.key: WorkerKey | None = None
-        self._order: list[tuple[float | str, ...]] = []  # the free workers' keys, sorted
+        # The free workers' keys, sorted (None until first() needs them).
+        self._order: list[tuple[float | str, ...]] | None = None
         self._key_of: dict[str, tuple[float | str, ...]] = {}  # worker name -> its key there
         self.order_by(key)
 
     def order_by(self, key: WorkerKey | None) -> None:
-        """Keep the free workers in the order of ``key`` from now on (None: no order).
+        """Keep the free workers in the order of ``key`` from now on (None: no order)."""
+        if key is self.key:
+            return
+        self.key = key
+        self._order = None
+        self._key_of = {}
+
+    def first(self) -> WorkerView:
+        """The free worker with the least key (the pool must have a key and a free worker).
 
         Raises:
             ValueError: When a key does not end with its worker's name.
         """
-        if key is self.key:
-            return
-        self.key = key
-        self._key_of = {} if key is None else {n: key(w) for n, w in self._free.items()}
-        for name, rank in self._key_of.items():
-            if rank[-1] != name:
-                raise ValueError(f"a worker key must end with the worker's name; got {rank!r}")
-        self._order = sorted(self._key_of.values())
-
-    def first(self) -> WorkerView:
-        """The free worker with the least key (the pool must have a key and a free worker)."""
-        return self._free[self._order[0][-1]]  # type: ignore[index]
+        order = self._order
+        if order is None:
+            key = self.key
+            assert key is not None
+            self._key_of = {name: key(w) for name, w in self._free.items()}
+            for name, rank in self._key_of.items():
+                if rank[-1] != name:
+                    raise ValueError(f"a worker key must end with the worker's name; got {rank!r}")
+            self._order = order = sorted(self._key_of.values())
+        return self._free[order[0][-1]]  # type: ignore[index]
 
     def take(self, worker: WorkerView) -> None:
         """One of ``worker``'s slots is now taken (it leaves the pool when it has none left)."""
@@ -331,9 +340,10 @@ class WorkerPool(Sequence[WorkerView]):
         full = worker.inflight >= worker.slots
         if full:
             del self._free[worker.name]
-        if self.key is None:
-            return
         order = self._order
+        if order is None:
+            return
+        assert self.key is not None
         rank = self._key_of.pop(worker.name)
         if order[0] is rank:
             del order[0]
@@ -349,9 +359,10 @@ class WorkerPool(Sequence[WorkerView]):
         worker.inflight -= 1
         self.free_slots += 1
         self._free[worker.name] = worker
-        if self.key is None:
-            return
         order = self._order
+        if order is None:
+            return
+        assert self.key is not None
         old = self._key_of.get(worker.name)
         if old is not None:
             del order[bisect.bisect_left(order, old)]
