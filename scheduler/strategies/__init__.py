@@ -19,16 +19,12 @@ from scheduler.strategies.base import (
     SubmissionQueue,
     Switch,
     TaskQueue,
-    WorkerKey,
-    WorkerPool,
-    by_load,
-    least,
-    least_loaded,
     plan,
 )
 from scheduler.strategies.edf import EdfStrategy
 from scheduler.strategies.fifo import FifoStrategy
 from scheduler.strategies.load_balance import LoadBalanceStrategy
+from scheduler.strategies.pool import WorkerKey, WorkerPool, by_load, least, least_loaded
 from scheduler.strategies.priority import PriorityStrategy
 from scheduler.strategies.sjf import EstimateQueue, SjfStrategy
 from scheduler.strategies.weighted import WeightedStrategy

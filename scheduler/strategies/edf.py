@@ -16,7 +16,8 @@ from typing import Literal
 
 from scheduler.errors import InvalidInputError
 from scheduler.models import PendingTask, WorkerView
-from scheduler.strategies.base import Snapshot, SortKey, Strategy, WorkerKey, by_load, least
+from scheduler.strategies.base import Snapshot, SortKey, Strategy
+from scheduler.strategies.pool import WorkerKey, by_load, least
 
 LatePolicy = Literal["run", "expire"]
 

@@ -5,16 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from scheduler.models import Estimates, PendingTask, WorkerView
-from scheduler.strategies.base import (
-    Snapshot,
-    SortKey,
-    Strategy,
-    SubmissionQueue,
-    TaskQueue,
-    WorkerKey,
-    by_load,
-    least,
-)
+from scheduler.strategies.base import Snapshot, SortKey, Strategy, SubmissionQueue, TaskQueue
+from scheduler.strategies.pool import WorkerKey, by_load, least
 
 
 class FifoStrategy(Strategy):

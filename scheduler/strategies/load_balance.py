@@ -19,16 +19,8 @@ from functools import lru_cache
 
 from scheduler.errors import InvalidInputError
 from scheduler.models import Estimates, PendingTask, WorkerView
-from scheduler.strategies.base import (
-    Snapshot,
-    SortKey,
-    Strategy,
-    SubmissionQueue,
-    TaskQueue,
-    WorkerKey,
-    by_load,
-    least,
-)
+from scheduler.strategies.base import Snapshot, SortKey, Strategy, SubmissionQueue, TaskQueue
+from scheduler.strategies.pool import WorkerKey, by_load, least
 
 
 class LoadBalanceStrategy(Strategy):

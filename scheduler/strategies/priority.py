@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 from scheduler.errors import InvalidInputError
 from scheduler.models import PendingTask, WorkerView
-from scheduler.strategies.base import EPOCH, Snapshot, SortKey, Strategy, WorkerKey, least
+from scheduler.strategies.base import EPOCH, Snapshot, SortKey, Strategy
+from scheduler.strategies.pool import WorkerKey, least
 
 
 class PriorityStrategy(Strategy):

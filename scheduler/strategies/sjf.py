@@ -15,16 +15,8 @@ from collections import deque
 from collections.abc import Sequence
 
 from scheduler.models import Estimates, PendingTask, WorkerView
-from scheduler.strategies.base import (
-    IndexedQueue,
-    Snapshot,
-    SortKey,
-    Strategy,
-    TaskQueue,
-    WorkerKey,
-    by_load,
-    least,
-)
+from scheduler.strategies.base import IndexedQueue, Snapshot, SortKey, Strategy, TaskQueue
+from scheduler.strategies.pool import WorkerKey, by_load, least
 
 
 class EstimateQueue(IndexedQueue):

@@ -24,16 +24,8 @@ from collections.abc import Sequence
 
 from scheduler.models import Estimates, PendingTask, WorkerView
 from scheduler.settings import Weights
-from scheduler.strategies.base import (
-    EPOCH,
-    Snapshot,
-    SortKey,
-    Strategy,
-    TaskQueue,
-    WorkerKey,
-    by_load,
-    least,
-)
+from scheduler.strategies.base import EPOCH, Snapshot, SortKey, Strategy, TaskQueue
+from scheduler.strategies.pool import WorkerKey, by_load, least
 
 
 class WeightedStrategy(Strategy):
