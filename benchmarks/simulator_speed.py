@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/simulator_speed.py [--tasks N] [--workers W] [--rounds R]
-        [--profile STRATEGY] [--json-out FILE]
+        [--strategies A,B] [--profile STRATEGY] [--json-out FILE]
 
 Generates one ``mixed`` workload of ``N`` tasks (default 300,000) sized for
 ``W`` workers (default 32) into a temporary directory, then, for every
@@ -12,8 +12,14 @@ strategy in ``scheduler.settings.STRATEGY_NAMES``, times the command
 as a subprocess, from start to exit: interpreter start-up, imports, reading
 and validating the file, the simulation and the metrics all count. The rate
 is ``N`` over the best of ``R`` rounds' wall time (default 1 round); the
-target is 200,000 tasks/s. The time to read and validate the file alone is
-measured in-process too, so the share of loading is known.
+target is 200,000 tasks/s. Each round's CPU time (user + system, from the
+child's rusage) is recorded too: other work on a shared machine stretches
+wall time far more than CPU time.
+
+Where the time goes: the same command on a one-task file gives the start-up
+cost (interpreter, imports, settings, argument parsing), and in this process
+(CPU time, best of ``R``) reading and validating the file, then per strategy
+the simulation and the metrics.
 
 ``--profile NAME`` runs the same command once more under cProfile and prints
 the top functions (by own time and by cumulative time) to stderr.
@@ -25,7 +31,9 @@ import argparse
 import cProfile
 import io
 import json
+import os
 import pstats
+import resource
 import subprocess
 import sys
 import tempfile
@@ -34,7 +42,9 @@ from pathlib import Path
 
 from common import code_state, emit, machine, progress
 
-from scheduler.settings import STRATEGY_NAMES
+from scheduler.adaptive import build_strategy
+from scheduler.settings import STRATEGY_NAMES, load_settings
+from scheduler.simulator import Simulator, outcome_metrics
 from scheduler.workload import load_workload
 
 TARGET_TASKS_PER_S = 200_000
@@ -53,6 +63,47 @@ def simulate_command(path: Path, workers: int, strategy: str) -> list[str]:
         strategy,
         "--json",
     ]
+
+
+def timed(command: list[str]) -> tuple[float, float, str]:
+    """Wall seconds, CPU seconds (user + system) and stdout of one run of ``command``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    proc = subprocess.run(command, capture_output=True, text=True, check=True)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, proc.stdout
+
+
+def phases(path: Path, workers: int, strategies: list[str], rounds: int) -> dict:
+    """CPU seconds in this process (best of ``rounds``): loading, and per strategy
+    the simulation and the metrics."""
+    settings = load_settings()
+    load = []
+    for _ in range(rounds):
+        started = time.process_time()
+        tasks = load_workload(path)
+        load.append(time.process_time() - started)
+    out: dict = {"load_cpu_seconds": round(min(load), 3), "strategies": {}}
+    for name in strategies:
+        sim_s, met_s = [], []
+        for _ in range(rounds):
+            sim = Simulator.from_settings(build_strategy(name, settings), settings, workers=workers)
+            started = time.process_time()
+            outcome = sim.simulate(tasks)
+            middle = time.process_time()
+            outcome_metrics(outcome, workers)
+            sim_s.append(middle - started)
+            met_s.append(time.process_time() - middle)
+        out["strategies"][name] = {
+            "simulate_cpu_seconds": round(min(sim_s), 3),
+            "metrics_cpu_seconds": round(min(met_s), 3),
+        }
+        progress(
+            f"  in process: {name:<12} simulate {min(sim_s):.2f} s, metrics {min(met_s):.2f} s"
+        )
+    return out
 
 
 def profile(path: Path, workers: int, strategy: str, top: int = 25) -> str:
@@ -105,24 +156,24 @@ def main() -> None:
         result["workload_command"] = " ".join(gen[1:]).replace(str(path), "FILE")
         result["file_bytes"] = path.stat().st_size
 
-        started = time.perf_counter()
-        load_workload(path)
-        result["load_seconds_in_process"] = round(time.perf_counter() - started, 3)
-        progress(f"  reading and validating alone: {result['load_seconds_in_process']:.2f} s")
+        one = Path(tmp) / "one.jsonl"
+        one.write_text(path.open().readlines()[1])  # the first task (line 0 is the header)
+        walls, cpus = [], []
+        for _ in range(max(3, args.rounds)):
+            wall, cpu, _ = timed(simulate_command(one, args.workers, "fifo"))
+            walls.append(wall)
+            cpus.append(cpu)
+        result["startup"] = {"seconds": round(min(walls), 3), "cpu_seconds": round(min(cpus), 3)}
+        progress(f"  start-up (a one-task file): {min(walls):.2f} s, CPU {min(cpus):.2f} s")
 
         per_strategy = {}
         for name in strategies:
-            walls = []
+            walls, cpus = [], []
             for _ in range(args.rounds):
-                started = time.perf_counter()
-                proc = subprocess.run(
-                    simulate_command(path, args.workers, name),
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                )
-                walls.append(time.perf_counter() - started)
-            summary = json.loads(proc.stdout)[name]
+                wall, cpu, stdout = timed(simulate_command(path, args.workers, name))
+                walls.append(wall)
+                cpus.append(cpu)
+            summary = json.loads(stdout)[name]
             best = min(walls)
             rate = args.tasks / best
             per_strategy[name] = {
@@ -130,11 +181,19 @@ def main() -> None:
                 "all_seconds": [round(w, 3) for w in walls],
                 "tasks_per_s": round(rate),
                 "meets_target": rate >= TARGET_TASKS_PER_S,
+                "cpu_seconds": round(min(cpus), 3),
+                "all_cpu_seconds": [round(c, 3) for c in cpus],
+                "tasks_per_cpu_s": round(args.tasks / min(cpus)),
                 "mean_flow": summary["mean_flow"],
                 "utilization": summary["utilization"],
             }
-            progress(f"  {name:<9} {rate:9.0f} tasks/s ({best:.2f} s)")
+            progress(
+                f"  {name:<12} {rate:9.0f} tasks/s ({best:.2f} s; CPU {min(cpus):.2f} s, "
+                f"{args.tasks / min(cpus):.0f} tasks per CPU second)"
+            )
         result["strategies"] = per_strategy
+        result["phases_in_process"] = phases(path, args.workers, strategies, args.rounds)
+        result["machine"]["loadavg_end"] = list(os.getloadavg())
         result["command"] = " ".join(simulate_command(Path("FILE"), args.workers, "NAME")[1:])
         if args.profile:
             progress(f"profiling {args.profile} (cProfile, in process)")

@@ -36,8 +36,16 @@ from collections.abc import Iterator, Sequence
 from scheduler.errors import InvalidInputError
 from scheduler.models import Estimates, PendingTask, WorkerView
 from scheduler.settings import STRATEGY_NAMES, Settings
-from scheduler.simulator.engine import SimulatedTask, Simulator
-from scheduler.strategies import Snapshot, SortKey, Strategy, Switch, TaskQueue, create_strategy
+from scheduler.simulator.engine import Outcome, Simulator
+from scheduler.strategies import (
+    Snapshot,
+    SortKey,
+    Strategy,
+    Switch,
+    TaskQueue,
+    WorkerKey,
+    create_strategy,
+)
 from scheduler.workload import WorkloadTask
 
 log = logging.getLogger("yardmaster.adaptive")
@@ -136,6 +144,9 @@ class AdaptiveStrategy(Strategy):
     def expire_reason(self, task: PendingTask, snapshot: Snapshot) -> str | None:
         return self.current.expire_reason(task, snapshot)
 
+    def worker_order(self) -> WorkerKey | None:
+        return self.current.worker_order()
+
     def take_switches(self) -> list[Switch]:
         out, self._unreported = self._unreported, []
         return out
@@ -148,7 +159,7 @@ class AdaptiveStrategy(Strategy):
         surge = backlog > 2 * self._reviewed_backlog + 20
         if snapshot.now < self._next_review and not surge:
             return
-        if backlog <= sum(w.free for w in snapshot.workers):
+        if _room_for(backlog, snapshot.workers):
             return  # every task gets a slot now; the order cannot matter
         self._next_review = snapshot.now + self.interval
         self._reviewed_backlog = backlog
@@ -209,7 +220,7 @@ class AdaptiveStrategy(Strategy):
             return learned.get(t.estimate_key, default)
 
         workload = [
-            WorkloadTask.model_construct(
+            WorkloadTask(
                 id=t.id,
                 name=t.name,
                 submit_at=t.submitted_at - origin,
@@ -230,7 +241,7 @@ class AdaptiveStrategy(Strategy):
             sim = Simulator.from_settings(
                 create_strategy(name, self.settings), self.settings, workers=workers, slots=slots
             )
-            scores[name] = self._score(sim.run(workload))
+            scores[name] = self._score(sim.simulate(workload))
         if self.current.name not in scores:
             best = min(REPLAYED, key=lambda n: scores[n])
             return best, f"{self.objective}: {_fmt(scores[best])}, best of the replays"
@@ -240,21 +251,21 @@ class AdaptiveStrategy(Strategy):
             return self.current.name, "no clear gain"
         return best, f"{self.objective}: {_fmt(scores[best])} against {_fmt(current)}"
 
-    def _score(self, records: Sequence[SimulatedTask]) -> tuple[float, ...]:
+    def _score(self, outcome: Outcome) -> tuple[float, ...]:
         misses = 0
         flow = 0.0
         lateness = -math.inf
-        for rec in records:
-            if rec.finish is None:  # expired by policy
+        for task, finish in zip(outcome.tasks, outcome.finish, strict=True):
+            if finish is None:  # expired by policy
                 misses += 1
                 continue
-            flow += rec.finish - rec.task.submit_at
-            if rec.task.deadline is not None:
-                late = rec.finish - rec.task.deadline
+            flow += finish - task.submit_at
+            if task.deadline is not None:
+                late = finish - task.deadline
                 lateness = max(lateness, late)
                 if late > 1e-9:
                     misses += 1
-        mean_flow = flow / max(1, len(records))
+        mean_flow = flow / max(1, len(outcome.tasks))
         if self.objective == "mean_flow":
             return (mean_flow,)
         if self.objective == "max_lateness":
@@ -267,6 +278,16 @@ class AdaptiveStrategy(Strategy):
         if new[:-1] != old[:-1]:
             return new[:-1] < old[:-1]
         return new[-1] < FLOW_MARGIN * old[-1]
+
+
+def _room_for(backlog: int, workers: Sequence[WorkerView]) -> bool:
+    """Whether the workers' free slots add up to ``backlog`` (counting stops once they do)."""
+    free = 0
+    for worker in workers:
+        if free >= backlog:
+            return True
+        free += worker.free
+    return free >= backlog
 
 
 def _fmt(score: tuple[float, ...]) -> str:

@@ -1,8 +1,10 @@
 """Plain data that crosses layers: task states, submissions, and what strategies see.
 
 Submissions are pydantic models (they cross the wire); the records the
-dispatcher keeps for every pending task are slotted dataclasses, because a
-backlog can hold a million of them.
+dispatcher keeps for every pending task, and the decisions about them, are
+msgspec structs: a backlog can hold a million of them, and a struct is smaller
+than a slotted dataclass and about three times faster to build (the simulator
+builds one per task).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+import msgspec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from scheduler.errors import InvalidInputError
@@ -231,8 +234,7 @@ def _strict_json(value: Any, field_name: str) -> str:
         ) from None
 
 
-@dataclass(slots=True)
-class PendingTask:
+class PendingTask(msgspec.Struct, gc=False):
     """What a strategy knows about one pending task.
 
     Attributes:
@@ -333,8 +335,7 @@ class WorkerView:
         return self.succeeded / done if done else 1.0
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(msgspec.Struct, frozen=True, gc=False):
     """Run ``task`` next on ``worker``; or, when ``expire`` is set, end it with that reason.
 
     An expiring decision takes no slot (its ``worker`` is empty).

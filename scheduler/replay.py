@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from scheduler.adaptive import build_strategy
 from scheduler.client import Client, TaskHandle
 from scheduler.errors import InvalidInputError, ReplayTimeoutError, YardmasterError
@@ -413,7 +415,7 @@ class _Run:
             warm = self._warm(row, handle.id, rec.state, rec.runtime)
             out.append(
                 SimulatedTask(
-                    row.model_copy(update={"submit_at": arrival}),
+                    msgspec.structs.replace(row, submit_at=arrival),
                     state=str(rec.state),
                     worker=rec.worker,
                     start=None if rec.started_at is None else rec.started_at - t0,

@@ -280,10 +280,9 @@ class DaskEstimates(Estimates):
 
 
 class DaskSimulator(Simulator):
-    def _learn(self, estimates, rec):
-        super()._learn(estimates, rec)
-        run = rec.finish - rec.start
-        estimates.longest[rec.task.name] = max(run, estimates.longest.get(rec.task.name, 0.0))
+    def _learn(self, estimates, task, runtime):
+        super()._learn(estimates, task, runtime)
+        estimates.longest[task.name] = max(runtime, estimates.longest.get(task.name, 0.0))
 
 
 def _dask_rule_flow(rows: list[WorkloadTask]) -> float:

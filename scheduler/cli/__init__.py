@@ -1,47 +1,72 @@
-"""The ``yardmaster`` command line (typer)."""
+"""The ``yardmaster`` command line (typer).
+
+Each command lives in its own module; :func:`main` imports only the module of
+the command it is asked for, so a command does not pay for the imports of
+the others (``simulate`` starts without Celery, Redis or FastAPI). Reading
+``app`` from this package loads every command.
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
-
-import typer
-from rich.console import Console
+from typing import Any
 
 from scheduler.errors import YardmasterError
 
-app = typer.Typer(
-    name="yardmaster",
-    help="Exact, strategy-driven scheduling for Celery on Redis.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-err = Console(stderr=True)
+# Command (or command group) name -> the module under scheduler.cli that registers it.
+COMMANDS: dict[str, str] = {
+    "api": "api",
+    "submit": "ops",
+    "status": "ops",
+    "up": "stack",
+    "demo": "demo",
+    "breaker": "lifecycle",
+    "cancel": "lifecycle",
+    "monitor": "monitor",
+    "health": "monitor",
+    "dispatcher": "processes",
+    "worker": "processes",
+    "run": "run",
+    "simulate": "simulate",
+    "cache": "cache",
+    "ratelimit": "cache",
+    "strategy": "strategy",
+    "workload": "workload",
+}
+# The order of the help listing.
+MODULES = (
+    "api", "cache", "demo", "lifecycle", "monitor", "ops", "processes", "run", "simulate", "stack", "strategy", "workload",
+)  # fmt: skip
 
-from scheduler.cli import (  # noqa: E402
-    api,
-    cache,
-    demo,
-    lifecycle,
-    monitor,
-    ops,
-    processes,
-    run,
-    simulate,
-    stack,
-    strategy,
-    workload,
-)
 
-__all__ = [
-    "api", "app", "cache", "demo", "lifecycle", "main", "monitor", "ops", "processes", "run", "simulate", "stack", "strategy", "workload",
-]  # fmt: skip
+def load_commands(*modules: str) -> None:
+    """Import command modules (every one when none is named), which registers their commands."""
+    for name in modules or MODULES:
+        importlib.import_module(f"scheduler.cli.{name}")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        load_commands()
+        from scheduler.cli import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module 'scheduler.cli' has no attribute {name!r}")
 
 
 def main() -> None:
     """Entry point: run the command, turning yardmaster errors into a clear message and exit 2."""
+    command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
+    module = COMMANDS.get(command or "")
+    if module is not None:
+        load_commands(module)
+    else:
+        load_commands()  # no command, help, or a mistyped name: list them all
+    from scheduler.cli.base import app, err
+
     try:
         app()
     except YardmasterError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err().print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)

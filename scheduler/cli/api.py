@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from scheduler.cli import app
+from scheduler.cli.base import app
 
 err = Console(stderr=True)
 

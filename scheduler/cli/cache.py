@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from scheduler.cli import app
+from scheduler.cli.base import app
 from scheduler.cli.ops import BUILTIN_TASKS, _store
 from scheduler.client import Client
 from scheduler.store.cache import cache_clear, cache_stats

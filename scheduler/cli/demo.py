@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from scheduler.cli import app
+from scheduler.cli.base import app
 from scheduler.cli.ops import BUILTIN_TASKS
 from scheduler.cli.stack import Stack
 from scheduler.client import Client, TaskHandle

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from scheduler.cli import app
+from scheduler.cli.base import app
 from scheduler.embedded import resolve_redis_url
 from scheduler.monitor import Monitor
 from scheduler.settings import load_settings

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from scheduler.cli import app
+from scheduler.cli.base import app
 from scheduler.client import Client
 from scheduler.embedded import resolve_redis_url
 from scheduler.errors import InvalidInputError

@@ -14,7 +14,7 @@ import typer
 
 from broker_config import CeleryPublisher, make_celery
 from scheduler.adaptive import build_strategy
-from scheduler.cli import app
+from scheduler.cli.base import app
 from scheduler.dispatcher import Dispatcher
 from scheduler.embedded import resolve_redis_url
 from scheduler.redaction import redact_url

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from scheduler import replay as rp
-from scheduler.cli import app, err
+from scheduler.cli.base import app, err
 from scheduler.cli.ops import BUILTIN_TASKS
 from scheduler.client import Client
 from scheduler.embedded import resolve_redis_url
@@ -54,7 +54,7 @@ def run_workload(
     client = Client(store, known_tasks=BUILTIN_TASKS)
 
     def progress(p: rp.Progress) -> None:
-        err.print(
+        err().print(
             f"run: {p.elapsed:6.1f}s  submitted {p.submitted}/{p.total}  finished {p.finished}",
             highlight=False,
         )
@@ -63,7 +63,7 @@ def run_workload(
         result = rp.replay(client, tasks, strategy, timeout=timeout, on_progress=progress)
     if result.late:
         shown = ", ".join(result.late[:10]) + (" ..." if len(result.late) > 10 else "")
-        err.print(
+        err().print(
             f"[yellow]warning:[/] {len(result.late)} rows not submitted: their deadline had "
             f"passed before they were due or released ({shown}); counted as expired",
             highlight=False,

@@ -7,17 +7,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from scheduler.adaptive import build_strategy
-from scheduler.cli import app
+from scheduler.cli.base import app
 from scheduler.errors import InvalidInputError
 from scheduler.settings import STRATEGY_NAMES, load_settings
-from scheduler.simulator import METRIC_NAMES, Simulator, metrics
+from scheduler.simulator import METRIC_NAMES, Simulator, outcome_metrics
 from scheduler.workload import load_workload
-
-console = Console()
 
 
 @app.command()
@@ -56,13 +52,13 @@ def simulate(
             slots=slots,
             dispatch_overhead=dispatch_overhead,
         )
-        records = sim.run(tasks)
-        results[name] = metrics(records, workers * slots)
+        outcome = sim.simulate(tasks)
+        results[name] = outcome_metrics(outcome, workers * slots)
         if sim.switches:
             switches[name] = len(sim.switches)
         if trace is None:
             continue
-        for r in records:
+        for r in outcome.records():
             row = {"id": r.task.id, "worker": r.worker, "start": r.start, "finish": r.finish}
             row["state"] = r.state
             if len(names) > 1:
@@ -73,6 +69,10 @@ def simulate(
     if as_json:
         typer.echo(json.dumps(results, indent=2))
         return
+    from rich.console import Console  # only for the table: --json starts faster without it
+    from rich.table import Table
+
+    console = Console()
     table = Table(
         title=f"{workload.name}: {len(tasks)} tasks, {workers} workers x {slots} slots, seed {seed}"
     )

@@ -18,7 +18,7 @@ from typing import IO, Annotated, Any
 import typer
 from rich.console import Console
 
-from scheduler.cli import app
+from scheduler.cli.base import app
 from scheduler.cli.stack_api import API_TOKEN_FILE, AUTH_OFF_WARNING, api_token_env, wait_api
 from scheduler.embedded import EmbeddedRedis, clear_runtime, write_runtime
 from scheduler.errors import YardmasterError

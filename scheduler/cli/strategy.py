@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from scheduler.cli import app
+from scheduler.cli.base import app
 from scheduler.cli.ops import _store
 from scheduler.client import Client
 from scheduler.errors import InvalidInputError

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from scheduler.cli import app
+from scheduler.cli.base import app
 from scheduler.errors import InvalidInputError
 from scheduler.workload_gen import DEFAULT_WARM_CAPACITY, KINDS, generate, to_jsonl
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scheduler.simulator.engine import SimulatedTask, Simulator
-from scheduler.simulator.metrics import METRIC_NAMES, metrics
+from scheduler.simulator.engine import Outcome, SimulatedTask, Simulator
+from scheduler.simulator.metrics import METRIC_NAMES, metrics, outcome_metrics
 
-__all__ = ["METRIC_NAMES", "SimulatedTask", "Simulator", "metrics"]
+__all__ = ["METRIC_NAMES", "Outcome", "SimulatedTask", "Simulator", "metrics", "outcome_metrics"]

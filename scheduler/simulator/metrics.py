@@ -9,10 +9,11 @@ as deadline misses, and have no flow.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import sub
 from typing import Any
 
-from scheduler.simulator.engine import SimulatedTask
-from scheduler.stats import percentile
+from scheduler.simulator.engine import Outcome, SimulatedTask
+from scheduler.stats import sorted_percentile
 
 METRIC_NAMES = (
     "tasks",
@@ -31,30 +32,77 @@ METRIC_NAMES = (
 
 def metrics(records: Sequence[SimulatedTask], slots_total: int) -> dict[str, Any]:
     """The metrics of one schedule (``slots_total`` = workers x slots)."""
-    done = [r for r in records if r.finish is not None and r.start is not None]
-    flows = [r.finish - r.task.submit_at for r in done if r.finish is not None]
-    waits = [r.start - r.task.submit_at for r in done if r.start is not None]
-    late = [
-        r.finish - r.task.deadline
-        for r in done
-        if r.task.deadline is not None and r.finish is not None
-    ]
-    first = min((r.task.submit_at for r in records), default=0.0)
-    last = max((r.finish for r in done if r.finish is not None), default=first)
+    return _metrics(
+        [r.task.submit_at for r in records],
+        [r.task.deadline for r in records],
+        [r.state for r in records],
+        [r.start for r in records],
+        [r.finish for r in records],
+        [r.warm for r in records],
+        slots_total,
+        None in (r.start for r in records) or None in (r.finish for r in records),
+    )
+
+
+def outcome_metrics(outcome: Outcome, slots_total: int) -> dict[str, Any]:
+    """:func:`metrics` of a simulator run, read from its columns."""
+    tasks = outcome.tasks
+    state = outcome.state
+    ran = state.count("succeeded") + state.count("failed")  # the others never started
+    return _metrics(
+        outcome.submit,
+        [t.deadline for t in tasks],
+        state,
+        outcome.start,
+        outcome.finish,
+        outcome.warm,
+        slots_total,
+        ran < len(state),
+    )
+
+
+def _metrics(
+    submit: list[float],
+    deadline: list[float | None],
+    state: list[str],
+    start: list[float | None],
+    finish: list[float | None],
+    warm: list[bool],
+    slots_total: int,
+    some_not_run: bool,
+) -> dict[str, Any]:
+    expired = state.count("expired")
+    first = min(submit, default=0.0)
+    if some_not_run:  # keep the tasks that ran (in order)
+        done = [
+            i
+            for i, (s, f) in enumerate(zip(start, finish, strict=True))
+            if s is not None and f is not None
+        ]
+        submit = [submit[i] for i in done]
+        deadline = [deadline[i] for i in done]
+        start = [start[i] for i in done]
+        finish = [finish[i] for i in done]
+        warm = [warm[i] for i in done]
+    flows: list[float] = list(map(sub, finish, submit))
+    wait = sum(map(sub, start, submit))
+    late = [f - d for f, d in zip(finish, deadline, strict=True) if d is not None]  # type: ignore[operator]
+    last = max(finish, default=first)  # type: ignore[type-var]
+    assert last is not None
     makespan = last - first
-    busy = sum(r.finish - r.start for r in done if r.finish is not None and r.start is not None)
+    busy = sum(map(sub, finish, start))
+    ordered = sorted(flows)
     return {
-        "tasks": len(records),
+        "tasks": len(state),
         "makespan": makespan,
         "mean_flow": sum(flows) / len(flows) if flows else 0.0,
-        "p50_flow": percentile(flows, 50) if flows else 0.0,
-        "p95_flow": percentile(flows, 95) if flows else 0.0,
-        "p99_flow": percentile(flows, 99) if flows else 0.0,
-        "mean_wait": sum(waits) / len(waits) if waits else 0.0,
+        "p50_flow": sorted_percentile(ordered, 50) if flows else 0.0,
+        "p95_flow": sorted_percentile(ordered, 95) if flows else 0.0,
+        "p99_flow": sorted_percentile(ordered, 99) if flows else 0.0,
+        "mean_wait": wait / len(flows) if flows else 0.0,
         # An expired task gave up on its deadline: that is a miss too.
-        "deadline_misses": sum(1 for x in late if x > 1e-9)
-        + sum(1 for r in records if r.state == "expired"),
+        "deadline_misses": sum(1 for x in late if x > 1e-9) + expired,
         "max_lateness": max(late) if late else None,
         "utilization": busy / (slots_total * makespan) if makespan > 0 else 0.0,
-        "affinity_hits": sum(1 for r in done if r.warm),
+        "affinity_hits": warm.count(True),
     }

@@ -16,14 +16,15 @@ from scheduler.strategies.base import (
     Snapshot,
     SortKey,
     Strategy,
+    SubmissionQueue,
     Switch,
     TaskQueue,
-    least_loaded,
     plan,
 )
 from scheduler.strategies.edf import EdfStrategy
 from scheduler.strategies.fifo import FifoStrategy
 from scheduler.strategies.load_balance import LoadBalanceStrategy
+from scheduler.strategies.pool import WorkerKey, WorkerPool, by_load, least, least_loaded
 from scheduler.strategies.priority import PriorityStrategy
 from scheduler.strategies.sjf import EstimateQueue, SjfStrategy
 from scheduler.strategies.weighted import WeightedStrategy
@@ -43,10 +44,15 @@ __all__ = [
     "Snapshot",
     "SortKey",
     "Strategy",
+    "SubmissionQueue",
     "Switch",
     "TaskQueue",
     "WeightedStrategy",
+    "WorkerKey",
+    "WorkerPool",
+    "by_load",
     "create_strategy",
+    "least",
     "least_loaded",
     "plan",
 ]

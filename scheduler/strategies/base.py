@@ -5,6 +5,15 @@ pending tasks run (:meth:`Strategy.sort_key`) and where each one goes
 (:meth:`Strategy.pick_worker`). It never touches Redis or Celery. The live
 dispatcher and the simulator both call :func:`plan`, so the order a strategy
 produces is the same under both drivers.
+
+A strategy chooses among the workers with a free slot, which :func:`plan`
+hands it as a :class:`WorkerPool`. The pool also keeps those workers in the
+order of the strategy's :meth:`Strategy.worker_order` key, so a choice that
+is "the least worker by that key" (:func:`least`) is found at once, and
+kept current with a binary search per change, not a look at every free
+worker per decision. The dispatcher builds a pool per planning round; the
+simulator keeps one for the whole run and tells it when slots are taken and
+freed.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from itertools import islice
 from typing import ClassVar
 
 from scheduler.models import Decision, Estimates, PendingTask, WorkerView
+from scheduler.strategies.pool import WorkerKey, WorkerPool
 
 SortKey = tuple[float, ...]
 
@@ -129,6 +139,40 @@ class HeapQueue(IndexedQueue):
         return None
 
 
+class SubmissionQueue(IndexedQueue):
+    """Submission order (``seq``) alone: a heap of ``(seq, id)`` with lazy deletion.
+
+    The order of a :class:`HeapQueue` on a sort key of ``(seq,)``, without
+    calling the key: a task that arrives after the others joins in O(1).
+    """
+
+    __slots__ = ("_heap",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._heap: list[tuple[int, str]] = []
+
+    def add(self, task: PendingTask) -> None:
+        if task.id in self._tasks:
+            return
+        self._tasks[task.id] = task
+        heapq.heappush(self._heap, (task.seq, task.id))
+
+    def discard(self, task_id: str) -> PendingTask | None:
+        task = self._tasks.pop(task_id, None)
+        if task is not None and len(self._heap) > 64 and len(self._heap) > 2 * len(self._tasks):
+            self._heap = [entry for entry in self._heap if entry[1] in self._tasks]
+            heapq.heapify(self._heap)
+        return task
+
+    def pop(self) -> PendingTask | None:
+        while self._heap:
+            task = self._tasks.pop(heapq.heappop(self._heap)[1], None)
+            if task is not None:
+                return task
+        return None
+
+
 class Strategy(ABC):
     """Orders pending tasks and places each on a worker.
 
@@ -161,7 +205,20 @@ class Strategy(ABC):
     def pick_worker(
         self, task: PendingTask, workers: Sequence[WorkerView], snapshot: Snapshot
     ) -> WorkerView | None:
-        """Choose among ``workers`` (each has a free slot); None holds the task back."""
+        """Choose among ``workers`` (each has a free slot); None holds the task back.
+
+        ``workers`` is a :class:`WorkerPool` under both drivers; a choice that is
+        the least worker by :meth:`worker_order` should use :func:`least`.
+        """
+
+    def worker_order(self) -> WorkerKey | None:
+        """The key by which :meth:`pick_worker` ranks workers when the task does not
+        matter, for the pool to keep them in that order (None: no such key).
+
+        It must be one function object each time (a module-level function), so
+        :func:`least` can tell that the pool is ordered by the key it is asked for.
+        """
+        return None
 
     def observe(self, queue: TaskQueue, snapshot: Snapshot) -> None:
         """Called at the start of every planning round; strategies that review
@@ -199,29 +256,38 @@ class Switch:
 EPOCH = 1_735_689_600.0
 
 
-def least_loaded(workers: Sequence[WorkerView]) -> WorkerView:
-    """The worker with the smallest share of its slots taken; ties by name."""
-    return min(workers, key=lambda w: (w.load, w.name))
-
-
-def plan(strategy: Strategy, queue: TaskQueue, snapshot: Snapshot, limit: int) -> list[Decision]:
+def plan(
+    strategy: Strategy,
+    queue: TaskQueue,
+    snapshot: Snapshot,
+    limit: int,
+    pool: WorkerPool | None = None,
+) -> list[Decision]:
     """Pop up to ``limit`` tasks from ``queue`` and place each on a free slot.
 
-    Worker loads in the snapshot are copied, then updated as slots are handed
-    out, so later choices in the same round see earlier ones. Tasks the
-    strategy holds back go back into the queue. A task the strategy expires
-    (:meth:`Strategy.expire_reason`) becomes a decision with ``expire`` set and
-    takes no slot; only tasks that take a slot count towards ``limit``.
+    Without ``pool``, the workers of the snapshot with a free slot are copied
+    into a new pool, and the copies are updated as slots are handed out, so
+    later choices in the same round see earlier ones (the dispatcher's case).
+    A driver that keeps its own pool (the simulator) passes it: its workers
+    are then the driver's own, and each decision has already taken its slot.
+    Tasks the strategy holds back go back into the queue. A task the strategy
+    expires (:meth:`Strategy.expire_reason`) becomes a decision with
+    ``expire`` set and takes no slot; only tasks that take a slot count
+    towards ``limit``.
 
     Returns:
         Decisions in the order the tasks should start.
     """
     strategy.observe(queue, snapshot)
-    workers = [w.copy() for w in snapshot.workers if w.inflight < w.slots]
+    if pool is None:
+        pool = WorkerPool([w.copy() for w in snapshot.workers if w.inflight < w.slots])
+    key = strategy.worker_order()
+    if key is not pool.key:
+        pool.order_by(key)
     decisions: list[Decision] = []
     held: list[PendingTask] = []
     placed = 0
-    while workers and placed < limit:
+    while pool.free_slots > 0 and placed < limit:
         task = queue.pop()
         if task is None:
             break
@@ -229,15 +295,13 @@ def plan(strategy: Strategy, queue: TaskQueue, snapshot: Snapshot, limit: int) -
         if reason is not None:
             decisions.append(Decision(task, "", reason))
             continue
-        worker = strategy.pick_worker(task, workers, snapshot)
+        worker = strategy.pick_worker(task, pool, snapshot)
         if worker is None:
             held.append(task)
             continue
         decisions.append(Decision(task, worker.name))
         placed += 1
-        worker.inflight += 1
-        if worker.inflight >= worker.slots:
-            workers = [w for w in workers if w.inflight < w.slots]
+        pool.take(worker)
     for task in held:
         queue.add(task)
     return decisions

@@ -17,6 +17,7 @@ from typing import Literal
 from scheduler.errors import InvalidInputError
 from scheduler.models import PendingTask, WorkerView
 from scheduler.strategies.base import Snapshot, SortKey, Strategy
+from scheduler.strategies.pool import WorkerKey, by_load, least
 
 LatePolicy = Literal["run", "expire"]
 
@@ -56,11 +57,17 @@ class EdfStrategy(Strategy):
             f"(expected run time {expected:.3f}s; policy edf_late=expire)"
         )
 
+    def worker_order(self) -> WorkerKey | None:
+        return by_load
+
     def pick_worker(
         self, task: PendingTask, workers: Sequence[WorkerView], snapshot: Snapshot
     ) -> WorkerView | None:
         # Workers are alike in speed, so the earliest finish is on the least
-        # loaded; among equals, the one where the task's key is warmest.
+        # loaded; among equals, the one where the task's key is warmest (a
+        # task without a key has no affinity anywhere: the least loaded).
+        if task.affinity_key is None:
+            return least(workers, by_load)
         return min(
             workers,
             key=lambda w: (

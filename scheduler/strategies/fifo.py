@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from scheduler.models import PendingTask, WorkerView
-from scheduler.strategies.base import Snapshot, SortKey, Strategy, least_loaded
+from scheduler.models import Estimates, PendingTask, WorkerView
+from scheduler.strategies.base import Snapshot, SortKey, Strategy, SubmissionQueue, TaskQueue
+from scheduler.strategies.pool import WorkerKey, by_load, least
 
 
 class FifoStrategy(Strategy):
@@ -13,10 +14,16 @@ class FifoStrategy(Strategy):
 
     name = "fifo"
 
+    def make_queue(self, estimates: Estimates | None = None) -> TaskQueue:
+        return SubmissionQueue()  # the order of sort_key, without calling it
+
     def sort_key(self, task: PendingTask) -> SortKey:
         return (float(task.seq),)
+
+    def worker_order(self) -> WorkerKey | None:
+        return by_load
 
     def pick_worker(
         self, task: PendingTask, workers: Sequence[WorkerView], snapshot: Snapshot
     ) -> WorkerView | None:
-        return least_loaded(workers)
+        return least(workers, by_load)

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
+from functools import lru_cache
 
 from scheduler.errors import InvalidInputError
-from scheduler.models import PendingTask, WorkerView
-from scheduler.strategies.base import Snapshot, SortKey, Strategy
+from scheduler.models import Estimates, PendingTask, WorkerView
+from scheduler.strategies.base import Snapshot, SortKey, Strategy, SubmissionQueue, TaskQueue
+from scheduler.strategies.pool import WorkerKey, by_load, least
 
 
 class LoadBalanceStrategy(Strategy):
@@ -38,8 +40,14 @@ class LoadBalanceStrategy(Strategy):
             raise InvalidInputError("affinity_weight", affinity_weight, "a number from 0 to 100")
         self.affinity_weight = affinity_weight
 
+    def make_queue(self, estimates: Estimates | None = None) -> TaskQueue:
+        return SubmissionQueue()  # the order of sort_key, without calling it
+
     def sort_key(self, task: PendingTask) -> SortKey:
         return (float(task.seq),)
+
+    def worker_order(self) -> WorkerKey | None:
+        return by_load
 
     def pick_worker(
         self, task: PendingTask, workers: Sequence[WorkerView], snapshot: Snapshot
@@ -48,7 +56,7 @@ class LoadBalanceStrategy(Strategy):
         weight = self.affinity_weight
         key = task.affinity_key
         if key is None:
-            return min(workers, key=lambda w: (w.load, w.name))
+            return least(workers, by_load)
         return min(
             workers,
             key=lambda w: (
@@ -59,6 +67,7 @@ class LoadBalanceStrategy(Strategy):
         )
 
 
+@lru_cache(maxsize=1 << 16)
 def rendezvous(key: str, worker: str) -> int:
     """A stable pseudo-random rank of ``worker`` for ``key`` (rendezvous hashing).
 

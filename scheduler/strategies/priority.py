@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from scheduler.errors import InvalidInputError
 from scheduler.models import PendingTask, WorkerView
 from scheduler.strategies.base import EPOCH, Snapshot, SortKey, Strategy
+from scheduler.strategies.pool import WorkerKey, least
 
 
 class PriorityStrategy(Strategy):
@@ -40,7 +41,15 @@ class PriorityStrategy(Strategy):
             return float("inf")
         return max(0, high - low) / self.aging
 
+    def worker_order(self) -> WorkerKey | None:
+        return by_load_then_reliability
+
     def pick_worker(
         self, task: PendingTask, workers: Sequence[WorkerView], snapshot: Snapshot
     ) -> WorkerView | None:
-        return min(workers, key=lambda w: (w.load, -w.success_rate, w.name))
+        return least(workers, by_load_then_reliability)
+
+
+def by_load_then_reliability(w: WorkerView) -> tuple[float | str, ...]:
+    """Least loaded first, then the highest success rate, then by name."""
+    return (w.load, -w.success_rate, w.name)

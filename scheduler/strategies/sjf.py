@@ -15,14 +15,8 @@ from collections import deque
 from collections.abc import Sequence
 
 from scheduler.models import Estimates, PendingTask, WorkerView
-from scheduler.strategies.base import (
-    IndexedQueue,
-    Snapshot,
-    SortKey,
-    Strategy,
-    TaskQueue,
-    least_loaded,
-)
+from scheduler.strategies.base import IndexedQueue, Snapshot, SortKey, Strategy, TaskQueue
+from scheduler.strategies.pool import WorkerKey, by_load, least
 
 
 class EstimateQueue(IndexedQueue):
@@ -46,30 +40,35 @@ class EstimateQueue(IndexedQueue):
     def discard(self, task_id: str) -> PendingTask | None:
         return self._tasks.pop(task_id, None)  # stale ids are skipped when they surface
 
-    def _head(self, ids: deque[str]) -> PendingTask | None:
-        while ids and ids[0] not in self._tasks:
-            ids.popleft()
-        return self._tasks[ids[0]] if ids else None
-
     def pop(self) -> PendingTask | None:
-        while self._hinted and self._hinted[0][2] not in self._tasks:
-            heapq.heappop(self._hinted)
-        best: tuple[float, int] | None = None
+        tasks = self._tasks
+        hinted = self._hinted
+        while hinted and hinted[0][2] not in tasks:
+            heapq.heappop(hinted)
+        # The least (estimate, seq) over the hinted heap's head and each key's head.
+        best = seq = 0.0
+        found = False
         source: deque[str] | None = None
-        if self._hinted:
-            best = (self._hinted[0][0], self._hinted[0][1])
-        for key, ids in list(self._by_key.items()):
-            head = self._head(ids)
-            if head is None:
-                del self._by_key[key]
+        if hinted:
+            best, seq, _ = hinted[0]
+            found = True
+        learned = self._estimates.learned
+        emptied = []
+        for key, ids in self._by_key.items():
+            while ids and ids[0] not in tasks:
+                ids.popleft()  # discarded while queued
+            if not ids:
+                emptied.append(key)
                 continue
-            rank = (self._estimates.learned(key), head.seq)
-            if best is None or rank < best:
-                best, source = rank, ids
-        if best is None:
+            estimate = learned(key)
+            if not found or estimate < best or (estimate == best and tasks[ids[0]].seq < seq):
+                best, seq, source, found = estimate, tasks[ids[0]].seq, ids, True
+        for key in emptied:
+            del self._by_key[key]
+        if not found:
             return None
-        task_id = source.popleft() if source is not None else heapq.heappop(self._hinted)[2]
-        return self._tasks.pop(task_id)
+        task_id = source.popleft() if source is not None else heapq.heappop(hinted)[2]
+        return tasks.pop(task_id)
 
 
 class SjfStrategy(Strategy):
@@ -94,7 +93,10 @@ class SjfStrategy(Strategy):
         hint = task.expected_duration if task.expected_duration is not None else float("inf")
         return (hint, float(task.seq))
 
+    def worker_order(self) -> WorkerKey | None:
+        return by_load
+
     def pick_worker(
         self, task: PendingTask, workers: Sequence[WorkerView], snapshot: Snapshot
     ) -> WorkerView | None:
-        return least_loaded(workers)
+        return least(workers, by_load)

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from scheduler.models import Estimates, PendingTask, WorkerView
 from scheduler.settings import Weights
 from scheduler.strategies.base import EPOCH, Snapshot, SortKey, Strategy, TaskQueue
+from scheduler.strategies.pool import WorkerKey, by_load, least
 
 
 class WeightedStrategy(Strategy):
@@ -71,10 +72,15 @@ class WeightedStrategy(Strategy):
         static = self.score(task) - self.weights.wait * (task.submitted_at - EPOCH)
         return (-static, float(task.seq))
 
+    def worker_order(self) -> WorkerKey | None:
+        return by_load
+
     def pick_worker(
         self, task: PendingTask, workers: Sequence[WorkerView], snapshot: Snapshot
     ) -> WorkerView | None:
         weight = self.weights.affinity
+        if task.affinity_key is None or weight == 0.0:
+            return least(workers, by_load)  # the affinity term is the same everywhere
         affinity = snapshot.estimates.affinity_of
         return min(
             workers, key=lambda w: (-weight * affinity(task.affinity_key, w.name), w.load, w.name)

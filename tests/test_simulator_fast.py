@@ -1,0 +1,331 @@
+"""The fast paths against the general ones they replace (pure: no Redis).
+
+- the simulator's engine against the engine it replaced (``tests/reference_sim.py``:
+  plain worker lists, a heap on ``sort_key``, one record per task), task by task;
+- :class:`WorkerPool` against ``min`` over the free workers;
+- :class:`SubmissionQueue` against a heap on ``sort_key``;
+- the msgspec workload reader against the pydantic one.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scheduler.adaptive import build_strategy
+from scheduler.errors import WorkloadError
+from scheduler.models import PendingTask, WorkerView
+from scheduler.settings import STRATEGY_NAMES, load_settings
+from scheduler.simulator import Simulator, metrics, outcome_metrics
+from scheduler.strategies import (
+    FifoStrategy,
+    HeapQueue,
+    LoadBalanceStrategy,
+    SubmissionQueue,
+    WorkerPool,
+    by_load,
+    least,
+)
+from scheduler.strategies.priority import by_load_then_reliability
+from scheduler.workload import WorkloadTask, parse_fast, parse_workload
+from scheduler.workload_gen import KINDS, generate
+from tests.reference_sim import reference_run
+
+# -- the engine -------------------------------------------------------------------
+
+
+@st.composite
+def workloads(draw):
+    n = draw(st.integers(1, 40))
+    rows = []
+    for i in range(n):
+        submit = draw(st.one_of(st.integers(0, 12).map(lambda q: q / 4), st.floats(0, 3)))
+        deps = ()
+        if i and draw(st.booleans()) and draw(st.booleans()):
+            deps = tuple(
+                sorted({f"t{j}" for j in draw(st.lists(st.integers(0, i - 1), max_size=2))})
+            )
+        rows.append(
+            WorkloadTask(
+                id=f"t{i}",
+                name=draw(st.sampled_from("abc")),
+                submit_at=submit,
+                duration=draw(st.floats(0.01, 3)),
+                priority=draw(st.integers(0, 9)),
+                deadline=draw(st.none() | st.floats(0, 4).map(lambda x, s=submit: s + x)),
+                expected_duration=draw(st.none() | st.floats(0.01, 3)),
+                affinity_key=draw(st.none() | st.sampled_from(["k0", "k1", "k2", "k3"])),
+                depends_on=deps,
+                fails=draw(st.integers(0, 9)) == 0,
+            )
+        )
+    return rows
+
+
+def _both(name, settings_values, workload, warm_capacity=4, **shape):
+    """Records of the fast engine and of the reference, each with a fresh strategy."""
+    cfg = load_settings({}, **settings_values)
+    fast = Simulator.from_settings(build_strategy(name, cfg), cfg, **shape)
+    ref = Simulator.from_settings(build_strategy(name, cfg), cfg, **shape)
+    fast.warm_capacity = ref.warm_capacity = warm_capacity  # 0 too, which settings refuse
+    outcome = fast.simulate(workload)
+    expected = reference_run(ref, workload)
+    return fast, outcome, ref, expected
+
+
+def _assert_same(fast, outcome, ref, expected, slots_total):
+    got = outcome.records()
+    assert [(r.task.id, r.state, r.worker, r.start, r.finish, r.warm, r.reason) for r in got] == [
+        (r.task.id, r.state, r.worker, r.start, r.finish, r.warm, r.reason) for r in expected
+    ]
+    assert fast.switches == ref.switches
+    assert outcome_metrics(outcome, slots_total) == metrics(expected, slots_total)
+    assert metrics(got, slots_total) == metrics(expected, slots_total)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    workloads(),
+    st.sampled_from(STRATEGY_NAMES),
+    st.integers(1, 4),
+    st.integers(1, 3),
+    st.sampled_from([0.0, 0.01]),
+    st.fixed_dictionaries(
+        {
+            "edf_late": st.sampled_from(["run", "expire"]),
+            "priority_aging": st.sampled_from([0.0, 0.1]),
+            "adaptive_mode": st.sampled_from(["simulate", "rules"]),
+            "affinity_weight": st.sampled_from([0.0, 1.0]),
+        }
+    ),
+    st.integers(0, 3),
+)
+def test_the_fast_engine_makes_the_reference_engines_schedule(
+    workload, name, workers, slots, overhead, values, warm
+):
+    shape = {
+        "workers": workers,
+        "slots": slots,
+        "dispatch_overhead": overhead,
+        "warm_capacity": warm,
+    }
+    _assert_same(*_both(name, values, workload, **shape), workers * slots)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_fast_engine_makes_the_reference_engines_schedule_on_generated_workloads(kind):
+    # Long enough for adaptive's replays (it needs 100 recent arrivals) and backlogs.
+    workload = generate(kind, 400, seed=5, workers=3, slots=2)
+    for name in STRATEGY_NAMES:
+        for late in ("run", "expire"):
+            if late == "expire" and name not in ("edf", "adaptive"):
+                continue
+            both = _both(name, {"edf_late": late}, workload, workers=3, slots=2)
+            _assert_same(*both, 6)
+
+
+# -- WorkerPool ---------------------------------------------------------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 3), st.integers(0, 3), st.integers(0, 5)), min_size=1, max_size=8
+    ),
+    st.lists(st.tuples(st.booleans(), st.integers(0, 7), st.booleans()), max_size=60),
+    st.sampled_from([by_load, by_load_then_reliability]),
+)
+def test_a_pool_keeps_the_free_workers_and_their_least_as_min_finds_it(shape, steps, key):
+    workers = [
+        WorkerView(f"w{i}", slots, min(inflight, slots), succeeded=ok)
+        for i, (slots, inflight, ok) in enumerate(shape)
+    ]
+    pool = WorkerPool(workers, key)
+    for take, index, succeeded in steps:
+        worker = workers[index % len(workers)]
+        if take and worker.inflight < worker.slots:
+            pool.take(worker)
+        elif not take and worker.inflight > 0:
+            worker.succeeded += succeeded
+            worker.failed += not succeeded
+            pool.release(worker)
+        free = [w for w in workers if w.inflight < w.slots]
+        assert sorted(w.name for w in pool) == sorted(w.name for w in free)
+        assert pool.free_slots == sum(w.slots - w.inflight for w in free)
+        if free:
+            assert least(pool, key) is min(free, key=key)
+            assert least(pool, by_load) is min(free, key=by_load)  # a key it is not ordered by
+
+
+def test_a_pool_refuses_a_key_that_does_not_end_with_the_worker_name():
+    key = lambda w: (w.load,)  # noqa: E731
+    with pytest.raises(ValueError, match="end with the worker's name"):
+        least(WorkerPool([WorkerView("w1", 1)], key), key)
+
+
+# -- SubmissionQueue ---------------------------------------------------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(["add", "pop", "discard"]), st.integers(0, 30)), max_size=80)
+)
+def test_the_submission_queue_pops_in_the_order_of_a_heap_on_sort_key(ops):
+    for strategy in (FifoStrategy(), LoadBalanceStrategy()):
+        fast, ref = strategy.make_queue(), HeapQueue(strategy.sort_key)
+        assert isinstance(fast, SubmissionQueue)
+        for op, seq in ops:
+            task = PendingTask(f"t{seq}", "x", 5, seq, float(seq))
+            if op == "add":
+                fast.add(task)
+                ref.add(task)
+            elif op == "discard":
+                assert fast.discard(task.id) == ref.discard(task.id)
+            else:
+                assert fast.pop() == ref.pop()
+            assert len(fast) == len(ref)
+            assert sorted(t.id for t in fast.tasks()) == sorted(t.id for t in ref.tasks())
+
+
+# -- the workload reader ------------------------------------------------------------
+
+_value = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 12),
+    st.floats(allow_nan=False),
+    st.floats(0, 10),
+    st.text(max_size=3),
+    st.sampled_from(["", "0.5", "t0", "t1", "a"]),
+    st.lists(st.sampled_from(["t0", "t1", "t2", "t9"]), max_size=2),
+)
+_FIELDS = [
+    "id", "name", "submit_at", "duration", "priority", "deadline", "expected_duration",
+    "affinity_key", "depends_on", "fails",
+]  # fmt: skip
+
+
+@st.composite
+def rows(draw, i):
+    row = {
+        "id": f"t{i}",
+        "name": draw(st.sampled_from(["resize", "ocr"])),
+        "submit_at": draw(st.floats(0, 100) | st.integers(0, 5)),
+        "duration": draw(st.floats(1e-6, 10)),
+    }
+    for field in ("priority", "deadline", "expected_duration", "affinity_key", "fails"):
+        if draw(st.booleans()):
+            row[field] = {
+                "priority": draw(st.integers(0, 9)),
+                "deadline": draw(st.floats(0, 1e6)),
+                "expected_duration": draw(st.floats(1e-3, 5)),
+                "affinity_key": draw(st.sampled_from(["u1", "u2"])),
+                "fails": draw(st.booleans()),
+            }[field]
+    if i and draw(st.integers(0, 4)) == 0:
+        row["depends_on"] = [f"t{draw(st.integers(0, i - 1))}"]
+    if draw(st.integers(0, 3)) == 0:  # one field spoiled: any value, or one unknown field
+        field = draw(st.sampled_from([*_FIELDS, "colour"]))
+        row[field] = draw(_value)
+    return row
+
+
+@st.composite
+def files(draw):
+    n = draw(st.integers(0, 12))
+    lines = [json.dumps(draw(rows(i))) for i in range(n)]
+    if draw(st.booleans()):
+        lines.insert(0, "# a header")
+    if draw(st.integers(0, 5)) == 0 and lines:  # an odd line somewhere
+        odd = draw(st.sampled_from(["", "   ", "#x", "  # y", "[1]", "{", "{} {}", "\r", "NaN"]))
+        lines.insert(draw(st.integers(0, len(lines))), odd)
+    ending = draw(st.sampled_from(["\n", "\r\n"])) if draw(st.integers(0, 5)) == 0 else "\n"
+    return ending.join(lines) + draw(st.sampled_from(["", "\n", "\n\n"]))
+
+
+def _reference(text):
+    try:  # the lines as a file opened in text mode gives them (universal newlines)
+        return parse_workload(io.StringIO(text, newline=None), "w.jsonl")
+    except WorkloadError as exc:
+        return exc
+
+
+@settings(max_examples=150, deadline=None)
+@given(files())
+def test_the_fast_reader_accepts_only_what_the_reference_accepts_with_the_same_rows(text):
+    fast = parse_fast(text.encode())
+    expected = _reference(text)
+    if fast is None:  # the reference decides, and reports any error itself
+        return
+    assert not isinstance(expected, WorkloadError), expected
+    assert fast == expected
+    for a, b in zip(fast, expected, strict=True):  # equal, and the same floats to the bit
+        for field in ("submit_at", "duration", "deadline", "expected_duration"):
+            x, y = getattr(a, field), getattr(b, field)
+            assert (x is None and y is None) or (
+                type(x) is type(y) is float and math.copysign(1, x) == math.copysign(1, y)
+            )
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(0, 1e9) | st.floats(0, 1e-3) | st.integers(0, 2**60), min_size=1))
+def test_the_fast_reader_reads_numbers_as_python_does(numbers):
+    text = "".join(
+        json.dumps({"id": f"t{i}", "name": "x", "submit_at": x, "duration": 1}) + "\n"
+        for i, x in enumerate(numbers)
+    )
+    fast = parse_fast(text.encode())
+    assert fast is not None
+    assert [t.submit_at for t in fast] == [float(x) for x in numbers]
+
+
+def test_the_fast_reader_takes_a_generated_file_and_leaves_odd_ones_to_the_reference():
+    from scheduler.workload_gen import to_jsonl
+
+    text = to_jsonl(generate("mixed", 50, seed=1, workers=2), header="workload gen")
+    assert parse_fast(text.encode()) == parse_workload(text.splitlines(), "w")
+    for odd in ("\n\n", "\r\n", "\n  \n", "\n  # indented comment\n"):
+        assert parse_fast(text.replace("\n", odd, 3).encode()) is None
+
+
+# -- the command line --------------------------------------------------------------
+
+
+def test_simulate_starts_without_celery_redis_fastapi_or_rich(tmp_path):
+    path = tmp_path / "w.jsonl"
+    path.write_text('{"id": "a", "name": "x", "submit_at": 0, "duration": 1}\n')
+    script = (
+        "import sys\n"
+        "from scheduler.cli import main\n"
+        f"sys.argv = ['yardmaster', 'simulate', {str(path)!r}, '--strategy', 'fifo', '--json']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    *report, modules = out.strip().splitlines()
+    assert json.loads("\n".join(report))["fifo"]["tasks"] == 1
+    loaded = set(ast.literal_eval(modules))
+    assert not loaded & {"celery", "kombu", "redis", "fastapi", "uvicorn", "flower", "rich"}
+
+
+def test_every_command_is_mapped_to_the_module_that_registers_it():
+    from scheduler.cli import COMMANDS, app
+
+    found = {}
+    for info in app.registered_commands:
+        name = info.name or info.callback.__name__.replace("_", "-")
+        found[name] = info.callback.__module__
+    for group in app.registered_groups:
+        name = group.name or group.typer_instance.info.name
+        found[name] = group.typer_instance.registered_commands[0].callback.__module__
+    assert {name: module.rsplit(".", 1)[1] for name, module in found.items()} == COMMANDS
