@@ -15,16 +15,13 @@ from types import SimpleNamespace
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from broker_config.publisher import CeleryPublisher
-from scheduler.client import Client
 from scheduler.dispatcher import Dispatch
-from scheduler.embedded import EmbeddedRedis
 from scheduler.settings import load_settings
-from scheduler.store import ReportLine, StateStore, connect
+from scheduler.store import ReportLine, StateStore
 from scheduler.store.guard import Guard
+from tests.test_report_line import WORKER, _dispatched, _state
 from workers.app import create_app
 from workers.hooks import _fresh
-
-WORKER = "w@early"
 
 
 def _request(at: object = None, redelivered: bool = False) -> SimpleNamespace:
@@ -51,19 +48,6 @@ def test_the_window_never_reaches_a_quarter_of_the_worker_or_dispatch_timeout():
     settings = load_settings(early_start_window=2.0, dispatch_timeout=2.0)
     assert settings.early_start_limit() == 0.5
     assert load_settings().early_start_limit() == 2.0
-
-
-def _dispatched(redis_server: EmbeddedRedis, n: int) -> tuple[StateStore, list[str]]:
-    store = StateStore(connect(redis_server.url), load_settings(redis_url=redis_server.url))
-    store.register_worker(WORKER, n, "host", 1, ["noop"])
-    ids = [h.id for h in Client(store, known_tasks=["noop"]).submit_many([{"name": "noop"}] * n)]
-    claims = store.claim([(task_id, WORKER) for task_id in ids])
-    assert [c.status for c in claims] == ["ok"] * n
-    return store, ids
-
-
-def _state(store: StateStore, task_id: str) -> str | None:
-    return store.outcome(task_id)[0]
 
 
 def test_an_early_start_is_recorded_at_once_and_its_reply_read_later(redis_server):

@@ -264,8 +264,7 @@ def _prerun(task_id: str, task: Any, **_: Any) -> None:
             early = line.start_early(task_id, 1, nonce, guard)
         except RedisError:
             pass  # not sent: wait for the start below, as any other delivery does
-        else:
-            _load_exit(task.app, guard)
+        else:  # the line loaded guard_exit with the start's script
             RENEWER.add(guard.lock)
             task.request.retries = 0
             _deliveries[(task_id, threading.get_ident())] = _Delivery(
@@ -314,7 +313,9 @@ def _settle_guard(
         return
     if finished is None:
         delivery.guard = guard
-        _load_exit(app, guard)
+        if app not in _exit_loaded:  # guard_exit goes out on the report line, by EVALSHA
+            guard.store.scripts.load("guard_exit")
+            _exit_loaded.add(app)
         return
     log.warning(
         "delivery %s of %s: its body already finished (attempt %s, %s); not running it again",
@@ -325,12 +326,6 @@ def _settle_guard(
     )
     delivery.run = False
     delivery.finished = finished
-
-
-def _load_exit(app: Celery, guard: Guard) -> None:
-    if app not in _exit_loaded:  # guard_exit goes out on the report line, by EVALSHA
-        guard.store.scripts.load("guard_exit")
-        _exit_loaded.add(app)
 
 
 def _fresh(request: Any, limit: float) -> bool:

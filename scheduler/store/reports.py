@@ -162,14 +162,8 @@ class ReportLine:
             redis.exceptions.RedisError: Redis could not be asked (the start stays
                 queued on this line and goes out before the next report).
         """
-        with self._lock:
-            while not early.answered:
-                try:
-                    self._send_unsent()
-                    self._replies(None)
-                except _LOST:
-                    self._lost()
-                    raise
+        while not early.answered:
+            self.settle()
         reply = early.reply
         if isinstance(reply, Exception):
             raise reply
