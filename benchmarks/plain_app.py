@@ -6,7 +6,11 @@ publish straight to the default ``celery`` queue.
 
 The worker reads the broker URL from ``YM_BENCH_PLAIN_BROKER`` so that the
 benchmark can point it at a private ``redis-server``; the benchmark process
-itself builds one app per server with :func:`make_app`.
+itself builds one app per server with :func:`make_app`. With
+``YM_BENCH_PLAIN_TRANSPORT=ymredis`` the worker uses yardmaster's broker
+transport (``broker_config/transport.py``) instead of kombu's: the benchmark
+runs that too, to show how much of yardmaster's rate the transport alone
+accounts for.
 """
 
 from __future__ import annotations
@@ -16,15 +20,25 @@ import os
 from celery import Celery
 
 BROKER_ENV = "YM_BENCH_PLAIN_BROKER"
+TRANSPORT_ENV = "YM_BENCH_PLAIN_TRANSPORT"
 QUEUE = "celery"
 # Nothing listens on port 1: an unset variable fails loudly instead of
 # reaching some shared Redis.
 _NOWHERE = "redis://127.0.0.1:1/0"
 
 
-def make_app(broker_url: str) -> Celery:
-    """A Celery app on ``broker_url`` with the ``noop`` task registered."""
+def make_app(broker_url: str, transport: str = "") -> Celery:
+    """A Celery app on ``broker_url`` with the ``noop`` task registered.
+
+    ``transport``: ``""`` for kombu's Redis transport, ``"ymredis"`` for yardmaster's.
+    """
     app = Celery("plain_bench", set_as_current=False)
+    if transport:
+        if transport != "ymredis":
+            raise ValueError(f"{TRANSPORT_ENV}={transport!r}: expected '' or 'ymredis'")
+        import broker_config.transport  # noqa: F401  (registers the alias)
+
+        app.conf.broker_transport = transport
     app.conf.update(
         broker_url=broker_url,
         broker_connection_retry_on_startup=True,
@@ -50,4 +64,4 @@ def make_app(broker_url: str) -> Celery:
     return app
 
 
-app = make_app(os.environ.get(BROKER_ENV, _NOWHERE))
+app = make_app(os.environ.get(BROKER_ENV, _NOWHERE), os.environ.get(TRANSPORT_ENV, ""))

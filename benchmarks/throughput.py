@@ -20,6 +20,11 @@ end to end
     until, after all were published, the ``celery`` list and kombu's
     ``unacked`` hash are both empty (polled every 5 ms, read in one MULTI);
     afterwards ``inspect stats`` must report ``N`` tasks run.
+    plain Celery on yardmaster's transport: the same, with the worker (and
+    the producer) on ``broker_config.transport`` (kombu's Redis transport
+    keeping one Redis client per channel), which yardmaster's workers use.
+    The headline ratio is against plain Celery as it ships; the JSON's
+    ``end_to_end.same_transport`` holds the ratio against this variant.
 
 submission
     The producer alone, no worker or dispatcher running: one
@@ -76,7 +81,7 @@ except ImportError:  # pragma: no cover
     psutil = None
 
 from benchmarks.common import code_state as shared_code_state  # noqa: E402
-from benchmarks.plain_app import BROKER_ENV, QUEUE, make_app  # noqa: E402
+from benchmarks.plain_app import BROKER_ENV, QUEUE, TRANSPORT_ENV, make_app  # noqa: E402
 from scheduler.cli.stack import Stack  # noqa: E402
 from scheduler.client import Client  # noqa: E402
 from scheduler.embedded import EmbeddedRedis  # noqa: E402
@@ -305,16 +310,19 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-def plain_end_to_end(tasks: int, log_dir: Path) -> dict[str, Any]:
-    """Run ``tasks`` noops through one plain Celery prefork worker (``-c 2``)."""
+def plain_end_to_end(tasks: int, log_dir: Path, transport: str = "") -> dict[str, Any]:
+    """Run ``tasks`` noops through one plain Celery prefork worker (``-c 2``).
+
+    ``transport="ymredis"``: the worker uses yardmaster's broker transport.
+    """
     with private_redis() as server:
-        app = make_app(server.url)
-        node = f"plain@{socket.gethostname()}"
+        app = make_app(server.url, transport)
+        node = f"plain{transport}@{socket.gethostname()}"
         cmd = [sys.executable, "-m", "celery", "-A", "benchmarks.plain_app", "worker"]
         cmd += ["-c", str(CONCURRENCY), "--pool", "prefork", "--without-gossip"]
         cmd += ["--without-mingle", "-l", LOGLEVEL, "-n", node]
-        log_path = log_dir / "plain-worker.log"
-        env = dict(os.environ, **{BROKER_ENV: server.url})
+        log_path = log_dir / f"plain{transport}-worker.log"
+        env = dict(os.environ, **{BROKER_ENV: server.url, TRANSPORT_ENV: transport})
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -449,7 +457,11 @@ def main(argv: list[str] | None = None) -> int:
         f"Python {info['python']}, Celery {info['celery']}, redis-server {info['redis_server']}"
     )
     log_root = Path(tempfile.mkdtemp(prefix="ym-bench-"))
-    e2e: dict[str, list[dict[str, Any]]] = {"yardmaster": [], "plain_celery": []}
+    e2e: dict[str, list[dict[str, Any]]] = {
+        "yardmaster": [],
+        "plain_celery": [],
+        "plain_celery_ym_transport": [],
+    }
     sub: dict[str, list[dict[str, Any]]] = {"yardmaster": [], "plain_celery": []}
     for rnd in range(args.rounds):
         progress(f"round {rnd + 1}/{args.rounds}")
@@ -459,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
         e2e_runs: list[tuple[str, Callable[[], dict[str, Any]]]] = [
             ("yardmaster", partial(yardmaster_end_to_end, n, log_dir)),
             ("plain_celery", partial(plain_end_to_end, n, log_dir)),
+            ("plain_celery_ym_transport", partial(plain_end_to_end, n, log_dir, "ymredis")),
         ]
         sub_runs: list[tuple[str, Callable[[], dict[str, Any]]]] = [
             ("yardmaster", partial(yardmaster_submission, n)),
@@ -473,6 +486,16 @@ def main(argv: list[str] | None = None) -> int:
             sub[system].append(_timed(f"submission, {system}", run))
 
     end_to_end = summarize(e2e["yardmaster"], e2e["plain_celery"])
+    # The same comparison against plain Celery given yardmaster's transport:
+    # what yardmaster's scheduling costs, apart from what its transport saves.
+    same = summarize(e2e["yardmaster"], e2e["plain_celery_ym_transport"])
+    end_to_end["same_transport"] = {
+        "median_tasks_per_s": same["median_tasks_per_s"]["plain_celery"],
+        "ratio": same["ratio"],
+        "paired_ratios": same["paired_ratios"],
+        "median_paired_ratio": same["median_paired_ratio"],
+        "rounds": e2e["plain_celery_ym_transport"],
+    }
     submission = summarize(sub["yardmaster"], sub["plain_celery"])
     info["loadavg_end"] = list(os.getloadavg())
     code_end = code_state()
@@ -503,7 +526,9 @@ def main(argv: list[str] | None = None) -> int:
         "wall_seconds": time.perf_counter() - started,
     }
     progress(
-        f"end to end: yardmaster/plain = {end_to_end['ratio']:.2f} (target {TARGET_END_TO_END}); "
+        f"end to end: yardmaster/plain = {end_to_end['ratio']:.2f} (target {TARGET_END_TO_END}; "
+        f"{end_to_end['same_transport']['ratio']:.2f} against plain Celery on yardmaster's "
+        "transport); "
         f"submission: submit_many/apply_async = {submission['ratio']:.2f} "
         f"(target {TARGET_SUBMISSION}); {report['wall_seconds']:.0f} s"
     )

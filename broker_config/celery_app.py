@@ -14,6 +14,7 @@ from typing import Any
 from celery import Celery, Task
 
 from broker_config.security import broker_connection
+from broker_config.transport import ALIAS as TRANSPORT
 from scheduler.keys import Keys
 from scheduler.settings import Settings
 
@@ -26,6 +27,8 @@ def celery_config(settings: Settings, redis_url: str) -> dict[str, Any]:
     return {
         # The broker URL, and its TLS options for rediss:// (verified by default).
         **broker_connection(redis_url),
+        # kombu's Redis transport, minus a new Redis client per ack (broker_config/transport.py).
+        "broker_transport": TRANSPORT,
         "broker_connection_retry_on_startup": True,
         # Late binding sends a worker at most one message per free slot, and
         # the worker may hold no more than that.
