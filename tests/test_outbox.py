@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from scheduler.api import create_app as create_api
 from scheduler.client import Client
 from scheduler.errors import InvalidInputError, OutboxUnavailableError
 from scheduler.models import TaskState
@@ -19,7 +21,9 @@ from scheduler.settings import load_settings
 from scheduler.store import ReportLine, StateStore, connect
 from scheduler.store.guard import Finished, Guard
 from scheduler.store.outbox import MAX_BYTES, MAX_ITEMS, Outbox
+from tests.api_live import auth, tokens_json
 from tests.reliability_support import kill_tree, wait_for
+from tests.test_api_factory import serve
 from workers.app import create_app
 
 WORKER = "w@outbox"
@@ -120,6 +124,12 @@ def test_effects_that_do_not_fit_the_keys_are_refused_as_a_whole_and_named_on_th
         "no effect applied: effect 2 (INCRBY counter): the value is not an integer"
     )
     line.close()
+    # the HTTP API shows it too
+    settings = load_settings(redis_url=redis_server.url, api_tokens=tokens_json())
+    with serve(create_api(settings)) as url:
+        shown = httpx.get(f"{url}/v1/tasks/{a}", headers=auth("read"))
+        assert shown.status_code == 200
+        assert shown.json()["effects_error"] == ra.effects_error
 
 
 def test_effects_travel_with_a_completion_sent_again_over_a_new_connection(redis_server):

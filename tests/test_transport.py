@@ -62,6 +62,7 @@ def test_late_acks_and_a_rejected_message_go_through_one_client_and_survive_a_ki
         again = sq.get(timeout=5)
         assert again.payload == {"n": 19}
         again.ack()
-        assert plain.hlen("unacked") == 0 and plain.llen(QUEUE) == 0
+        assert plain.hlen("unacked") == 0
+        assert plain.llen(QUEUE) == 0
         sq.close()
     plain.close()

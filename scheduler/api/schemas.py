@@ -115,6 +115,7 @@ class TaskInfo(BaseModel):
     last_error: str | None = None
     not_before: float | None = None
     max_attempts: int | None = None
+    effects_error: str | None = None
 
     @classmethod
     def of(cls, rec: TaskRecord) -> TaskInfo:
