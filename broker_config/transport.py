@@ -8,11 +8,21 @@ connections come from the channel's pool either way; the client object is
 the waste. In a worker running noop tasks it was about a sixth of the main
 process's CPU time (py-spy, docs/benchmarks.md).
 
-This transport is kombu's own, with one change: a channel makes that client
-once and hands the same one out again, until its connection pool is replaced
-(kombu drops the pool on a lost connection) or the channel closes. Every
-message, key and command on the wire is unchanged, so a plain Celery worker
-and a yardmaster worker read each other's queues.
+This transport is kombu's own, with two changes:
+
+- a channel makes that client once and hands the same one out again, until
+  its connection pool is replaced (kombu drops the pool on a lost connection)
+  or the channel closes;
+- a channel closed after its connection's details are gone (Celery closes the
+  broker connection when Redis restarts under it, and kombu may have let go of
+  them by then) no longer fails trying to put its unacknowledged deliveries
+  back on their queues: they stay in kombu's ``unacked`` hash, as they do
+  when Redis is down for that step anyway. kombu raised an ``AttributeError``
+  there, which Celery takes for an unrecoverable error: the worker exited
+  (seen in ``tests/test_redis_restart.py``, about one run in ten).
+
+Every message, key and command on the wire is unchanged, so a plain Celery
+worker and a yardmaster worker read each other's queues.
 
 The Celery apps of :mod:`broker_config.celery_app` select it by the alias
 ``ymredis`` (``broker_transport``), which importing this module registers;
@@ -22,6 +32,7 @@ options mean what they mean to kombu's transport.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -32,10 +43,32 @@ from kombu.transport import redis as kombu_redis
 ALIAS = "ymredis"
 """The name ``broker_transport`` selects this transport by."""
 
+log = logging.getLogger("yardmaster.transport")
+
+
+class QoS(kombu_redis.QoS):
+    """kombu's Redis QoS; see the module's docstring for :meth:`restore_unacked`."""
+
+    def restore_unacked(self, client: Any = None) -> None:
+        """Put unacknowledged deliveries back on their queues, if the channel can still
+        reach Redis; otherwise leave them in ``unacked`` (kombu restores them after the
+        visibility timeout; yardmaster's records do not depend on it)."""
+        delivered = self._delivered
+        if client is None and self.channel.connection.client is None and delivered is not None:
+            log.warning(
+                "broker connection closed without its details: %d unacknowledged "
+                "deliveries stay in kombu's unacked hash",
+                len(delivered),
+            )
+            delivered.clear()
+            return
+        super().restore_unacked(client)
+
 
 class Channel(kombu_redis.Channel):
     """kombu's Redis channel, reusing one client for its own commands."""
 
+    QoS = QoS
     _ym_client: Any = None
     _ym_pool: Any = None
 

@@ -66,3 +66,24 @@ def test_late_acks_and_a_rejected_message_go_through_one_client_and_survive_a_ki
         assert plain.llen(QUEUE) == 0
         sq.close()
     plain.close()
+
+
+def test_a_channel_closed_after_its_connection_details_are_gone_closes_without_an_error(
+    redis_server,
+):
+    # Celery closes the broker connection when Redis restarts under a worker; by then
+    # kombu may have dropped the transport's connection details, and kombu's channel
+    # failed with AttributeError putting its unacknowledged deliveries back, which
+    # stopped the worker. Here the details are dropped as kombu drops them.
+    app = _app(redis_server.url)
+    plain = Redis.from_url(redis_server.url)
+    conn = app.connection_for_write()
+    sq = conn.SimpleQueue(QUEUE, no_ack=False)
+    sq.put({"n": 1})
+    held = sq.get(timeout=5)  # delivered, not acknowledged
+    assert plain.hexists("unacked", held.delivery_tag)
+    conn._do_close_transport()  # the transport forgets its connection (client = None)
+    conn.release()  # closes the channel: kombu's own raised AttributeError here
+    assert plain.hexists("unacked", held.delivery_tag), "left for a later restore"
+    assert plain.llen(QUEUE) == 0
+    plain.close()
