@@ -172,17 +172,22 @@ def parse_fast(data: bytes) -> list[WorkloadTask] | None:
     """
     if b"\r" in data:
         return None
-    if data.startswith(b"#") or b"\n#" in data:
-        uncommented = _without_comments(data)
-        if uncommented is None:
+    plain = _plain_body(data)
+    if plain is not None:  # the usual file: comments at most on top, read in place
+        body, newlines = plain
+    else:  # comments further down, or not the fast shape: a copy without them decides
+        if data.startswith(b"#") or b"\n#" in data:
+            uncommented = _without_comments(data)
+            if uncommented is None:
+                return None
+            data = uncommented
+        stripped = data.strip()
+        if not stripped:
+            return []
+        newlines = stripped.count(b"\n")
+        if stripped[:1] != b"{" or stripped[-1:] != b"}" or stripped.count(b"}\n{") != newlines:
             return None
-        data = uncommented
-    body = data.strip()
-    if not body:
-        return []
-    newlines = body.count(b"\n")
-    if body[:1] != b"{" or body[-1:] != b"}" or body.count(b"}\n{") != newlines:
-        return None
+        body = memoryview(stripped)
     try:
         tasks = _ROWS.decode_lines(body)
     except msgspec.MsgspecError:
@@ -201,6 +206,40 @@ def parse_fast(data: bytes) -> list[WorkloadTask] | None:
         if _in_cycle(tasks) is not None:
             return None
     return tasks
+
+
+_SPACE = frozenset(b" \t\n\r\x0b\x0c")  # what bytes.strip() strips
+
+
+def _plain_body(data: bytes) -> tuple[memoryview, int] | None:
+    """The rows of a file whose only comments are its first lines, without copying it,
+    and the number of newlines between them.
+
+    The view spans what ``_without_comments(data).strip()`` would hold, when
+    that starts with ``{``, ends with ``}`` and every newline in it stands
+    between ``}`` and ``{`` (so no line of it is a comment); None otherwise,
+    or when a leading comment is not UTF-8 (the general path then decides).
+    """
+    start = 0
+    while data.startswith(b"#", start):
+        end = data.find(b"\n", start)
+        end = len(data) if end < 0 else end + 1
+        try:
+            data[start:end].decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        start = end
+    end = len(data)
+    while start < end and data[start] in _SPACE:
+        start += 1
+    while end > start and data[end - 1] in _SPACE:
+        end -= 1
+    if end - start < 2 or data[start] != 0x7B or data[end - 1] != 0x7D:  # "{" ... "}"
+        return None
+    newlines = data.count(b"\n", start, end)
+    if data.count(b"}\n{", start, end) != newlines:
+        return None
+    return memoryview(data)[start:end], newlines
 
 
 def _without_comments(data: bytes) -> bytes | None:

@@ -296,6 +296,24 @@ def test_the_fast_reader_takes_a_generated_file_and_leaves_odd_ones_to_the_refer
         assert parse_fast(text.replace("\n", odd, 3).encode()) is None
 
 
+def test_the_fast_reader_reads_in_place_with_comments_on_top_and_copies_with_others():
+    from scheduler.workload import _plain_body
+    from scheduler.workload_gen import to_jsonl
+
+    text = to_jsonl(generate("mixed", 50, seed=2, workers=2), header="workload gen")
+    lines = text.splitlines()
+    on_top = "# another header\n#\n" + text + "\n"
+    below = "\n".join([*lines[:10], "# a note", *lines[10:]]) + "\n"
+    spaced = "\n\n" + text + " \n"
+    for variant in (text, on_top, below, spaced):
+        assert parse_fast(variant.encode()) == parse_workload(variant.splitlines(), "w")
+    assert _plain_body(text.encode()) is not None
+    assert _plain_body(on_top.encode()) is not None
+    assert _plain_body(below.encode()) is None  # read from a copy without the note
+    assert _plain_body(b"# \xff\n" + text.encode()) is None  # not UTF-8: the copy decides
+    assert parse_fast(b"# \xff\n" + text.encode()) is None
+
+
 # -- the command line --------------------------------------------------------------
 
 
