@@ -273,7 +273,7 @@ class Simulator:
                         pair = (key, worker.name)
                         affinity[pair] = min(1.0, max(0.0, affinity.get(pair, 0.0) - step))
                     worker.failed += 1
-                    if s in children:
+                    if children and s in children:
                         cancel_dependents(s)
                 else:
                     state[s] = "succeeded"
@@ -289,7 +289,7 @@ class Simulator:
                         durations[t.name] = (
                             runtime if old is None else alpha * runtime + (1 - alpha) * old
                         )
-                    if s in children:
+                    if children and s in children:
                         for child in children[s]:
                             parents = waiting[child]
                             parents.discard(s)
@@ -353,7 +353,7 @@ class Simulator:
                 if decision.expire is not None:
                     state[s] = "expired"
                     reasons[s] = decision.expire
-                    if s in children:
+                    if children and s in children:
                         cancel_dependents(s)
                     continue
                 worker = named[decision.worker]
@@ -369,7 +369,7 @@ class Simulator:
                     keys[key] = None
                     while len(keys) > capacity:
                         del keys[next(iter(keys))]
-                end = begin + t.duration * (warm_factor if warm else 1.0)
+                end = begin + (t.duration * warm_factor if warm else t.duration)
                 state[s] = "running"
                 ran_on[s] = worker
                 start_at[s] = begin
