@@ -34,7 +34,7 @@ class BreakerState(StrEnum):
 class BreakerPolicy(BaseModel):
     """When a breaker opens and how it recovers (``YM_BREAKER_*``, per name overridable)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     enabled: bool = True
     failure_rate: float = Field(default=0.5, gt=0.0, le=1.0, allow_inf_nan=False)

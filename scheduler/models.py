@@ -54,7 +54,7 @@ TERMINAL_STATES = frozenset(
 class TaskSpec(BaseModel):
     """One submission, validated before anything is written to Redis."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     name: str = Field(min_length=1, max_length=200)
     args: list[Any] = Field(default_factory=list)

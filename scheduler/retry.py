@@ -48,7 +48,7 @@ class RetryPolicy(BaseModel):
             (``builtins.OSError``, ``workers.tasks.DemoError``).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     max_attempts: int = Field(default=1, ge=1, le=MAX_ATTEMPTS, strict=True)
     backoff: float = Field(default=1.0, ge=0.0, le=MAX_DELAY, allow_inf_nan=False)

@@ -72,7 +72,7 @@ class WorkloadTask(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=F
 class _Row(BaseModel):
     """The reference validation of one line (pydantic), with its error report."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     id: str = Field(min_length=1)
     name: str = Field(min_length=1)
