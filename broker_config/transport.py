@@ -87,7 +87,10 @@ class Channel(kombu_redis.Channel):
 
     def close(self) -> None:
         self._ym_client = self._ym_pool = None
-        super().close()
+        try:
+            super().close()  # may take a client again, to put deliveries back
+        finally:
+            self._ym_client = self._ym_pool = None
 
 
 class Transport(kombu_redis.Transport):
