@@ -283,7 +283,7 @@ def _prerun(task_id: str, task: Any, **_: Any) -> None:
     try:
         run, duration_key, affinity_key, answer, detail = _retrying(
             lambda: line.start_guarded(task_id, int(attempt), nonce, guard),
-            app_settings(task.app).redis_retry,
+            settings.redis_retry,
         )
     except RedisError:
         # Without a recorded start the body must not run; the delivery is

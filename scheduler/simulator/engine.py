@@ -315,7 +315,7 @@ class Simulator:
                     if state[s] != "pending" or waiting.get(s):
                         continue
                 t = tasks[s]
-                add(
+                add(  # release(s), inlined: this runs once per task
                     PendingTask(
                         t.id,
                         t.name,

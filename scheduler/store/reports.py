@@ -279,8 +279,9 @@ class ReportLine:
         sha = self._store.scripts.sha(call.script)
         self._conn.send_command("EVALSHA", sha, len(call.keys), *call.keys, *call.args)
 
-    def _preload(self) -> None:
-        for script in ("start", "guard_exit", "finish"):
+    def _preload(self, *also: str) -> None:
+        """Load the line's scripts (and ``also``) into Redis's cache on this connection."""
+        for script in sorted({"start", "guard_exit", "finish", *also}):
             self._conn.send_command("SCRIPT", "LOAD", self._store.scripts.source(script))
             self._conn.read_response()
 
@@ -324,9 +325,7 @@ class ReportLine:
             if call is not last:
                 self._sent.popleft()
         if missing:
-            for script in sorted({"start", "finish", *(c.script for c in calls)}):
-                self._conn.send_command("SCRIPT", "LOAD", self._store.scripts.source(script))
-                self._conn.read_response()
+            self._preload(*(c.script for c in calls))
             self._send_unsent()
             if last:
                 self._send(last)
