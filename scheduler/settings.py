@@ -264,6 +264,15 @@ class Settings(BaseSettings):
             "being recorded; 0 always waits for the start"
         ),
     )
+    start_hold: float = Field(
+        default=0.005,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "seconds, 0 to 1; a first delivery that may start early holds its start back this "
+            "long and sends it with its outcome when the body ends sooner; 0 sends it at once"
+        ),
+    )
     rate_burst: float = Field(
         default=0.1,
         ge=0.0,
@@ -407,6 +416,14 @@ class Settings(BaseSettings):
     def early_start_limit(self) -> float:
         """Seconds a first delivery may be old to start early (see ``early_start_window``)."""
         return min(self.early_start_window, self.worker_timeout / 4, self.dispatch_timeout / 4)
+
+    def start_hold_limit(self) -> float:
+        """Seconds a fresh first delivery holds its start back (0 when it may not start early).
+
+        Never more than a tenth of the early-start window, so a held start still
+        reaches Redis long before the delivery could be recovered as unstarted.
+        """
+        return min(self.start_hold, self.early_start_limit() / 10)
 
     def retry_policy(self) -> RetryPolicy:
         """The cluster's default retry policy (``YM_RETRY_*``)."""

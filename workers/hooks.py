@@ -29,6 +29,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from broker_config.celery_app import app_settings
 from scheduler.errors import InvalidInputError, OutboxUnavailableError
 from scheduler.keys import Keys
+from scheduler.settings import Settings
 from scheduler.store import ReportLine, StateStore, connect
 from scheduler.store.guard import RENEWER, Finished, Guard
 from scheduler.store.outbox import Outbox
@@ -50,6 +51,7 @@ class _Delivery:
     finished: Finished | None = None  # the body already ran: report this instead
     retry_when: Any = None
     early: EarlyStart | None = None  # a start sent without waiting, not yet read
+    held: str = ""  # the nonce of a start held back to go out with the outcome
     line: ReportLine | None = None
     retry_window: float = 0.0
     effects: Outbox | None = None  # made on the body's first ``self.effects``
@@ -260,8 +262,14 @@ def _prerun(task_id: str, task: Any, **_: Any) -> None:
     if int(attempt) == 1 and _fresh(task.request, settings.early_start_limit()):
         # A fresh first delivery: the body starts while its start is recorded
         # (docs/reliability.md, "Early start"); the reply is read after the body.
+        # A task that must not run again once it ran holds nothing back ("Held start").
+        hold = hold_for(task, settings)
+        held = hold > 0
         try:
-            early = line.start_early(task_id, 1, nonce, guard)
+            if held:
+                early = line.start_held(task_id, 1, nonce, guard, hold)
+            else:
+                early = line.start_early(task_id, 1, nonce, guard)
         except RedisError:
             pass  # not sent: wait for the start below, as any other delivery does
         else:  # the line loaded guard_exit with the start's script
@@ -275,6 +283,7 @@ def _prerun(task_id: str, task: Any, **_: Any) -> None:
                 "",
                 guard=guard,
                 early=early,
+                held=nonce if held else "",
                 line=line,
                 retry_window=settings.redis_retry,
             )
@@ -326,6 +335,18 @@ def _settle_guard(
     )
     delivery.run = False
     delivery.finished = finished
+
+
+def hold_for(task: Any, settings: Settings) -> float:
+    """Seconds a fresh first delivery of ``task`` holds its start back (0: none).
+
+    A task declared ``on_orphan="fail"`` must not run again once its body ran,
+    so its start is sent before the body, never held: a worker lost within the
+    hold would otherwise leave it looking never started, and it would run again.
+    """
+    if getattr(task, "on_orphan", "requeue") == "fail":
+        return 0.0
+    return settings.start_hold_limit()
 
 
 def _fresh(request: Any, limit: float) -> bool:
@@ -389,8 +410,11 @@ def _postrun(
     if delivery is None:
         return
     runtime = time.monotonic() - delivery.started
-    if delivery.early is not None:
+    if delivery.early is not None and not delivery.held:
         _take_early(task_id, delivery)
+    # A held start goes out with this outcome, unread: Redis checks its nonce, and the
+    # duration and affinity keys come from the record unless the body asked for them.
+    read = delivery.early is None
     line = line_for(task.app, str(task.request.hostname))
     if delivery.finished is not None:
         # A replayed delivery: the body already ran; report what it ended with.
@@ -416,7 +440,7 @@ def _postrun(
                 len(delivery.effects),
             )
         exit_call = delivery.guard.exit_call(
-            verdict.outcome, verdict.result, verdict.error, effects
+            verdict.outcome, verdict.result, verdict.error, effects, nonce=delivery.held
         )
         line.post("guard_exit", task_id, *exit_call)
 
@@ -427,10 +451,11 @@ def _postrun(
         result=verdict.result,
         error=verdict.error,
         runtime=runtime,
-        duration_key=delivery.duration_key,
-        affinity_key=delivery.affinity_key,
+        duration_key=delivery.duration_key if read else "",
+        affinity_key=delivery.affinity_key if read else "",
         reason=verdict.reason,
         delay=verdict.delay,
+        nonce=delivery.held,
     )
 
 

@@ -111,12 +111,20 @@ class Guard:
         return bool(self.store.scripts("guard_exit", *call))
 
     def exit_call(
-        self, outcome: str, result: str, error: str, effects: Outbox | None = None
+        self,
+        outcome: str,
+        result: str,
+        error: str,
+        effects: Outbox | None = None,
+        *,
+        nonce: str = "",
     ) -> tuple[list[str], list[Any]]:
         """Stop renewing; KEYS and ARGV of ``guard_exit.lua`` (for a caller that sends it).
 
         ``effects`` (the body's outbox) are committed by that call when the
         outcome is ``succeeded`` and no success of the task is recorded yet.
+        ``nonce`` (a held start's): the call writes nothing unless that start
+        was the one recorded.
         """
         RENEWER.discard(self.lock)
         k, s = self.store.keys, self.store.settings
@@ -127,6 +135,10 @@ class Guard:
             effect_keys, ops = effects.wire()
             keys += effect_keys
             args.append(ops)
+        elif nonce:
+            args.append("")
+        if nonce:
+            args.append(nonce)
         return keys, args
 
 

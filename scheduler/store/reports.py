@@ -18,6 +18,11 @@ most of its life in these reports:
   two travel pipelined, and Redis runs the finish first), or by a watchdog
   thread when no start follows within :data:`SETTLE_AFTER` seconds.
 - Calls waiting to go out are written together, in order.
+- **A short body's start goes out with its outcome** (:meth:`ReportLine.start_held`;
+  docs/reliability.md, "Held start"): the start waits on the line for a few
+  milliseconds; a body that ends sooner sends start, guard exit and finish in
+  one write, and the sender thread sends the start of a longer one when its
+  hold runs out.
 
 Until its reply is read, a finish is unconfirmed. When the connection breaks,
 every unconfirmed finish (and early start) is sent again before anything
@@ -51,6 +56,12 @@ log = logging.getLogger("yardmaster.store")
 SETTLE_AFTER = 1.0
 """Seconds after which the watchdog reads a finish reply no start has read yet."""
 
+SETTLE_BACKLOG = 64
+"""Unread replies after which the sender reads them before its next write."""
+
+LINGER = 0.05
+"""Seconds the sender keeps waking for held starts after the line was last used."""
+
 _LOST = (RedisConnectionError, RedisTimeoutError)
 
 
@@ -69,6 +80,8 @@ class _Call:
     keys: list[str]
     args: list[Any]
     early: EarlyStart | None = None
+    due: float = 0.0  # monotonic time by which it must be written (0: at once)
+    held_since: float = 0.0  # a held start: when its body began (monotonic)
 
 
 class ReportLine:
@@ -93,6 +106,9 @@ class ReportLine:
         self._watchdog: threading.Thread | None = None
         self._sender: threading.Thread | None = None
         self._wake = threading.Event()
+        self._hold = 0.0  # the latest held start's hold: how often the sender looks
+        self._idle = True  # the sender waits without a timeout (a held start wakes it)
+        self._active = 0.0  # when a report was last queued
 
     def start(self, task_id: str, attempt: int, nonce: str = "") -> tuple[bool, str, str]:
         """Mark a delivery as running: (run?, duration key or state, affinity key).
@@ -155,6 +171,44 @@ class ReportLine:
             self._sent.append((call, time.monotonic()))
         return early
 
+    def start_held(
+        self, task_id: str, attempt: int, nonce: str, guard: Guard, hold: float
+    ) -> EarlyStart:
+        """Queue a guarded start to go out with the delivery's outcome, or after ``hold`` s.
+
+        Nothing is written now. When the body ends within ``hold`` seconds, the
+        start travels in the same write as the guard exit and the finish (which
+        then carry ``nonce``, so they count only if this start was recorded);
+        otherwise the sender thread writes it when the hold runs out (within
+        about twice ``hold``). :meth:`take_start` sends it at once and reads its
+        reply. On a new connection the scripts are loaded first, so this call
+        may wait for Redis then.
+
+        Raises:
+            redis.exceptions.ConnectionError: A new connection could not be made
+                (nothing was queued: the caller falls back to a waited start).
+        """
+        keys, args = self._store.start_call(
+            task_id, self.worker, attempt, nonce, guard.start_args()
+        )
+        early = EarlyStart()
+        now = time.monotonic()
+        call = _Call("start", task_id, keys, args, early, now + hold, now)
+        with self._lock:
+            if self._conn._sock is None:
+                try:
+                    self._preload()
+                except _LOST:
+                    self._lost()
+                    raise
+            self._unsent.append(call)
+            self._hold, self._active = hold, now
+            wake, self._idle = self._idle, False
+        self._ensure_threads()
+        if wake:  # the sender waits without a timeout: have it look again
+            self._wake.set()
+        return early
+
     def take_start(self, early: EarlyStart) -> tuple[bool, str, str, str, str]:
         """The reply of an early start, as :meth:`start_guarded` returns it.
 
@@ -207,12 +261,14 @@ class ReportLine:
         affinity_key: str = "",
         reason: str = "",
         delay: float = 0.0,
+        nonce: str = "",
     ) -> None:
         """Send a delivery's outcome; its reply is read later (see the module's docstring).
 
         When the connection is down, the outcome waits in this line and goes out
         before the next report, or with the watchdog's next try (every
         :data:`SETTLE_AFTER` seconds); it never raises for a lost connection.
+        ``nonce``: a held start's (see :meth:`start_held`).
         """
         keys, args = self._store.finish_call(
             task_id,
@@ -226,15 +282,20 @@ class ReportLine:
             affinity_key=affinity_key,
             reason=reason,
             delay=delay,
+            nonce=nonce,
         )
         call = _Call("finish", task_id, keys, args)
         with self._lock:
             self._unsent.append(call)
+            self._active = time.monotonic()
         # The line's sender thread writes it, so the pool process hands its
         # result to the worker's main process (which then acknowledges the
         # message and fetches the next) without waiting for this write, which
         # wakes Redis and often costs the writer its core for a while.
         self._wake.set()
+        self._ensure_threads()
+
+    def _ensure_threads(self) -> None:
         if self._sender is None:
             self._sender = threading.Thread(target=self._send_loop, daemon=True, name="report")
             self._sender.start()
@@ -243,8 +304,14 @@ class ReportLine:
             self._watchdog.start()
 
     def _flush(self) -> None:
+        """Write what is due (everything queued goes with it, in order)."""
         with self._lock:
+            now = time.monotonic()
+            if not any(call.due <= now for call in self._unsent):
+                return
             try:
+                if len(self._sent) >= SETTLE_BACKLOG:  # long sent: their replies are in
+                    self._replies(None)
                 self._send_unsent()
             except _LOST:
                 self._lost()
@@ -252,7 +319,14 @@ class ReportLine:
 
     def _send_loop(self) -> None:
         while True:
-            self._wake.wait()
+            with self._lock:
+                # Asleep without a timeout only when nothing is held and the line
+                # has been quiet for a while; start_held wakes it then.
+                self._idle = (
+                    not self._unsent and time.monotonic() - self._active > LINGER
+                ) or not self._hold
+                timeout = None if self._idle else self._hold
+            self._wake.wait(timeout)
             self._wake.clear()
             self._flush()
 
@@ -290,9 +364,12 @@ class ReportLine:
         if not self._unsent:
             return
         sha = self._store.scripts.sha
-        commands = [("EVALSHA", sha(c.script), len(c.keys), *c.keys, *c.args) for c in self._unsent]
-        self._conn.send_packed_command(self._conn.pack_commands(commands), check_health=False)
         now = time.monotonic()
+        commands = [
+            ("EVALSHA", sha(c.script), len(c.keys), *c.keys, *c.args, *_held_for(c, now))
+            for c in self._unsent
+        ]
+        self._conn.send_packed_command(self._conn.pack_commands(commands), check_health=False)
         self._sent.extend((call, now) for call in self._unsent)
         self._unsent = []
 
@@ -311,6 +388,8 @@ class ReportLine:
                 answer = self._conn.read_response()
                 if call.early is not None:
                     call.early.reply, call.early.answered = answer, True
+                    if call.due:
+                        _check_held(call.task_id, answer)
             except NoScriptError:
                 missing = True
                 if call is not last:
@@ -356,3 +435,21 @@ class ReportLine:
                 if failing:
                     log.warning("Redis answers %s again; outcomes confirmed", self.worker)
                 failing = False
+
+
+def _held_for(call: _Call, now: float) -> tuple[str, ...]:
+    """A held start's last argument: how long its body has run, so its start time is true."""
+    return (f"{now - call.held_since:.6f}",) if call.held_since else ()
+
+
+def _check_held(task_id: str, reply: Any) -> None:
+    """Log a held start that Redis refused (its outcome, sent with it, then changed nothing).
+
+    A start sent again after a lost connection, once its own outcome was
+    recorded, is refused as a repeat: expected, and not logged.
+    """
+    run, state, _ = start_verdict(reply)
+    if not run and reply[2:] != ["repeat"]:
+        log.warning("the held start of %s was refused (the task is %s)", task_id, state)
+    elif run and guard_answer(reply)[0] != "run":
+        log.error("the held start of %s found its execution guard %s", task_id, reply[3])

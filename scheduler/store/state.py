@@ -441,8 +441,13 @@ class StateStore:
         affinity_key: str = "",
         reason: str = "",
         delay: float = 0.0,
+        nonce: str = "",
     ) -> tuple[list[str], list[Any]]:
-        """KEYS and ARGV of ``finish.lua`` for one delivery (see :meth:`finish`)."""
+        """KEYS and ARGV of ``finish.lua`` for one delivery (see :meth:`finish`).
+
+        ``nonce`` (a held start's): the outcome counts only if that start was
+        recorded, and empty duration and affinity keys are read from the record.
+        """
         k, s = self.keys, self.settings
         keys = [k.task(task_id), k.stats, k.worker(worker), k.worker_tasks(worker)]
         keys += [k.durations, k.duration_counts, k.affinity(affinity_key or "-")]
@@ -452,6 +457,8 @@ class StateStore:
         args += [duration_key, s.ema_alpha, s.affinity_step, affinity_key, s.result_ttl]
         args += [s.events_maxlen, attempt, k.task_prefix, reason, f"{delay:.6f}"]
         args.append(k.concurrency_prefix)
+        if nonce:
+            args += [nonce, k.affinity_prefix]
         return keys, args
 
     def touch_warm(self, worker: str, affinity_key: str) -> bool:

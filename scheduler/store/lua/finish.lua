@@ -11,7 +11,11 @@
 -- ARGV: id, worker, outcome (succeeded|failed|cancelled|retry|skipped), result,
 --       error, runtime, duration key, alpha, affinity step, affinity key,
 --       result ttl, events maxlen, attempt, task key prefix, reason ('' = none),
---       retry delay in seconds, concurrency set prefix.
+--       retry delay in seconds, concurrency set prefix[, start nonce, affinity prefix].
+-- A held start (docs/reliability.md, "Held start") sends its finish with the
+-- delivery's nonce: the outcome counts only if that start was the one
+-- recorded (else it is handled as 'skipped'), and the duration and affinity
+-- keys, which the worker has not read yet, come from the task's record.
 -- Returns 'ok', 'retry', 'released' (slot freed, state untouched; or, for a
 -- delivery whose start was never recorded, the task back to pending) or 'stale'.
 -- Only the current delivery (this worker, this attempt) holds the slot: the
@@ -24,8 +28,17 @@ local id, worker, outcome = ARGV[1], ARGV[2], ARGV[3]
 local f = redis.call('HMGET', KEYS[1], 'state', 'worker', 'attempt', 'name', 'priority',
                      'submitted_at', 'dispatched_at', 'started_at', 'deadline', 'seq',
                      'expected_duration', 'affinity_key', 'duration_key', 'cancel_requested',
-                     'max_concurrent')
+                     'max_concurrent', 'start_nonce')
 if f[2] ~= worker or f[3] ~= ARGV[13] then return 'stale' end
+local dkey, akey, ahash = ARGV[7], ARGV[10], KEYS[7]
+if ARGV[18] and ARGV[18] ~= '' then
+  if f[16] ~= ARGV[18] then outcome = 'skipped' end
+  if dkey == '' then dkey = f[13] or f[4] or '' end
+  if akey == '' and f[12] and f[12] ~= '' then
+    akey = f[12]
+    ahash = ARGV[19] .. akey
+  end
+end
 if outcome == 'skipped' and f[1] == 'running' then return 'stale' end
 if redis.call('SREM', KEYS[4], id) == 0 then return 'stale' end
 -- A task of a concurrency key leaves the key's count with its slot (whatever
@@ -133,24 +146,24 @@ local freed = {free = worker}
 local prior = ''  -- the EMA this run was predicted by, for the monitors
 if outcome == 'succeeded' and runtime then
   local alpha = tonumber(ARGV[8])
-  local old = tonumber(redis.call('HGET', KEYS[5], ARGV[7]) or '')
+  local old = tonumber(redis.call('HGET', KEYS[5], dkey) or '')
   local new = runtime
   if old then
     new = alpha * runtime + (1 - alpha) * old
     prior = string.format('%.6f', old)
   end
-  redis.call('HSET', KEYS[5], ARGV[7], string.format('%.6f', new))
-  redis.call('HINCRBY', KEYS[6], ARGV[7], 1)
-  freed.k = ARGV[7]
+  redis.call('HSET', KEYS[5], dkey, string.format('%.6f', new))
+  redis.call('HINCRBY', KEYS[6], dkey, 1)
+  freed.k = dkey
   freed.e = new
 end
-if ARGV[10] ~= '' and outcome ~= 'cancelled' then
-  local score = tonumber(redis.call('HGET', KEYS[7], worker) or '0')
+if akey ~= '' and outcome ~= 'cancelled' then
+  local score = tonumber(redis.call('HGET', ahash, worker) or '0')
   local step = tonumber(ARGV[9])
   if outcome == 'succeeded' then score = score + step else score = score - step end
   score = math.max(0, math.min(1, score))
-  redis.call('HSET', KEYS[7], worker, string.format('%.4f', score))
-  freed.a = ARGV[10]
+  redis.call('HSET', ahash, worker, string.format('%.4f', score))
+  freed.a = akey
   freed.s = score
 end
 redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[12], '*',

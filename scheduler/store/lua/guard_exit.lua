@@ -8,11 +8,20 @@
 -- A failed run's effects are not applied (the worker does not send them).
 -- KEYS: guard lock, done marker, task, cache index, cache stats[, one key per effect].
 -- ARGV: owner token, attempt, outcome, result JSON, error, marker ttl (s),
---       cache max entries[, effects JSON].
+--       cache max entries[, effects JSON ('' = none)[, start nonce]].
+-- With a start nonce (a held start, sent before this call, maybe in the same
+-- write), nothing is written unless that start was recorded: it is the task's
+-- latest start, or it took the guard, which is still ours (a later attempt may
+-- have started since, and waits for this outcome). Else -1.
 -- Returns 1 when the lock was still ours, else 0. Effects that could not be
 -- applied are named in the task's 'effects_error' field.
 local outcome, result = ARGV[3], ARGV[4]
-local effects = outcome == 'succeeded' and ARGV[8] and cjson.decode(ARGV[8])  -- before any write
+if ARGV[9] and redis.call('HGET', KEYS[3], 'start_nonce') ~= ARGV[9]
+    and redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return -1
+end
+-- decoded before any write, so a bad outbox writes nothing
+local effects = outcome == 'succeeded' and ARGV[8] and ARGV[8] ~= '' and cjson.decode(ARGV[8])
 local prior = redis.call('GET', KEYS[2])
 local settled = prior and cjson.decode(prior).o == 'succeeded'
 if not settled then

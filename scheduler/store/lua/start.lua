@@ -10,11 +10,12 @@
 -- guard in the same step (the check-and-take of guard_enter.lua), so the
 -- prerun waits for one round trip: the guard's answer rides on the reply.
 -- KEYS: task key, stats[, guard lock, done marker].
--- ARGV: worker name, attempt, delivery nonce[, guard owner token, guard ttl (ms)].
+-- ARGV: worker name, attempt, delivery nonce[, guard owner token, guard ttl (ms)
+--       [, seconds the start was held back: the start time recorded is that much earlier]].
 -- Returns {'run', duration key, affinity key} (the guard, if asked for, taken),
 -- {'run', duration key, affinity key, 'done', outcome JSON} (the body already
 -- finished: report that), {'run', duration key, affinity key, 'held', holder}
--- (another live delivery holds the guard) or {'skip', state}.
+-- (another live delivery holds the guard) or {'skip', state[, 'repeat']}.
 local function guarded(dkey, akey)
   if not KEYS[3] then return {'run', dkey, akey} end
   local done = redis.call('GET', KEYS[4])
@@ -36,8 +37,11 @@ local f = redis.call('HMGET', KEYS[1], 'state', 'worker', 'attempt', 'name',
                      'duration_key', 'affinity_key', 'start_nonce')
 if f[1] == 'dispatched' and f[2] == ARGV[1] and f[3] == ARGV[2] then
   local t = redis.call('TIME')
-  redis.call('HSET', KEYS[1], 'state', 'running',
-             'started_at', string.format('%d.%06d', t[1], t[2]), 'start_nonce', ARGV[3])
+  local at = string.format('%d.%06d', t[1], t[2])
+  if ARGV[6] then  -- a held start: the body began this many seconds ago
+    at = string.format('%.6f', tonumber(at) - tonumber(ARGV[6]))
+  end
+  redis.call('HSET', KEYS[1], 'state', 'running', 'started_at', at, 'start_nonce', ARGV[3])
   redis.call('HINCRBY', KEYS[2], 'started', 1)
   return guarded(f[5] or f[4], f[6] or '')
 end
@@ -45,4 +49,7 @@ if f[1] == 'running' and f[2] == ARGV[1] and f[3] == ARGV[2] then
   if f[7] == ARGV[3] then return guarded(f[5] or f[4], f[6] or '') end
   return {'skip', 'running (a second delivery of the running attempt)'}
 end
+-- The same start sent again once its delivery had ended (a lost connection):
+-- refused, and said to be a repeat.
+if f[7] == ARGV[3] then return {'skip', f[1], 'repeat'} end
 return {'skip', f[1] or 'missing'}
