@@ -15,7 +15,6 @@ import signal
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -66,11 +65,22 @@ _deliveries: dict[tuple[str, int], _Delivery] = {}
 _worker: dict[str, Any] = {}
 _installed: set[int] = set()
 _exit_loaded: set[Celery] = set()
+# This process's id, kept here: os.getpid() is a system call, and the report
+# hooks asked for it several times per task.
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def store_for(app: Celery) -> StateStore:
     """This process's store for ``app`` (made anew after a fork)."""
-    key = (os.getpid(), id(app))
+    key = (_pid, id(app))
     store = _stores.get(key)
     if store is None:
         store = _stores[key] = StateStore(connect(str(app.conf.broker_url)), app_settings(app))
@@ -79,7 +89,7 @@ def store_for(app: Celery) -> StateStore:
 
 def line_for(app: Celery, worker: str) -> ReportLine:
     """This process's report line for ``worker`` (made anew after a fork)."""
-    key = (os.getpid(), id(app), worker)
+    key = (_pid, id(app), worker)
     line = _lines.get(key)
     if line is None:
         line = _lines[key] = ReportLine(store_for(app), worker)
@@ -88,8 +98,7 @@ def line_for(app: Celery, worker: str) -> ReportLine:
 
 def close_lines() -> None:
     """Confirm this process's outstanding reports and drop its report lines."""
-    pid = os.getpid()
-    for key in [k for k in _lines if k[0] == pid]:
+    for key in [k for k in _lines if k[0] == _pid]:
         _lines.pop(key).close()
 
 
@@ -256,8 +265,9 @@ def _prerun(task_id: str, task: Any, **_: Any) -> None:
     if attempt is None or not _ours(task.app):
         return
     line = line_for(task.app, str(task.request.hostname))
-    nonce = uuid.uuid4().hex  # names this delivery: a retry repeats it, a redelivery does not
     guard = Guard(store_for(task.app), task_id, int(attempt))
+    # Names this delivery: a retry of the call repeats it, a redelivery does not.
+    nonce = guard.lock.token
     settings = app_settings(task.app)
     if int(attempt) == 1 and _fresh(task.request, settings.early_start_limit()):
         # A fresh first delivery: the body starts while its start is recorded

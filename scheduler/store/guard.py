@@ -163,14 +163,12 @@ class Renewer:
         self._held: dict[str, tuple[Lock, float]] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._pid = 0
 
     def add(self, lock: Lock) -> None:
         """Renew ``lock`` until :meth:`discard` is called for it."""
         with self._lock:
             self._held[lock.token] = (lock, time.monotonic())
-            if self._thread is None or self._pid != os.getpid():
-                self._pid = os.getpid()
+            if self._thread is None:
                 self._thread = threading.Thread(target=self._run, daemon=True, name="guard-renewal")
                 self._thread.start()
 
@@ -202,5 +200,12 @@ class Renewer:
                             del self._held[lock.token]
             time.sleep(max(0.05, min(step / 3, 1.0)))
 
+    def _forked(self) -> None:
+        """In a new child process: the parent's thread and guards are not this process's."""
+        self._held = {}
+        self._lock = threading.Lock()
+        self._thread = None
+
 
 RENEWER = Renewer()
+os.register_at_fork(after_in_child=RENEWER._forked)
