@@ -223,6 +223,7 @@ class Simulator:
         longest: dict[str, float] = {}
 
         add = queue.add
+        pool_release = pool.release
         heappush = heapq.heappush
         heappop = heapq.heappop
         switches = type(strategy).take_switches is not Strategy.take_switches
@@ -271,7 +272,9 @@ class Simulator:
                     state[s] = "failed"
                     if key is not None:
                         pair = (key, worker.name)
-                        affinity[pair] = min(1.0, max(0.0, affinity.get(pair, 0.0) - step))
+                        score = affinity.get(pair, 0.0) - step
+                        # min(1.0, max(0.0, score)), spelled out (once per task)
+                        affinity[pair] = 1.0 if score >= 1.0 else score if score > 0.0 else 0.0
                     worker.failed += 1
                     if children and s in children:
                         cancel_dependents(s)
@@ -279,7 +282,8 @@ class Simulator:
                     state[s] = "succeeded"
                     if key is not None:
                         pair = (key, worker.name)
-                        affinity[pair] = min(1.0, max(0.0, affinity.get(pair, 0.0) + step))
+                        score = affinity.get(pair, 0.0) + step
+                        affinity[pair] = 1.0 if score >= 1.0 else score if score > 0.0 else 0.0
                     worker.succeeded += 1
                     runtime = finish_at[s] - start_at[s]  # type: ignore[operator]
                     if learn_hook is not None:
@@ -306,7 +310,7 @@ class Simulator:
                             longest[t.name] = start_at[runs[0]]  # type: ignore[assignment]
                         else:
                             del longest[t.name]
-                pool.release(worker)
+                pool_release(worker)
             while next_arrival < n and submit[next_arrival] <= now:
                 s = next_arrival
                 next_arrival += 1

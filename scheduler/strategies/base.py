@@ -286,8 +286,7 @@ def plan(
         pool.order_by(key)
     decisions: list[Decision] = []
     held: list[PendingTask] = []
-    placed = 0
-    while pool.free_slots > 0 and placed < limit:
+    while pool.free_slots > 0 and limit > 0:
         task = queue.pop()
         if task is None:
             break
@@ -300,8 +299,9 @@ def plan(
             held.append(task)
             continue
         decisions.append(Decision(task, worker.name))
-        placed += 1
+        limit -= 1
         pool.take(worker)
-    for task in held:
-        queue.add(task)
+    if held:
+        for task in held:
+            queue.add(task)
     return decisions

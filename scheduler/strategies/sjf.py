@@ -52,19 +52,28 @@ class EstimateQueue(IndexedQueue):
         if hinted:
             best, seq, _ = hinted[0]
             found = True
-        learned = self._estimates.learned
-        emptied = []
+        # Estimates.learned(key), inlined: this runs for every key at every pop.
+        estimates = self._estimates
+        durations = estimates.durations
+        default = estimates.default_duration
+        overrun = estimates.overrun
+        emptied = None
         for key, ids in self._by_key.items():
             while ids and ids[0] not in tasks:
                 ids.popleft()  # discarded while queued
             if not ids:
-                emptied.append(key)
+                emptied = [key] if emptied is None else [*emptied, key]
                 continue
-            estimate = learned(key)
+            estimate = durations.get(key, default)
+            if overrun:
+                running = overrun.get(key)
+                if running is not None and running > estimate:
+                    estimate = 2.0 * running - estimate
             if not found or estimate < best or (estimate == best and tasks[ids[0]].seq < seq):
                 best, seq, source, found = estimate, tasks[ids[0]].seq, ids, True
-        for key in emptied:
-            del self._by_key[key]
+        if emptied is not None:
+            for key in emptied:
+                del self._by_key[key]
         if not found:
             return None
         task_id = source.popleft() if source is not None else heapq.heappop(hinted)[2]

@@ -81,7 +81,23 @@ class WeightedStrategy(Strategy):
         weight = self.weights.affinity
         if task.affinity_key is None or weight == 0.0:
             return least(workers, by_load)  # the affinity term is the same everywhere
-        affinity = snapshot.estimates.affinity_of
-        return min(
-            workers, key=lambda w: (-weight * affinity(task.affinity_key, w.name), w.load, w.name)
-        )
+        # min() by (-weight * affinity, load, name), written out: it runs for every
+        # free worker at each keyed decision.
+        key = task.affinity_key
+        affinity = snapshot.estimates.affinity
+        best: WorkerView | None = None
+        best_gain = best_load = 0.0
+        for w in workers:
+            gain = -weight * affinity.get((key, w.name), 0.0)
+            if best is not None and gain > best_gain:
+                continue
+            slots = w.slots
+            load = w.inflight / slots if slots else 1.0
+            if (
+                best is None
+                or gain < best_gain
+                or load < best_load
+                or (load == best_load and w.name < best.name)
+            ):
+                best, best_gain, best_load = w, gain, load
+        return best
