@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import gc
 import heapq
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -219,7 +219,7 @@ class Simulator:
         # Runs per task name in start order (starts never decrease), finished ones
         # dropped from the front: the head is the longest run still going, and
         # `longest` holds its start, for Estimates.overrun.
-        running: dict[str, deque[int]] = {}
+        running: defaultdict[str, deque[int]] = defaultdict(deque)
         longest: dict[str, float] = {}
 
         add = queue.add
@@ -352,7 +352,7 @@ class Simulator:
                 s = decision.task.seq
                 if state[s] != "pending":
                     if decision.expire is None:
-                        pool.release(named[decision.worker])
+                        pool_release(named[decision.worker])
                     continue
                 if decision.expire is not None:
                     state[s] = "expired"
@@ -360,32 +360,33 @@ class Simulator:
                     if children and s in children:
                         cancel_dependents(s)
                     continue
-                worker = named[decision.worker]
+                name = decision.worker
                 t = tasks[s]
                 begin = now + overhead
-                warm = False
+                duration = t.duration
                 key = t.affinity_key
                 if key is not None:  # the worker's most recently used keys
-                    keys = warm_keys[worker.name]
+                    keys = warm_keys[name]
                     if key in keys:
                         del keys[key]
-                        warm = True
-                    keys[key] = None
-                    while len(keys) > capacity:
-                        del keys[next(iter(keys))]
-                end = begin + (t.duration * warm_factor if warm else t.duration)
+                        keys[key] = None
+                        duration *= warm_factor
+                        warm_run[s] = True
+                    else:
+                        keys[key] = None
+                        while len(keys) > capacity:
+                            del keys[next(iter(keys))]
+                end = begin + duration
                 state[s] = "running"
-                ran_on[s] = worker
+                ran_on[s] = named[name]
                 start_at[s] = begin
                 finish_at[s] = end
-                warm_run[s] = warm
                 heappush(finishes, (end, s))
                 if uses_estimates:
-                    if t.name in longest:
-                        running[t.name].append(s)
-                    else:
-                        running[t.name] = deque((s,))
+                    runs = running[t.name]
+                    if not runs:
                         longest[t.name] = begin
+                    runs.append(s)
 
         names = [None if w is None else w.name for w in ran_on]
         if in_order:

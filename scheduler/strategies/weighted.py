@@ -53,12 +53,21 @@ class WeightedStrategy(Strategy):
     def score(self, task: PendingTask, waited: float = 0.0) -> float:
         """The objective of ``task`` after ``waited`` seconds (affinity excluded)."""
         w = self.weights
-        expected = self._estimates.duration(task)
+        # Estimates.duration(task) and min(), spelled out: this runs once per task.
+        hint = task.expected_duration
+        if hint is not None:
+            expected = hint
+        else:
+            expected = self._estimates.learned(task.duration_key or task.name)
         d = self.default_duration
         urgency = 0.0
         if task.deadline is not None:
             window = task.deadline - task.submitted_at
-            urgency = 1.0 if window <= 0 else min(1.0, expected / window)
+            if window <= 0:
+                urgency = 1.0
+            else:
+                share = expected / window
+                urgency = share if share < 1.0 else 1.0
         return (
             w.priority * task.priority
             + w.wait * waited
