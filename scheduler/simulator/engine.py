@@ -232,27 +232,6 @@ class Simulator:
         # Tasks in the queue: released, less those decided (plan puts back what it holds).
         queued = 0
 
-        def release(s: int) -> None:
-            t = tasks[s]
-            add(
-                PendingTask(
-                    t.id,
-                    t.name,
-                    t.priority,
-                    s,
-                    t.submit_at,
-                    t.deadline,
-                    t.expected_duration,
-                    t.affinity_key,
-                )
-            )
-
-        def cancel_dependents(s: int) -> None:
-            for child in children.get(s, ()):
-                if state[child] == "pending":
-                    state[child] = "cancelled"
-                    cancel_dependents(child)
-
         while True:
             if finishes:
                 now = finishes[0][0]
@@ -277,7 +256,7 @@ class Simulator:
                         affinity[pair] = 1.0 if score >= 1.0 else score if score > 0.0 else 0.0
                     worker.failed += 1
                     if children and s in children:
-                        cancel_dependents(s)
+                        _cancel_dependents(s, children, state)
                 else:
                     state[s] = "succeeded"
                     if key is not None:
@@ -298,7 +277,7 @@ class Simulator:
                             parents = waiting[child]
                             parents.discard(s)
                             if not parents and arrived[child]:
-                                release(child)
+                                add(_pending(tasks[child], child))
                                 queued += 1
                 if uses_estimates:
                     runs = running[t.name]
@@ -319,7 +298,7 @@ class Simulator:
                     if state[s] != "pending" or waiting.get(s):
                         continue
                 t = tasks[s]
-                add(  # release(s), inlined: this runs once per task
+                add(  # _pending(t, s), inlined: this runs once per task
                     PendingTask(
                         t.id,
                         t.name,
@@ -358,7 +337,7 @@ class Simulator:
                     state[s] = "expired"
                     reasons[s] = decision.expire
                     if children and s in children:
-                        cancel_dependents(s)
+                        _cancel_dependents(s, children, state)
                     continue
                 name = decision.worker
                 t = tasks[s]
@@ -391,27 +370,10 @@ class Simulator:
         names = [None if w is None else w.name for w in ran_on]
         if in_order:
             return Outcome(
-                workload,
-                submitted,
-                state,
-                names,
-                start_at,
-                finish_at,
-                warm_run,
-                reasons,
+                workload, submitted, state, names, start_at, finish_at, warm_run, reasons
             )
-        back = [0] * n  # workload index -> arrival number
-        for s, i in enumerate(order):
-            back[i] = s
-        return Outcome(
-            workload,
-            submitted,
-            [state[s] for s in back],
-            [names[s] for s in back],
-            [start_at[s] for s in back],
-            [finish_at[s] for s in back],
-            [warm_run[s] for s in back],
-            {order[s]: why for s, why in reasons.items()},
+        return _in_workload_order(
+            workload, submitted, order, state, names, start_at, finish_at, warm_run, reasons
         )
 
     def _learn(self, estimates: Estimates, task: WorkloadTask, runtime: float) -> None:
@@ -422,6 +384,53 @@ class Simulator:
         old = estimates.durations.get(task.name)
         a = self.ema_alpha
         estimates.durations[task.name] = runtime if old is None else a * runtime + (1 - a) * old
+
+
+def _pending(t: WorkloadTask, s: int) -> PendingTask:
+    """What the strategies see of workload task ``t``, arrival number ``s``."""
+    return PendingTask(
+        t.id, t.name, t.priority, s, t.submit_at, t.deadline, t.expected_duration, t.affinity_key
+    )
+
+
+def _cancel_dependents(s: int, children: dict[int, list[int]], state: list[str]) -> None:
+    """Cancel, transitively, the pending tasks that depend on task ``s``."""
+    for child in children.get(s, ()):
+        if state[child] == "pending":
+            state[child] = "cancelled"
+            _cancel_dependents(child, children, state)
+
+
+def _in_workload_order(
+    workload: Sequence[WorkloadTask],
+    submitted: list[float],
+    order: list[int],
+    state: list[str],
+    names: list[str | None],
+    start_at: list[float | None],
+    finish_at: list[float | None],
+    warm_run: list[bool],
+    reasons: dict[int, str],
+) -> Outcome:
+    """The outcome of a run whose lists are indexed by arrival number (``order``:
+    arrival number -> workload index), rearranged in workload order.
+
+    Apart from the loop so that the loop's lists stay plain locals (a list a
+    comprehension reads becomes a closure cell, slower to reach).
+    """
+    back = [0] * len(order)  # workload index -> arrival number
+    for s, i in enumerate(order):
+        back[i] = s
+    return Outcome(
+        workload,
+        submitted,
+        [state[s] for s in back],
+        [names[s] for s in back],
+        [start_at[s] for s in back],
+        [finish_at[s] for s in back],
+        [warm_run[s] for s in back],
+        {order[s]: why for s, why in reasons.items()},
+    )
 
 
 @contextmanager
