@@ -8,6 +8,7 @@ the others (``simulate`` starts without Celery, Redis or FastAPI). Reading
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 from typing import Any
@@ -70,6 +71,11 @@ def main(*, hard_exit: bool = False) -> None:
     """
     command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
     module = COMMANDS.get(command or "")
+    if hard_exit and module == "simulate":
+        # A process that only simulates makes no reference cycles worth collecting
+        # (the engine pauses the collector for its runs anyway); without collections
+        # while the modules load, start-up is about 10 ms shorter.
+        gc.disable()
     if module is not None:
         load_commands(module)
     else:
