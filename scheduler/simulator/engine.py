@@ -178,7 +178,7 @@ class Simulator:
         tasks = list(workload) if in_order else [workload[i] for i in order]
         submit = submitted if in_order else [submitted[i] for i in order]
         state = ["pending"] * n
-        ran_on: list[WorkerView | None] = [None] * n
+        ran_on: list[str | None] = [None] * n  # worker names
         start_at: list[float | None] = [None] * n
         finish_at: list[float | None] = [None] * n
         warm_run = [False] * n
@@ -216,6 +216,8 @@ class Simulator:
         warm_factor = self.warm_factor
         capacity = self.warm_capacity
         alpha = self.ema_alpha
+        beta = 1 - alpha
+        learned = durations.get
         step = self.affinity_step
         uses_estimates = strategy.uses_estimates
         learn_hook = None if type(self)._learn is Simulator._learn else self._learn
@@ -248,12 +250,13 @@ class Simulator:
             while finishes and finishes[0][0] <= now:
                 s = heappop(finishes)[1]
                 t = tasks[s]
-                worker: WorkerView = ran_on[s]  # type: ignore[assignment]
+                name: str = ran_on[s]  # type: ignore[assignment]  # set at its start
+                worker = named[name]
                 key = t.affinity_key
                 if t.fails:
                     state[s] = "failed"
                     if key is not None:
-                        pair = (key, worker.name)
+                        pair = (key, name)
                         score = affinity.get(pair, 0.0) - step
                         # min(1.0, max(0.0, score)), spelled out (once per task)
                         affinity[pair] = 1.0 if score >= 1.0 else score if score > 0.0 else 0.0
@@ -263,7 +266,7 @@ class Simulator:
                 else:
                     state[s] = "succeeded"
                     if key is not None:
-                        pair = (key, worker.name)
+                        pair = (key, name)
                         score = affinity.get(pair, 0.0) + step
                         affinity[pair] = 1.0 if score >= 1.0 else score if score > 0.0 else 0.0
                     worker.succeeded += 1
@@ -272,9 +275,7 @@ class Simulator:
                         learn_hook(estimates, t, runtime)
                     else:
                         old = durations.get(t.name)
-                        durations[t.name] = (
-                            runtime if old is None else alpha * runtime + (1 - alpha) * old
-                        )
+                        durations[t.name] = runtime if old is None else alpha * runtime + beta * old
                     if children and s in children:
                         for child in children[s]:
                             parents = waiting[child]
@@ -321,7 +322,7 @@ class Simulator:
                 overrun = {}
                 for name, begun in longest.items():
                     elapsed = now - begun
-                    if elapsed > durations.get(name, default_duration):
+                    if elapsed > learned(name, default_duration):
                         overrun[name] = elapsed
                 estimates.overrun = overrun
             snapshot.now = now
@@ -360,7 +361,7 @@ class Simulator:
                             del keys[next(iter(keys))]
                 end = begin + duration
                 state[s] = "running"
-                ran_on[s] = named[name]
+                ran_on[s] = name
                 start_at[s] = begin
                 finish_at[s] = end
                 heappush(finishes, (end, s))
@@ -370,13 +371,12 @@ class Simulator:
                         longest[t.name] = begin
                     runs.append(s)
 
-        names = [None if w is None else w.name for w in ran_on]
         if in_order:
             return Outcome(
-                workload, submitted, state, names, start_at, finish_at, warm_run, reasons
+                workload, submitted, state, ran_on, start_at, finish_at, warm_run, reasons
             )
         return _in_workload_order(
-            workload, submitted, order, state, names, start_at, finish_at, warm_run, reasons
+            workload, submitted, order, state, ran_on, start_at, finish_at, warm_run, reasons
         )
 
     def _learn(self, estimates: Estimates, task: WorkloadTask, runtime: float) -> None:
