@@ -62,16 +62,19 @@ class LoadBalanceStrategy(Strategy):
         weight = self.affinity_weight
         best: WorkerView | None = None
         least_cost = 0.0
+        best_rank = -1  # rendezvous(key, best.name) once asked (a CRC is never negative)
         for w in workers:
             slots = w.slots
             load = w.inflight / slots if slots else 1.0
             cost = load - weight * affinity.get((key, w.name), 0.0)
             if best is None or cost < least_cost:
-                best, least_cost = w, cost
+                best, least_cost, best_rank = w, cost, -1
             elif cost == least_cost:
-                mine, theirs = rendezvous(key, w.name), rendezvous(key, best.name)
-                if mine > theirs or (mine == theirs and w.name < best.name):
-                    best = w
+                if best_rank < 0:
+                    best_rank = rendezvous(key, best.name)
+                rank = rendezvous(key, w.name)
+                if rank > best_rank or (rank == best_rank and w.name < best.name):
+                    best, best_rank = w, rank
         return best
 
 
