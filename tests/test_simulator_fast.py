@@ -3,7 +3,7 @@
 - the simulator's engine against the engine it replaced (``tests/reference_sim.py``:
   plain worker lists, a heap on ``sort_key``, one record per task), task by task;
 - :class:`WorkerPool` against ``min`` over the free workers;
-- :class:`SubmissionQueue` against a heap on ``sort_key``;
+- :class:`SubmissionQueue` and :class:`RankQueue` against a heap on ``sort_key``;
 - the msgspec workload reader against the pydantic one.
 """
 
@@ -29,7 +29,10 @@ from scheduler.strategies import (
     FifoStrategy,
     HeapQueue,
     LoadBalanceStrategy,
+    PriorityStrategy,
+    RankQueue,
     SubmissionQueue,
+    WeightedStrategy,
     WorkerPool,
     by_load,
     least,
@@ -184,6 +187,35 @@ def test_the_submission_queue_pops_in_the_order_of_a_heap_on_sort_key(ops):
         assert isinstance(fast, SubmissionQueue)
         for op, seq in ops:
             task = PendingTask(f"t{seq}", "x", 5, seq, float(seq))
+            if op == "add":
+                fast.add(task)
+                ref.add(task)
+            elif op == "discard":
+                assert fast.discard(task.id) == ref.discard(task.id)
+            else:
+                assert fast.pop() == ref.pop()
+            assert len(fast) == len(ref)
+            assert sorted(t.id for t in fast.tasks()) == sorted(t.id for t in ref.tasks())
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["add", "pop", "discard"]),
+            st.integers(0, 30),
+            st.integers(0, 9),
+            st.sampled_from([0.0, 0.5, 2.0]),
+        ),
+        max_size=80,
+    )
+)
+def test_the_rank_queue_pops_in_the_order_of_a_heap_on_sort_key(ops):
+    for strategy in (PriorityStrategy(), PriorityStrategy(aging=0.0), WeightedStrategy()):
+        fast, ref = strategy.make_queue(), HeapQueue(strategy.sort_key)
+        assert isinstance(fast, RankQueue)
+        for op, seq, priority, submitted in ops:
+            task = PendingTask(f"t{seq}", "x", priority, seq, submitted + seq % 3)
             if op == "add":
                 fast.add(task)
                 ref.add(task)

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 from scheduler.models import Estimates, PendingTask, WorkerView
 from scheduler.settings import Weights
-from scheduler.strategies.base import EPOCH, Snapshot, SortKey, Strategy, TaskQueue
+from scheduler.strategies.base import EPOCH, RankQueue, Snapshot, SortKey, Strategy, TaskQueue
 from scheduler.strategies.pool import WorkerKey, by_load, least
 
 
@@ -48,7 +48,7 @@ class WeightedStrategy(Strategy):
     def make_queue(self, estimates: Estimates | None = None) -> TaskQueue:
         if estimates is not None:
             self._estimates = estimates
-        return super().make_queue(estimates)
+        return RankQueue(self.rank)  # the order of sort_key
 
     def score(self, task: PendingTask, waited: float = 0.0) -> float:
         """The objective of ``task`` after ``waited`` seconds (affinity excluded)."""
@@ -75,11 +75,15 @@ class WeightedStrategy(Strategy):
             + w.slack * urgency
         )
 
-    def sort_key(self, task: PendingTask) -> SortKey:
+    def rank(self, task: PendingTask) -> float:
+        """The first part of the sort key (smaller runs first); ties go by submission."""
         # score at a common clock T is score(waited=0) + wait * (T - submitted_at);
         # T is the same for every task, so it drops out of the comparison.
         static = self.score(task) - self.weights.wait * (task.submitted_at - EPOCH)
-        return (-static, float(task.seq))
+        return -static
+
+    def sort_key(self, task: PendingTask) -> SortKey:
+        return (self.rank(task), float(task.seq))
 
     def worker_order(self) -> WorkerKey | None:
         return by_load
