@@ -4,6 +4,7 @@
   plain worker lists, a heap on ``sort_key``, one record per task), task by task;
 - :class:`WorkerPool` against ``min`` over the free workers;
 - :class:`SubmissionQueue` and :class:`RankQueue` against a heap on ``sort_key``;
+- the metrics' percentiles by selection against a sort;
 - the msgspec workload reader against the pydantic one.
 """
 
@@ -13,6 +14,7 @@ import ast
 import io
 import json
 import math
+import random
 import subprocess
 import sys
 
@@ -25,6 +27,7 @@ from scheduler.errors import WorkloadError
 from scheduler.models import PendingTask, WorkerView
 from scheduler.settings import STRATEGY_NAMES, load_settings
 from scheduler.simulator import Simulator, metrics, outcome_metrics
+from scheduler.stats import percentiles, sorted_percentile
 from scheduler.strategies import (
     FifoStrategy,
     HeapQueue,
@@ -225,6 +228,38 @@ def test_the_rank_queue_pops_in_the_order_of_a_heap_on_sort_key(ops):
                 assert fast.pop() == ref.pop()
             assert len(fast) == len(ref)
             assert sorted(t.id for t in fast.tasks()) == sorted(t.id for t in ref.tasks())
+
+
+# -- percentiles --------------------------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(1, 60_000),
+    st.sampled_from(["uniform", "few values", "heavy tail", "sorted", "reversed"]),
+    st.integers(0, 2**32 - 1),
+)
+def test_percentiles_by_selection_are_those_of_a_sort(n, shape, seed):
+    rng = random.Random(seed)
+    values = [rng.random() for _ in range(n)]
+    if shape == "few values":
+        values = [float(round(x * 4)) for x in values]
+    elif shape == "heavy tail":
+        values = [x**-3 for x in values if x > 0] or [1.0]
+    elif shape == "sorted":
+        values.sort()
+    elif shape == "reversed":
+        values.sort(reverse=True)
+    qs = (50, 95, 99, 0, 100, 12.5, 99.99)
+    ordered = sorted(values)
+    assert percentiles(values, qs) == [sorted_percentile(ordered, q) for q in qs]
+
+
+def test_percentiles_fall_back_to_a_sort_for_nan():
+    values = [float(i % 1000) for i in range(30_000)]
+    values[7] = math.nan
+    ordered = sorted(values)
+    assert percentiles(values, (50, 99)) == [sorted_percentile(ordered, q) for q in (50, 99)]
 
 
 # -- the workload reader ------------------------------------------------------------

@@ -322,7 +322,7 @@ def plan(
     if key is not pool.key:
         pool.order_by(key)
     decisions: list[Decision] = []
-    held: list[PendingTask] = []
+    held: list[PendingTask] | None = None  # made when a task is first held back
     while pool.free_slots > 0 and limit > 0:
         task = queue.pop()
         if task is None:
@@ -333,12 +333,14 @@ def plan(
             continue
         worker = strategy.pick_worker(task, pool, snapshot)
         if worker is None:
+            if held is None:
+                held = []
             held.append(task)
             continue
         decisions.append(Decision(task, worker.name))
         limit -= 1
         pool.take(worker)
-    if held:
+    if held is not None:
         for task in held:
             queue.add(task)
     return decisions
