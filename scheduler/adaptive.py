@@ -154,13 +154,11 @@ class AdaptiveStrategy(Strategy):
 
     def _delegate(self) -> None:
         """Let the strategy in charge answer the per-decision calls itself: its bound
-        methods shadow this object's, which saves a call per decision (the methods
-        above stay as the interface and for subclasses' super())."""
-        current = self.current
-        self.sort_key = current.sort_key  # type: ignore[method-assign]
-        self.pick_worker = current.pick_worker  # type: ignore[method-assign]
-        self.expire_reason = current.expire_reason  # type: ignore[method-assign]
-        self.worker_order = current.worker_order  # type: ignore[method-assign]
+        methods shadow this object's, which saves a call per decision. The methods
+        above stay as the interface; one a subclass overrides is not shadowed."""
+        for name in ("sort_key", "pick_worker", "expire_reason", "worker_order"):
+            if getattr(type(self), name) is getattr(AdaptiveStrategy, name):
+                setattr(self, name, getattr(self.current, name))
 
     def take_switches(self) -> list[Switch]:
         out, self._unreported = self._unreported, []
