@@ -25,6 +25,9 @@ def least(workers: Sequence[WorkerView], key: WorkerKey) -> WorkerView:
     """``min(workers, key=key)``; from the pool's order when ``workers`` is a
     :class:`WorkerPool` kept in the order of ``key``."""
     if type(workers) is WorkerPool and workers.key is key:
+        order = workers._order
+        if order is not None:  # workers.first(), inlined: this runs at every decision
+            return workers._free[order[0][-1]]  # type: ignore[index]
         return workers.first()
     return min(workers, key=key)
 
