@@ -45,7 +45,9 @@ def _position(n: int, q: float) -> tuple[int, int, float]:
 
 
 _SAMPLE_STEP = 64  # every 64th value makes the sample
-_MARGIN = 16  # sample entries either side of a rank's estimate bound its bracket
+# A bracket spans this many standard errors of the sample's estimate of its rank,
+# and a few entries more, either side.
+_SPREAD = 5.0
 _SELECT_FROM = 20_000  # below this many values, a sort is as quick
 
 
@@ -53,9 +55,9 @@ def _order_statistics(values: list[float], ranks: list[int]) -> dict[int, float]
     """The values of ``ranks`` (ascending) in sorted ``values``; None when a sort must decide.
 
     A sorted sample (every 64th value) says roughly where each rank's value
-    lies; one pass keeps the values in a bracket around it, and another counts
-    those below the bracket, so the rank is found in the sorted bracket, a few
-    thousand values. Brackets that overlap are merged; one that reaches the
+    lies; one pass keeps the values in a bracket around it, wide enough for the
+    sample's error, and another counts those below the bracket, so the rank is
+    found in the sorted bracket (a few percent of the values). Brackets that overlap are merged; one that reaches the
     top tenth takes every value above it, which needs one pass (the count below
     is what it leaves). Whenever a bracket misses its ranks (the sample misjudged
     them) the answer is None, and so it is for NaN, which no bracket counts.
@@ -67,7 +69,9 @@ def _order_statistics(values: list[float], ranks: list[int]) -> dict[int, float]
     top = len(sample) - len(sample) // 10  # a bracket reaching the top tenth takes all above
     brackets: list[tuple[int, int, list[int]]] = []  # sample indices bounding each, its ranks
     for rank in ranks:
-        first, last = rank // _SAMPLE_STEP - _MARGIN, rank // _SAMPLE_STEP + _MARGIN
+        share = rank / n
+        margin = int(_SPREAD * math.sqrt(len(sample) * share * (1.0 - share))) + 8
+        first, last = rank // _SAMPLE_STEP - margin, rank // _SAMPLE_STEP + margin
         if last >= top:
             last = len(sample)
         if brackets and first <= brackets[-1][1]:
