@@ -69,6 +69,7 @@ class AdaptiveQueue(TaskQueue):
     ) -> None:
         self.estimates = estimates
         self.inner = strategy.make_queue(estimates)
+        self.pop = self.inner.pop  # type: ignore[method-assign]  # see switch()
         self.recent = recent if recent is not None else deque(maxlen=300)
 
     def switch(self, strategy: Strategy) -> None:
@@ -77,10 +78,13 @@ class AdaptiveQueue(TaskQueue):
         self.inner = strategy.make_queue(self.estimates)
         for task in tasks:
             self.inner.add(task)
+        # Pops go straight to the inner queue, without a call through this one.
+        self.pop = self.inner.pop  # type: ignore[method-assign]
 
     def add(self, task: PendingTask) -> None:
-        if task.id not in self.inner and (not self.recent or task.seq > self.recent[-1].seq):
-            self.recent.append(task)  # a new arrival (tasks put back are not)
+        recent = self.recent
+        if (not recent or task.seq > recent[-1].seq) and task.id not in self.inner:
+            recent.append(task)  # a new arrival (tasks put back are not)
         self.inner.add(task)
 
     def discard(self, task_id: str) -> PendingTask | None:
@@ -122,6 +126,7 @@ class AdaptiveStrategy(Strategy):
         self.sample_size = sample
         self.candidates = {name: create_strategy(name, settings) for name in CANDIDATES}
         self.current: Strategy = self.candidates["load_balance"]
+        self._delegate()
         self.recent: deque[PendingTask] = deque(maxlen=sample)
         self.switches: list[Switch] = []
         self._unreported: list[Switch] = []
@@ -147,6 +152,14 @@ class AdaptiveStrategy(Strategy):
     def worker_order(self) -> WorkerKey | None:
         return self.current.worker_order()
 
+    def _delegate(self) -> None:
+        """Let the strategy in charge answer the per-decision calls itself: its bound
+        methods shadow this object's, which saves a call per decision. The methods
+        above stay as the interface; one a subclass overrides is not shadowed."""
+        for name in ("sort_key", "pick_worker", "expire_reason", "worker_order"):
+            if getattr(type(self), name) is getattr(AdaptiveStrategy, name):
+                setattr(self, name, getattr(self.current, name))
+
     def take_switches(self) -> list[Switch]:
         out, self._unreported = self._unreported, []
         return out
@@ -155,7 +168,7 @@ class AdaptiveStrategy(Strategy):
     def observe(self, queue: TaskQueue, snapshot: Snapshot) -> None:
         if not isinstance(queue, AdaptiveQueue):
             return
-        backlog = len(queue)
+        backlog = len(queue.inner)
         surge = backlog > 2 * self._reviewed_backlog + 20
         if snapshot.now < self._next_review and not surge:
             return
@@ -172,6 +185,7 @@ class AdaptiveStrategy(Strategy):
         if choice != self.current.name:
             switch = Switch(snapshot.now, self.current.name, choice, reason)
             self.current = self.candidates[choice]
+            self._delegate()
             queue.switch(self.current)
             self.switches.append(switch)
             self._unreported.append(switch)
@@ -286,7 +300,9 @@ def _room_for(backlog: int, workers: Sequence[WorkerView]) -> bool:
     for worker in workers:
         if free >= backlog:
             return True
-        free += worker.free
+        room = worker.slots - worker.inflight  # worker.free, inlined: once per round
+        if room > 0:
+            free += room
     return free >= backlog
 
 

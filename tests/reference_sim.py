@@ -5,7 +5,8 @@ it builds a snapshot, copies the workers with a free slot into a plain list
 and calls the strategy's ``pick_worker`` on it (no WorkerPool, no sorted
 order), sums free slots by hand, recomputes each name's longest run from
 every run in flight, keeps one record object per task, and orders ``fifo``
-and ``load_balance`` with a heap on their ``sort_key`` (no SubmissionQueue).
+and ``load_balance`` with a heap on their ``sort_key`` (no SubmissionQueue), and
+``priority`` and ``weighted`` likewise (no RankQueue).
 ``tests/test_simulator_fast.py`` runs both on random workloads.
 """
 
@@ -18,7 +19,14 @@ from collections.abc import Sequence
 
 from scheduler.models import Decision, Estimates, PendingTask, WorkerView
 from scheduler.simulator import SimulatedTask, Simulator
-from scheduler.strategies import HeapQueue, Snapshot, Strategy, SubmissionQueue, TaskQueue
+from scheduler.strategies import (
+    HeapQueue,
+    RankQueue,
+    Snapshot,
+    Strategy,
+    SubmissionQueue,
+    TaskQueue,
+)
 from scheduler.workload import WorkloadTask
 
 
@@ -74,7 +82,7 @@ def reference_run(sim: Simulator, workload: Sequence[WorkloadTask]) -> list[Simu
     else:
         estimates = Estimates(default_duration=sim.default_duration)
     queue = strategy.make_queue(estimates)
-    if isinstance(queue, SubmissionQueue):
+    if isinstance(queue, (SubmissionQueue, RankQueue)):
         queue = HeapQueue(strategy.sort_key)
     arrivals = [out[i] for i in arrival_order]
     finishes: list[tuple[float, int, str]] = []

@@ -3,7 +3,8 @@
 - the simulator's engine against the engine it replaced (``tests/reference_sim.py``:
   plain worker lists, a heap on ``sort_key``, one record per task), task by task;
 - :class:`WorkerPool` against ``min`` over the free workers;
-- :class:`SubmissionQueue` against a heap on ``sort_key``;
+- :class:`SubmissionQueue` and :class:`RankQueue` against a heap on ``sort_key``;
+- the metrics' percentiles by selection against a sort;
 - the msgspec workload reader against the pydantic one.
 """
 
@@ -13,6 +14,7 @@ import ast
 import io
 import json
 import math
+import random
 import subprocess
 import sys
 
@@ -25,11 +27,15 @@ from scheduler.errors import WorkloadError
 from scheduler.models import PendingTask, WorkerView
 from scheduler.settings import STRATEGY_NAMES, load_settings
 from scheduler.simulator import Simulator, metrics, outcome_metrics
+from scheduler.stats import percentiles, sorted_percentile
 from scheduler.strategies import (
     FifoStrategy,
     HeapQueue,
     LoadBalanceStrategy,
+    PriorityStrategy,
+    RankQueue,
     SubmissionQueue,
+    WeightedStrategy,
     WorkerPool,
     by_load,
     least,
@@ -193,6 +199,67 @@ def test_the_submission_queue_pops_in_the_order_of_a_heap_on_sort_key(ops):
                 assert fast.pop() == ref.pop()
             assert len(fast) == len(ref)
             assert sorted(t.id for t in fast.tasks()) == sorted(t.id for t in ref.tasks())
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["add", "pop", "discard"]),
+            st.integers(0, 30),
+            st.integers(0, 9),
+            st.sampled_from([0.0, 0.5, 2.0]),
+        ),
+        max_size=80,
+    )
+)
+def test_the_rank_queue_pops_in_the_order_of_a_heap_on_sort_key(ops):
+    for strategy in (PriorityStrategy(), PriorityStrategy(aging=0.0), WeightedStrategy()):
+        fast, ref = strategy.make_queue(), HeapQueue(strategy.sort_key)
+        assert isinstance(fast, RankQueue)
+        for op, seq, priority, submitted in ops:
+            task = PendingTask(f"t{seq}", "x", priority, seq, submitted + seq % 3)
+            if op == "add":
+                fast.add(task)
+                ref.add(task)
+            elif op == "discard":
+                assert fast.discard(task.id) == ref.discard(task.id)
+            else:
+                assert fast.pop() == ref.pop()
+            assert len(fast) == len(ref)
+            assert sorted(t.id for t in fast.tasks()) == sorted(t.id for t in ref.tasks())
+
+
+# -- percentiles --------------------------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(1, 60_000),
+    st.sampled_from(["uniform", "few values", "heavy tail", "sorted", "reversed"]),
+    st.integers(0, 2**32 - 1),
+)
+def test_percentiles_by_selection_are_those_of_a_sort(n, shape, seed):
+    rng = random.Random(seed)
+    values = [rng.random() for _ in range(n)]
+    if shape == "few values":
+        values = [float(round(x * 4)) for x in values]
+    elif shape == "heavy tail":
+        values = [x**-3 for x in values if x > 0] or [1.0]
+    elif shape == "sorted":
+        values.sort()
+    elif shape == "reversed":
+        values.sort(reverse=True)
+    qs = (50, 95, 99, 0, 100, 12.5, 99.99)
+    ordered = sorted(values)
+    assert percentiles(values, qs) == [sorted_percentile(ordered, q) for q in qs]
+
+
+def test_percentiles_fall_back_to_a_sort_for_nan():
+    values = [float(i % 1000) for i in range(30_000)]
+    values[7] = math.nan
+    ordered = sorted(values)
+    assert percentiles(values, (50, 99)) == [sorted_percentile(ordered, q) for q in (50, 99)]
 
 
 # -- the workload reader ------------------------------------------------------------

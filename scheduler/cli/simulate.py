@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from scheduler.adaptive import build_strategy
-from scheduler.cli.base import app
+from scheduler.cli.base import app, finish
 from scheduler.errors import InvalidInputError
 from scheduler.settings import STRATEGY_NAMES, load_settings
 from scheduler.simulator import METRIC_NAMES, Simulator, outcome_metrics
@@ -18,6 +18,7 @@ from scheduler.workload import load_workload
 
 @app.command()
 def simulate(
+    ctx: typer.Context,
     workload: Annotated[
         Path, typer.Argument(help="Workload file (JSON Lines).", exists=True, dir_okay=False)
     ],
@@ -68,6 +69,7 @@ def simulate(
         trace.write_text("\n".join(trace_lines) + "\n")
     if as_json:
         typer.echo(json.dumps(results, indent=2))
+        finish(ctx)
         return
     from rich.console import Console  # only for the table: --json starts faster without it
     from rich.table import Table
@@ -92,3 +94,4 @@ def simulate(
     if not console.is_terminal:
         console.width = max(console.width, 16 + 12 * len(names))
     console.print(table)
+    finish(ctx)

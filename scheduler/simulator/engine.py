@@ -17,10 +17,12 @@ from __future__ import annotations
 import copy
 import gc
 import heapq
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import islice
+from operator import le
 
 from scheduler.models import Estimates, PendingTask, WorkerView
 from scheduler.settings import Settings
@@ -170,12 +172,13 @@ class Simulator:
         # Tasks are numbered by arrival (submit_at, then file order), as the live
         # submit script numbers them; every list below is indexed by that number.
         submitted = [t.submit_at for t in workload]
-        order = sorted(range(n), key=submitted.__getitem__)  # stable: ties in file order
-        in_order = order == list(range(n))
+        # Usually the file is in submission order already: one pass tells.
+        in_order = all(map(le, submitted, islice(submitted, 1, None)))
+        order = range(n) if in_order else sorted(range(n), key=submitted.__getitem__)  # stable
         tasks = list(workload) if in_order else [workload[i] for i in order]
         submit = submitted if in_order else [submitted[i] for i in order]
         state = ["pending"] * n
-        ran_on: list[WorkerView | None] = [None] * n
+        ran_on: list[str | None] = [None] * n  # worker names
         start_at: list[float | None] = [None] * n
         finish_at: list[float | None] = [None] * n
         warm_run = [False] * n
@@ -213,16 +216,19 @@ class Simulator:
         warm_factor = self.warm_factor
         capacity = self.warm_capacity
         alpha = self.ema_alpha
+        beta = 1 - alpha
+        learned = durations.get
         step = self.affinity_step
         uses_estimates = strategy.uses_estimates
         learn_hook = None if type(self)._learn is Simulator._learn else self._learn
         # Runs per task name in start order (starts never decrease), finished ones
         # dropped from the front: the head is the longest run still going, and
         # `longest` holds its start, for Estimates.overrun.
-        running: dict[str, deque[int]] = {}
+        running: defaultdict[str, deque[int]] = defaultdict(deque)
         longest: dict[str, float] = {}
 
         add = queue.add
+        pool_release = pool.release
         heappush = heapq.heappush
         heappop = heapq.heappop
         switches = type(strategy).take_switches is not Strategy.take_switches
@@ -230,27 +236,6 @@ class Simulator:
         next_arrival = 0
         # Tasks in the queue: released, less those decided (plan puts back what it holds).
         queued = 0
-
-        def release(s: int) -> None:
-            t = tasks[s]
-            add(
-                PendingTask(
-                    t.id,
-                    t.name,
-                    t.priority,
-                    s,
-                    t.submit_at,
-                    t.deadline,
-                    t.expected_duration,
-                    t.affinity_key,
-                )
-            )
-
-        def cancel_dependents(s: int) -> None:
-            for child in children.get(s, ()):
-                if state[child] == "pending":
-                    state[child] = "cancelled"
-                    cancel_dependents(child)
 
         while True:
             if finishes:
@@ -265,36 +250,38 @@ class Simulator:
             while finishes and finishes[0][0] <= now:
                 s = heappop(finishes)[1]
                 t = tasks[s]
-                worker: WorkerView = ran_on[s]  # type: ignore[assignment]
+                name: str = ran_on[s]  # type: ignore[assignment]  # set at its start
+                worker = named[name]
                 key = t.affinity_key
                 if t.fails:
                     state[s] = "failed"
                     if key is not None:
-                        pair = (key, worker.name)
-                        affinity[pair] = min(1.0, max(0.0, affinity.get(pair, 0.0) - step))
+                        pair = (key, name)
+                        score = affinity.get(pair, 0.0) - step
+                        # min(1.0, max(0.0, score)), spelled out (once per task)
+                        affinity[pair] = 1.0 if score >= 1.0 else score if score > 0.0 else 0.0
                     worker.failed += 1
                     if children and s in children:
-                        cancel_dependents(s)
+                        _cancel_dependents(s, children, state)
                 else:
                     state[s] = "succeeded"
                     if key is not None:
-                        pair = (key, worker.name)
-                        affinity[pair] = min(1.0, max(0.0, affinity.get(pair, 0.0) + step))
+                        pair = (key, name)
+                        score = affinity.get(pair, 0.0) + step
+                        affinity[pair] = 1.0 if score >= 1.0 else score if score > 0.0 else 0.0
                     worker.succeeded += 1
                     runtime = finish_at[s] - start_at[s]  # type: ignore[operator]
                     if learn_hook is not None:
                         learn_hook(estimates, t, runtime)
                     else:
                         old = durations.get(t.name)
-                        durations[t.name] = (
-                            runtime if old is None else alpha * runtime + (1 - alpha) * old
-                        )
+                        durations[t.name] = runtime if old is None else alpha * runtime + beta * old
                     if children and s in children:
                         for child in children[s]:
                             parents = waiting[child]
                             parents.discard(s)
                             if not parents and arrived[child]:
-                                release(child)
+                                add(_pending(tasks[child], child))
                                 queued += 1
                 if uses_estimates:
                     runs = running[t.name]
@@ -306,7 +293,7 @@ class Simulator:
                             longest[t.name] = start_at[runs[0]]  # type: ignore[assignment]
                         else:
                             del longest[t.name]
-                pool.release(worker)
+                pool_release(worker)
             while next_arrival < n and submit[next_arrival] <= now:
                 s = next_arrival
                 next_arrival += 1
@@ -315,7 +302,7 @@ class Simulator:
                     if state[s] != "pending" or waiting.get(s):
                         continue
                 t = tasks[s]
-                add(  # release(s), inlined: this runs once per task
+                add(  # _pending(t, s), inlined: this runs once per task
                     PendingTask(
                         t.id,
                         t.name,
@@ -335,7 +322,7 @@ class Simulator:
                 overrun = {}
                 for name, begun in longest.items():
                     elapsed = now - begun
-                    if elapsed > durations.get(name, default_duration):
+                    if elapsed > learned(name, default_duration):
                         overrun[name] = elapsed
                 estimates.overrun = overrun
             snapshot.now = now
@@ -348,65 +335,48 @@ class Simulator:
                 s = decision.task.seq
                 if state[s] != "pending":
                     if decision.expire is None:
-                        pool.release(named[decision.worker])
+                        pool_release(named[decision.worker])
                     continue
                 if decision.expire is not None:
                     state[s] = "expired"
                     reasons[s] = decision.expire
                     if children and s in children:
-                        cancel_dependents(s)
+                        _cancel_dependents(s, children, state)
                     continue
-                worker = named[decision.worker]
+                name = decision.worker
                 t = tasks[s]
                 begin = now + overhead
-                warm = False
+                duration = t.duration
                 key = t.affinity_key
                 if key is not None:  # the worker's most recently used keys
-                    keys = warm_keys[worker.name]
+                    keys = warm_keys[name]
                     if key in keys:
                         del keys[key]
-                        warm = True
-                    keys[key] = None
-                    while len(keys) > capacity:
-                        del keys[next(iter(keys))]
-                end = begin + (t.duration * warm_factor if warm else t.duration)
+                        keys[key] = None
+                        duration *= warm_factor
+                        warm_run[s] = True
+                    else:
+                        keys[key] = None
+                        while len(keys) > capacity:
+                            del keys[next(iter(keys))]
+                end = begin + duration
                 state[s] = "running"
-                ran_on[s] = worker
+                ran_on[s] = name
                 start_at[s] = begin
                 finish_at[s] = end
-                warm_run[s] = warm
                 heappush(finishes, (end, s))
                 if uses_estimates:
-                    if t.name in longest:
-                        running[t.name].append(s)
-                    else:
-                        running[t.name] = deque((s,))
+                    runs = running[t.name]
+                    if not runs:
                         longest[t.name] = begin
+                    runs.append(s)
 
-        names = [None if w is None else w.name for w in ran_on]
         if in_order:
             return Outcome(
-                workload,
-                submitted,
-                state,
-                names,
-                start_at,
-                finish_at,
-                warm_run,
-                reasons,
+                workload, submitted, state, ran_on, start_at, finish_at, warm_run, reasons
             )
-        back = [0] * n  # workload index -> arrival number
-        for s, i in enumerate(order):
-            back[i] = s
-        return Outcome(
-            workload,
-            submitted,
-            [state[s] for s in back],
-            [names[s] for s in back],
-            [start_at[s] for s in back],
-            [finish_at[s] for s in back],
-            [warm_run[s] for s in back],
-            {order[s]: why for s, why in reasons.items()},
+        return _in_workload_order(
+            workload, submitted, order, state, ran_on, start_at, finish_at, warm_run, reasons
         )
 
     def _learn(self, estimates: Estimates, task: WorkloadTask, runtime: float) -> None:
@@ -417,6 +387,53 @@ class Simulator:
         old = estimates.durations.get(task.name)
         a = self.ema_alpha
         estimates.durations[task.name] = runtime if old is None else a * runtime + (1 - a) * old
+
+
+def _pending(t: WorkloadTask, s: int) -> PendingTask:
+    """What the strategies see of workload task ``t``, arrival number ``s``."""
+    return PendingTask(
+        t.id, t.name, t.priority, s, t.submit_at, t.deadline, t.expected_duration, t.affinity_key
+    )
+
+
+def _cancel_dependents(s: int, children: dict[int, list[int]], state: list[str]) -> None:
+    """Cancel, transitively, the pending tasks that depend on task ``s``."""
+    for child in children.get(s, ()):
+        if state[child] == "pending":
+            state[child] = "cancelled"
+            _cancel_dependents(child, children, state)
+
+
+def _in_workload_order(
+    workload: Sequence[WorkloadTask],
+    submitted: list[float],
+    order: Sequence[int],
+    state: list[str],
+    names: list[str | None],
+    start_at: list[float | None],
+    finish_at: list[float | None],
+    warm_run: list[bool],
+    reasons: dict[int, str],
+) -> Outcome:
+    """The outcome of a run whose lists are indexed by arrival number (``order``:
+    arrival number -> workload index), rearranged in workload order.
+
+    Apart from the loop so that the loop's lists stay plain locals (a list a
+    comprehension reads becomes a closure cell, slower to reach).
+    """
+    back = [0] * len(order)  # workload index -> arrival number
+    for s, i in enumerate(order):
+        back[i] = s
+    return Outcome(
+        workload,
+        submitted,
+        [state[s] for s in back],
+        [names[s] for s in back],
+        [start_at[s] for s in back],
+        [finish_at[s] for s in back],
+        [warm_run[s] for s in back],
+        {order[s]: why for s, why in reasons.items()},
+    )
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from operator import sub
 from typing import Any
 
 from scheduler.simulator.engine import Outcome, SimulatedTask
-from scheduler.stats import sorted_percentile
+from scheduler.stats import percentiles
 
 METRIC_NAMES = (
     "tasks",
@@ -91,14 +91,14 @@ def _metrics(
     assert last is not None
     makespan = last - first
     busy = sum(map(sub, finish, start))
-    ordered = sorted(flows)
+    p50, p95, p99 = percentiles(flows, (50, 95, 99)) if flows else (0.0, 0.0, 0.0)
     return {
         "tasks": len(state),
         "makespan": makespan,
         "mean_flow": sum(flows) / len(flows) if flows else 0.0,
-        "p50_flow": sorted_percentile(ordered, 50) if flows else 0.0,
-        "p95_flow": sorted_percentile(ordered, 95) if flows else 0.0,
-        "p99_flow": sorted_percentile(ordered, 99) if flows else 0.0,
+        "p50_flow": p50,
+        "p95_flow": p95,
+        "p99_flow": p99,
         "mean_wait": wait / len(flows) if flows else 0.0,
         # An expired task gave up on its deadline: that is a miss too.
         "deadline_misses": sum(1 for x in late if x > 1e-9) + expired,

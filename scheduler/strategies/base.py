@@ -139,6 +139,43 @@ class HeapQueue(IndexedQueue):
         return None
 
 
+class RankQueue(IndexedQueue):
+    """The order of a :class:`HeapQueue` on ``(rank(task), float(task.seq))``, in flat entries.
+
+    For strategies whose sort key is one number and then submission order
+    (``priority``, ``weighted``): an entry ``(rank, seq, id)`` is one tuple
+    instead of a tuple holding the key tuple, cheaper to build and to compare,
+    and the same order (``seq`` is an integer, exact as a float).
+    """
+
+    __slots__ = ("_heap", "_rank")
+
+    def __init__(self, rank: Callable[[PendingTask], float]) -> None:
+        super().__init__()
+        self._rank = rank
+        self._heap: list[tuple[float, int, str]] = []
+
+    def add(self, task: PendingTask) -> None:
+        if task.id in self._tasks:
+            return
+        self._tasks[task.id] = task
+        heapq.heappush(self._heap, (self._rank(task), task.seq, task.id))
+
+    def discard(self, task_id: str) -> PendingTask | None:
+        task = self._tasks.pop(task_id, None)
+        if task is not None and len(self._heap) > 64 and len(self._heap) > 2 * len(self._tasks):
+            self._heap = [entry for entry in self._heap if entry[2] in self._tasks]
+            heapq.heapify(self._heap)
+        return task
+
+    def pop(self) -> PendingTask | None:
+        while self._heap:
+            task = self._tasks.pop(heapq.heappop(self._heap)[2], None)
+            if task is not None:
+                return task
+        return None
+
+
 class SubmissionQueue(IndexedQueue):
     """Submission order (``seq``) alone: a heap of ``(seq, id)`` with lazy deletion.
 
@@ -285,9 +322,8 @@ def plan(
     if key is not pool.key:
         pool.order_by(key)
     decisions: list[Decision] = []
-    held: list[PendingTask] = []
-    placed = 0
-    while pool.free_slots > 0 and placed < limit:
+    held: list[PendingTask] | None = None  # made when a task is first held back
+    while pool.free_slots > 0 and limit > 0:
         task = queue.pop()
         if task is None:
             break
@@ -297,11 +333,14 @@ def plan(
             continue
         worker = strategy.pick_worker(task, pool, snapshot)
         if worker is None:
+            if held is None:
+                held = []
             held.append(task)
             continue
         decisions.append(Decision(task, worker.name))
-        placed += 1
+        limit -= 1
         pool.take(worker)
-    for task in held:
-        queue.add(task)
+    if held is not None:
+        for task in held:
+            queue.add(task)
     return decisions

@@ -66,13 +66,21 @@ class EdfStrategy(Strategy):
         # Workers are alike in speed, so the earliest finish is on the least
         # loaded; among equals, the one where the task's key is warmest (a
         # task without a key has no affinity anywhere: the least loaded).
-        if task.affinity_key is None:
+        key = task.affinity_key
+        if key is None:
             return least(workers, by_load)
-        return min(
-            workers,
-            key=lambda w: (
-                w.load,
-                -snapshot.estimates.affinity_of(task.affinity_key, w.name),
-                w.name,
-            ),
-        )
+        # min() by (load, -affinity, name), written out: it runs for every free
+        # worker at each keyed decision.
+        affinity = snapshot.estimates.affinity
+        best: WorkerView | None = None
+        best_load = best_score = 0.0
+        for w in workers:
+            slots = w.slots
+            load = w.inflight / slots if slots else 1.0
+            if best is None or load < best_load:
+                best, best_load, best_score = w, load, affinity.get((key, w.name), 0.0)
+            elif load == best_load:
+                score = affinity.get((key, w.name), 0.0)
+                if score > best_score or (score == best_score and w.name < best.name):
+                    best, best_score = w, score
+        return best

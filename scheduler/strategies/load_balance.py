@@ -52,19 +52,30 @@ class LoadBalanceStrategy(Strategy):
     def pick_worker(
         self, task: PendingTask, workers: Sequence[WorkerView], snapshot: Snapshot
     ) -> WorkerView | None:
-        affinity = snapshot.estimates.affinity_of
-        weight = self.affinity_weight
         key = task.affinity_key
         if key is None:
             return least(workers, by_load)
-        return min(
-            workers,
-            key=lambda w: (
-                w.load - weight * affinity(key, w.name),
-                -rendezvous(key, w.name),
-                w.name,
-            ),
-        )
+        # min() by (load - weight * affinity, -rendezvous, name), written out: this
+        # runs for every free worker at each keyed decision, and the hash that
+        # breaks ties is only needed between workers that tie.
+        affinity = snapshot.estimates.affinity
+        weight = self.affinity_weight
+        best: WorkerView | None = None
+        least_cost = 0.0
+        best_rank = -1  # rendezvous(key, best.name) once asked (a CRC is never negative)
+        for w in workers:
+            slots = w.slots
+            load = w.inflight / slots if slots else 1.0
+            cost = load - weight * affinity.get((key, w.name), 0.0)
+            if best is None or cost < least_cost:
+                best, least_cost, best_rank = w, cost, -1
+            elif cost == least_cost:
+                if best_rank < 0:
+                    best_rank = rendezvous(key, best.name)
+                rank = rendezvous(key, w.name)
+                if rank > best_rank or (rank == best_rank and w.name < best.name):
+                    best, best_rank = w, rank
+        return best
 
 
 @lru_cache(maxsize=1 << 16)

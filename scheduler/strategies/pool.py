@@ -8,7 +8,7 @@ is found at once instead of by a look at every free worker per decision.
 
 from __future__ import annotations
 
-import bisect
+from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from scheduler.models import WorkerView
@@ -25,6 +25,9 @@ def least(workers: Sequence[WorkerView], key: WorkerKey) -> WorkerView:
     """``min(workers, key=key)``; from the pool's order when ``workers`` is a
     :class:`WorkerPool` kept in the order of ``key``."""
     if type(workers) is WorkerPool and workers.key is key:
+        order = workers._order
+        if order is not None:  # workers.first(), inlined: this runs at every decision
+            return workers._free[order[0][-1]]  # type: ignore[index]
         return workers.first()
     return min(workers, key=key)
 
@@ -95,39 +98,40 @@ class WorkerPool(Sequence[WorkerView]):
 
     def take(self, worker: WorkerView) -> None:
         """One of ``worker``'s slots is now taken (it leaves the pool when it has none left)."""
+        name = worker.name
         worker.inflight += 1
         self.free_slots -= 1
         full = worker.inflight >= worker.slots
         if full:
-            del self._free[worker.name]
+            del self._free[name]
         order = self._order
         if order is None:
             return
-        assert self.key is not None
-        rank = self._key_of.pop(worker.name)
+        rank = self._key_of.pop(name)
         if order[0] is rank:
             del order[0]
         else:
-            del order[bisect.bisect_left(order, rank)]
+            del order[bisect_left(order, rank)]
         if not full:
-            self._key_of[worker.name] = rank = self.key(worker)
-            bisect.insort(order, rank)
+            self._key_of[name] = rank = self.key(worker)  # type: ignore[misc]
+            insort(order, rank)
 
     def release(self, worker: WorkerView) -> None:
         """One of ``worker``'s slots is free again. Call it after any other change to the
         worker (its success counts), so that it is placed by its new key."""
+        name = worker.name
         worker.inflight -= 1
         self.free_slots += 1
-        self._free[worker.name] = worker
+        self._free[name] = worker
         order = self._order
         if order is None:
             return
-        assert self.key is not None
-        old = self._key_of.get(worker.name)
+        key_of = self._key_of
+        old = key_of.get(name)
         if old is not None:
-            del order[bisect.bisect_left(order, old)]
-        self._key_of[worker.name] = rank = self.key(worker)
-        bisect.insort(order, rank)
+            del order[bisect_left(order, old)]
+        key_of[name] = rank = self.key(worker)  # type: ignore[misc]  # set with the order
+        insort(order, rank)
 
     def __len__(self) -> int:
         return len(self._free)

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from scheduler.errors import InvalidInputError
-from scheduler.models import PendingTask, WorkerView
-from scheduler.strategies.base import EPOCH, Snapshot, SortKey, Strategy
+from scheduler.models import Estimates, PendingTask, WorkerView
+from scheduler.strategies.base import EPOCH, RankQueue, Snapshot, SortKey, Strategy, TaskQueue
 from scheduler.strategies.pool import WorkerKey, least
 
 
@@ -32,8 +32,15 @@ class PriorityStrategy(Strategy):
             raise InvalidInputError("priority_aging", aging, "a number >= 0 (0 means strict)")
         self.aging = aging
 
+    def make_queue(self, estimates: Estimates | None = None) -> TaskQueue:
+        return RankQueue(self.rank)  # the order of sort_key
+
+    def rank(self, task: PendingTask) -> float:
+        """The first part of the sort key (smaller runs first); ties go by submission."""
+        return self.aging * (task.submitted_at - EPOCH) - task.priority
+
     def sort_key(self, task: PendingTask) -> SortKey:
-        return (self.aging * (task.submitted_at - EPOCH) - task.priority, float(task.seq))
+        return (self.rank(task), float(task.seq))
 
     def overtake_window(self, low: int, high: int) -> float:
         """Seconds after which a ``high`` task submitted later no longer goes first."""

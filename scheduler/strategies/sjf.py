@@ -35,7 +35,12 @@ class EstimateQueue(IndexedQueue):
         if task.expected_duration is not None:
             heapq.heappush(self._hinted, (task.expected_duration, task.seq, task.id))
         else:
-            self._by_key.setdefault(task.estimate_key, deque()).append(task.id)
+            key = task.duration_key or task.name  # task.estimate_key
+            ids = self._by_key.get(key)
+            if ids is None:
+                self._by_key[key] = deque((task.id,))
+            else:
+                ids.append(task.id)
 
     def discard(self, task_id: str) -> PendingTask | None:
         return self._tasks.pop(task_id, None)  # stale ids are skipped when they surface
@@ -49,25 +54,39 @@ class EstimateQueue(IndexedQueue):
         best = seq = 0.0
         found = False
         source: deque[str] | None = None
+        key_of_source = ""
         if hinted:
             best, seq, _ = hinted[0]
             found = True
-        learned = self._estimates.learned
-        emptied = []
+        # Estimates.learned(key), inlined: this runs for every key at every pop.
+        estimates = self._estimates
+        durations = estimates.durations
+        default = estimates.default_duration
+        overrun = estimates.overrun
+        emptied: list[str] = []
         for key, ids in self._by_key.items():
             while ids and ids[0] not in tasks:
                 ids.popleft()  # discarded while queued
             if not ids:
                 emptied.append(key)
                 continue
-            estimate = learned(key)
+            estimate = durations.get(key, default)
+            if overrun:
+                running = overrun.get(key)
+                if running is not None and running > estimate:
+                    estimate = 2.0 * running - estimate
             if not found or estimate < best or (estimate == best and tasks[ids[0]].seq < seq):
                 best, seq, source, found = estimate, tasks[ids[0]].seq, ids, True
+                key_of_source = key
         for key in emptied:
             del self._by_key[key]
         if not found:
             return None
-        task_id = source.popleft() if source is not None else heapq.heappop(hinted)[2]
+        if source is None:
+            return tasks.pop(heapq.heappop(hinted)[2])
+        task_id = source.popleft()
+        if not source:  # seqs are unique, so the order of the keys never decides
+            del self._by_key[key_of_source]
         return tasks.pop(task_id)
 
 

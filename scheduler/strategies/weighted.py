@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 from scheduler.models import Estimates, PendingTask, WorkerView
 from scheduler.settings import Weights
-from scheduler.strategies.base import EPOCH, Snapshot, SortKey, Strategy, TaskQueue
+from scheduler.strategies.base import EPOCH, RankQueue, Snapshot, SortKey, Strategy, TaskQueue
 from scheduler.strategies.pool import WorkerKey, by_load, least
 
 
@@ -48,17 +48,26 @@ class WeightedStrategy(Strategy):
     def make_queue(self, estimates: Estimates | None = None) -> TaskQueue:
         if estimates is not None:
             self._estimates = estimates
-        return super().make_queue(estimates)
+        return RankQueue(self.rank)  # the order of sort_key
 
     def score(self, task: PendingTask, waited: float = 0.0) -> float:
         """The objective of ``task`` after ``waited`` seconds (affinity excluded)."""
         w = self.weights
-        expected = self._estimates.duration(task)
+        # Estimates.duration(task) and min(), spelled out: this runs once per task.
+        hint = task.expected_duration
+        if hint is not None:
+            expected = hint
+        else:
+            expected = self._estimates.learned(task.duration_key or task.name)
         d = self.default_duration
         urgency = 0.0
         if task.deadline is not None:
             window = task.deadline - task.submitted_at
-            urgency = 1.0 if window <= 0 else min(1.0, expected / window)
+            if window <= 0:
+                urgency = 1.0
+            else:
+                share = expected / window
+                urgency = share if share < 1.0 else 1.0
         return (
             w.priority * task.priority
             + w.wait * waited
@@ -66,11 +75,15 @@ class WeightedStrategy(Strategy):
             + w.slack * urgency
         )
 
-    def sort_key(self, task: PendingTask) -> SortKey:
+    def rank(self, task: PendingTask) -> float:
+        """The first part of the sort key (smaller runs first); ties go by submission."""
         # score at a common clock T is score(waited=0) + wait * (T - submitted_at);
         # T is the same for every task, so it drops out of the comparison.
         static = self.score(task) - self.weights.wait * (task.submitted_at - EPOCH)
-        return (-static, float(task.seq))
+        return -static
+
+    def sort_key(self, task: PendingTask) -> SortKey:
+        return (self.rank(task), float(task.seq))
 
     def worker_order(self) -> WorkerKey | None:
         return by_load
@@ -81,7 +94,23 @@ class WeightedStrategy(Strategy):
         weight = self.weights.affinity
         if task.affinity_key is None or weight == 0.0:
             return least(workers, by_load)  # the affinity term is the same everywhere
-        affinity = snapshot.estimates.affinity_of
-        return min(
-            workers, key=lambda w: (-weight * affinity(task.affinity_key, w.name), w.load, w.name)
-        )
+        # min() by (-weight * affinity, load, name), written out: it runs for every
+        # free worker at each keyed decision.
+        key = task.affinity_key
+        affinity = snapshot.estimates.affinity
+        best: WorkerView | None = None
+        best_gain = best_load = 0.0
+        for w in workers:
+            gain = -weight * affinity.get((key, w.name), 0.0)
+            if best is not None and gain > best_gain:
+                continue
+            slots = w.slots
+            load = w.inflight / slots if slots else 1.0
+            if (
+                best is None
+                or gain < best_gain
+                or load < best_load
+                or (load == best_load and w.name < best.name)
+            ):
+                best, best_gain, best_load = w, gain, load
+        return best
