@@ -24,11 +24,12 @@ from hypothesis import strategies as st
 
 from scheduler.adaptive import build_strategy
 from scheduler.errors import WorkloadError
-from scheduler.models import PendingTask, WorkerView
+from scheduler.models import Estimates, PendingTask, WorkerView
 from scheduler.settings import STRATEGY_NAMES, load_settings
 from scheduler.simulator import Simulator, metrics, outcome_metrics
 from scheduler.stats import percentiles, sorted_percentile
 from scheduler.strategies import (
+    EdfStrategy,
     FifoStrategy,
     HeapQueue,
     LoadBalanceStrategy,
@@ -40,6 +41,8 @@ from scheduler.strategies import (
     by_load,
     least,
 )
+from scheduler.strategies.base import Snapshot
+from scheduler.strategies.edf import DeadlineQueue
 from scheduler.strategies.priority import by_load_then_reliability
 from scheduler.workload import WorkloadTask, parse_fast, parse_workload
 from scheduler.workload_gen import KINDS, generate
@@ -177,6 +180,44 @@ def test_a_pool_refuses_a_key_that_does_not_end_with_the_worker_name():
         least(WorkerPool([WorkerView("w1", 1)], key), key)
 
 
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(1, 3), st.integers(0, 3)), min_size=1, max_size=8),
+    st.lists(st.tuples(st.booleans(), st.integers(0, 7)), max_size=30),
+    st.dictionaries(
+        st.tuples(st.sampled_from(["a", "b"]), st.sampled_from([f"w{i}" for i in range(8)])),
+        st.sampled_from([0.0, 0.1, 0.5, 1.0]),
+    ),
+    st.sampled_from([None, "a", "b", "c"]),
+)
+def test_keyed_placement_from_the_pools_order_chooses_as_the_loop_over_workers(
+    shape, steps, scores, key
+):
+    workers = [
+        WorkerView(f"w{i}", slots, min(inflight, slots))
+        for i, (slots, inflight) in enumerate(shape)
+    ]
+    pool = WorkerPool(workers, by_load)
+    snapshot = Snapshot(0.0, workers, Estimates(affinity=scores))
+    task = PendingTask("t", "x", 5, 1, 0.0, affinity_key=key)
+    strategies = (
+        EdfStrategy(),
+        LoadBalanceStrategy(),
+        LoadBalanceStrategy(0.0),
+        LoadBalanceStrategy(0.4),
+    )
+    for take, index in steps:
+        worker = workers[index % len(workers)]
+        if take and worker.inflight < worker.slots:
+            pool.take(worker)
+        elif not take and worker.inflight > 0:
+            pool.release(worker)
+        if len(pool):
+            for strategy in strategies:
+                chosen = strategy.pick_worker(task, pool, snapshot)
+                assert chosen is strategy.pick_worker(task, list(pool), snapshot)
+
+
 # -- SubmissionQueue ---------------------------------------------------------------
 
 
@@ -228,6 +269,34 @@ def test_the_rank_queue_pops_in_the_order_of_a_heap_on_sort_key(ops):
                 assert fast.pop() == ref.pop()
             assert len(fast) == len(ref)
             assert sorted(t.id for t in fast.tasks()) == sorted(t.id for t in ref.tasks())
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["add", "pop", "discard"]),
+            st.integers(0, 30),
+            st.sampled_from([None, 0.0, 1.5, 3.0]),
+        ),
+        max_size=80,
+    )
+)
+def test_the_deadline_queue_pops_in_the_order_of_a_heap_on_sort_key(ops):
+    strategy = EdfStrategy()
+    fast, ref = strategy.make_queue(), HeapQueue(strategy.sort_key)
+    assert isinstance(fast, DeadlineQueue)
+    for op, seq, deadline in ops:
+        task = PendingTask(f"t{seq}", "x", 5, seq, float(seq), deadline)
+        if op == "add":
+            fast.add(task)
+            ref.add(task)
+        elif op == "discard":
+            assert fast.discard(task.id) == ref.discard(task.id)
+        else:
+            assert fast.pop() == ref.pop()
+        assert len(fast) == len(ref)
+        assert sorted(t.id for t in fast.tasks()) == sorted(t.id for t in ref.tasks())
 
 
 # -- percentiles --------------------------------------------------------------------

@@ -11,15 +11,57 @@ goes to a task that can still make it.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, cast
 
 from scheduler.errors import InvalidInputError
-from scheduler.models import PendingTask, WorkerView
-from scheduler.strategies.base import Snapshot, SortKey, Strategy
-from scheduler.strategies.pool import WorkerKey, by_load, least
+from scheduler.models import Estimates, PendingTask, WorkerView
+from scheduler.strategies.base import IndexedQueue, Snapshot, SortKey, Strategy, TaskQueue
+from scheduler.strategies.pool import WorkerKey, WorkerPool, by_load, in_load_order, least
 
 LatePolicy = Literal["run", "expire"]
+
+
+class DeadlineQueue(IndexedQueue):
+    """The order of a :class:`~scheduler.strategies.HeapQueue` on
+    :meth:`EdfStrategy.sort_key`, in flat heap entries.
+
+    An entry is ``(0.0, deadline, seq, id)``, or ``(1.0, 0.0, seq, id)`` without
+    a deadline: the sort key's items and then the heap's tie-breakers, in one
+    tuple, so no key tuple is made per task and comparisons do not descend into
+    one (``seq`` is an integer, equal to its float in the key). Same order.
+    """
+
+    __slots__ = ("_heap",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._heap: list[tuple[float, float, int, str]] = []
+
+    def add(self, task: PendingTask) -> None:
+        if task.id in self._tasks:
+            return
+        self._tasks[task.id] = task
+        deadline = task.deadline
+        if deadline is None:
+            heapq.heappush(self._heap, (1.0, 0.0, task.seq, task.id))
+        else:
+            heapq.heappush(self._heap, (0.0, deadline, task.seq, task.id))
+
+    def discard(self, task_id: str) -> PendingTask | None:
+        task = self._tasks.pop(task_id, None)
+        if task is not None and len(self._heap) > 64 and len(self._heap) > 2 * len(self._tasks):
+            self._heap = [entry for entry in self._heap if entry[3] in self._tasks]
+            heapq.heapify(self._heap)
+        return task
+
+    def pop(self) -> PendingTask | None:
+        while self._heap:
+            task = self._tasks.pop(heapq.heappop(self._heap)[3], None)
+            if task is not None:
+                return task
+        return None
 
 
 class EdfStrategy(Strategy):
@@ -39,6 +81,9 @@ class EdfStrategy(Strategy):
         # Whether a task is expired depends on the moment it is bound, which a
         # hand-off list prepared in advance would not see.
         self.handoff = late == "run"
+
+    def make_queue(self, estimates: Estimates | None = None) -> TaskQueue:
+        return DeadlineQueue()  # the order of sort_key
 
     def sort_key(self, task: PendingTask) -> SortKey:
         if task.deadline is None:
@@ -69,9 +114,21 @@ class EdfStrategy(Strategy):
         key = task.affinity_key
         if key is None:
             return least(workers, by_load)
-        # min() by (load, -affinity, name), written out: it runs for every free
-        # worker at each keyed decision.
         affinity = snapshot.estimates.affinity
+        order = in_load_order(workers)
+        if order is not None:
+            # The least loaded come first, by name: the warmest of them, the
+            # first name among equals (this runs at each keyed decision).
+            low, best_name = order[0]
+            best_score = affinity.get((key, best_name), 0.0)
+            for load, name in order:
+                if load != low:
+                    break
+                score = affinity.get((key, name), 0.0)
+                if score > best_score:
+                    best_name, best_score = name, score
+            return cast(WorkerPool, workers).named(best_name)  # in_load_order: a pool
+        # min() by (load, -affinity, name), written out.
         best: WorkerView | None = None
         best_load = best_score = 0.0
         for w in workers:

@@ -32,6 +32,23 @@ def least(workers: Sequence[WorkerView], key: WorkerKey) -> WorkerView:
     return min(workers, key=key)
 
 
+def in_load_order(workers: Sequence[WorkerView]) -> list[tuple[float, str]] | None:
+    """The free workers' ``by_load`` keys, ``(load, name)`` least first, when
+    ``workers`` is a :class:`WorkerPool` that keeps them and has a free worker
+    (else None).
+
+    A strategy that weighs something besides the load (affinity) can walk
+    these instead of the workers: the load is already computed, the names come
+    in order (so the first of equals is the least name), and those with the
+    least load come first. Read them, never change them.
+    """
+    if type(workers) is WorkerPool and workers.key is by_load and workers._free:
+        if workers._order is None:
+            workers.first()  # makes the order
+        return workers._order  # type: ignore[return-value]  # by_load's keys are (load, name)
+    return None
+
+
 def least_loaded(workers: Sequence[WorkerView]) -> WorkerView:
     """The worker with the smallest share of its slots taken; ties by name."""
     return least(workers, by_load)
@@ -78,6 +95,10 @@ class WorkerPool(Sequence[WorkerView]):
         self.key = key
         self._order = None
         self._key_of = {}
+
+    def named(self, name: str) -> WorkerView:
+        """The free worker called ``name`` (KeyError when it is not free)."""
+        return self._free[name]
 
     def first(self) -> WorkerView:
         """The free worker with the least key (the pool must have a key and a free worker).
