@@ -79,6 +79,20 @@ def workloads(draw):
     return rows
 
 
+def _replay_against(fast, ref, ops):
+    """Apply the same adds, pops and discards to a fast queue and its reference heap."""
+    for op, task in ops:
+        if op == "add":
+            fast.add(task)
+            ref.add(task)
+        elif op == "discard":
+            assert fast.discard(task.id) == ref.discard(task.id)
+        else:
+            assert fast.pop() == ref.pop()
+        assert len(fast) == len(ref)
+        assert sorted(t.id for t in fast.tasks()) == sorted(t.id for t in ref.tasks())
+
+
 def _both(name, settings_values, workload, warm_capacity=4, **shape):
     """Records of the fast engine and of the reference, each with a fresh strategy."""
     cfg = load_settings({}, **settings_values)
@@ -229,17 +243,9 @@ def test_the_submission_queue_pops_in_the_order_of_a_heap_on_sort_key(ops):
     for strategy in (FifoStrategy(), LoadBalanceStrategy()):
         fast, ref = strategy.make_queue(), HeapQueue(strategy.sort_key)
         assert isinstance(fast, SubmissionQueue)
-        for op, seq in ops:
-            task = PendingTask(f"t{seq}", "x", 5, seq, float(seq))
-            if op == "add":
-                fast.add(task)
-                ref.add(task)
-            elif op == "discard":
-                assert fast.discard(task.id) == ref.discard(task.id)
-            else:
-                assert fast.pop() == ref.pop()
-            assert len(fast) == len(ref)
-            assert sorted(t.id for t in fast.tasks()) == sorted(t.id for t in ref.tasks())
+        _replay_against(
+            fast, ref, [(op, PendingTask(f"t{s}", "x", 5, s, float(s))) for op, s in ops]
+        )
 
 
 @settings(max_examples=150, deadline=None)
@@ -258,17 +264,8 @@ def test_the_rank_queue_pops_in_the_order_of_a_heap_on_sort_key(ops):
     for strategy in (PriorityStrategy(), PriorityStrategy(aging=0.0), WeightedStrategy()):
         fast, ref = strategy.make_queue(), HeapQueue(strategy.sort_key)
         assert isinstance(fast, RankQueue)
-        for op, seq, priority, submitted in ops:
-            task = PendingTask(f"t{seq}", "x", priority, seq, submitted + seq % 3)
-            if op == "add":
-                fast.add(task)
-                ref.add(task)
-            elif op == "discard":
-                assert fast.discard(task.id) == ref.discard(task.id)
-            else:
-                assert fast.pop() == ref.pop()
-            assert len(fast) == len(ref)
-            assert sorted(t.id for t in fast.tasks()) == sorted(t.id for t in ref.tasks())
+        tasks = [(op, PendingTask(f"t{s}", "x", p, s, at + s % 3)) for op, s, p, at in ops]
+        _replay_against(fast, ref, tasks)
 
 
 @settings(max_examples=150, deadline=None)
@@ -286,17 +283,9 @@ def test_the_deadline_queue_pops_in_the_order_of_a_heap_on_sort_key(ops):
     strategy = EdfStrategy()
     fast, ref = strategy.make_queue(), HeapQueue(strategy.sort_key)
     assert isinstance(fast, DeadlineQueue)
-    for op, seq, deadline in ops:
-        task = PendingTask(f"t{seq}", "x", 5, seq, float(seq), deadline)
-        if op == "add":
-            fast.add(task)
-            ref.add(task)
-        elif op == "discard":
-            assert fast.discard(task.id) == ref.discard(task.id)
-        else:
-            assert fast.pop() == ref.pop()
-        assert len(fast) == len(ref)
-        assert sorted(t.id for t in fast.tasks()) == sorted(t.id for t in ref.tasks())
+    _replay_against(
+        fast, ref, [(op, PendingTask(f"t{s}", "x", 5, s, float(s), d)) for op, s, d in ops]
+    )
 
 
 # -- percentiles --------------------------------------------------------------------

@@ -23,7 +23,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from scheduler.models import Decision, Estimates, PendingTask, WorkerView
 from scheduler.strategies.pool import WorkerKey, WorkerPool
@@ -103,19 +103,48 @@ class IndexedQueue(TaskQueue):
         return list(islice(self._tasks.values(), limit))
 
 
-class HeapQueue(IndexedQueue):
+class LazyHeapQueue(IndexedQueue):
+    """An :class:`IndexedQueue` ordered by a binary heap whose entries end with the task id.
+
+    Subclasses say how an entry is made (:meth:`add`); popping and lazy
+    deletion are shared. ``pop`` and ``discard`` cost O(log n) amortised: a
+    discarded task's entry stays until it surfaces, and the heap is rebuilt
+    once stale entries outnumber live ones.
+    """
+
+    __slots__ = ("_heap",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._heap: list[tuple[Any, ...]] = []
+
+    def discard(self, task_id: str) -> PendingTask | None:
+        task = self._tasks.pop(task_id, None)
+        if task is not None and len(self._heap) > 64 and len(self._heap) > 2 * len(self._tasks):
+            self._heap = [entry for entry in self._heap if entry[-1] in self._tasks]
+            heapq.heapify(self._heap)
+        return task
+
+    def pop(self) -> PendingTask | None:
+        while self._heap:
+            task = self._tasks.pop(heapq.heappop(self._heap)[-1], None)
+            if task is not None:
+                return task
+        return None
+
+
+class HeapQueue(LazyHeapQueue):
     """A binary heap on a fixed sort key, with lazy deletion.
 
     ``add``, ``pop`` and ``discard`` cost O(log n) amortised, so a decision
     stays cheap with a million tasks pending.
     """
 
-    __slots__ = ("_heap", "_key")
+    __slots__ = ("_key",)
 
     def __init__(self, key: Callable[[PendingTask], SortKey]) -> None:
         super().__init__()
         self._key = key
-        self._heap: list[tuple[SortKey, int, str]] = []
 
     def add(self, task: PendingTask) -> None:
         if task.id in self._tasks:
@@ -123,23 +152,8 @@ class HeapQueue(IndexedQueue):
         self._tasks[task.id] = task
         heapq.heappush(self._heap, (self._key(task), task.seq, task.id))
 
-    def discard(self, task_id: str) -> PendingTask | None:
-        task = self._tasks.pop(task_id, None)
-        if task is not None and len(self._heap) > 64 and len(self._heap) > 2 * len(self._tasks):
-            self._heap = [entry for entry in self._heap if entry[2] in self._tasks]
-            heapq.heapify(self._heap)
-        return task
 
-    def pop(self) -> PendingTask | None:
-        while self._heap:
-            _, _, task_id = heapq.heappop(self._heap)
-            task = self._tasks.pop(task_id, None)
-            if task is not None:
-                return task
-        return None
-
-
-class RankQueue(IndexedQueue):
+class RankQueue(LazyHeapQueue):
     """The order of a :class:`HeapQueue` on ``(rank(task), float(task.seq))``, in flat entries.
 
     For strategies whose sort key is one number and then submission order
@@ -148,12 +162,11 @@ class RankQueue(IndexedQueue):
     and the same order (``seq`` is an integer, exact as a float).
     """
 
-    __slots__ = ("_heap", "_rank")
+    __slots__ = ("_rank",)
 
     def __init__(self, rank: Callable[[PendingTask], float]) -> None:
         super().__init__()
         self._rank = rank
-        self._heap: list[tuple[float, int, str]] = []
 
     def add(self, task: PendingTask) -> None:
         if task.id in self._tasks:
@@ -161,53 +174,21 @@ class RankQueue(IndexedQueue):
         self._tasks[task.id] = task
         heapq.heappush(self._heap, (self._rank(task), task.seq, task.id))
 
-    def discard(self, task_id: str) -> PendingTask | None:
-        task = self._tasks.pop(task_id, None)
-        if task is not None and len(self._heap) > 64 and len(self._heap) > 2 * len(self._tasks):
-            self._heap = [entry for entry in self._heap if entry[2] in self._tasks]
-            heapq.heapify(self._heap)
-        return task
 
-    def pop(self) -> PendingTask | None:
-        while self._heap:
-            task = self._tasks.pop(heapq.heappop(self._heap)[2], None)
-            if task is not None:
-                return task
-        return None
-
-
-class SubmissionQueue(IndexedQueue):
+class SubmissionQueue(LazyHeapQueue):
     """Submission order (``seq``) alone: a heap of ``(seq, id)`` with lazy deletion.
 
     The order of a :class:`HeapQueue` on a sort key of ``(seq,)``, without
     calling the key: a task that arrives after the others joins in O(1).
     """
 
-    __slots__ = ("_heap",)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._heap: list[tuple[int, str]] = []
+    __slots__ = ()
 
     def add(self, task: PendingTask) -> None:
         if task.id in self._tasks:
             return
         self._tasks[task.id] = task
         heapq.heappush(self._heap, (task.seq, task.id))
-
-    def discard(self, task_id: str) -> PendingTask | None:
-        task = self._tasks.pop(task_id, None)
-        if task is not None and len(self._heap) > 64 and len(self._heap) > 2 * len(self._tasks):
-            self._heap = [entry for entry in self._heap if entry[1] in self._tasks]
-            heapq.heapify(self._heap)
-        return task
-
-    def pop(self) -> PendingTask | None:
-        while self._heap:
-            task = self._tasks.pop(heapq.heappop(self._heap)[1], None)
-            if task is not None:
-                return task
-        return None
 
 
 class Strategy(ABC):

@@ -17,13 +17,13 @@ from typing import Literal, cast
 
 from scheduler.errors import InvalidInputError
 from scheduler.models import Estimates, PendingTask, WorkerView
-from scheduler.strategies.base import IndexedQueue, Snapshot, SortKey, Strategy, TaskQueue
+from scheduler.strategies.base import LazyHeapQueue, Snapshot, SortKey, Strategy, TaskQueue
 from scheduler.strategies.pool import WorkerKey, WorkerPool, by_load, in_load_order, least
 
 LatePolicy = Literal["run", "expire"]
 
 
-class DeadlineQueue(IndexedQueue):
+class DeadlineQueue(LazyHeapQueue):
     """The order of a :class:`~scheduler.strategies.HeapQueue` on
     :meth:`EdfStrategy.sort_key`, in flat heap entries.
 
@@ -33,11 +33,7 @@ class DeadlineQueue(IndexedQueue):
     one (``seq`` is an integer, equal to its float in the key). Same order.
     """
 
-    __slots__ = ("_heap",)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._heap: list[tuple[float, float, int, str]] = []
+    __slots__ = ()
 
     def add(self, task: PendingTask) -> None:
         if task.id in self._tasks:
@@ -48,20 +44,6 @@ class DeadlineQueue(IndexedQueue):
             heapq.heappush(self._heap, (1.0, 0.0, task.seq, task.id))
         else:
             heapq.heappush(self._heap, (0.0, deadline, task.seq, task.id))
-
-    def discard(self, task_id: str) -> PendingTask | None:
-        task = self._tasks.pop(task_id, None)
-        if task is not None and len(self._heap) > 64 and len(self._heap) > 2 * len(self._tasks):
-            self._heap = [entry for entry in self._heap if entry[3] in self._tasks]
-            heapq.heapify(self._heap)
-        return task
-
-    def pop(self) -> PendingTask | None:
-        while self._heap:
-            task = self._tasks.pop(heapq.heappop(self._heap)[3], None)
-            if task is not None:
-                return task
-        return None
 
 
 class EdfStrategy(Strategy):
