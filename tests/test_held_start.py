@@ -103,9 +103,9 @@ def test_a_held_start_lost_with_its_connection_goes_out_again_before_its_outcome
     line = ReportLine(store, WORKER)
     guard = Guard(store, a, 1)
     line.start_held(a, 1, "n-a", guard, hold=30.0)
-    for client in store.redis.client_list():
-        if client["cmd"] in ("script|load", "script"):  # the line's connection
-            store.redis.client_kill_filter(_id=client["id"])
+    ours = [c["id"] for c in store.redis.client_list() if c["cmd"] in ("script|load", "script")]
+    assert len(ours) == 1, "the line's connection (its last command loaded the scripts)"
+    store.redis.client_kill_filter(_id=ours[0])
     _complete(line, guard, a, "n-a", Outbox())
     # The next delivery's start goes out with everything the dead connection dropped;
     # a try that finds the connection dead raises, and the next sends it all again.
