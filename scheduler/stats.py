@@ -57,9 +57,9 @@ def _order_statistics(values: list[float], ranks: list[int]) -> dict[int, float]
     A sorted sample (every 64th value) says roughly where each rank's value
     lies; one pass keeps the values in a bracket around it, wide enough for the
     sample's error, and another counts those below the bracket, so the rank is
-    found in the sorted bracket (a few percent of the values). Brackets that overlap are merged; one that reaches the
-    top tenth takes every value above it, which needs one pass (the count below
-    is what it leaves). Whenever a bracket misses its ranks (the sample misjudged
+    found in the sorted bracket (a few percent of the values). Brackets that
+    overlap are merged; one that reaches the top tenth takes every value above
+    it, which needs one pass (the count below is what it leaves). Whenever a bracket misses its ranks (the sample misjudged
     them) the answer is None, and so it is for NaN, which no bracket counts.
     """
     n = len(values)

@@ -110,16 +110,5 @@ class EdfStrategy(Strategy):
                 if score > best_score:
                     best_name, best_score = name, score
             return cast(WorkerPool, workers).named(best_name)  # in_load_order: a pool
-        # min() by (load, -affinity, name), written out.
-        best: WorkerView | None = None
-        best_load = best_score = 0.0
-        for w in workers:
-            slots = w.slots
-            load = w.inflight / slots if slots else 1.0
-            if best is None or load < best_load:
-                best, best_load, best_score = w, load, affinity.get((key, w.name), 0.0)
-            elif load == best_load:
-                score = affinity.get((key, w.name), 0.0)
-                if score > best_score or (score == best_score and w.name < best.name):
-                    best, best_score = w, score
-        return best
+        # A plain list of workers (no driver's pool): the same choice, not a hot path.
+        return min(workers, key=lambda w: (w.load, -affinity.get((key, w.name), 0.0), w.name))

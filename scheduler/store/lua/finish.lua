@@ -31,7 +31,7 @@ local f = redis.call('HMGET', KEYS[1], 'state', 'worker', 'attempt', 'name', 'pr
                      'max_concurrent', 'start_nonce')
 if f[2] ~= worker or f[3] ~= ARGV[13] then return 'stale' end
 local dkey, akey, ahash = ARGV[7], ARGV[10], KEYS[7]
-if ARGV[18] and ARGV[18] ~= '' then
+if ARGV[18] then  -- a held start's nonce (finish_call sends none when empty)
   if f[16] ~= ARGV[18] then outcome = 'skipped' end
   if dkey == '' then dkey = f[13] or f[4] or '' end
   if akey == '' and f[12] and f[12] ~= '' then
