@@ -1,4 +1,11 @@
-"""Loads the Lua scripts shipped beside this module, once per client."""
+"""Loads the Lua scripts shipped beside this module, once per client.
+
+Every ``lua/*.lua`` file is a script, named by its file name, except those
+whose name starts with ``_``: they are includes, pulled into a script by a
+``-- @include NAME`` line (each at most once per script, the first line that
+names it). Includes are expanded when the script is loaded, so they cost
+nothing when it runs.
+"""
 
 from __future__ import annotations
 
@@ -9,41 +16,38 @@ from typing import Any
 from redis import Redis
 from redis.commands.core import Script
 
-SCRIPT_NAMES = (
-    "submit",
-    "claim",
-    "start",
-    "finish",
-    "cancel",
-    "requeue",
-    "register",
-    "heartbeat",
-    "lock_acquire",
-    "lock_renew",
-    "lock_release",
-    "warm",
-    "handoff_fill",
-    "handoff_reclaim",
-    "recover",
-    "drain",
-    "ledger",
-    "steer",
-    "expire",
-    "guard_enter",
-    "guard_exit",
-    "guard_drop",
-    "promote",
-    "end_pending",
-)
-
-
 INCLUDE = re.compile(r"^[ \t]*-- @include (\w+)$", re.M)
 
 
-def _source(name: str) -> str:
-    """A script's Lua text, with each ``-- @include NAME`` line replaced by ``NAME.lua``."""
-    text = resources.files("scheduler.store").joinpath("lua", f"{name}.lua").read_text("utf-8")
-    return INCLUDE.sub(lambda m: _source(m.group(1)).rstrip("\n"), text)
+def script_names() -> list[str]:
+    """The name of every script (not include) shipped in ``lua/``."""
+    folder = resources.files("scheduler.store").joinpath("lua")
+    return sorted(
+        entry.name.removesuffix(".lua")
+        for entry in folder.iterdir()
+        if entry.name.endswith(".lua") and not entry.name.startswith("_")
+    )
+
+
+def _text(name: str) -> str:
+    return resources.files("scheduler.store").joinpath("lua", f"{name}.lua").read_text("utf-8")
+
+
+def source(name: str) -> str:
+    """A script's Lua text, with each ``-- @include NAME`` line replaced by ``NAME.lua``'s."""
+    seen: set[str] = set()
+
+    def expand(text: str) -> str:
+        def include(match: re.Match[str]) -> str:
+            part = match.group(1)
+            if part in seen:
+                return f"-- ({part} included above)"
+            seen.add(part)
+            return expand(_text(part)).rstrip("\n")
+
+        return INCLUDE.sub(include, text)
+
+    return expand(_text(name))
 
 
 class Scripts:
@@ -56,7 +60,7 @@ class Scripts:
     def __init__(self, client: Redis) -> None:
         self._client = client
         self._scripts: dict[str, Script] = {
-            name: client.register_script(_source(name)) for name in SCRIPT_NAMES
+            name: client.register_script(source(name)) for name in script_names()
         }
 
     def __call__(

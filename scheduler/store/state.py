@@ -479,11 +479,12 @@ class StateStore:
 
     # -- clients ---------------------------------------------------------------
     def expire(self, task_id: str, reason: str) -> str:
-        """End a pending task as expired; see ``expire.lua`` for the replies."""
-        k = self.keys
+        """End a pending task as expired, ``reason`` as its error; see ``end_pending.lua``
+        for the replies."""
+        k, s = self.keys, self.settings
         keys = [k.task(task_id), k.pending, k.stats, k.pending_by_priority, k.events]
-        args = [task_id, reason, self.settings.result_ttl, self.settings.events_maxlen]
-        return str(self._lua("expire", keys, args))
+        args = [task_id, "expired", reason, "", s.result_ttl, s.events_maxlen]
+        return str(self._lua("end_pending", keys, args))
 
     def cancel(self, task_id: str, reason: str = "cancelled by request") -> str:
         """Cancel a task that has not started; see ``cancel.lua`` for the replies."""

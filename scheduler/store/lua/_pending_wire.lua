@@ -1,6 +1,6 @@
--- Shared by the scripts that put a task back into pending (each includes this
--- file with an include line that scripts.py expands): the dispatcher's inbox
--- entry for the task, from the fields of its record the script has already read.
+-- Shared by the scripts that put a task back into pending (_to_pending.lua,
+-- promote.lua): the dispatcher's inbox entry for the task, from the fields of
+-- its record the script has read.
 local function pending_wire(id, name, priority, seq, submitted_at, deadline,
                             expected, affinity, duration_key, ckey, cap)
   local wire = {id = id, n = name, p = tonumber(priority), s = tonumber(seq), t = submitted_at}

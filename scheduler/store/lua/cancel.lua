@@ -8,16 +8,23 @@
 -- KEYS: task, pending, stats, pending_by_priority, events, inbox, delayed (retry backoff).
 -- ARGV: id, reason, result ttl, events maxlen, worker queue prefix.
 -- Returns 'cancelled', 'running', 'missing' or 'already:<terminal state>'.
+-- @include _time
+-- @include _event
 -- @include _hold_message
-local f = redis.call('HMGET', KEYS[1], 'state', 'name', 'priority', 'submitted_at', 'worker',
+local task_key, pending, stats, by_priority = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local events, inbox, delayed = KEYS[5], KEYS[6], KEYS[7]
+local id, reason, result_ttl, events_maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local queue_prefix = ARGV[5]
+
+local f = redis.call('HMGET', task_key, 'state', 'name', 'priority', 'submitted_at', 'worker',
                      'attempt')
-local state = f[1]
+local state, name, priority, submitted_at, worker, attempt = f[1], f[2], f[3], f[4], f[5], f[6]
 if not state then return 'missing' end
 
 -- The dispatched task's message, still in its worker's queue: held back.
 local function hold_queued()
-  local queue = ARGV[5] .. (f[5] or '')
-  local tag = '"delivery_tag":' .. cjson.encode(ARGV[1] .. '.' .. (f[6] or ''))
+  local queue = queue_prefix .. (worker or '')
+  local tag = '"delivery_tag":' .. cjson.encode(id .. '.' .. (attempt or ''))
   local msgs = redis.call('LRANGE', queue, 0, -1)
   for i, msg in ipairs(msgs) do
     if string.find(msg, tag, 1, true) then
@@ -30,23 +37,21 @@ end
 
 if state == 'dispatched' and not hold_queued() then state = 'running' end
 if state == 'running' then
-  redis.call('HSET', KEYS[1], 'cancel_requested', '1')
+  redis.call('HSET', task_key, 'cancel_requested', '1')
   return 'running'
 end
 if state ~= 'pending' and state ~= 'dispatched' then return 'already:' .. state end
-local t = redis.call('TIME')
-local now = string.format('%d.%06d', t[1], t[2])
+local now = now_text()
 if state == 'pending' then
-  redis.call('ZREM', KEYS[2], ARGV[1])
-  if KEYS[7] then redis.call('ZREM', KEYS[7], ARGV[1]) end
-  redis.call('HINCRBY', KEYS[4], f[3], -1)
-  redis.call('RPUSH', KEYS[6], cjson.encode({cancel = ARGV[1]}))
+  redis.call('ZREM', pending, id)
+  if delayed then redis.call('ZREM', delayed, id) end
+  redis.call('HINCRBY', by_priority, priority, -1)
+  redis.call('RPUSH', inbox, cjson.encode({cancel = id}))
 end
-redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished_at', now, 'error', ARGV[2],
+redis.call('HSET', task_key, 'state', 'cancelled', 'finished_at', now, 'error', reason,
            'reason', 'cancelled')
-redis.call('HINCRBY', KEYS[3], 'cancelled', 1)
-redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[4], '*',
-  'id', ARGV[1], 'name', f[2] or '', 'state', 'cancelled', 'worker', f[5] or '',
-  'priority', f[3] or '', 'submitted_at', f[4] or '', 'finished_at', now)
-redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('HINCRBY', stats, 'cancelled', 1)
+append_event(events, events_maxlen, id, name, 'cancelled', worker, priority, submitted_at,
+  'finished_at', now)
+redis.call('EXPIRE', task_key, result_ttl)
 return 'cancelled'

@@ -5,40 +5,45 @@
 --       then per decision: task id, worker name.
 -- Returns per decision: {id, 'ok', name, args, kwargs, attempt, options, claim time} or
 -- {id, reason, detail}; reason 'limited' means the task's concurrency key is at its cap.
-if ARGV[1] ~= '' and redis.call('GET', KEYS[4]) ~= ARGV[1] then
+-- @include _time
+local pending, stats, by_priority, leader = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local token, concurrency_prefix = ARGV[1], ARGV[2]
+local KEYS_BEFORE, ARGV_BEFORE = 4, 2  -- then 3 keys and 2 arguments per decision
+
+if token ~= '' and redis.call('GET', leader) ~= token then
   return redis.error_reply('NOTLEADER this dispatcher no longer holds the lease')
 end
-local t = redis.call('TIME')
-local now = string.format('%d.%06d', t[1], t[2])
+local now = now_text()
 local out = {}
 local claimed = 0
-local n = (#ARGV - 2) / 2
+local n = (#ARGV - ARGV_BEFORE) / 2
 for i = 0, n - 1 do
-  local id, worker = ARGV[3 + i * 2], ARGV[4 + i * 2]
-  local tkey, wkey, wtasks = KEYS[5 + i * 3], KEYS[6 + i * 3], KEYS[7 + i * 3]
-  local f = redis.call('HMGET', tkey, 'state', 'name', 'args', 'kwargs', 'attempt', 'priority',
+  local id, worker = ARGV[ARGV_BEFORE + 1 + i * 2], ARGV[ARGV_BEFORE + 2 + i * 2]
+  local base = KEYS_BEFORE + i * 3
+  local task_key, worker_key, worker_tasks = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3]
+  local f = redis.call('HMGET', task_key, 'state', 'name', 'args', 'kwargs', 'attempt', 'priority',
                        'opts', 'concurrency_key', 'max_concurrent')
-  local ckey = f[8] and (ARGV[2] .. f[8])
-  local slots = tonumber(redis.call('HGET', wkey, 'slots') or '0')
+  local ckey = f[8] and (concurrency_prefix .. f[8])
+  local slots = tonumber(redis.call('HGET', worker_key, 'slots') or '0')
   if f[1] ~= 'pending' then
     out[#out + 1] = {id, 'gone', f[1] or 'missing'}
   elseif slots == 0 then
     out[#out + 1] = {id, 'noworker', worker}
-  elseif redis.call('SCARD', wtasks) >= slots then
+  elseif redis.call('SCARD', worker_tasks) >= slots then
     out[#out + 1] = {id, 'full', worker}
   elseif ckey and redis.call('SCARD', ckey) >= tonumber(f[9]) then
     out[#out + 1] = {id, 'limited', f[8]}
   else
     local attempt = tonumber(f[5] or '0') + 1
-    redis.call('ZREM', KEYS[1], id)
-    redis.call('HINCRBY', KEYS[3], f[6], -1)
-    redis.call('HSET', tkey, 'state', 'dispatched', 'worker', worker,
+    redis.call('ZREM', pending, id)
+    redis.call('HINCRBY', by_priority, f[6], -1)
+    redis.call('HSET', task_key, 'state', 'dispatched', 'worker', worker,
                'dispatched_at', now, 'attempt', attempt)
-    redis.call('SADD', wtasks, id)
+    redis.call('SADD', worker_tasks, id)
     if ckey then redis.call('SADD', ckey, id) end
     claimed = claimed + 1
     out[#out + 1] = {id, 'ok', f[2], f[3], f[4], attempt, f[7] or '', now}
   end
 end
-if claimed > 0 then redis.call('HINCRBY', KEYS[2], 'dispatched', claimed) end
+if claimed > 0 then redis.call('HINCRBY', stats, 'dispatched', claimed) end
 return out

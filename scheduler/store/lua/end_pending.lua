@@ -1,23 +1,27 @@
--- End a pending task without running it, in a given terminal state and with a
--- reason (a circuit breaker failing tasks fast).
+-- End a pending task without running it, in a given terminal state: a strategy
+-- gave up on it (expired: its deadline can no longer be met) or a circuit
+-- breaker fails it fast (failed, reason 'breaker_open').
 -- KEYS: task, pending, stats, pending_by_priority, events.
--- ARGV: id, state, error text, reason, result ttl, events maxlen.
+-- ARGV: id, state, error text, reason ('' = none recorded), result ttl, events maxlen.
 -- Returns the new state, 'missing' or the state the task is in instead.
-local f = redis.call('HMGET', KEYS[1], 'state', 'name', 'priority', 'submitted_at', 'deadline',
+-- @include _time
+-- @include _event
+local task_key, pending, stats, by_priority, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local id, new_state, error_text, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local result_ttl, events_maxlen = ARGV[5], ARGV[6]
+
+local f = redis.call('HMGET', task_key, 'state', 'name', 'priority', 'submitted_at', 'deadline',
                      'attempt')
-local state = f[1]
+local state, name, priority, submitted_at, deadline, attempt = f[1], f[2], f[3], f[4], f[5], f[6]
 if not state then return 'missing' end
 if state ~= 'pending' then return state end
-local t = redis.call('TIME')
-local now = string.format('%d.%06d', t[1], t[2])
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('HINCRBY', KEYS[4], f[3], -1)
-redis.call('HSET', KEYS[1], 'state', ARGV[2], 'finished_at', now, 'error', ARGV[3],
-           'reason', ARGV[4])
-redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
-redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*',
-  'id', ARGV[1], 'name', f[2] or '', 'state', ARGV[2], 'worker', '',
-  'priority', f[3] or '', 'submitted_at', f[4] or '', 'finished_at', now,
-  'deadline', f[5] or '', 'attempt', f[6] or '')
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-return ARGV[2]
+local now = now_text()
+redis.call('ZREM', pending, id)
+redis.call('HINCRBY', by_priority, priority, -1)
+redis.call('HSET', task_key, 'state', new_state, 'finished_at', now, 'error', error_text)
+if reason ~= '' then redis.call('HSET', task_key, 'reason', reason) end
+redis.call('HINCRBY', stats, new_state, 1)
+append_event(events, events_maxlen, id, name, new_state, '', priority, submitted_at,
+  'finished_at', now, 'deadline', deadline or '', 'attempt', attempt or '')
+redis.call('EXPIRE', task_key, result_ttl)
+return new_state

@@ -1,10 +1,14 @@
 -- A worker is done with a delivery: record the outcome once, free the slot,
--- learn the duration and affinity, publish the event. Then hand the freed
--- slot the next task of the hand-off list (the strategy's order, prepared by
--- the dispatcher) in the same step, or wake the dispatcher to fill it.
--- An outcome 'retry' sends the task back to pending after a backoff instead:
--- it waits in the delayed set until its not-before time, when the dispatcher
--- moves it to the pending index and it goes through the strategy again.
+-- learn the duration and affinity (_learn.lua), publish the event. Then hand
+-- the freed slot the next task of the hand-off list (the strategy's order,
+-- prepared by the dispatcher; _hand_off.lua) in the same step, or wake the
+-- dispatcher to fill it. These stay one script: a completion that freed its
+-- slot but had not yet taken the next task would let the dispatcher fill the
+-- slot twice.
+-- An outcome 'retry' sends the task back to pending after a backoff instead
+-- (_retry_later.lua): it waits in the delayed set until its not-before time,
+-- when the dispatcher moves it to the pending index and it goes through the
+-- strategy again.
 -- KEYS: task, stats, worker, worker tasks, ema, ema counts, affinity, events,
 --       inbox, hand-off list, pending, pending by priority, worker queue,
 --       delayed, outcomes (per task name, for the circuit breakers).
@@ -23,154 +27,104 @@
 -- message published late by a deposed dispatcher) or of a second delivery of
 -- the running attempt changes nothing, so it cannot free a slot the current
 -- attempt holds.
--- @include _pending_wire
-local id, worker, outcome = ARGV[1], ARGV[2], ARGV[3]
-local f = redis.call('HMGET', KEYS[1], 'state', 'worker', 'attempt', 'name', 'priority',
-                     'submitted_at', 'dispatched_at', 'started_at', 'deadline', 'seq',
-                     'expected_duration', 'affinity_key', 'duration_key', 'cancel_requested',
-                     'max_concurrent', 'start_nonce')
-if f[2] ~= worker or f[3] ~= ARGV[13] then return 'stale' end
-local dkey, akey, ahash = ARGV[7], ARGV[10], KEYS[7]
-if ARGV[18] then  -- a held start's nonce (finish_call sends none when empty)
-  if f[16] ~= ARGV[18] then outcome = 'skipped' end
-  if dkey == '' then dkey = f[13] or f[4] or '' end
-  if akey == '' and f[12] and f[12] ~= '' then
-    akey = f[12]
-    ahash = ARGV[19] .. akey
+-- @include _time
+-- @include _event
+-- @include _to_pending
+-- @include _hand_off
+-- @include _learn
+-- @include _retry_later
+local task_key, stats, worker_key, worker_tasks = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local ema, ema_counts, affinity, events = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local inbox, handoff, pending, by_priority = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
+local queue, delayed, outcomes = KEYS[13], KEYS[14], KEYS[15]
+local id, worker, outcome, result, error_text = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local runtime_text, duration_key, alpha, affinity_step = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+local affinity_key, result_ttl, events_maxlen, attempt = ARGV[10], ARGV[11], ARGV[12], ARGV[13]
+local task_prefix, reason, delay, concurrency_prefix = ARGV[14], ARGV[15], ARGV[16], ARGV[17]
+local nonce, affinity_prefix = ARGV[18], ARGV[19]
+
+local f = redis.call('HMGET', task_key, 'state', 'worker', 'attempt', 'name', 'priority',
+                     'submitted_at', 'dispatched_at', 'started_at', 'deadline', 'affinity_key',
+                     'duration_key', 'cancel_requested', 'start_nonce')
+local state, holder, current, name, priority = f[1], f[2], f[3], f[4], f[5]
+local submitted_at, dispatched_at, started_at, deadline = f[6], f[7], f[8], f[9]
+local recorded_affinity, recorded_duration, cancel_requested, start_nonce = f[10], f[11], f[12], f[13]
+if holder ~= worker or current ~= attempt then return 'stale' end
+if nonce then  -- a held start's nonce (finish_call sends none when empty)
+  if start_nonce ~= nonce then outcome = 'skipped' end
+  if duration_key == '' then duration_key = recorded_duration or name or '' end
+  if affinity_key == '' and recorded_affinity and recorded_affinity ~= '' then
+    affinity_key = recorded_affinity
+    affinity = affinity_prefix .. affinity_key
   end
 end
-if outcome == 'skipped' and f[1] == 'running' then return 'stale' end
-if redis.call('SREM', KEYS[4], id) == 0 then return 'stale' end
+if outcome == 'skipped' and state == 'running' then return 'stale' end
+if redis.call('SREM', worker_tasks, id) == 0 then return 'stale' end
 -- A task of a concurrency key leaves the key's count with its slot (whatever
 -- the outcome, retry and cancelled included), and the dispatcher is woken to
 -- fill that key's freed place.
-local ckey = redis.call('HGET', KEYS[1], 'concurrency_key')
+local ckey = redis.call('HGET', task_key, 'concurrency_key')
 if ckey then
-  redis.call('SREM', ARGV[17] .. ckey, id)
-  redis.call('RPUSH', KEYS[9], cjson.encode({conc = ckey}))
+  redis.call('SREM', concurrency_prefix .. ckey, id)
+  redis.call('RPUSH', inbox, cjson.encode({conc = ckey}))
 end
 
-local function now_text()
-  local t = redis.call('TIME')
-  return string.format('%d.%06d', t[1], t[2])
-end
-
--- Bind the head of the hand-off list to this worker's freed slot. Entries are
--- "<id>\t<flag><message template>"; flag '1' marks the low-water point, where
--- the dispatcher is woken to top the list up.
-local function hand_off()
-  local slots = tonumber(redis.call('HGET', KEYS[3], 'slots') or '0')
-  if slots == 0 or redis.call('SCARD', KEYS[4]) >= slots then return false end
-  while true do
-    local entry = redis.call('LPOP', KEYS[10])
-    if not entry then return false end
-    local tab = string.find(entry, '\t', 1, true)
-    local tid = string.sub(entry, 1, tab - 1)
-    if string.sub(entry, tab + 1, tab + 1) == '1' then
-      redis.call('RPUSH', KEYS[9], cjson.encode({refill = worker}))
-    end
-    local tkey = ARGV[14] .. tid
-    local f = redis.call('HMGET', tkey, 'state', 'attempt', 'priority')
-    if f[1] == 'pending' then
-      local attempt = tonumber(f[2] or '0') + 1
-      redis.call('ZREM', KEYS[11], tid)
-      redis.call('HINCRBY', KEYS[12], f[3], -1)
-      local at = now_text()
-      redis.call('HSET', tkey, 'state', 'dispatched', 'worker', worker,
-                 'dispatched_at', at, 'attempt', attempt)
-      redis.call('SADD', KEYS[4], tid)
-      redis.call('HINCRBY', KEYS[2], 'dispatched', 1)
-      -- The template has five quoted placeholders (see broker_config/publisher.py).
-      local fill = {
-        ['"@@ym-attempt@@"'] = tostring(attempt),
-        ['"@@ym-worker@@"'] = cjson.encode(worker),
-        ['"@@ym-queue@@"'] = cjson.encode(KEYS[13]),
-        ['"@@ym-tag@@"'] = cjson.encode(tid .. '.' .. attempt),
-        ['"@@ym-at@@"'] = at,
-      }
-      local msg = string.gsub(string.sub(entry, tab + 2), '"@@ym%-%a+@@"', fill)
-      redis.call('LPUSH', KEYS[13], msg)
-      return true
-    end
+-- The freed slot takes the head of the hand-off list, or else the dispatcher
+-- hears of it (`freed`: the slot-freed inbox entry).
+local function fill_slot(freed)
+  if not hand_off(worker, worker_key, worker_tasks, handoff, inbox, task_prefix, pending,
+                  by_priority, stats, queue) then
+    redis.call('RPUSH', inbox, cjson.encode(freed))
   end
 end
 
-if outcome == 'skipped' and f[1] == 'dispatched' then
+if outcome == 'skipped' and state == 'dispatched' then
   -- The start was never recorded (Redis unreachable), so the body did not run.
-  redis.call('HSET', KEYS[1], 'state', 'pending', 'worker', '')
-  redis.call('HDEL', KEYS[1], 'dispatched_at', 'started_at')
-  redis.call('ZADD', KEYS[11], f[10], id)
-  redis.call('HINCRBY', KEYS[12], f[5], 1)
-  redis.call('RPUSH', KEYS[9], pending_wire(id, f[4], f[5], f[10], f[6], f[9], f[11], f[12],
-                                              f[13], ckey, f[15]))
+  to_pending(task_key, id, pending, by_priority, inbox)
 end
-if outcome == 'skipped' or (f[1] ~= 'running' and f[1] ~= 'dispatched') then
-  if not hand_off() then redis.call('RPUSH', KEYS[9], cjson.encode({free = worker})) end
+if outcome == 'skipped' or (state ~= 'running' and state ~= 'dispatched') then
+  fill_slot({free = worker})
   return 'released'
 end
 local now = now_text()
-if outcome == 'retry' and f[14] == '1' then
+if outcome == 'retry' and cancel_requested == '1' then
   -- a cancel was asked for while it ran: it ends here instead of trying again
   outcome = 'cancelled'
-  ARGV[15] = 'cancelled'
+  reason = 'cancelled'
 end
-if outcome ~= 'cancelled' and KEYS[15] then
+if outcome ~= 'cancelled' and outcomes then
   local failed = outcome ~= 'succeeded'
-  redis.call('HINCRBY', KEYS[15], (f[4] or '') .. (failed and '\tfail' or '\tok'), 1)
+  redis.call('HINCRBY', outcomes, (name or '') .. (failed and '\tfail' or '\tok'), 1)
 end
 if outcome == 'retry' then
-  local due = string.format('%.6f', tonumber(now) + tonumber(ARGV[16]))
-  redis.call('HSET', KEYS[1], 'state', 'pending', 'worker', '', 'last_error', ARGV[5],
-             'not_before', due, 'runtime', ARGV[6])
-  redis.call('HDEL', KEYS[1], 'dispatched_at', 'started_at')
-  redis.call('ZADD', KEYS[14], due, id)
-  redis.call('HINCRBY', KEYS[12], f[5], 1)
-  redis.call('HINCRBY', KEYS[2], 'retried', 1)
-  redis.call('RPUSH', KEYS[9], cjson.encode({delayed = id, at = tonumber(due)}))
-  if not hand_off() then redis.call('RPUSH', KEYS[9], cjson.encode({free = worker})) end
+  retry_later(task_key, id, now, delay, error_text, runtime_text, priority, delayed, by_priority,
+              stats, inbox)
+  fill_slot({free = worker})
   return 'retry'
 end
-local runtime = tonumber(ARGV[6])
-redis.call('HSET', KEYS[1], 'state', outcome, 'finished_at', now, 'runtime', ARGV[6])
-if ARGV[15] and ARGV[15] ~= '' then redis.call('HSET', KEYS[1], 'reason', ARGV[15]) end
+local runtime = tonumber(runtime_text)
+redis.call('HSET', task_key, 'state', outcome, 'finished_at', now, 'runtime', runtime_text)
+if reason and reason ~= '' then redis.call('HSET', task_key, 'reason', reason) end
 if outcome == 'succeeded' then
-  redis.call('HSET', KEYS[1], 'result', ARGV[4])
+  redis.call('HSET', task_key, 'result', result)
 else
-  redis.call('HSET', KEYS[1], 'error', ARGV[5])
+  redis.call('HSET', task_key, 'error', error_text)
 end
-redis.call('HINCRBY', KEYS[2], outcome, 1)
-redis.call('HINCRBY', KEYS[3], outcome, 1)
--- The dispatcher keeps estimates in memory; the slot-freed message carries
--- what this finish taught (new EMA, new affinity score), so it learns at once.
+redis.call('HINCRBY', stats, outcome, 1)
+redis.call('HINCRBY', worker_key, outcome, 1)
 local freed = {free = worker}
 local prior = ''  -- the EMA this run was predicted by, for the monitors
 if outcome == 'succeeded' and runtime then
-  local alpha = tonumber(ARGV[8])
-  local old = tonumber(redis.call('HGET', KEYS[5], dkey) or '')
-  local new = runtime
-  if old then
-    new = alpha * runtime + (1 - alpha) * old
-    prior = string.format('%.6f', old)
-  end
-  redis.call('HSET', KEYS[5], dkey, string.format('%.6f', new))
-  redis.call('HINCRBY', KEYS[6], dkey, 1)
-  freed.k = dkey
-  freed.e = new
+  prior = learn_duration(freed, ema, ema_counts, duration_key, runtime, tonumber(alpha))
 end
-if akey ~= '' and outcome ~= 'cancelled' then
-  local score = tonumber(redis.call('HGET', ahash, worker) or '0')
-  local step = tonumber(ARGV[9])
-  if outcome == 'succeeded' then score = score + step else score = score - step end
-  score = math.max(0, math.min(1, score))
-  redis.call('HSET', ahash, worker, string.format('%.4f', score))
-  freed.a = akey
-  freed.s = score
+if affinity_key ~= '' and outcome ~= 'cancelled' then
+  learn_affinity(freed, affinity, worker, affinity_key, outcome == 'succeeded',
+                 tonumber(affinity_step))
 end
-redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[12], '*',
-  'id', id, 'name', f[4] or '', 'state', outcome, 'worker', worker,
-  'priority', f[5] or '', 'submitted_at', f[6] or '', 'dispatched_at', f[7] or '',
-  'started_at', f[8] or now, 'finished_at', now, 'runtime', ARGV[6],
-  'deadline', f[9] or '', 'attempt', f[3] or '', 'expected', prior)
-redis.call('EXPIRE', KEYS[1], ARGV[11])
-if not hand_off() then redis.call('RPUSH', KEYS[9], cjson.encode(freed)) end
+append_event(events, events_maxlen, id, name, outcome, worker, priority, submitted_at,
+  'dispatched_at', dispatched_at or '', 'started_at', started_at or now, 'finished_at', now,
+  'runtime', runtime_text, 'deadline', deadline or '', 'attempt', current or '',
+  'expected', prior)
+redis.call('EXPIRE', task_key, result_ttl)
+fill_slot(freed)
 return 'ok'

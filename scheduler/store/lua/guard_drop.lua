@@ -2,8 +2,10 @@
 -- terminate request): the main process frees the guard, so a later delivery
 -- is not held back for the guard's TTL. Only the killed attempt's guard goes.
 -- KEYS: guard lock.  ARGV: attempt.  Returns 1 when it was dropped, else 0.
-local holder = redis.call('GET', KEYS[1])
-if holder and string.sub(holder, 1, #ARGV[1] + 1) == ARGV[1] .. ':' then
-  return redis.call('DEL', KEYS[1])
+local lock = KEYS[1]
+local attempt = ARGV[1]
+local holder = redis.call('GET', lock)
+if holder and string.sub(holder, 1, #attempt + 1) == attempt .. ':' then
+  return redis.call('DEL', lock)
 end
 return 0

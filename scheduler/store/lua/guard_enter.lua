@@ -1,18 +1,11 @@
 -- Execution guard, before a task body runs: take the task's guard lock unless
--- the body already finished (a redelivery) or another live delivery runs it.
--- A finished body answers every later delivery when it succeeded, and the
--- same attempt's deliveries when it failed (a new attempt after a failure may
--- run again).
+-- the body already finished (a redelivery) or another live delivery runs it
+-- (see _guard_take.lua).
 -- KEYS: guard lock, done marker.  ARGV: owner token, ttl (ms), attempt.
 -- Returns {'run'}, {'done', outcome JSON} or {'held', holder token}.
-local done = redis.call('GET', KEYS[2])
-if done then
-  local d = cjson.decode(done)
-  if d.o == 'succeeded' or tostring(d.a) == ARGV[3] then return {'done', done} end
-end
-local holder = redis.call('GET', KEYS[1])
-if holder == false or holder == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return {'run'}
-end
-return {'held', holder}
+-- @include _guard_take
+local lock, done_marker = KEYS[1], KEYS[2]
+local token, ttl_ms, attempt = ARGV[1], ARGV[2], ARGV[3]
+local answer, detail = take_guard(lock, done_marker, token, ttl_ms, attempt)
+if answer then return {answer, detail} end
+return {'run'}

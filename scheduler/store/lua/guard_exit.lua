@@ -15,44 +15,50 @@
 -- have started since, and waits for this outcome). Else -1.
 -- Returns 1 when the lock was still ours, else 0. Effects that could not be
 -- applied are named in the task's 'effects_error' field.
-local outcome, result = ARGV[3], ARGV[4]
-if ARGV[9] and redis.call('HGET', KEYS[3], 'start_nonce') ~= ARGV[9]
-    and redis.call('GET', KEYS[1]) ~= ARGV[1] then
+-- @include _time
+local lock, done_marker, task_key, cache_index, cache_stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local FIRST_EFFECT_KEY = 6
+local token, attempt, outcome, result, error_text = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local marker_ttl, cache_max, effects_json, nonce = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+
+if nonce and redis.call('HGET', task_key, 'start_nonce') ~= nonce
+    and redis.call('GET', lock) ~= token then
   return -1
 end
 -- decoded before any write, so a bad outbox writes nothing
-local effects = outcome == 'succeeded' and ARGV[8] and ARGV[8] ~= '' and cjson.decode(ARGV[8])
-local prior = redis.call('GET', KEYS[2])
+local effects = outcome == 'succeeded' and effects_json and effects_json ~= ''
+  and cjson.decode(effects_json)
+local prior = redis.call('GET', done_marker)
 local settled = prior and cjson.decode(prior).o == 'succeeded'
 if not settled then
-  redis.call('SET', KEYS[2], cjson.encode({o = outcome, a = tonumber(ARGV[2]), r = result,
-                                          e = ARGV[5]}), 'EX', ARGV[6])
+  redis.call('SET', done_marker, cjson.encode({o = outcome, a = tonumber(attempt), r = result,
+                                              e = error_text}), 'EX', marker_ttl)
   if effects then
     -- included here, so an exit without effects does not build its functions
     -- @include _outbox
-    local problem = outbox_commit(effects, 6)
-    if problem and redis.call('EXISTS', KEYS[3]) == 1 then
-      redis.call('HSET', KEYS[3], 'effects_error', problem)
+    local problem = outbox_commit(effects, FIRST_EFFECT_KEY)
+    if problem and redis.call('EXISTS', task_key) == 1 then
+      redis.call('HSET', task_key, 'effects_error', problem)
     end
   end
 end
 local mine = 0
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1])
+if redis.call('GET', lock) == token then
+  redis.call('DEL', lock)
   mine = 1
 end
 if outcome == 'succeeded' then
-  local f = redis.call('HMGET', KEYS[3], 'cache_key', 'cache_ttl', 'name')
-  if f[1] and f[2] then
-    redis.call('HSET', f[1], 'r', result, 'n', f[3] or '')
-    redis.call('PEXPIRE', f[1], f[2])
-    local t = redis.call('TIME')
-    redis.call('ZADD', KEYS[4], string.format('%d.%06d', t[1], t[2]), f[1])
-    local over = redis.call('ZCARD', KEYS[4]) - tonumber(ARGV[7])
+  local f = redis.call('HMGET', task_key, 'cache_key', 'cache_ttl', 'name')
+  local entry, entry_ttl, name = f[1], f[2], f[3]
+  if entry and entry_ttl then
+    redis.call('HSET', entry, 'r', result, 'n', name or '')
+    redis.call('PEXPIRE', entry, entry_ttl)
+    redis.call('ZADD', cache_index, now_text(), entry)
+    local over = redis.call('ZCARD', cache_index) - tonumber(cache_max)
     if over > 0 then
-      local old = redis.call('ZPOPMIN', KEYS[4], over)
+      local old = redis.call('ZPOPMIN', cache_index, over)
       for i = 1, #old, 2 do redis.call('DEL', old[i]) end
-      redis.call('HINCRBY', KEYS[5], 'evicted', over)
+      redis.call('HINCRBY', cache_stats, 'evicted', over)
     end
   end
 end

@@ -1,7 +1,8 @@
 -- Refresh a worker's heartbeat. Returns 0 when the worker is no longer
 -- registered (it was declared dead), so it can register again.
--- KEYS: worker.
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local t = redis.call('TIME')
-redis.call('HSET', KEYS[1], 'heartbeat', string.format('%d.%06d', t[1], t[2]))
+-- KEYS: worker.  ARGV: none.  Returns 1 or 0.
+-- @include _time
+local worker_key = KEYS[1]
+if redis.call('EXISTS', worker_key) == 0 then return 0 end
+redis.call('HSET', worker_key, 'heartbeat', now_text())
 return 1

@@ -1,7 +1,9 @@
 -- Extend a lock only while the caller still holds it (never re-take a lapsed one).
 -- KEYS: lock key.  ARGV: owner token, ttl in milliseconds.  Returns 1 or 0.
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local lock = KEYS[1]
+local token, ttl_ms = ARGV[1], ARGV[2]
+if redis.call('GET', lock) == token then
+  redis.call('PEXPIRE', lock, ttl_ms)
   return 1
 end
 return 0

@@ -11,39 +11,35 @@
 -- ARGV: timeout in seconds, task key prefix, concurrency set prefix, then one
 --       worker name per worker.
 -- Returns the ids returned to pending.
--- @include _pending_wire
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
-local timeout = tonumber(ARGV[1])
+-- @include _time
+-- @include _to_pending
+local pending, by_priority, inbox, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local FIRST_WORKER_KEY = 5  -- worker i's tasks key is KEYS[4 + i], its name ARGV[3 + i]
+local timeout, task_prefix, concurrency_prefix = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local now = tonumber(now_text())
 local out = {}
-for i = 5, #KEYS do
-  local worker = ARGV[i - 1]
-  for _, id in ipairs(redis.call('SMEMBERS', KEYS[i])) do
-    local tkey = ARGV[2] .. id
-    local f = redis.call('HMGET', tkey, 'state', 'worker', 'dispatched_at', 'name', 'priority',
-                         'seq', 'submitted_at', 'deadline', 'expected_duration',
-                         'affinity_key', 'duration_key', 'concurrency_key', 'max_concurrent')
+for i = FIRST_WORKER_KEY, #KEYS do
+  local worker_tasks, worker = KEYS[i], ARGV[i - 1]
+  for _, id in ipairs(redis.call('SMEMBERS', worker_tasks)) do
+    local task_key = task_prefix .. id
+    local f = redis.call('HMGET', task_key, 'state', 'worker', 'dispatched_at', 'concurrency_key')
+    local state, holder, ckey = f[1], f[2], f[4]
     local since = tonumber(f[3] or '0') or 0
     if now - since > timeout then
-      if f[1] == 'dispatched' and f[2] == worker then
-        redis.call('SREM', KEYS[i], id)
-        if f[12] then redis.call('SREM', ARGV[3] .. f[12], id) end
-        redis.call('HSET', tkey, 'state', 'pending', 'worker', '')
-        redis.call('HDEL', tkey, 'dispatched_at', 'started_at')
-        redis.call('ZADD', KEYS[1], f[6], id)
-        redis.call('HINCRBY', KEYS[2], f[5], 1)
-        redis.call('RPUSH', KEYS[3], pending_wire(id, f[4], f[5], f[6], f[7], f[8], f[9], f[10],
-                                                    f[11], f[12], f[13]))
+      if state == 'dispatched' and holder == worker then
+        redis.call('SREM', worker_tasks, id)
+        if ckey then redis.call('SREM', concurrency_prefix .. ckey, id) end
+        to_pending(task_key, id, pending, by_priority, inbox)
         out[#out + 1] = id
-      elseif f[1] ~= 'running' and f[1] ~= 'dispatched' or f[2] ~= worker then
-        redis.call('SREM', KEYS[i], id)
-        if f[12] and f[1] ~= 'running' and f[1] ~= 'dispatched' then
-          redis.call('SREM', ARGV[3] .. f[12], id)
+      elseif state ~= 'running' and state ~= 'dispatched' or holder ~= worker then
+        redis.call('SREM', worker_tasks, id)
+        if ckey and state ~= 'running' and state ~= 'dispatched' then
+          redis.call('SREM', concurrency_prefix .. ckey, id)
         end
-        redis.call('RPUSH', KEYS[3], cjson.encode({free = worker}))
+        redis.call('RPUSH', inbox, cjson.encode({free = worker}))
       end
     end
   end
 end
-if #out > 0 then redis.call('HINCRBY', KEYS[4], 'recovered_unstarted', #out) end
+if #out > 0 then redis.call('HINCRBY', stats, 'recovered_unstarted', #out) end
 return out

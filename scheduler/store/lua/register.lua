@@ -1,12 +1,17 @@
 -- Register (or re-register) a worker. Tasks a previous life of the same
--- worker left behind go back to pending first (see requeue.lua).
+-- worker left behind go back to pending first (see requeue.lua, which the
+-- store runs before this).
 -- KEYS: workers, worker, task names, inbox.
 -- ARGV: name, slots, queue, host, pid, then the task names it serves.
-local t = redis.call('TIME')
-local now = string.format('%d.%06d', t[1], t[2])
-redis.call('HSET', KEYS[2], 'name', ARGV[1], 'slots', ARGV[2], 'queue', ARGV[3],
-           'host', ARGV[4], 'pid', ARGV[5], 'heartbeat', now, 'started_at', now)
-redis.call('SADD', KEYS[1], ARGV[1])
-for i = 6, #ARGV do redis.call('SADD', KEYS[3], ARGV[i]) end
-redis.call('RPUSH', KEYS[4], cjson.encode({worker = ARGV[1]}))
+-- Returns the registration time.
+-- @include _time
+local workers, worker_key, task_names, inbox = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local name, slots, queue, host, pid = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local FIRST_TASK_NAME = 6
+local now = now_text()
+redis.call('HSET', worker_key, 'name', name, 'slots', slots, 'queue', queue,
+           'host', host, 'pid', pid, 'heartbeat', now, 'started_at', now)
+redis.call('SADD', workers, name)
+for i = FIRST_TASK_NAME, #ARGV do redis.call('SADD', task_names, ARGV[i]) end
+redis.call('RPUSH', inbox, cjson.encode({worker = name}))
 return now

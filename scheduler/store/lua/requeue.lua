@@ -4,67 +4,68 @@
 -- must not run twice) ends as failed instead, with the reason.
 -- Every message still waiting in the worker's queue is held back (a restarted
 -- worker of the same name takes them only after a start that refuses them).
+-- A task of a concurrency key leaves the key's count either way.
 -- KEYS: worker tasks, pending, pending_by_priority, inbox, workers, worker, warm,
 --       orphan policy, stats, events, worker queue.
--- A task of a concurrency key leaves the key's count either way.
 -- ARGV: 'forget' or 'keep', the task key prefix, result ttl, events maxlen,
 --       the concurrency set prefix, then optional task ids (none = all).
 -- Returns the number of tasks that left the worker (requeued or failed).
--- @include _pending_wire
+-- @include _time
+-- @include _event
+-- @include _to_pending
 -- @include _hold_message
+local worker_tasks, pending, by_priority, inbox = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local workers, worker_key, warm, orphan_policy = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local stats, events, queue = KEYS[9], KEYS[10], KEYS[11]
+local mode, task_prefix, result_ttl, events_maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local concurrency_prefix = ARGV[5]
+local FIRST_ID = 6
+
 local ids = {}
-if #ARGV > 5 then
-  for i = 6, #ARGV do ids[#ids + 1] = ARGV[i] end
+if #ARGV >= FIRST_ID then
+  for i = FIRST_ID, #ARGV do ids[#ids + 1] = ARGV[i] end
 else
-  ids = redis.call('SMEMBERS', KEYS[1])
+  ids = redis.call('SMEMBERS', worker_tasks)
 end
-local worker = redis.call('HGET', KEYS[6], 'name') or ''
+local worker = redis.call('HGET', worker_key, 'name') or ''
 local n = 0
 for _, id in ipairs(ids) do
-  if redis.call('SREM', KEYS[1], id) == 1 then
-    local tkey = ARGV[2] .. id
-    local f = redis.call('HMGET', tkey, 'state', 'name', 'priority', 'seq', 'submitted_at',
-                         'deadline', 'expected_duration', 'affinity_key', 'duration_key',
-                         'dispatched_at', 'started_at', 'attempt', 'concurrency_key',
-                         'max_concurrent')
-    if f[13] then redis.call('SREM', ARGV[5] .. f[13], id) end
-    if f[1] == 'running' and redis.call('HGET', KEYS[8], f[2]) == 'fail' then
-      local t = redis.call('TIME')
-      local now = string.format('%d.%06d', t[1], t[2])
+  if redis.call('SREM', worker_tasks, id) == 1 then
+    local task_key = task_prefix .. id
+    local f = redis.call('HMGET', task_key, 'state', 'name', 'priority', 'submitted_at',
+                         'deadline', 'dispatched_at', 'started_at', 'attempt', 'concurrency_key')
+    local state, name, priority, submitted_at, deadline = f[1], f[2], f[3], f[4], f[5]
+    local dispatched_at, started_at, attempt, ckey = f[6], f[7], f[8], f[9]
+    if ckey then redis.call('SREM', concurrency_prefix .. ckey, id) end
+    if state == 'running' and redis.call('HGET', orphan_policy, name) == 'fail' then
+      local now = now_text()
       local reason = 'the worker ' .. worker .. ' was lost while the task ran, and its type '
         .. 'must not run again (on_orphan=fail)'
-      redis.call('HSET', tkey, 'state', 'failed', 'finished_at', now, 'error', reason)
-      redis.call('HINCRBY', KEYS[9], 'failed', 1)
-      redis.call('XADD', KEYS[10], 'MAXLEN', '~', ARGV[4], '*',
-        'id', id, 'name', f[2] or '', 'state', 'failed', 'worker', worker,
-        'priority', f[3] or '', 'submitted_at', f[5] or '', 'dispatched_at', f[10] or '',
-        'started_at', f[11] or now, 'finished_at', now, 'runtime', '',
-        'deadline', f[6] or '', 'attempt', f[12] or '')
-      redis.call('EXPIRE', tkey, ARGV[3])
+      redis.call('HSET', task_key, 'state', 'failed', 'finished_at', now, 'error', reason)
+      redis.call('HINCRBY', stats, 'failed', 1)
+      append_event(events, events_maxlen, id, name, 'failed', worker, priority, submitted_at,
+        'dispatched_at', dispatched_at or '', 'started_at', started_at or now,
+        'finished_at', now, 'runtime', '', 'deadline', deadline or '', 'attempt', attempt or '')
+      redis.call('EXPIRE', task_key, result_ttl)
       n = n + 1
-    elseif f[1] == 'dispatched' or f[1] == 'running' then
-      redis.call('HSET', tkey, 'state', 'pending', 'worker', '')
-      redis.call('HDEL', tkey, 'dispatched_at', 'started_at')
-      redis.call('ZADD', KEYS[2], f[4], id)
-      redis.call('HINCRBY', KEYS[3], f[3], 1)
-      redis.call('RPUSH', KEYS[4], pending_wire(id, f[2], f[3], f[4], f[5], f[6], f[7], f[8],
-                                                  f[9], f[13], f[14]))
+    elseif state == 'dispatched' or state == 'running' then
+      to_pending(task_key, id, pending, by_priority, inbox)
       n = n + 1
     end
   end
 end
 if n > 0 then
-  for i, msg in ipairs(redis.call('LRANGE', KEYS[11], 0, -1)) do
+  for i, msg in ipairs(redis.call('LRANGE', queue, 0, -1)) do
     local held = hold_message(msg)
-    if held ~= msg then redis.call('LSET', KEYS[11], i - 1, held) end
+    if held ~= msg then redis.call('LSET', queue, i - 1, held) end
   end
 end
-if ARGV[1] == 'forget' then
-  local name = redis.call('HGET', KEYS[6], 'name')
-  redis.call('DEL', KEYS[6], KEYS[7])
+if mode == 'forget' then
+  local name = redis.call('HGET', worker_key, 'name')
+  redis.call('DEL', worker_key, warm)
   if name then
-    redis.call('SREM', KEYS[5], name)
-    redis.call('RPUSH', KEYS[4], cjson.encode({worker = name}))
+    redis.call('SREM', workers, name)
+    redis.call('RPUSH', inbox, cjson.encode({worker = name}))
   end
 end
 return n

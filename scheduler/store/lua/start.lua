@@ -7,7 +7,7 @@
 -- visibility timeout restoring a long task's message, celery/kombu#337)
 -- carries another nonce and is skipped, so the body never runs twice.
 -- With the execution guard's keys, a delivery that may run also takes the
--- guard in the same step (the check-and-take of guard_enter.lua), so the
+-- guard in the same step (the check-and-take of _guard_take.lua), so the
 -- prerun waits for one round trip: the guard's answer rides on the reply.
 -- KEYS: task key, stats[, guard lock, done marker].
 -- ARGV: worker name, attempt, delivery nonce[, guard owner token, guard ttl (ms)
@@ -16,40 +16,35 @@
 -- {'run', duration key, affinity key, 'done', outcome JSON} (the body already
 -- finished: report that), {'run', duration key, affinity key, 'held', holder}
 -- (another live delivery holds the guard) or {'skip', state[, 'repeat']}.
-local function guarded(dkey, akey)
-  if not KEYS[3] then return {'run', dkey, akey} end
-  local done = redis.call('GET', KEYS[4])
-  if done then
-    local d = cjson.decode(done)
-    if d.o == 'succeeded' or tostring(d.a) == ARGV[2] then
-      return {'run', dkey, akey, 'done', done}
-    end
-  end
-  local holder = redis.call('GET', KEYS[3])
-  if holder == false or holder == ARGV[4] then
-    redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5])
-    return {'run', dkey, akey}
-  end
-  return {'run', dkey, akey, 'held', holder}
+-- @include _time
+-- @include _guard_take
+local task_key, stats, lock, done_marker = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local worker, attempt, nonce = ARGV[1], ARGV[2], ARGV[3]
+local token, ttl_ms, held_for = ARGV[4], ARGV[5], ARGV[6]
+
+local function guarded(duration_key, affinity_key)
+  if not lock then return {'run', duration_key, affinity_key} end
+  local answer, detail = take_guard(lock, done_marker, token, ttl_ms, attempt)
+  if answer then return {'run', duration_key, affinity_key, answer, detail} end
+  return {'run', duration_key, affinity_key}
 end
 
-local f = redis.call('HMGET', KEYS[1], 'state', 'worker', 'attempt', 'name',
+local f = redis.call('HMGET', task_key, 'state', 'worker', 'attempt', 'name',
                      'duration_key', 'affinity_key', 'start_nonce')
-if f[1] == 'dispatched' and f[2] == ARGV[1] and f[3] == ARGV[2] then
-  local t = redis.call('TIME')
-  local at = string.format('%d.%06d', t[1], t[2])
-  if ARGV[6] then  -- a held start: the body began this many seconds ago
-    at = string.format('%.6f', tonumber(at) - tonumber(ARGV[6]))
+if f[1] == 'dispatched' and f[2] == worker and f[3] == attempt then
+  local at = now_text()
+  if held_for then  -- a held start: the body began this many seconds ago
+    at = string.format('%.6f', tonumber(at) - tonumber(held_for))
   end
-  redis.call('HSET', KEYS[1], 'state', 'running', 'started_at', at, 'start_nonce', ARGV[3])
-  redis.call('HINCRBY', KEYS[2], 'started', 1)
+  redis.call('HSET', task_key, 'state', 'running', 'started_at', at, 'start_nonce', nonce)
+  redis.call('HINCRBY', stats, 'started', 1)
   return guarded(f[5] or f[4], f[6] or '')
 end
-if f[1] == 'running' and f[2] == ARGV[1] and f[3] == ARGV[2] then
-  if f[7] == ARGV[3] then return guarded(f[5] or f[4], f[6] or '') end
+if f[1] == 'running' and f[2] == worker and f[3] == attempt then
+  if f[7] == nonce then return guarded(f[5] or f[4], f[6] or '') end
   return {'skip', 'running (a second delivery of the running attempt)'}
 end
 -- The same start sent again once its delivery had ended (a lost connection):
 -- refused, and said to be a repeat.
-if f[7] == ARGV[3] then return {'skip', f[1], 'repeat'} end
+if f[7] == nonce then return {'skip', f[1], 'repeat'} end
 return {'skip', f[1] or 'missing'}

@@ -3,15 +3,16 @@
 -- ARGV: record (a JSON object without "version" and "at"), expected version
 --       ('' = any; else the call fails unless it is still the current one).
 -- Returns {version, 'ok'} or {current version, 'conflict'}.
-local current = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
-if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= current then
+-- @include _time
+local strategy, history, inbox = KEYS[1], KEYS[2], KEYS[3]
+local body, expected = ARGV[1], ARGV[2]
+local current = tonumber(redis.call('HGET', strategy, 'version') or '0')
+if expected ~= '' and tonumber(expected) ~= current then
   return {current, 'conflict'}
 end
 local version = current + 1
-local t = redis.call('TIME')
-local at = string.format('%d.%06d', t[1], t[2])
-local record = '{"version":' .. version .. ',"at":' .. at .. ',' .. string.sub(ARGV[1], 2)
-redis.call('HSET', KEYS[1], 'version', version, 'record', record)
-redis.call('RPUSH', KEYS[2], record)
-redis.call('RPUSH', KEYS[3], cjson.encode({steer = version}))
+local record = '{"version":' .. version .. ',"at":' .. now_text() .. ',' .. string.sub(body, 2)
+redis.call('HSET', strategy, 'version', version, 'record', record)
+redis.call('RPUSH', history, record)
+redis.call('RPUSH', inbox, cjson.encode({steer = version}))
 return {version, 'ok'}

@@ -12,10 +12,13 @@
 --       ('' when absent; the last four keys are full Redis keys).
 -- Returns, per task, its sequence number; 0 when the id already existed; or the
 -- string 'idem:<id>', 'coalesced:<id>' (an existing task answers) or 'cached'.
-local t = redis.call('TIME')
-local now = string.format('%d.%06d', t[1], t[2])
+-- @include _time
+local seq_key, pending, inbox, stats, by_priority = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local cache_stats, cache_index = KEYS[6], KEYS[7]
+local KEYS_BEFORE = 7  -- then one task key per task
 local ttl, window, prefix = ARGV[1], ARGV[2], ARGV[3]
-local W = 16
+local ARGV_BEFORE, W = 3, 16  -- then W fields per task
+local now = now_text()
 local out = {}
 local accepted = 0
 
@@ -24,21 +27,21 @@ local function live(id)
   return s == 'pending' or s == 'dispatched' or s == 'running'
 end
 
-local n = (#ARGV - 3) / W
+local n = (#ARGV - ARGV_BEFORE) / W
 for i = 0, n - 1 do
-  local b = 3 + i * W
+  local b = ARGV_BEFORE + i * W
   local id, name, args, kwargs = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
   local priority, deadline, expected = ARGV[b + 5], ARGV[b + 6], ARGV[b + 7]
   local affinity, dkey, opts = ARGV[b + 8], ARGV[b + 9], ARGV[b + 10]
   local ckey, maxc = ARGV[b + 11], ARGV[b + 12]
   local idem, inflight, cache, cache_ttl = ARGV[b + 13], ARGV[b + 14], ARGV[b + 15], ARGV[b + 16]
-  local key = KEYS[8 + i]
+  local key = KEYS[KEYS_BEFORE + 1 + i]
   local answer = nil
   if idem ~= '' then
     local prior = redis.call('GET', idem)
     if prior and redis.call('EXISTS', prefix .. prior) == 1 then
       answer = 'idem:' .. prior
-      redis.call('HINCRBY', KEYS[6], 'idempotent', 1)
+      redis.call('HINCRBY', cache_stats, 'idempotent', 1)
     end
   end
   if not answer and cache ~= '' then
@@ -48,9 +51,9 @@ for i = 0, n - 1 do
                  'priority', priority, 'state', 'succeeded', 'submitted_at', now,
                  'finished_at', now, 'attempt', 0, 'result', hit, 'cached', 1)
       redis.call('EXPIRE', key, ttl)
-      redis.call('ZADD', KEYS[7], now, cache)
-      redis.call('HINCRBY', KEYS[6], 'hits', 1)
-      redis.call('HINCRBY', KEYS[6], 'hits:' .. name, 1)
+      redis.call('ZADD', cache_index, now, cache)
+      redis.call('HINCRBY', cache_stats, 'hits', 1)
+      redis.call('HINCRBY', cache_stats, 'hits:' .. name, 1)
       answer = 'cached'
     end
   end
@@ -58,7 +61,7 @@ for i = 0, n - 1 do
     local prior = redis.call('GET', inflight)
     if prior and live(prior) then
       answer = 'coalesced:' .. prior
-      redis.call('HINCRBY', KEYS[6], 'coalesced', 1)
+      redis.call('HINCRBY', cache_stats, 'coalesced', 1)
     end
   end
   if answer then
@@ -71,7 +74,7 @@ for i = 0, n - 1 do
   elseif redis.call('EXISTS', key) == 1 then
     out[#out + 1] = 0
   else
-    local seq = redis.call('INCR', KEYS[1])
+    local seq = redis.call('INCR', seq_key)
     local rec = {'name', name, 'args', args, 'kwargs', kwargs, 'priority', priority,
                  'state', 'pending', 'submitted_at', now, 'seq', seq, 'attempt', 0}
     local wire = {id = id, n = name, p = tonumber(priority), s = seq, t = now}
@@ -87,18 +90,18 @@ for i = 0, n - 1 do
     if cache ~= '' then
       rec[#rec + 1] = 'cache_key'; rec[#rec + 1] = cache
       rec[#rec + 1] = 'cache_ttl'; rec[#rec + 1] = cache_ttl
-      redis.call('HINCRBY', KEYS[6], 'misses', 1)
-      redis.call('HINCRBY', KEYS[6], 'misses:' .. name, 1)
+      redis.call('HINCRBY', cache_stats, 'misses', 1)
+      redis.call('HINCRBY', cache_stats, 'misses:' .. name, 1)
     end
     redis.call('HSET', key, unpack(rec))
-    redis.call('ZADD', KEYS[2], seq, id)
-    redis.call('HINCRBY', KEYS[5], priority, 1)
-    redis.call('RPUSH', KEYS[3], cjson.encode(wire))
+    redis.call('ZADD', pending, seq, id)
+    redis.call('HINCRBY', by_priority, priority, 1)
+    redis.call('RPUSH', inbox, cjson.encode(wire))
     if inflight ~= '' then redis.call('SET', inflight, id, 'EX', ttl) end
     if idem ~= '' then redis.call('SET', idem, id, 'EX', window) end
     accepted = accepted + 1
     out[#out + 1] = seq
   end
 end
-if accepted > 0 then redis.call('HINCRBY', KEYS[4], 'submitted', accepted) end
+if accepted > 0 then redis.call('HINCRBY', stats, 'submitted', accepted) end
 return out

@@ -1,8 +1,10 @@
 -- Touch an affinity key in a worker's warm list (most recent first, capped).
 -- KEYS: warm list.  ARGV: affinity key, capacity.  Returns 1 if it was warm.
-local pos = redis.call('LPOS', KEYS[1], ARGV[1])
-redis.call('LREM', KEYS[1], 0, ARGV[1])
-redis.call('LPUSH', KEYS[1], ARGV[1])
-redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+local warm = KEYS[1]
+local affinity_key, capacity = ARGV[1], tonumber(ARGV[2])
+local pos = redis.call('LPOS', warm, affinity_key)
+redis.call('LREM', warm, 0, affinity_key)
+redis.call('LPUSH', warm, affinity_key)
+redis.call('LTRIM', warm, 0, capacity - 1)
 if pos then return 1 end
 return 0
