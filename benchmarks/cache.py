@@ -50,8 +50,7 @@ from scheduler.cli.stack import Stack
 from scheduler.client import Client
 from scheduler.embedded import EmbeddedRedis
 from scheduler.settings import load_settings
-from scheduler.store import ReportLine, StateStore, connect
-from scheduler.store.guard import Guard
+from scheduler.store import ReportLine, Store, connect
 
 BUILTIN = ["noop", "sleep", "spin", "fail"]
 KINDS = {
@@ -114,7 +113,7 @@ def submission(tasks: int, rounds: int) -> dict[str, Any]:
             order = names[r % len(names) :] + names[: r % len(names)]
             for kind in order:
                 settings = load_settings({}, namespace="sub" + uuid.uuid4().hex[:6])
-                store = StateStore(connect(server.url), settings)
+                store = Store(connect(server.url), settings)
                 client = Client(store, known_tasks=BUILTIN)
                 client.submit_many([{"name": "noop", **KINDS[kind](-1)}])  # loads the script
                 specs = [{"name": "noop", "args": [i], **KINDS[kind](i)} for i in range(tasks)]
@@ -123,7 +122,7 @@ def submission(tasks: int, rounds: int) -> dict[str, Any]:
                 elapsed = time.perf_counter() - t
                 assert len({h.id for h in handles}) == tasks, "every task must be new"
                 rates[kind].append(tasks / elapsed)
-                store.redis.flushdb()
+                store.client.flushdb()
             progress(
                 f"submit_many round {r + 1}: "
                 + ", ".join(f"{k} {v[-1]:.0f}/s" for k, v in rates.items())
@@ -142,15 +141,15 @@ def submission(tasks: int, rounds: int) -> dict[str, Any]:
 def guard_cost(pairs: int, rounds: int) -> dict[str, Any]:
     server = EmbeddedRedis().start()
     try:
-        store = StateStore(connect(server.url), load_settings({}, namespace="guardbench"))
-        store.redis.ping()
+        store = Store(connect(server.url), load_settings({}, namespace="guardbench"))
+        store.client.ping()
         per_round = []
         for r in range(rounds):
             t = time.perf_counter()
             for _ in range(pairs):
-                store.redis.ping()
+                store.client.ping()
             ping_us = (time.perf_counter() - t) / pairs * 1e6
-            guards = [Guard(store, f"r{r}-{i}", 1) for i in range(pairs)]
+            guards = [store.guards.for_delivery(f"r{r}-{i}", 1) for i in range(pairs)]
             t = time.perf_counter()
             for guard in guards:
                 assert guard.enter() is None
@@ -181,14 +180,14 @@ def guard_cost(pairs: int, rounds: int) -> dict[str, Any]:
         server.stop()
 
 
-def start_cost(store: StateStore, r: int, pairs: int) -> dict[str, float]:
+def start_cost(store: Store, r: int, pairs: int) -> dict[str, float]:
     """Per-task time of the start report on a report line, without and with the guard."""
     worker = f"bench{r}@guard"
-    store.register_worker(worker, 2 * pairs, "host", 1, ["noop"])
+    store.workers.register(worker, 2 * pairs, "host", 1, ["noop"])
     client = Client(store, known_tasks=["noop"])
     ids = [h.id for h in client.submit_many([{"name": "noop"}] * (2 * pairs))]
     for i in range(0, len(ids), 1000):
-        claims = store.claim([(task_id, worker) for task_id in ids[i : i + 1000]])
+        claims = store.pending.claim([(task_id, worker) for task_id in ids[i : i + 1000]])
         assert all(c.status == "ok" for c in claims)
     line = ReportLine(store, worker)
     line.start(ids[0], 1, "warm")  # loads start.lua into the script cache
@@ -201,7 +200,7 @@ def start_cost(store: StateStore, r: int, pairs: int) -> dict[str, float]:
             if kind == "start":
                 assert line.start(task_id, 1, "n")[0]
             else:
-                guard = Guard(store, task_id, 1)
+                guard = store.guards.for_delivery(task_id, 1)
                 run, _, _, answer, detail = line.start_guarded(task_id, 1, "n", guard)
                 assert run
                 assert guard.settle(answer, detail) is None

@@ -162,7 +162,7 @@ def run_once(config: str, tasks: int, log_dir: Path) -> dict[str, Any]:
             t0 = time.perf_counter()
             handles = client.submit_many([{"name": "noop"}] * tasks)
             while True:
-                counters = store.counters()
+                counters = store.events.counters()
                 if sum(counters.get(state, 0) for state in TERMINAL) >= tasks:
                     break
                 if time.monotonic() > deadline:

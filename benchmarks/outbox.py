@@ -41,8 +41,7 @@ from common import ROOT, code_state, emit, machine, progress
 
 from scheduler.embedded import EmbeddedRedis
 from scheduler.settings import load_settings
-from scheduler.store import StateStore, connect
-from scheduler.store.guard import Guard
+from scheduler.store import Store, connect
 from scheduler.store.outbox import Outbox
 
 
@@ -55,11 +54,15 @@ def _one_effect(task_id: str) -> Outbox:
 POOL_SNIPPET = """
 import sys, time
 from scheduler.settings import load_settings
-from scheduler.store import StateStore, connect
-from scheduler.store.guard import Guard
 calls, rounds, effects = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
 url = "redis://127.0.0.1:1/0"  # never connected: exit_call only builds the call
-guard = Guard(StateStore(connect(url), load_settings(redis_url=url)), "t", 1)
+try:
+    from scheduler.store import Store, connect
+    guard = Store(connect(url), load_settings(redis_url=url)).guards.for_delivery("t", 1)
+except ImportError:  # a tree from before the store's repositories (--against)
+    from scheduler.store import StateStore, connect
+    from scheduler.store.guard import Guard
+    guard = Guard(StateStore(connect(url), load_settings(redis_url=url)), "t", 1)
 if effects:
     from scheduler.store.outbox import Outbox
 best = float("inf")
@@ -109,7 +112,7 @@ def pool_cpu(against: str, calls: int, rounds: int) -> dict[str, float]:
         return out
 
 
-def redis_cpu(store: StateStore, against: str, calls: int, rounds: int) -> dict[str, Any]:
+def redis_cpu(store: Store, against: str, calls: int, rounds: int) -> dict[str, Any]:
     old = subprocess.run(
         ["git", "-C", str(ROOT), "show", f"{against}:scheduler/store/lua/guard_exit.lua"],
         capture_output=True,
@@ -117,26 +120,26 @@ def redis_cpu(store: StateStore, against: str, calls: int, rounds: int) -> dict[
         check=True,
     ).stdout
     shas = {
-        f"{against}, no effects": store.redis.script_load(old),
-        "this tree, no effects": store.redis.script_load(store.scripts.source("guard_exit")),
-        "this tree, one RPUSH": store.redis.script_load(store.scripts.source("guard_exit")),
+        f"{against}, no effects": store.client.script_load(old),
+        "this tree, no effects": store.client.script_load(store.scripts.source("guard_exit")),
+        "this tree, one RPUSH": store.client.script_load(store.scripts.source("guard_exit")),
     }
     per: dict[str, list[float]] = {kind: [] for kind in shas}
     for r in range(rounds):
         for kind, sha in shas.items():
-            store.redis.flushdb()
-            made = [Guard(store, f"t{i}", 1) for i in range(calls)]
+            store.client.flushdb()
+            made = [store.guards.for_delivery(f"t{i}", 1) for i in range(calls)]
             effects = "RPUSH" in kind
             batch = [
                 g.exit_call("succeeded", "null", "", _one_effect(g.task_id) if effects else None)
                 for g in made
             ]
-            store.redis.config_resetstat()
-            pipe = store.redis.pipeline(transaction=False)
+            store.client.config_resetstat()
+            pipe = store.client.pipeline(transaction=False)
             for keys, args in batch:
                 pipe.evalsha(sha, len(keys), *keys, *args)
             pipe.execute()
-            usec = store.redis.info("commandstats")["cmdstat_evalsha"]["usec_per_call"]
+            usec = store.client.info("commandstats")["cmdstat_evalsha"]["usec_per_call"]
             per[kind].append(float(usec))
         progress(f"round {r + 1}/{rounds}: " + ", ".join(f"{k} {v[-1]}" for k, v in per.items()))
     return {
@@ -154,7 +157,7 @@ def main() -> None:
     opts = parser.parse_args()
     server = EmbeddedRedis().start()
     try:
-        store = StateStore(connect(server.url), load_settings(redis_url=server.url))
+        store = Store(connect(server.url), load_settings(redis_url=server.url))
         report = {
             "code": code_state(("scheduler",), (".py", ".lua")),
             "machine": machine(),

@@ -86,7 +86,7 @@ from scheduler.cli.stack import Stack  # noqa: E402
 from scheduler.client import Client  # noqa: E402
 from scheduler.embedded import EmbeddedRedis  # noqa: E402
 from scheduler.settings import load_settings  # noqa: E402
-from scheduler.store import StateStore, connect  # noqa: E402
+from scheduler.store import Store, connect  # noqa: E402
 
 CONCURRENCY = 2
 POLL = 0.005
@@ -232,7 +232,7 @@ def yardmaster_end_to_end(tasks: int, log_dir: Path) -> dict[str, Any]:
             handles = client.submit_many(specs)
             t_submitted = time.perf_counter()
             while True:
-                counters = store.counters()
+                counters = store.events.counters()
                 if sum(counters.get(state, 0) for state in TERMINAL) >= tasks:
                     break
                 if time.monotonic() > deadline:
@@ -256,7 +256,7 @@ def yardmaster_end_to_end(tasks: int, log_dir: Path) -> dict[str, Any]:
                 "submit_seconds": t_submitted - t0,
                 "cpu_ms_per_task": cpu,
                 "median_ms": stages(records, CONCURRENCY),
-                "counters": store.counters(),
+                "counters": store.events.counters(),
             }
         finally:
             stack.stop()
@@ -266,17 +266,17 @@ def yardmaster_submission(tasks: int) -> dict[str, Any]:
     """Rate of one ``submit_many`` of ``tasks`` noop specs, with nothing consuming."""
     with private_redis() as server:
         settings = load_settings(redis_url=server.url)
-        store = StateStore(connect(server.url), settings)
+        store = Store(connect(server.url), settings)
         client = Client(store, known_tasks=["noop"])
         client.submit_many([{"name": "noop"}])  # warm-up: connection, SCRIPT LOAD
         specs = [{"name": "noop"}] * tasks
         t0 = time.perf_counter()
         handles = client.submit_many(specs)
         elapsed = time.perf_counter() - t0
-        submitted = store.counters().get("submitted", 0)
+        submitted = store.events.counters().get("submitted", 0)
         if len(handles) != tasks or submitted != tasks + 1:
             raise RuntimeError(f"yardmaster: {submitted} submitted, expected {tasks + 1}")
-        store.redis.close()
+        store.client.close()
         return {"tasks": tasks, "seconds": elapsed, "tasks_per_s": tasks / elapsed}
 
 

@@ -4,10 +4,12 @@
 producer pool, entity declaration, one round trip each), more than a noop task
 takes to run. The dispatcher instead builds each message with Celery's own
 protocol-2 builder (``app.amqp.as_task_v2``), wraps it in the envelope kombu's
-Redis transport reads (base64 body, delivery info naming the queue) and pushes
-the whole batch in one pipelined round trip. Tasks waiting in the hand-off list
-carry a template of the same message, which ``finish.lua`` completes. Workers consume these messages
-with Celery's ordinary machinery; every integration test goes through it.
+Redis transport reads (base64 body, delivery info naming the queue), and the
+store pushes the whole batch in one pipelined round trip (:meth:`Workers.push
+<scheduler.store.workers.Workers.push>`). Tasks waiting in the hand-off list
+carry a template of the same message, which ``finish.lua`` completes. Workers
+consume these messages with Celery's ordinary machinery; every integration test
+goes through it.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from celery import Celery
-from redis import Redis
 
 from scheduler.dispatcher import Dispatch
+from scheduler.store import Store
 
 # Placeholders of a message template; finish.lua matches them by this shape.
 _ATTEMPT = "@@ym-attempt@@"
@@ -40,12 +42,12 @@ class CeleryPublisher:
 
     Args:
         app: The Celery app (its protocol builder and task settings are used).
-        client: A Redis client on the broker (the same Redis as the state store).
+        store: The state store (its Redis is the broker).
     """
 
-    def __init__(self, app: Celery, client: Redis) -> None:
+    def __init__(self, app: Celery, store: Store) -> None:
         self.app = app
-        self.redis = client
+        self.store = store
         self.origin = f"yardmaster-dispatcher-{os.getpid()}@{socket.gethostname()}"
 
     def template(self, task_id: str, name: str, args: str, kwargs: str, options: str = "") -> str:
@@ -115,7 +117,4 @@ class CeleryPublisher:
 
     def publish(self, items: Sequence[Dispatch]) -> None:
         """Push every item, in order, in one pipelined round trip."""
-        with self.redis.pipeline(transaction=False) as pipe:
-            for item in items:
-                pipe.lpush(item.queue, self.message(item))
-            pipe.execute()
+        self.store.workers.push([(item.queue, self.message(item)) for item in items])

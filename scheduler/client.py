@@ -37,8 +37,7 @@ from scheduler.models import (
 )
 from scheduler.retry import RetryPolicy
 from scheduler.settings import STRATEGY_NAMES, STRATEGY_PARAMS, Settings, load_settings
-from scheduler.store import StateStore, connect
-from scheduler.store.lifecycle import LifecycleStore
+from scheduler.store import Store
 
 MAX_RATE = 100_000.0
 _ANSWERED = {"idem": "idempotent", "coalesced": "coalesced"}
@@ -55,7 +54,7 @@ class Client:
             (a Celery app passes its own registry here).
     """
 
-    def __init__(self, store: StateStore, *, known_tasks: Iterable[str] = ()) -> None:
+    def __init__(self, store: Store, *, known_tasks: Iterable[str] = ()) -> None:
         self.store = store
         self._local_names = set(known_tasks)
         self._remote_names: set[str] = set()
@@ -65,7 +64,7 @@ class Client:
     def connect(cls, redis_url: str, settings: Settings | None = None, **kwargs: Any) -> Client:
         """A client for the cluster at ``redis_url``."""
         settings = settings or load_settings()
-        return cls(StateStore(connect(redis_url), settings), **kwargs)
+        return cls(Store.from_url(redis_url, settings), **kwargs)
 
     # -- submitting ------------------------------------------------------------
     def submit(
@@ -156,7 +155,7 @@ class Client:
             self._check_name(spec.name, f"tasks[{i}].name")
             specs.append(spec)
         ids = [uuid.uuid4().hex for _ in specs]
-        replies = self.store.submit(ids, specs)
+        replies = self.store.tasks.submit(ids, specs)
         handles: list[TaskHandle] = []
         for task_id, reply in zip(ids, replies, strict=True):
             if isinstance(reply, str) and ":" in reply:
@@ -172,7 +171,7 @@ class Client:
         if name in self._local_names or name in self._remote_names:
             return
         if time.monotonic() - self._remote_read > 1.0:
-            self._remote_names = self.store.registered_task_names()
+            self._remote_names = self.store.workers.task_names()
             self._remote_read = time.monotonic()
         if name not in self._remote_names:
             raise UnknownTaskError(
@@ -197,7 +196,7 @@ class Client:
             # Poll only the state field; full records are read once, at the end.
             head = remaining[:5000]
             done: set[str] = set()
-            for task_id, state in zip(head, self.store.states(head), strict=True):
+            for task_id, state in zip(head, self.store.tasks.states(head), strict=True):
                 if state is None:
                     raise TaskNotFoundError(task_id)
                 if TaskState(state).terminal:
@@ -206,7 +205,7 @@ class Client:
             if not remaining:
                 break
             if deadline is not None and time.monotonic() > deadline:
-                state = self.store.outcome(remaining[0])[0] or "missing"
+                state = self.store.tasks.outcome(remaining[0])[0] or "missing"
                 raise ResultTimeoutError(remaining[0], timeout or 0.0, state)
             if len(done) < len(head):
                 time.sleep(delay)
@@ -214,7 +213,7 @@ class Client:
         out: list[TaskRecord] = []
         for start in range(0, len(handles), 5000):
             ids = [h.id for h in handles[start : start + 5000]]
-            for task_id, rec in zip(ids, self.store.records(ids), strict=True):
+            for task_id, rec in zip(ids, self.store.tasks.records(ids), strict=True):
                 if rec is None:
                     raise TaskNotFoundError(task_id)
                 out.append(rec)
@@ -241,34 +240,34 @@ class Client:
                 per_second,
                 f"tasks per second, greater than 0 and at most {MAX_RATE:g}",
             )
-        self.store.set_rate_limit(name, None if per_second is None else float(per_second))
+        self.store.limits.set_rate_limit(name, None if per_second is None else float(per_second))
 
     def rate_limits(self) -> dict[str, float]:
         """Every global rate limit: task name -> tasks per second."""
-        return self.store.rate_limits()
+        return self.store.limits.rate_limits()
 
     # -- circuit breakers ------------------------------------------------------
     def breakers(self) -> dict[str, dict[str, Any]]:
         """Each task name's circuit breaker as last recorded: ``state`` (closed, open,
         half_open), ``since``, ``reason`` and ``mode``. Names never tripped are absent."""
-        return LifecycleStore(self.store).breakers()
+        return self.store.breakers.states()
 
     def breaker_transitions(self, limit: int = 50) -> list[dict[str, Any]]:
         """The latest breaker transitions, newest first (name, from, to, at, reason)."""
-        return LifecycleStore(self.store).breaker_transitions(limit)
+        return self.store.breakers.transitions(limit)
 
     # -- live steering ---------------------------------------------------------
     def strategy(self) -> StrategyVersion | None:
         """The latest strategy configuration version, or None when never steered."""
-        return self.store.strategy_config()
+        return self.store.strategy.latest()
 
     def active_strategy(self) -> ActiveStrategy | None:
         """What the leading dispatcher runs now (None before a dispatcher led)."""
-        return self.store.active_strategy()
+        return self.store.strategy.active()
 
     def strategy_history(self, limit: int = 0) -> list[StrategyVersion]:
         """Every configuration version, oldest first (the last ``limit`` when given)."""
-        return self.store.strategy_history(limit)
+        return self.store.strategy.history(limit)
 
     def set_strategy(
         self,
@@ -300,7 +299,7 @@ class Client:
         """
         clean = validate_strategy(name, params or {})
         record = {"strategy": name, "params": clean, "who": who or _whoami(), "note": note}
-        version, applied = self.store.steer(record, expected_version)
+        version, applied = self.store.strategy.steer(record, expected_version)
         if not applied:
             raise InvalidInputError(
                 "expected_version",
@@ -308,7 +307,7 @@ class Client:
                 f"the current version ({version})",
                 problem="the configuration changed meanwhile",
             )
-        config = self.store.strategy_config()
+        config = self.store.strategy.latest()
         assert config is not None
         return config
 
@@ -320,7 +319,7 @@ class Client:
         Raises:
             InvalidInputError: When there is no such version.
         """
-        history = self.store.strategy_history()
+        history = self.store.strategy.history()
         if to is None:
             if len(history) < 2:
                 raise InvalidInputError(
@@ -348,7 +347,7 @@ class Client:
         """
         end = time.monotonic() + timeout
         while True:
-            active = self.store.active_strategy()
+            active = self.store.strategy.active()
             if active is not None and active.version >= version:
                 return active
             if time.monotonic() > end:
@@ -404,14 +403,14 @@ class TaskHandle:
 
     def status(self) -> TaskState:
         """The task's current state."""
-        state = self.client.store.outcome(self.id)[0]
+        state = self.client.store.tasks.outcome(self.id)[0]
         if state is None:
             raise TaskNotFoundError(self.id)
         return TaskState(state)
 
     def record(self) -> TaskRecord:
         """The task's full record: state, worker, timestamps, attempt."""
-        rec = self.client.store.records([self.id])[0]
+        rec = self.client.store.tasks.records([self.id])[0]
         if rec is None:
             raise TaskNotFoundError(self.id)
         return rec
@@ -427,7 +426,7 @@ class TaskHandle:
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = _POLL_START
         while True:
-            state, result, error = self.client.store.outcome(self.id)
+            state, result, error = self.client.store.tasks.outcome(self.id)
             if state is None:
                 raise TaskNotFoundError(self.id)
             if state == TaskState.SUCCEEDED:
@@ -455,7 +454,7 @@ class TaskHandle:
             TaskNotFoundError: No such task.
         """
         store = self.client.store
-        reply = store.cancel(self.id)
+        reply = store.tasks.cancel(self.id)
         if reply == "missing":
             raise TaskNotFoundError(self.id)
         if reply != "running":
@@ -463,16 +462,17 @@ class TaskHandle:
         settings = store.settings
         if not (settings.cancel_running == "terminate" if terminate is None else terminate):
             return False
-        life = LifecycleStore(store)
         end = time.monotonic() + timeout
         asked = False
         while True:
             if not asked:  # a delivery its worker has taken is terminated once it runs
-                state, worker, attempt = life.running_on(self.id)
+                state, worker, attempt = store.tasks.running_on(self.id)
                 if state == TaskState.RUNNING:
-                    life.request_terminate(worker, self.id, attempt, settings.cancel_signal)
+                    store.workers.request_terminate(
+                        worker, self.id, attempt, settings.cancel_signal
+                    )
                     asked = True
-            state = store.outcome(self.id)[0] or "missing"
+            state = store.tasks.outcome(self.id)[0] or "missing"
             if TaskState(state).terminal or time.monotonic() > end:
                 return state == TaskState.CANCELLED
             time.sleep(0.02)

@@ -27,24 +27,21 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
-
-from redis.exceptions import RedisError, ResponseError
+from typing import Any, Protocol
 
 from scheduler.adaptive import build_strategy
-from scheduler.errors import YardmasterError
+from scheduler.errors import NotLeaderError, StoreError, YardmasterError
 from scheduler.gate import Gate, GatedQueue
 from scheduler.lifecycle import Lifecycle
 from scheduler.models import Decision, Estimates, PendingTask, StrategyVersion, WorkerView
 from scheduler.settings import load_settings
-from scheduler.store import StateStore
+from scheduler.store import Store
 from scheduler.strategies import Snapshot, Strategy, TaskQueue, plan
 
 log = logging.getLogger("yardmaster.dispatcher")
 _TICK = 0.1  # Redis's timer tick at its default hz (10): a blocked read's timeout granularity
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +69,6 @@ class Publisher(Protocol):
         """A task's message with the worker left open, for the hand-off list."""
 
 
-class NotLeaderError(Exception):
-    """The lease was lost; this dispatcher must stand by."""
-
-
 class Dispatcher:
     """Late-binding dispatch loop for one cluster.
 
@@ -85,13 +78,13 @@ class Dispatcher:
         publisher: Sends claimed tasks to worker queues.
     """
 
-    def __init__(self, store: StateStore, strategy: Strategy, publisher: Publisher) -> None:
+    def __init__(self, store: Store, strategy: Strategy, publisher: Publisher) -> None:
         self.store = store
         self.settings = store.settings
         self.strategy = strategy
         self.publisher = publisher
         self.token = uuid.uuid4().hex
-        self.lease = store.leader_lock(self.token)
+        self.lease = store.leases.lock(self.token)
         self.estimates = Estimates(default_duration=self.settings.default_duration)
         self.gate = Gate(self.settings.rate_burst)
         self.queue: GatedQueue = self._new_queue()
@@ -126,7 +119,7 @@ class Dispatcher:
                     log.warning("lost the dispatcher lease; standing by")
                     self.leader = False
                     self.ready = {}
-                except RedisError:
+                except StoreError:
                     # Redis restarting or unreachable: back off, then take the
                     # lease again and rebuild the mirror from Redis.
                     log.exception("Redis error in the dispatch loop; retrying in 1s")
@@ -135,7 +128,7 @@ class Dispatcher:
                     stop.wait(1.0)
         finally:
             if self.leader:
-                with contextlib.suppress(RedisError):
+                with contextlib.suppress(StoreError):
                     self.lease.release()
                 self.leader = False
 
@@ -149,7 +142,7 @@ class Dispatcher:
         except NotLeaderError:
             self.leader = False
             return False
-        except RedisError as exc:
+        except StoreError as exc:
             log.warning("Redis is unreachable (%s); waiting for it", exc)
             self.leader = False
             return False
@@ -158,21 +151,21 @@ class Dispatcher:
 
     def resync(self) -> None:
         """Rebuild the in-memory mirror from Redis (on taking the lease)."""
-        _fenced(lambda: self.store.handoff_reclaim(self.token))
+        self.store.handoff.reclaim(self.token)
         self.ready = {}
         self._templates = {}
-        self.estimates.affinity = self.store.all_affinity()
-        config = self.store.strategy_config()
+        self.estimates.affinity = self.store.estimates.all_affinity()
+        config = self.store.strategy.latest()
         if config is not None and config.version != self.strategy_version:
             self._build(config)
         self.gate = Gate(self.settings.rate_burst)  # a new leader's buckets start empty
-        self.gate.set_rates(self.store.rate_limits())
+        self.gate.set_rates(self.store.limits.rate_limits())
         self.queue = self._new_queue()
         self.life.resync()
-        for task in self.store.load_pending():
+        for task in self.store.pending.load():
             if self.life.admit(task):
                 self.queue.add(task)
-        self.store.set_active(self.strategy.name, self.strategy_version, self.token)
+        self.store.strategy.set_active(self.strategy.name, self.strategy_version, self.token)
         self.refresh_workers()
 
     def step(self, block: float = 0.0) -> int:
@@ -182,7 +175,7 @@ class Dispatcher:
         idle = not len(self.queue) or not any(w.free for w in self.workers.values())
         block = min(block, max(0.01, self.life.wait(self.now())))
         wait = block if idle else self._stall_wait(block) if self._stalled else 0.0
-        entries = self.store.next_inbox(wait, 10_000)
+        entries = self.store.inbox.take(wait, 10_000)
         refresh = self._apply(entries)
         if self._steer_due:
             self.steer()
@@ -194,7 +187,7 @@ class Dispatcher:
             self._reclaim()
         sent = 0
         if self.queue.keys():
-            self.gate.running = self.store.concurrency_counts(self.queue.keys())
+            self.gate.running = self.store.limits.concurrency_counts(self.queue.keys())
         while len(self.queue):
             snapshot = Snapshot(self.now(), list(self.workers.values()), self.estimates)
             plain = self.queue.plain()
@@ -227,7 +220,7 @@ class Dispatcher:
     def steer(self) -> None:
         """Apply the latest strategy configuration version, if it is new."""
         self._steer_due = False
-        config = self.store.strategy_config()
+        config = self.store.strategy.latest()
         if config is None or config.version == self.strategy_version:
             return
         if not self._build(config):
@@ -238,7 +231,7 @@ class Dispatcher:
         self.queue = self._new_queue()
         for task in tasks:
             self.queue.add(task)
-        self.store.set_active(self.strategy.name, self.strategy_version, self.token)
+        self.store.strategy.set_active(self.strategy.name, self.strategy_version, self.token)
         log.info(
             "strategy version %d applied: %s %s (set by %s); %d pending tasks re-ordered",
             config.version,
@@ -286,7 +279,7 @@ class Dispatcher:
         return due - _TICK
 
     def _reload_limits(self) -> None:
-        if self.gate.set_rates(self.store.rate_limits()):
+        if self.gate.set_rates(self.store.limits.rate_limits()):
             if self.ready:
                 self._reclaim()
             self.queue.regroup()
@@ -345,9 +338,9 @@ class Dispatcher:
         # them yet: a worker is declared dead only by a leader that has led (and
         # so reached Redis) for a whole timeout, never right after an outage.
         watched = time.monotonic() - self._led_since >= self.settings.worker_timeout
-        for rec in self.store.load_workers():
+        for rec in self.store.workers.load():
             if watched and server_now - rec.heartbeat > self.settings.worker_timeout:
-                returned = self.store.deregister_worker(rec.name)
+                returned = self.store.workers.deregister(rec.name)
                 log.warning(
                     "worker %s silent for %.1fs: declared dead, %d tasks back to pending",
                     rec.name,
@@ -360,7 +353,7 @@ class Dispatcher:
             )
             self.worker_queues[rec.name] = rec.queue
         self.workers = live
-        recovered = self.store.recover_unstarted(list(live), self.settings.dispatch_timeout)
+        recovered = self.store.pending.recover_unstarted(list(live), self.settings.dispatch_timeout)
         if recovered:
             log.warning(
                 "%d tasks dispatched over %.0fs ago never started (their message was not "
@@ -370,7 +363,7 @@ class Dispatcher:
             )
         self._reload_limits()
         self.estimates.durations.clear()
-        self.estimates.durations.update(self.store.durations())
+        self.estimates.durations.update(self.store.estimates.durations())
         if self.strategy.uses_estimates:
             self._learn_overrun(server_now)
         self._next_refresh = time.monotonic() + self.settings.heartbeat_interval
@@ -383,7 +376,7 @@ class Dispatcher:
         pause) can still pop inbox entries once before it learns it lost the
         lease; the tasks they announced are pending in Redis, and this finds them.
         """
-        pending, inbox, handoff = self.store.pending_census()
+        pending, inbox, handoff = self.store.pending.census()
         if inbox == 0 and pending > len(self.queue) + handoff:
             log.warning(
                 "%d pending tasks in Redis, %d known here: an inbox entry was lost; resyncing",
@@ -396,15 +389,17 @@ class Dispatcher:
         """Runs that outlast their key's estimate raise it (see ``Estimates.learned``)."""
         overrun: dict[str, float] = {}
         durations = self.estimates.durations
-        for key, started in self.store.running_since(list(self.workers)):
-            elapsed = server_now - started
+        for task in self.store.workers.running(list(self.workers)):
+            if task.expected_duration is not None:  # a hint, not an estimate, predicts it
+                continue
+            key, elapsed = task.duration_key, server_now - task.started_at
             if elapsed > durations.get(key, self.estimates.default_duration):
                 overrun[key] = max(elapsed, overrun.get(key, 0.0))
         self.estimates.overrun = overrun
 
     def _expire(self, decisions: list[Decision]) -> None:
         for decision in decisions:
-            outcome = self.store.expire(decision.task.id, str(decision.expire))
+            outcome = self.store.tasks.expire(decision.task.id, str(decision.expire))
             if outcome == "expired":
                 self.expired += 1
                 log.info("task %s expired: %s", decision.task.id, decision.expire)
@@ -415,13 +410,13 @@ class Dispatcher:
             return
         for sw in switches:
             log.info("adaptive switch: %s -> %s (%s)", sw.old, sw.new, sw.reason)
-        self.store.record_switches(
+        self.store.strategy.record_switches(
             [{"at": sw.at, "from": sw.old, "to": sw.new, "reason": sw.reason} for sw in switches]
         )
 
     def _claim_and_publish(self, decisions: list[Decision]) -> int:
         pairs = [(d.task.id, d.worker) for d in decisions]
-        claims = _fenced(lambda: self.store.claim(pairs, self.token))
+        claims = self.store.pending.claim(pairs, self.token)
         ready: list[Dispatch] = []
         for decision, claim in zip(decisions, claims, strict=True):
             worker = self.workers.get(decision.worker)
@@ -465,14 +460,14 @@ class Dispatcher:
             for item in ready:
                 by_worker.setdefault(item.worker, []).append(item.task_id)
             for name, ids in by_worker.items():
-                self.store.requeue(name, ids)
+                self.store.pending.requeue(name, ids)
                 if name in self.workers:
                     self.workers[name].inflight = max(0, self.workers[name].inflight - len(ids))
             raise
 
     def _reclaim(self) -> None:
         """Take the hand-off list back into the queue (what no worker took yet)."""
-        for task_id in _fenced(lambda: self.store.handoff_reclaim(self.token)):
+        for task_id in self.store.handoff.reclaim(self.token):
             task = self.ready.get(task_id)
             if task is not None:
                 self.queue.add(task)
@@ -494,7 +489,7 @@ class Dispatcher:
         if any(w.free for w in self.workers.values()):
             return
         depth = max(self.settings.handoff_depth, sum(w.slots for w in self.workers.values()))
-        self._forget_taken(self.store.handoff_length())
+        self._forget_taken(self.store.handoff.length())
         want = depth - len(self.ready)
         if want <= max(0, depth // 2 - 1) and self.ready:
             return
@@ -507,7 +502,7 @@ class Dispatcher:
             tasks.append(task)
         missing = [t.id for t in tasks if t.id not in self._templates]
         for task_id, (state, name, args, kwargs, options) in zip(
-            missing, self.store.payloads_with_options(missing), strict=True
+            missing, self.store.tasks.payloads(missing), strict=True
         ):
             if state == "pending":
                 self._templates[task_id] = self.publisher.template(
@@ -522,7 +517,7 @@ class Dispatcher:
         entries = [
             (t.id, base + i == max(0, wake_at), self._templates[t.id]) for i, t in enumerate(tasks)
         ]
-        before = _fenced(lambda: self.store.handoff_fill(self.token, entries))
+        before = self.store.handoff.fill(self.token, entries)
         self._forget_taken(before)
         for task in tasks:
             self.ready[task.id] = task
@@ -533,13 +528,3 @@ class Dispatcher:
             task_id = next(iter(self.ready))
             del self.ready[task_id]
             self._templates.pop(task_id, None)
-
-
-def _fenced(call: Callable[[], T]) -> T:
-    """Run a lease-fenced script; its NOTLEADER reply means the lease is gone."""
-    try:
-        return call()
-    except ResponseError as exc:
-        if "NOTLEADER" in str(exc):
-            raise NotLeaderError from exc
-        raise

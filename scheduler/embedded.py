@@ -18,11 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from redis import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-
 from scheduler.errors import RedisUnavailableError
 from scheduler.settings import Settings
+from scheduler.store.connection import answers
 
 
 def redis_server_binary() -> str:
@@ -92,16 +90,13 @@ class EmbeddedRedis:
         )
         log.close()
         deadline = time.monotonic() + timeout
-        client = Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5)
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 raise RedisUnavailableError(
                     f"redis-server exited with {self._proc.returncode}; see {self.dir}/redis.log"
                 )
-            with contextlib.suppress(RedisConnectionError):
-                if client.ping():
-                    client.close()
-                    return self
+            if answers(self.url):
+                return self
             time.sleep(0.05)
         self.stop()
         raise RedisUnavailableError(f"redis-server did not answer within {timeout:g}s")

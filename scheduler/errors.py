@@ -122,8 +122,60 @@ class ReplayTimeoutError(YardmasterError, TimeoutError):
         self.cancelled = cancelled
 
 
-class RedisUnavailableError(YardmasterError, ConnectionError):
+class StoreError(YardmasterError):
+    """Redis failed a store operation: it could not be reached, or it refused a command.
+
+    :mod:`scheduler.store` raises these in place of redis-py's own errors, so no
+    caller outside the store depends on the Redis client library.
+    """
+
+
+class RedisUnavailableError(StoreError, ConnectionError):
     """No Redis could be reached, or none is configured."""
+
+
+class RedisUnreachableError(RedisUnavailableError):
+    """The configured Redis did not answer: refused, timed out, lost the connection,
+    still loading its data, or refused the credentials.
+
+    Attributes:
+        url: The Redis asked, as ``redis://host:port/db`` (never with a password).
+        reason: What the client library said.
+    """
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(
+            f"Redis at {url} cannot be reached ({reason}); check that it runs and that "
+            "YM_REDIS_URL names it"
+        )
+        self.url = url
+        self.reason = reason
+
+
+class RedisRefusedError(StoreError):
+    """Redis answered a command or script with an error reply.
+
+    Attributes:
+        url: The Redis asked, as ``redis://host:port/db`` (never with a password).
+        reply: The error reply.
+    """
+
+    def __init__(self, url: str, reply: str) -> None:
+        super().__init__(f"Redis at {url} refused a command: {reply}")
+        self.url = url
+        self.reply = reply
+
+
+class RedisOutOfMemoryError(RedisRefusedError):
+    """Redis refused a write because it reached its ``maxmemory`` (an ``OOM`` reply)."""
+
+
+class NotLeaderError(YardmasterError):
+    """A write fenced by the dispatcher lease was refused: this dispatcher no longer holds it
+    (another took over), so it must stand by."""
+
+    def __init__(self, detail: str = "this dispatcher no longer holds the lease") -> None:
+        super().__init__(detail)
 
 
 def _short_repr(value: Any, limit: int = 80) -> str:

@@ -23,8 +23,7 @@ from collections.abc import Callable
 
 from scheduler.breaker import Breakers, BreakerState, Transition
 from scheduler.models import PendingTask
-from scheduler.store import StateStore
-from scheduler.store.lifecycle import LifecycleStore
+from scheduler.store import Store
 from scheduler.strategies import TaskQueue
 
 log = logging.getLogger("yardmaster.dispatcher")
@@ -40,9 +39,9 @@ class Lifecycle:
         store: The cluster's state store.
     """
 
-    def __init__(self, store: StateStore) -> None:
+    def __init__(self, store: Store) -> None:
         settings = store.settings
-        self.life = LifecycleStore(store)
+        self.store = store
         self.breakers = Breakers(settings.breaker_policy(), settings.breaker_policies())
         self.enabled = settings.breaker or any(p.enabled for p in self.breakers.overrides.values())
         self.held: dict[str, dict[str, PendingTask]] = {}
@@ -56,7 +55,7 @@ class Lifecycle:
         self.breakers.reset()
         if not self.enabled:
             return
-        for name, rec in self.life.breakers().items():
+        for name, rec in self.store.breakers.states().items():
             self.breakers.get(name).restore(BreakerState(rec["state"]), float(rec["since"]))
 
     def admit(self, task: PendingTask) -> bool:
@@ -88,12 +87,12 @@ class Lifecycle:
     def step(self, now: float, queue: TaskQueue, reclaim: Callable[[], None]) -> None:
         """Promote due retries; sample outcomes and apply breaker transitions to ``queue``."""
         if now >= self.next_due:
-            _, nxt = self.life.promote()
+            _, nxt = self.store.pending.promote()
             self.next_due = math.inf if nxt is None else nxt
         if not self.enabled or time.monotonic() < self._next_poll:
             return
         self._next_poll = time.monotonic() + BREAKER_POLL
-        transitions = self.breakers.observe(now, self.life.outcome_counts())
+        transitions = self.breakers.observe(now, self.store.breakers.outcome_counts())
         if transitions:
             self._apply(transitions, queue, reclaim)
 
@@ -127,10 +126,10 @@ class Lifecycle:
                         break
                     del held[task.id]
                     queue.add(task)
-        self.life.record_breakers(states, [t.as_dict() for t in transitions])
+        self.store.breakers.record(states, [t.as_dict() for t in transitions])
 
     def _fail(self, task_id: str, name: str) -> None:
-        self.life.end_pending(
+        self.store.tasks.end(
             task_id,
             "failed",
             f"circuit breaker of {name!r} is open; the task failed fast without running",

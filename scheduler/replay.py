@@ -104,7 +104,7 @@ def cluster_shape(client: Client) -> tuple[int, int]:
     Raises:
         YardmasterError: No worker is registered, or their slot counts differ.
     """
-    workers = client.store.load_workers()
+    workers = client.store.workers.load()
     if not workers:
         raise YardmasterError("no worker is registered; start one with `yardmaster worker`")
     slots = {w.slots for w in workers}
@@ -363,7 +363,7 @@ class _Run:
         ready: list[WorkloadTask] = []
         if not row_ids:
             return ready
-        states = self.client.store.states([self.handles[r].id for r in row_ids])
+        states = self.client.store.tasks.states([self.handles[r].id for r in row_ids])
         for row_id, state in zip(row_ids, states, strict=True):
             if state is None or not TaskState(state).terminal:
                 continue
@@ -390,7 +390,7 @@ class _Run:
     def _give_up(self, next_row: int) -> None:
         unfinished = [r for r in self.handles if r not in self.outcome]
         by_state: dict[str, int] = {}
-        for state in self.client.store.states([self.handles[r].id for r in unfinished]):
+        for state in self.client.store.tasks.states([self.handles[r].id for r in unfinished]):
             by_state[state or "missing"] = by_state.get(state or "missing", 0) + 1
         cancelled = sum(1 for r in unfinished if self.handles[r].cancel())
         not_submitted = len(self.order) - next_row + len(self.held)
@@ -401,7 +401,7 @@ class _Run:
     def _records(self, t0: float) -> tuple[list[SimulatedTask], list[float]]:
         """The measured schedule, and each finished task's slot time beyond its run time."""
         ids = [self.handles[t.id].id for t in self.tasks if t.id in self.handles]
-        live = dict(zip(ids, self.client.store.records(ids), strict=True))
+        live = dict(zip(ids, self.client.store.tasks.records(ids), strict=True))
         out: list[SimulatedTask] = []
         overheads: list[float] = []
         factor = self.client.store.settings.warm_factor
@@ -439,7 +439,7 @@ class _Run:
         if row.affinity_key is None:
             return False
         if state == TaskState.SUCCEEDED:
-            result = json.loads(self.client.store.outcome(task_id)[1] or "null")
+            result = json.loads(self.client.store.tasks.outcome(task_id)[1] or "null")
             return bool(isinstance(result, dict) and result.get("warm"))
         factor = self.client.store.settings.warm_factor
         return runtime is not None and factor < 1 and runtime < row.duration * (1 + factor) / 2

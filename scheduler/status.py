@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
-from scheduler.store import StateStore
-from scheduler.store.lifecycle import LifecycleStore
+from scheduler.store import Store
 
 
-def cluster_status(store: StateStore, window: float = 60.0) -> dict[str, Any]:
+def cluster_status(store: Store, window: float = 60.0) -> dict[str, Any]:
     """Workers, slots, pending by priority, counters and recent throughput.
 
     Args:
@@ -21,20 +20,19 @@ def cluster_status(store: StateStore, window: float = 60.0) -> dict[str, Any]:
             "name": w.name,
             "slots": w.slots,
             "in_flight": w.inflight,
-            "free": max(0, w.slots - w.inflight),
-            "heartbeat_age": round(now - w.heartbeat, 3),
+            "free": w.free,
+            "heartbeat_age": round(w.heartbeat_age(now), 3),
             "succeeded": w.succeeded,
             "failed": w.failed,
             "host": w.host,
         }
-        for w in store.load_workers()
+        for w in store.workers.load()
     ]
-    pending = store.pending_counts()
-    finished = store.finished_since(now - window)
-    leader = cast(str | None, store.redis.get(store.keys.leader))
+    pending = store.pending.counts()
+    finished = store.events.finished_since(now - window)
     return {
         "time": now,
-        "dispatcher": {"leader": leader is not None},
+        "dispatcher": {"leader": store.leases.leader() is not None},
         "workers": workers,
         "slots": {
             "total": sum(w["slots"] for w in workers),
@@ -44,9 +42,9 @@ def cluster_status(store: StateStore, window: float = 60.0) -> dict[str, Any]:
             "total": sum(pending.values()),
             "by_priority": {str(p): n for p, n in sorted(pending.items(), reverse=True)},
         },
-        "counters": store.counters(),
-        "retrying": LifecycleStore(store).delayed_count(),
-        "breakers": {n: b["state"] for n, b in LifecycleStore(store).breakers().items()},
+        "counters": store.events.counters(),
+        "retrying": store.pending.delayed_count(),
+        "breakers": {n: b["state"] for n, b in store.breakers.states().items()},
         "throughput": {
             "window_s": window,
             "finished": finished,

@@ -73,11 +73,11 @@ class ApiStack:
         return url
 
     def counters(self) -> dict[str, int]:
-        return self.cluster.store.counters()
+        return self.cluster.store.events.counters()
 
     def pending_ids(self) -> list[str]:
         store = self.cluster.store
-        return list(store.redis.zrange(store.keys.pending, 0, -1))
+        return list(store.client.zrange(store.keys.pending, 0, -1))
 
     def wait_idle(self, timeout: float = 60) -> None:
         """Until nothing is pending, dispatched or running."""

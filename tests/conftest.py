@@ -21,7 +21,7 @@ import pytest
 from scheduler.client import Client
 from scheduler.embedded import EmbeddedRedis
 from scheduler.settings import Settings, load_settings
-from scheduler.store import StateStore, connect
+from scheduler.store import Store, connect
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILTIN = ["noop", "sleep", "spin", "fail", "ledger", "ledger_once"]
@@ -47,7 +47,7 @@ class Cluster:
         self.settings: Settings = load_settings(
             redis_url=redis.url, namespace=self.namespace, **settings
         )
-        self.store = StateStore(connect(redis.url), self.settings)
+        self.store = Store(connect(redis.url), self.settings)
         self.client = Client(self.store, known_tasks=BUILTIN)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -69,7 +69,7 @@ class Cluster:
     def dispatcher(self, name: str = "dispatcher", **extra_env: str) -> subprocess.Popen[bytes]:
         cmd = [sys.executable, "-m", "scheduler.cli", "dispatcher"]
         proc = self.spawn(name, cmd, **extra_env)
-        self._wait(lambda: self.store.redis.exists(self.store.keys.leader), f"{name} lease")
+        self._wait(lambda: self.store.client.exists(self.store.keys.leader), f"{name} lease")
         return proc
 
     def worker(self, name: str, slots: int = 1, pool: str = "prefork") -> subprocess.Popen[bytes]:
@@ -88,7 +88,7 @@ class Cluster:
         return proc
 
     def wait_worker(self, name: str) -> None:
-        self._wait(lambda: any(w.name == name for w in self.store.load_workers()), name)
+        self._wait(lambda: any(w.name == name for w in self.store.workers.load()), name)
 
     def _wait(self, ready: Callable[[], Any], what: str, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout

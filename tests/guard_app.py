@@ -13,7 +13,7 @@ app = create_app(main="tests.guard_app")
 @app.task(name="tests.tally", bind=True)
 def tally(self, counter: str, seconds: float = 0.0) -> dict[str, object]:
     """Count one run of the body in Redis under ``counter``, then sleep ``seconds``."""
-    runs = store_for(self.app).redis.incr(counter)
+    runs = store_for(self.app).client.incr(counter)
     time.sleep(seconds)
     return {"counter": counter, "run": runs}
 
@@ -21,4 +21,4 @@ def tally(self, counter: str, seconds: float = 0.0) -> dict[str, object]:
 @app.task(name="tests.cached_tally", bind=True, cache_ttl=60, cache_version="v1")
 def cached_tally(self, counter: str) -> int:
     """Like ``tally``, with the solution cache switched on as a task option."""
-    return int(store_for(self.app).redis.incr(counter))
+    return int(store_for(self.app).client.incr(counter))

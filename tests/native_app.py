@@ -16,7 +16,7 @@ def _count_run(task, key: str) -> int:
     from workers.hooks import store_for
 
     store = store_for(task.app)
-    return int(store.redis.incr(store.keys.demo(key)))
+    return int(store.client.incr(store.keys.demo(key)))
 
 
 @app.task(

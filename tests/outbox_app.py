@@ -17,7 +17,7 @@ def outbox_record(self, key: str, entry: str, fail: bool = False, hold: float = 
     Raises after that when ``fail``. Returns the run number."""
     self.effects.rpush(key, entry)
     self.effects.incrby(key + ":total", 1)
-    run = int(store_for(self.app).redis.incr(key + ":runs"))
+    run = int(store_for(self.app).client.incr(key + ":runs"))
     if run == 1:
         time.sleep(hold)
     if fail:

@@ -38,7 +38,7 @@ def wait_for(ready: Callable[[], Any], what: str, timeout: float = 60.0, step: f
 
 def leader_token(c: Any) -> str:
     """The token of the dispatcher holding the lease ('' when none does)."""
-    return str(c.store.redis.get(c.store.keys.leader) or "")
+    return str(c.store.client.get(c.store.keys.leader) or "")
 
 
 def leading_process(c: Any, names: list[str]) -> str:
@@ -63,7 +63,7 @@ def ledger_entries(
     """(task id, attempt, worker, pid) of every completed ``ledger`` body, or with
     ``committed`` of every entry the bodies committed through the outbox."""
     out = []
-    for entry in c.store.read_ledger(name, committed=committed):
+    for entry in c.store.demo.ledger(name, committed=committed):
         task_id, attempt, worker, pid = entry.rsplit(":", 3)
         out.append((task_id, int(attempt), worker, int(pid)))
     return out

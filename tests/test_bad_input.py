@@ -12,18 +12,18 @@ from scheduler.client import Client
 from scheduler.errors import InvalidInputError, SettingsError, UnknownTaskError
 from scheduler.models import TaskState
 from scheduler.settings import load_settings
-from scheduler.store import StateStore, connect
+from scheduler.store import Store, connect
 
 
 @pytest.fixture
 def client(redis_server):
-    store = StateStore(connect(redis_server.url), load_settings(redis_url=redis_server.url))
+    store = Store(connect(redis_server.url), load_settings(redis_url=redis_server.url))
     return Client(store, known_tasks=["noop", "sleep"])
 
 
 def test_each_kind_of_bad_submission_names_its_field_value_and_rule(client):
     accepted = client.submit_many([{"name": "noop", "priority": p} for p in range(10)])
-    before = client.store.counters()
+    before = client.store.events.counters()
 
     with pytest.raises(UnknownTaskError) as unknown:
         client.submit("resize_images")
@@ -56,9 +56,9 @@ def test_each_kind_of_bad_submission_names_its_field_value_and_rule(client):
     assert batch.value.field == "tasks[2].priority"
 
     # nothing of the rejected calls was written; everything accepted is intact
-    assert client.store.counters() == before
+    assert client.store.events.counters() == before
     assert all(h.status() == TaskState.PENDING for h in accepted)
-    assert sum(client.store.pending_counts().values()) == 10
+    assert sum(client.store.pending.counts().values()) == 10
 
 
 def test_an_invalid_setting_names_the_variable_the_value_and_the_range():
@@ -98,5 +98,5 @@ def test_the_command_line_names_a_bad_argument_and_submits_nothing(redis_server)
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "args[0]" in proc.stderr
-    store = StateStore(connect(redis_server.url), load_settings(redis_url=redis_server.url))
-    assert store.counters() == {}
+    store = Store(connect(redis_server.url), load_settings(redis_url=redis_server.url))
+    assert store.events.counters() == {}

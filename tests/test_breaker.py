@@ -15,7 +15,7 @@ from scheduler.models import TaskState
 
 
 def runs(c, key: str) -> int:
-    return int(c.store.redis.get(c.store.keys.demo(key + ":runs")) or 0)
+    return int(c.store.client.get(c.store.keys.demo(key + ":runs")) or 0)
 
 
 def wait_for(predicate, what: str, timeout: float = 30.0) -> None:

@@ -13,8 +13,7 @@ import pytest
 from scheduler.errors import InvalidInputError, TaskFailedError
 from scheduler.models import TaskState
 from scheduler.settings import load_settings
-from scheduler.store import StateStore, connect
-from scheduler.store.cache import cache_clear, cache_stats
+from scheduler.store import Store, connect
 
 TALLY = "tests.tally"
 
@@ -35,7 +34,7 @@ def test_a_cache_hit_answers_at_once_with_no_worker_and_another_version_misses(c
     assert first.result(timeout=30) == {"counter": "runs", "run": 1}
 
     stop(c, "cache@test")  # nothing can run a task from here on
-    assert c.store.load_workers() == []
+    assert c.store.workers.load() == []
     hit2 = c.client.submit(TALLY, ["runs"], {"seconds": 0}, **opts)
     assert hit2.answered_by == "cached"
     assert hit2.status() == TaskState.SUCCEEDED
@@ -49,9 +48,9 @@ def test_a_cache_hit_answers_at_once_with_no_worker_and_another_version_misses(c
     assert miss.answered_by is None
     time.sleep(0.3)
     assert miss.status() == TaskState.PENDING, "a new version must not be answered from the cache"
-    assert c.store.redis.get("runs") == "1"
-    assert c.store.counters()["started"] == 1
-    stats = cache_stats(c.store, TALLY)
+    assert c.store.client.get("runs") == "1"
+    assert c.store.events.counters()["started"] == 1
+    stats = c.store.cache.stats(TALLY)
     assert (stats.hits, stats.misses, stats.entries) == (1, 2, 1)
 
 
@@ -77,8 +76,8 @@ def test_failures_are_never_cached(cluster):
         assert handle.answered_by is None
         with pytest.raises(TaskFailedError):
             handle.result(timeout=30)
-    assert c.store.load_workers()[0].failed == 2
-    assert cache_stats(c.store).entries == 0
+    assert c.store.workers.load()[0].failed == 2
+    assert c.store.cache.stats().entries == 0
 
 
 def test_the_size_bound_evicts_the_least_recently_used_results(cluster):
@@ -87,7 +86,7 @@ def test_the_size_bound_evicts_the_least_recently_used_results(cluster):
     c.worker("solo@test", slots=1)
     for n in range(5):
         c.client.submit("spin", [0.001 * (n + 1)], cache_ttl=60).result(timeout=30)
-    stats = cache_stats(c.store)
+    stats = c.store.cache.stats()
     assert (stats.entries, stats.evicted) == (3, 2)
     assert c.client.submit("spin", [0.005], cache_ttl=60).answered_by == "cached"
     assert c.client.submit("spin", [0.001], cache_ttl=60).answered_by is None  # evicted
@@ -114,9 +113,9 @@ def test_cache_stats_and_clear_on_the_command_line(cluster):
     }  # fmt: skip
     assert stats["hit_rate"] == 0.5
     assert "removed 1 cached result" in run("clear", "--task", "spin")
-    assert cache_stats(c.store).entries == 1  # noop's entry stays
+    assert c.store.cache.stats().entries == 1  # noop's entry stays
     assert c.client.submit("spin", [0.001], cache_ttl=60).answered_by is None
-    assert cache_clear(c.store) >= 1
+    assert c.store.cache.clear() >= 1
     submit = [sys.executable, "-m", "scheduler.cli", "submit", "noop", "--cache-ttl", "60"]
     out = subprocess.run(
         [*submit, "--wait"], env=c.env(), capture_output=True, text=True, timeout=60, check=True
@@ -147,7 +146,7 @@ def test_an_idempotency_key_returns_the_same_task_within_the_window(cluster):
     later = c.client.submit(TALLY, ["idem"], idempotency_key="order-17")
     assert later.id != first.id
     assert later.result(timeout=30) == {"counter": "idem", "run": 2}
-    assert cache_stats(c.store).idempotent == 2
+    assert c.store.cache.stats().idempotent == 2
 
 
 def test_the_task_options_apply_on_the_celery_native_schedule_path(cluster, monkeypatch):
@@ -189,10 +188,10 @@ def test_bad_options_are_refused_naming_the_field_and_nothing_is_submitted(
 ):
     from scheduler.client import Client
 
-    store = StateStore(connect(redis_server.url), load_settings(namespace="badopts"))
+    store = Store(connect(redis_server.url), load_settings(namespace="badopts"))
     client = Client(store, known_tasks=["noop"])
     with pytest.raises(InvalidInputError) as exc:
         client.submit_many([{"name": "noop"}, {"name": "noop", **options}])
     assert exc.value.field == f"tasks[1].{field}"
     assert "allowed:" in str(exc.value)
-    assert store.counters() == {}
+    assert store.events.counters() == {}

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from redis.exceptions import RedisError
 
+from scheduler.errors import StoreError
 from scheduler.models import TaskState
 from tests.reliability_support import (
     kill_tree,
@@ -45,7 +45,7 @@ SETTINGS: dict[str, Any] = {
 
 
 def _done(c: Any) -> int:
-    counters = c.store.counters()
+    counters = c.store.events.counters()
     return sum(counters.get(s, 0) for s in ("succeeded", "failed", "cancelled", "expired"))
 
 
@@ -101,7 +101,7 @@ def test_chaos_every_task_ends_once_commits_its_effects_once_and_runs_no_deliver
                 token = leader_token(c)
                 if token and token != old_leader:
                     takeover = time.monotonic() - leader_killed_at
-        except RedisError:
+        except StoreError:
             pass  # Redis is restarting; everything must ride it out
         if redis_down is None and finished >= TASKS // 2:
             t0 = time.monotonic()
@@ -123,7 +123,7 @@ def test_chaos_every_task_ends_once_commits_its_effects_once_and_runs_no_deliver
         time.sleep(0.05)
     wall = time.monotonic() - started
 
-    records = c.store.records(ids)
+    records = c.store.tasks.records(ids)
     states = collections.Counter(r.state if r else "missing" for r in records)
     entries = ledger_entries(c, "chaos")  # one per body run
     committed = ledger_entries(c, "chaos", committed=True)  # through the outbox
@@ -133,9 +133,9 @@ def test_chaos_every_task_ends_once_commits_its_effects_once_and_runs_no_deliver
         by_task[entry[0]].append(entry)
     repeats = same_attempt_repeats(entries)
     reruns = {t: e for t, e in by_task.items() if len(e) > 1}
-    events = c.store.redis.xrange(c.store.keys.events, count=TASKS * 2)
+    events = c.store.client.xrange(c.store.keys.events, count=TASKS * 2)
     terminal_events = collections.Counter(fields["id"] for _, fields in events)
-    counters = c.store.counters()
+    counters = c.store.events.counters()
     figures.update(
         dispatchers=len(DISPATCHERS),
         worker_kills=kills,
@@ -194,6 +194,6 @@ def test_chaos_every_task_ends_once_commits_its_effects_once_and_runs_no_deliver
     assert len(committed) == TASKS
     assert set(committed) <= set(entries)
     # Nothing left behind.
-    assert c.store.redis.zcard(c.store.keys.pending) == 0
+    assert c.store.client.zcard(c.store.keys.pending) == 0
     for name in WORKERS:
-        assert c.store.redis.scard(c.store.keys.worker_tasks(name)) == 0
+        assert c.store.client.scard(c.store.keys.worker_tasks(name)) == 0

@@ -17,7 +17,7 @@ def test_a_sigtermed_worker_finishes_short_work_and_hands_back_what_outlasts_the
 
     leaving.terminate()  # SIGTERM
     wait_for(
-        lambda: c.store.redis.hget(c.store.keys.worker("leaving@drain"), "slots") == "0",
+        lambda: c.store.client.hget(c.store.keys.worker("leaving@drain"), "slots") == "0",
         "slots closed",
     )
     # Draining: the short task finishes; nothing new is given to this worker.
@@ -30,7 +30,7 @@ def test_a_sigtermed_worker_finishes_short_work_and_hands_back_what_outlasts_the
     del c.procs["leaving@drain"]
     assert long.status() == TaskState.PENDING, "the 8 s task was cut at the 2 s drain"
     assert long.id not in {e[0] for e in ledger_entries(c, "dr")}
-    assert c.store.load_workers() == []
+    assert c.store.workers.load() == []
 
     c.worker("taker@drain", slots=2)
     records = c.client.wait([long, *waiting], timeout=120)

@@ -12,13 +12,11 @@ import json
 import time
 from types import SimpleNamespace
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-
 from broker_config.publisher import CeleryPublisher
 from scheduler.dispatcher import Dispatch
+from scheduler.errors import RedisUnavailableError
 from scheduler.settings import load_settings
-from scheduler.store import ReportLine, StateStore
-from scheduler.store.guard import Guard
+from scheduler.store import FinishReport, ReportLine, Store, Verdict
 from tests.test_report_line import WORKER, _dispatched, _state
 from workers.app import create_app
 from workers.hooks import _fresh
@@ -53,16 +51,18 @@ def test_the_window_never_reaches_a_quarter_of_the_worker_or_dispatch_timeout():
 def test_an_early_start_is_recorded_at_once_and_its_reply_read_later(redis_server):
     store, (a, b) = _dispatched(redis_server, 2)
     line = ReportLine(store, WORKER)
-    store.redis.script_flush()  # a new Redis: the line loads its scripts first
-    early = line.start_early(a, 1, "n-a", Guard(store, a, 1))
+    store.client.script_flush()  # a new Redis: the line loads its scripts first
+    early = line.start_early(a, 1, "n-a", store.guards.for_delivery(a, 1))
     deadline = time.monotonic() + 5
     while _state(store, a) != "running":  # recorded while "the body runs"
         assert time.monotonic() < deadline
         time.sleep(0.005)
-    assert store.redis.get(store.keys.guard(a)) is not None, "the start took the guard"
+    assert store.client.get(store.keys.guard(a)) is not None, "the start took the guard"
     assert line.take_start(early) == (True, "noop", "", "run", "")
-    line.finish(a, 1, "succeeded", runtime=0.001, duration_key="noop")
-    assert line.take_start(line.start_early(b, 1, "n-b", Guard(store, b, 1)))[0] is True
+    line.finish(FinishReport(a, 1, Verdict("succeeded"), runtime=0.001, duration_key="noop"))
+    assert (
+        line.take_start(line.start_early(b, 1, "n-b", store.guards.for_delivery(b, 1)))[0] is True
+    )
     assert (_state(store, a), _state(store, b)) == ("succeeded", "running")
     line.close()
 
@@ -70,56 +70,58 @@ def test_an_early_start_is_recorded_at_once_and_its_reply_read_later(redis_serve
 def test_an_early_start_lost_with_its_connection_is_sent_again_and_answers_once(redis_server):
     store, (a, b) = _dispatched(redis_server, 2)
     line = ReportLine(store, WORKER)
-    assert line.take_start(line.start_early(a, 1, "n-a", Guard(store, a, 1)))[0] is True
-    early = line.start_early(b, 1, "n-b", Guard(store, b, 1))
-    for client in store.redis.client_list():
+    assert (
+        line.take_start(line.start_early(a, 1, "n-a", store.guards.for_delivery(a, 1)))[0] is True
+    )
+    early = line.start_early(b, 1, "n-b", store.guards.for_delivery(b, 1))
+    for client in store.client.client_list():
         if client["cmd"] == "evalsha":  # the line's connection
-            store.redis.client_kill_filter(_id=client["id"])
+            store.client.client_kill_filter(_id=client["id"])
     answer = None
     for _ in range(3):
         try:
             answer = line.take_start(early)
             break
-        except RedisConnectionError:  # the next try sends the start again, same nonce
+        except RedisUnavailableError:  # the next try sends the start again, same nonce
             continue
     assert answer is not None
     assert answer[0] is True, "the repeat of the same start runs"
     assert (_state(store, a), _state(store, b)) == ("running", "running")
-    assert store.counters()["started"] == 2, "each start counted once"
+    assert store.events.counters()["started"] == 2, "each start counted once"
     line.close()
 
 
 def test_an_early_start_of_a_cancelled_task_comes_back_refused(redis_server):
     store, (a,) = _dispatched(redis_server, 1)
-    store.redis.hset(store.keys.task(a), "state", "cancelled")
+    store.client.hset(store.keys.task(a), "state", "cancelled")
     line = ReportLine(store, WORKER)
-    run, state, *_ = line.take_start(line.start_early(a, 1, "n-a", Guard(store, a, 1)))
+    run, state, *_ = line.take_start(line.start_early(a, 1, "n-a", store.guards.for_delivery(a, 1)))
     assert (run, state) == (False, "cancelled")
-    assert store.redis.get(store.keys.guard(a)) is None, "a refused start takes no guard"
+    assert store.client.get(store.keys.guard(a)) is None, "a refused start takes no guard"
     line.close()
 
 
-def _queue_message(store: StateStore, task_id: str) -> tuple[str, str]:
+def _queue_message(store: Store, task_id: str) -> tuple[str, str]:
     """Publish the dispatched task's message to its worker's queue, as the dispatcher does."""
     app = create_app(store.settings, redis_url=None)
-    _, name, args, kwargs = store.payloads([task_id])[0]
+    _, name, args, kwargs, _ = store.tasks.payloads([task_id])[0]
     queue = store.keys.worker_queue(WORKER)
-    publisher = CeleryPublisher(app, store.redis)
+    publisher = CeleryPublisher(app, store)
     publisher.publish([Dispatch(task_id, name, args, kwargs, WORKER, queue, 1, at=time.time())])
-    return queue, str(store.redis.lindex(queue, 0))
+    return queue, str(store.client.lindex(queue, 0))
 
 
 def test_cancelling_a_dispatched_task_still_queued_holds_its_message_back(redis_server):
     store, (a, b) = _dispatched(redis_server, 2)
     queue, _ = _queue_message(store, a)
     _queue_message(store, b)
-    before = [json.loads(m)["headers"]["ym_at"] for m in store.redis.lrange(queue, 0, -1)]
+    before = [json.loads(m)["headers"]["ym_at"] for m in store.client.lrange(queue, 0, -1)]
     assert all(abs(at - time.time()) < 60 for at in before)
-    assert store.cancel(a) == "cancelled"
+    assert store.tasks.cancel(a) == "cancelled"
     assert _state(store, a) == "cancelled"
     held = {
         json.loads(m)["properties"]["delivery_tag"]: json.loads(m)["headers"]["ym_at"]
-        for m in store.redis.lrange(queue, 0, -1)
+        for m in store.client.lrange(queue, 0, -1)
     }
     assert held == {f"{a}.1": 0, f"{b}.1": before[0]}, "only a's message is held back"
 
@@ -127,9 +129,9 @@ def test_cancelling_a_dispatched_task_still_queued_holds_its_message_back(redis_
 def test_cancelling_a_dispatched_task_its_worker_has_taken_treats_it_as_running(redis_server):
     store, (a,) = _dispatched(redis_server, 1)
     queue, _ = _queue_message(store, a)
-    store.redis.rpop(queue)  # the worker's BRPOP took it; its body may be starting now
-    assert store.cancel(a) == "running"
-    (record,) = store.records([a])
+    store.client.rpop(queue)  # the worker's BRPOP took it; its body may be starting now
+    assert store.tasks.cancel(a) == "running"
+    (record,) = store.tasks.records([a])
     assert record is not None
     assert (record.state, record.cancel_requested) == ("dispatched", True)
 
@@ -140,7 +142,7 @@ def test_a_worker_declared_dead_or_restarted_leaves_its_queued_messages_held_bac
     # What the leader does to a silent worker, and a worker of the same name on
     # registering: its tasks go back to pending, and what still waits in its queue
     # must not start early in the next life of that name.
-    assert store.deregister_worker(WORKER) == 1
+    assert store.workers.deregister(WORKER) == 1
     assert _state(store, a) == "pending"
-    (message,) = store.redis.lrange(queue, 0, -1)
+    (message,) = store.client.lrange(queue, 0, -1)
     assert json.loads(message)["headers"]["ym_at"] == 0

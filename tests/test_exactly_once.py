@@ -24,7 +24,7 @@ def test_ten_thousand_tasks_each_reach_one_terminal_state_and_the_counts_agree(c
     assert all(r.attempt == 1 for r in records)
     assert {r.worker for r in records} == {"a@test", "b@test"}
 
-    counters = c.store.counters()
+    counters = c.store.events.counters()
     assert counters["submitted"] == n
     assert counters["dispatched"] == n
     assert counters["started"] == n
@@ -33,12 +33,12 @@ def test_ten_thousand_tasks_each_reach_one_terminal_state_and_the_counts_agree(c
     assert "cancelled" not in counters
 
     # one terminal event per task: no task finished twice
-    events = c.store.redis.xrange(c.store.keys.events, count=n + 100)
+    events = c.store.client.xrange(c.store.keys.events, count=n + 100)
     per_task = collections.Counter(fields["id"] for _, fields in events)
     assert len(per_task) == n
     assert set(per_task.values()) == {1}
 
     # nothing left behind: no pending index, no slot taken
-    assert c.store.redis.zcard(c.store.keys.pending) == 0
-    assert sum(c.store.pending_counts().values()) == 0
-    assert all(w.inflight == 0 for w in c.store.load_workers())
+    assert c.store.client.zcard(c.store.keys.pending) == 0
+    assert sum(c.store.pending.counts().values()) == 0
+    assert all(w.inflight == 0 for w in c.store.workers.load())

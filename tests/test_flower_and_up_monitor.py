@@ -44,7 +44,7 @@ def test_flower_lists_yardmasters_workers_and_tasks_and_the_monitor_serves_metri
         handles.append(client.submit("fail"))
         records = client.wait(handles, timeout=60)
         assert [r.state for r in records] == [TaskState.SUCCEEDED] * 10 + [TaskState.FAILED]
-        names = {w.name for w in stack.store().load_workers()}
+        names = {w.name for w in stack.store().workers.load()}
         assert len(names) == 2
 
         flower = f"http://127.0.0.1:{settings.flower_port}"

@@ -50,7 +50,7 @@ def test_a_standby_takes_over_from_a_sigkilled_leader_and_no_task_body_runs_twic
     c.worker("a@ha", slots=2)
     c.worker("b@ha", slots=2)
     handles = c.client.submit_many([{"name": "ledger", "args": ["t2", 0.01]} for _ in range(600)])
-    wait_for(lambda: c.store.counters().get("succeeded", 0) >= 100, "progress")
+    wait_for(lambda: c.store.events.counters().get("succeeded", 0) >= 100, "progress")
     first = leader_token(c)
     leader = leading_process(c, NAMES)
     killed = time.monotonic()
@@ -75,14 +75,16 @@ def test_a_frozen_leader_is_superseded_and_after_waking_can_no_longer_claim(clus
     c.dispatcher("d2")
     c.worker("a@ha", slots=2)
     handles = c.client.submit_many([{"name": "ledger", "args": ["t3", 0.01]} for _ in range(400)])
-    wait_for(lambda: c.store.counters().get("succeeded", 0) >= 50, "progress")
+    wait_for(lambda: c.store.events.counters().get("succeeded", 0) >= 50, "progress")
     first = leader_token(c)
     frozen = c.procs[leading_process(c, NAMES)]
     frozen.send_signal(signal.SIGSTOP)  # cut off: alive, holding its lease, silent
     try:
         wait_for(lambda: leader_token(c) not in ("", first), "takeover", timeout=30)
-        done = c.store.counters().get("succeeded", 0)
-        wait_for(lambda: c.store.counters().get("succeeded", 0) > done + 20, "progress after")
+        done = c.store.events.counters().get("succeeded", 0)
+        wait_for(
+            lambda: c.store.events.counters().get("succeeded", 0) > done + 20, "progress after"
+        )
     finally:
         frozen.send_signal(signal.SIGCONT)
     records = c.client.wait(handles, timeout=180)
@@ -103,8 +105,8 @@ def test_a_deposed_dispatchers_late_publish_is_skipped_and_frees_no_slot(cluster
     # then stalled before publishing (as if SIGSTOPped between claim and publish).
     handle = c.client.submit("ledger", ["t4", 3.0])
     token = "deposed-dispatcher"
-    assert c.store.take_lease(token, 2.0)
-    [claim] = c.store.claim([(handle.id, "w@late")], token)
+    assert c.store.leases.take(token, 2.0)
+    [claim] = c.store.pending.claim([(handle.id, "w@late")], token)
     assert (claim.status, claim.attempt) == ("ok", 1)
 
     # A real dispatcher takes over when the lease lapses, finds the claim that
@@ -114,17 +116,17 @@ def test_a_deposed_dispatchers_late_publish_is_skipped_and_frees_no_slot(cluster
     assert handle.record().attempt == 2
 
     # Now the deposed dispatcher wakes up and publishes what it had claimed.
-    publisher = CeleryPublisher(make_celery(c.settings, c.redis.url), c.store.redis)
+    publisher = CeleryPublisher(make_celery(c.settings, c.redis.url), c.store)
     queue = c.store.keys.worker_queue("w@late")
     # Its message carries its claim's time, long past: the worker waits for the start.
     stale = Dispatch(
         handle.id, "ledger", claim.args, claim.kwargs, "w@late", queue, 1, claim.options, claim.at
     )
     publisher.publish([stale])
-    wait_for(lambda: c.store.redis.llen(queue) == 0, "the worker took the late message")
+    wait_for(lambda: c.store.client.llen(queue) == 0, "the worker took the late message")
     time.sleep(0.5)  # its start (skip) and finish reports
     assert handle.status() == TaskState.RUNNING
-    members = c.store.redis.smembers(c.store.keys.worker_tasks("w@late"))
+    members = c.store.client.smembers(c.store.keys.worker_tasks("w@late"))
     assert members == {handle.id}, "the stale delivery must not free attempt 2's slot"
 
     [record] = c.client.wait([handle], timeout=60)
@@ -133,7 +135,7 @@ def test_a_deposed_dispatchers_late_publish_is_skipped_and_frees_no_slot(cluster
     assert [e[:2] for e in ledger_entries(c, "t4")] == [(handle.id, 2)]
     log = (c.log_dir / "w@late.log").read_text()
     assert f"skipping delivery 1 of {handle.id}" in log
-    assert c.store.counters()["started"] == 1
+    assert c.store.events.counters()["started"] == 1
 
 
 def test_a_submission_whose_inbox_entry_a_deposed_dispatcher_took_still_runs(cluster):
@@ -145,7 +147,7 @@ def test_a_submission_whose_inbox_entry_a_deposed_dispatcher_took_still_runs(clu
     try:
         time.sleep(1.0)  # its last BLPOP (0.5 s) times out; it asks for nothing more
         handle = c.client.submit("ledger", ["inbox"])
-        stolen = c.store.redis.lpop(c.store.keys.inbox)  # what the deposed one would pop
+        stolen = c.store.client.lpop(c.store.keys.inbox)  # what the deposed one would pop
         assert handle.id in stolen
     finally:
         leader.send_signal(signal.SIGCONT)

@@ -35,12 +35,12 @@ def test_a_worker_refuses_a_pickled_celery_message_and_runs_nothing_from_it(clus
     queue = c.store.keys.worker_queue("w1@json")
     task_id = uuid.uuid4().hex
     item = Dispatch(task_id, "noop", "[]", "{}", "w1@json", queue, 1)
-    envelope = json.loads(CeleryPublisher(app, c.store.redis).message(item))
+    envelope = json.loads(CeleryPublisher(app, c.store).message(item))
     body = pickle.dumps(((_CreatesFile(str(marker)),), {}, {}), protocol=2)
     envelope["body"] = base64.b64encode(body).decode()
     envelope["content-type"] = "application/x-python-serialize"
     envelope["content-encoding"] = "binary"
-    c.store.redis.lpush(queue, json.dumps(envelope))
+    c.store.client.lpush(queue, json.dumps(envelope))
 
     log = c.log_dir / "w1@json.log"
     deadline = time.monotonic() + 30
@@ -50,7 +50,7 @@ def test_a_worker_refuses_a_pickled_celery_message_and_runs_nothing_from_it(clus
     text = log.read_text(errors="replace")
     assert "application/x-python-serialize" in text
     assert not marker.exists(), "the pickled payload was deserialized"
-    assert c.store.redis.llen(queue) == 0  # taken off the queue and dropped, not redelivered
+    assert c.store.client.llen(queue) == 0  # taken off the queue and dropped, not redelivered
 
     # the worker is unharmed and still runs JSON tasks
     handle = c.client.submit("sleep", [0.01])

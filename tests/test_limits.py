@@ -42,8 +42,8 @@ def test_a_concurrency_key_never_exceeds_its_cap_while_three_workers_drain_a_mix
     specs += [{"name": "sleep", "args": [0.02]}] * 20
     handles = c.client.submit_many(specs)
     peak = dict.fromkeys(caps, 0)
-    while c.store.counters().get("succeeded", 0) < len(specs):
-        with c.store.redis.pipeline(transaction=False) as pipe:
+    while c.store.events.counters().get("succeeded", 0) < len(specs):
+        with c.store.client.pipeline(transaction=False) as pipe:
             for key in caps:
                 pipe.scard(c.store.keys.concurrency(key))
             counts = pipe.execute()
@@ -59,7 +59,7 @@ def test_a_concurrency_key_never_exceeds_its_cap_while_three_workers_drain_a_mix
     assert peak == caps, "each key should have reached its cap while the backlog drained"
     assert overlap_peak(records) > 3, "unkeyed tasks and other keys used the remaining slots"
     for key in caps:
-        assert c.store.redis.scard(c.store.keys.concurrency(key)) == 0
+        assert c.store.client.scard(c.store.keys.concurrency(key)) == 0
 
 
 def test_a_flood_of_one_key_does_not_delay_another_keys_tasks_beyond_its_fair_share(cluster):
@@ -96,7 +96,7 @@ def test_a_global_rate_limit_holds_within_ten_percent_over_thirty_seconds_with_t
         first = min(
             (
                 r.dispatched_at
-                for r in c.store.records([h.id for h in handles[:20]])
+                for r in c.store.tasks.records([h.id for h in handles[:20]])
                 if r and r.dispatched_at
             ),
             default=None,
@@ -115,5 +115,5 @@ def test_a_global_rate_limit_holds_within_ten_percent_over_thirty_seconds_with_t
         n = sum(t0 + start <= t < t0 + start + 5 for t in times)
         assert n <= rate * 5 * 1.1 + 1, (start, n)
     # the limit, not the capacity, set the pace: 6 idle slots run hundreds of noops a second
-    assert len(c.store.load_workers()) == 3
+    assert len(c.store.workers.load()) == 3
     assert sum(r.state == TaskState.CANCELLED for r in records) > 0.1 * rate * window

@@ -10,17 +10,17 @@ import pytest
 
 from scheduler.models import TaskState
 from scheduler.settings import load_settings
-from scheduler.store import StateStore, connect
+from scheduler.store import Store, connect
 from scheduler.store.lock import Lock
 
 
 @pytest.fixture
 def store(redis_server):
-    return StateStore(connect(redis_server.url), load_settings(namespace="locktest"))
+    return Store(connect(redis_server.url), load_settings(namespace="locktest"))
 
 
 def make_lock(store, ttl, token=None):
-    return Lock(store.redis, store.scripts, store.keys.guard("shared"), ttl, token)
+    return Lock(store.client, store.scripts, store.keys.guard("shared"), ttl, token)
 
 
 def test_only_one_of_eight_contending_threads_holds_the_lock_at_a_time(store):
@@ -51,7 +51,7 @@ def test_only_one_of_eight_contending_threads_holds_the_lock_at_a_time(store):
         t.join(timeout=120)
     assert entries == 160
     assert peak == 1
-    assert store.redis.get(store.keys.guard("shared")) is None
+    assert store.client.get(store.keys.guard("shared")) is None
 
 
 def test_a_holder_whose_lock_lapsed_cannot_renew_or_release_the_new_holders_lock(store):
@@ -83,9 +83,9 @@ def test_hold_reports_a_lock_taken_away(store):
     lock = make_lock(store, ttl=0.3)
     assert lock.acquire()
     with lock.hold(every=0.1) as renewal:
-        store.redis.set(lock.key, "intruder")
+        store.client.set(lock.key, "intruder")
         assert renewal.lost.wait(2.0)
-    assert store.redis.get(lock.key) == "intruder", "release never deletes another owner's lock"
+    assert store.client.get(lock.key) == "intruder", "release never deletes another owner's lock"
 
 
 def kill_tree(pid):
@@ -100,7 +100,7 @@ def test_a_standby_dispatcher_takes_over_a_sigkilled_leader_within_the_lease_and
     lease = 2.0
     c = cluster(dispatcher_lease=lease)
     first = c.dispatcher("first")
-    leader = c.store.redis.get(c.store.keys.leader)
+    leader = c.store.client.get(c.store.keys.leader)
     second = c.dispatcher("second")
     c.worker("a@test", slots=2)
     c.worker("b@test", slots=2)
@@ -109,8 +109,8 @@ def test_a_standby_dispatcher_takes_over_a_sigkilled_leader_within_the_lease_and
     # Both dispatchers run; only one leads while the backlog drains.
     seen = set()
     deadline = time.monotonic() + 60
-    while c.store.counters().get("succeeded", 0) < 100:
-        seen.add(c.store.redis.get(c.store.keys.leader))
+    while c.store.events.counters().get("succeeded", 0) < 100:
+        seen.add(c.store.client.get(c.store.keys.leader))
         assert time.monotonic() < deadline
         time.sleep(0.01)
     assert seen == {leader}, "the standby must not take the lease while the leader renews it"
@@ -119,7 +119,7 @@ def test_a_standby_dispatcher_takes_over_a_sigkilled_leader_within_the_lease_and
     killed_at = time.monotonic()
     first.wait()
     del c.procs["first"]
-    while c.store.redis.get(c.store.keys.leader) in (leader, None):
+    while c.store.client.get(c.store.keys.leader) in (leader, None):
         assert time.monotonic() - killed_at < 30, "no dispatcher took over"
         time.sleep(0.01)
     takeover = time.monotonic() - killed_at
@@ -132,7 +132,7 @@ def test_a_standby_dispatcher_takes_over_a_sigkilled_leader_within_the_lease_and
     records = c.client.wait(handles, timeout=120)
     assert {r.state for r in records} == {TaskState.SUCCEEDED}
     assert {r.attempt for r in records} == {1}, "a task claimed twice would have attempt 2"
-    counters = c.store.counters()
+    counters = c.store.events.counters()
     assert counters["dispatched"] == 400
     assert counters["started"] == 400
     assert counters["succeeded"] == 400

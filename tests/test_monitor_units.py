@@ -25,7 +25,7 @@ from scheduler.monitor.health import health
 from scheduler.monitor.history import History
 from scheduler.monitor.prometheus import render
 from scheduler.settings import load_settings
-from scheduler.store.observe import RunningTask
+from scheduler.store import RunningTask
 
 S = load_settings(
     monitor_short_window=10,

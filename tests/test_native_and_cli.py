@@ -25,7 +25,7 @@ def test_an_existing_app_task_is_scheduled_and_run_by_a_plain_celery_worker(clus
     cmd += ["-n", "native@test", "--without-gossip", "--without-mingle", "-l", "WARNING"]
     c.spawn("native", cmd)
     c.wait_worker("native@test")
-    worker = next(w for w in c.store.load_workers() if w.name == "native@test")
+    worker = next(w for w in c.store.workers.load() if w.name == "native@test")
     assert worker.slots == 2, "slots come from the worker's concurrency"
 
     handle = native.add.schedule([2, 3], priority=9)
@@ -33,7 +33,7 @@ def test_an_existing_app_task_is_scheduled_and_run_by_a_plain_celery_worker(clus
     record = handle.record()
     assert record.worker == "native@test"
     assert record.priority == 9
-    assert "tests.add" in c.store.registered_task_names()
+    assert "tests.add" in c.store.workers.task_names()
 
 
 def test_a_pending_task_cancels_at_once_and_never_runs(cluster):
@@ -52,7 +52,7 @@ def test_a_pending_task_cancels_at_once_and_never_runs(cluster):
         victim.result(timeout=5)
     assert last.result(timeout=30) is None
     assert first.result(timeout=30)["slept"] == pytest.approx(0.8)
-    counters = c.store.counters()
+    counters = c.store.events.counters()
     assert counters["cancelled"] == 1
     assert "failed" not in counters
     assert counters["started"] == 2
@@ -66,7 +66,7 @@ def test_a_failing_task_reports_its_error_through_the_handle(cluster):
     with pytest.raises(TaskFailedError) as exc:
         handle.result(timeout=30)
     assert "DemoError: boom" in exc.value.error
-    assert c.store.load_workers()[0].failed == 1
+    assert c.store.workers.load()[0].failed == 1
 
 
 def test_submit_and_status_on_the_command_line(cluster):
@@ -130,7 +130,7 @@ def test_finishing_tasks_teach_the_duration_ema_and_the_affinity_scores(cluster)
     expected = runtimes[0]
     for r in runtimes[1:]:
         expected = 0.5 * r + 0.5 * expected
-    assert c.store.durations()["sleep"] == pytest.approx(expected, abs=1e-5)
+    assert c.store.estimates.durations()["sleep"] == pytest.approx(expected, abs=1e-5)
     assert 0.05 <= expected < 0.1  # 0.1 s cold, then 0.05 s warm
     # +0.1 per success, -0.1 per failure, clamped to [0, 1]
-    assert c.store.affinity_scores("user-7") == {"solo@test": pytest.approx(0.2)}
+    assert c.store.estimates.affinity_scores("user-7") == {"solo@test": pytest.approx(0.2)}

@@ -112,13 +112,13 @@ def test_a_host_cut_off_mid_run_has_its_tasks_finish_on_another_host(hosts, tmp_
         c.dispatcher()
         _worker_in(c, a, "wa@host-a", redis.port)
         _worker_in(c, b, "wb@host-b", redis.port)
-        hosts_seen = {r.name: r.host for r in c.store.load_workers()}
+        hosts_seen = {r.name: r.host for r in c.store.workers.load()}
         assert set(hosts_seen) == {"wa@host-a", "wb@host-b"}
         handles = c.client.submit_many(
             [{"name": "ledger", "args": ["mh", 0.2]} for _ in range(120)]
         )
-        wait_for(lambda: c.store.counters().get("succeeded", 0) >= 20, "progress")
-        on_a = set(c.store.redis.smembers(c.store.keys.worker_tasks("wa@host-a")))
+        wait_for(lambda: c.store.events.counters().get("succeeded", 0) >= 20, "progress")
+        on_a = set(c.store.client.smembers(c.store.keys.worker_tasks("wa@host-a")))
         assert on_a, "host a holds tasks when it is cut off"
 
         _ip("link", "set", a.veth, "down")  # host a is cut off
@@ -131,22 +131,22 @@ def test_a_host_cut_off_mid_run_has_its_tasks_finish_on_another_host(hosts, tmp_
         entries = ledger_entries(c, "mh")
         assert same_attempt_repeats(entries) == []
         assert {e[0] for e in entries} == {h.id for h in handles}
-        assert [w.name for w in c.store.load_workers()] == ["wb@host-b"]
+        assert [w.name for w in c.store.workers.load()] == ["wb@host-b"]
 
         # The link comes back: the cut host reconnects by itself and registers
         # again; whatever it reports about its old attempts changes nothing.
         _ip("link", "set", a.veth, "up")
         wait_for(
-            lambda: "wa@host-a" in {w.name for w in c.store.load_workers()},
+            lambda: "wa@host-a" in {w.name for w in c.store.workers.load()},
             "host a registered again",
             timeout=90,
             step=0.2,
         )
-        after = c.store.records([h.id for h in handles])
+        after = c.store.tasks.records([h.id for h in handles])
         assert [(r.state, r.attempt) for r in after if r] == [
             (by_id[h.id].state, by_id[h.id].attempt) for h in handles
         ]
-        assert c.store.counters()["succeeded"] == len(handles)
+        assert c.store.events.counters()["succeeded"] == len(handles)
         more = c.client.submit_many([{"name": "ledger", "args": ["mh2"]} for _ in range(20)])
         assert {r.state for r in c.client.wait(more, timeout=60)} == {TaskState.SUCCEEDED}
     finally:

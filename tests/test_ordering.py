@@ -64,7 +64,7 @@ def test_a_worker_never_holds_more_than_its_slots_while_2000_tasks_drain(cluster
     peak = dict.fromkeys(slots, 0)
     peak_delivered = 0
     while True:
-        with c.store.redis.pipeline(transaction=False) as pipe:
+        with c.store.client.pipeline(transaction=False) as pipe:
             for name in slots:
                 pipe.scard(c.store.keys.worker_tasks(name))
             pipe.hvals("unacked")  # what kombu delivered to each worker and it has not acked

@@ -16,7 +16,7 @@ def test_a_killed_workers_tasks_requeue_or_fail_per_their_on_orphan_policy_exact
     again = c.client.submit("ledger", ["or", 3.0])
     once = c.client.submit("ledger_once", ["or", 3.0])
     wait_for(lambda: {again.status(), once.status()} == {TaskState.RUNNING}, "both running")
-    assert c.store.redis.hget(c.store.keys.orphan_policy, "ledger_once") == "fail"
+    assert c.store.client.hget(c.store.keys.orphan_policy, "ledger_once") == "fail"
 
     kill_tree(victim.pid)
     victim.wait()
@@ -32,9 +32,9 @@ def test_a_killed_workers_tasks_requeue_or_fail_per_their_on_orphan_policy_exact
     assert rescued.attempt == 2
     assert once.record().attempt == 1, "a failed orphan is not dispatched again"
     assert [e[:2] for e in ledger_entries(c, "or")] == [(again.id, 2)]
-    counters = c.store.counters()
+    counters = c.store.events.counters()
     assert (counters["succeeded"], counters["failed"]) == (1, 1)
-    events = collections.Counter(f["id"] for _, f in c.store.redis.xrange(c.store.keys.events))
+    events = collections.Counter(f["id"] for _, f in c.store.client.xrange(c.store.keys.events))
     assert events == {again.id: 1, once.id: 1}
 
 
@@ -47,4 +47,4 @@ def test_a_worker_refuses_to_start_with_an_unknown_orphan_policy_and_names_the_t
     log = (c.log_dir / "bad.log").read_text()
     assert "tests.sometimes.on_orphan='sometimes' is not accepted" in log
     assert "allowed: requeue or fail" in log
-    assert c.store.load_workers() == []
+    assert c.store.workers.load() == []

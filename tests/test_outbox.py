@@ -11,14 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from scheduler.api import create_app as create_api
 from scheduler.client import Client
-from scheduler.errors import InvalidInputError, OutboxUnavailableError
+from scheduler.errors import InvalidInputError, OutboxUnavailableError, RedisUnavailableError
 from scheduler.models import TaskState
 from scheduler.settings import load_settings
-from scheduler.store import ReportLine, StateStore, connect
+from scheduler.store import FinishReport, ReportLine, Store, Verdict, connect
 from scheduler.store.guard import Finished, Guard
 from scheduler.store.outbox import MAX_BYTES, MAX_ITEMS, Outbox
 from tests.api_live import auth, tokens_json
@@ -30,20 +29,20 @@ WORKER = "w@outbox"
 RECORD = "tests.outbox_record"
 
 
-def _store(redis_server: Any) -> StateStore:
-    return StateStore(connect(redis_server.url), load_settings(redis_url=redis_server.url))
+def _store(redis_server: Any) -> Store:
+    return Store(connect(redis_server.url), load_settings(redis_url=redis_server.url))
 
 
-def _running(store: StateStore, n: int) -> tuple[ReportLine, dict[str, Guard]]:
+def _running(store: Store, n: int) -> tuple[ReportLine, dict[str, Guard]]:
     """``n`` noop tasks started on one report line, each holding its execution guard."""
-    store.register_worker(WORKER, n, "host", 1, ["noop"])
+    store.workers.register(WORKER, n, "host", 1, ["noop"])
     handles = Client(store, known_tasks=["noop"]).submit_many([{"name": "noop"}] * n)
-    claims = store.claim([(h.id, WORKER) for h in handles])
+    claims = store.pending.claim([(h.id, WORKER) for h in handles])
     assert [c.status for c in claims] == ["ok"] * n
     line = ReportLine(store, WORKER)
     guards = {}
     for h in handles:
-        guards[h.id] = Guard(store, h.id, 1)
+        guards[h.id] = store.guards.for_delivery(h.id, 1)
         assert line.start_guarded(h.id, 1, "n-" + h.id, guards[h.id])[3] == "run"
     return line, guards
 
@@ -60,37 +59,37 @@ def test_effects_are_applied_with_the_success_and_the_same_call_sent_again_appli
     redis_server,
 ):
     store = _store(redis_server)
-    guard = Guard(store, "t1", 1)
+    guard = store.guards.for_delivery("t1", 1)
     assert guard.enter() is None
     call = guard.exit_call("succeeded", '{"v": 1}', "", _effects("t1"))
     assert store.scripts("guard_exit", *call) == 1
     assert store.scripts("guard_exit", *call) == 0, "a re-send (lost connection) is a no-op"
-    assert store.redis.lrange("audit", 0, -1) == ["t1"]
-    assert store.redis.get("total") == "2"
-    assert store.redis.hgetall("last") == {"entry": "t1"}
+    assert store.client.lrange("audit", 0, -1) == ["t1"]
+    assert store.client.get("total") == "2"
+    assert store.client.hgetall("last") == {"entry": "t1"}
     # A second body that raced past the guard (its holder's guard lapsed) and also
     # succeeded: the recorded success stays, its effects are not applied.
-    late = Guard(store, "t1", 2)
+    late = store.guards.for_delivery("t1", 2)
     assert late.exit("succeeded", '{"v": 2}', "", _effects("t1 again")) is False
-    assert store.redis.lrange("audit", 0, -1) == ["t1"]
-    assert store.redis.get("total") == "2"
-    assert Guard(store, "t1", 3).enter() == Finished("succeeded", '{"v": 1}', "", 1)
+    assert store.client.lrange("audit", 0, -1) == ["t1"]
+    assert store.client.get("total") == "2"
+    assert store.guards.for_delivery("t1", 3).enter() == Finished("succeeded", '{"v": 1}', "", 1)
 
 
 def test_a_failure_applies_no_effects_and_does_not_overwrite_a_recorded_success(redis_server):
     store = _store(redis_server)
-    first = Guard(store, "t2", 1)
+    first = store.guards.for_delivery("t2", 1)
     assert first.enter() is None
     # The worker discards a failed body's effects; the script ignores any it is sent.
     failed = first.exit_call("failed", "null", "ValueError: no", _effects("attempt 1"))
     store.scripts("guard_exit", *failed)
-    assert store.redis.lrange("audit", 0, -1) == []
-    second = Guard(store, "t2", 2)
+    assert store.client.lrange("audit", 0, -1) == []
+    second = store.guards.for_delivery("t2", 2)
     assert second.enter() is None, "a failure does not block the next attempt"
     assert second.exit("succeeded", "null", "", _effects("attempt 2")) is True
     store.scripts("guard_exit", *failed)  # the failure's call arriving again, late
-    assert store.redis.lrange("audit", 0, -1) == ["attempt 2"]
-    assert Guard(store, "t2", 3).enter() == Finished("succeeded", "null", "", 2)
+    assert store.client.lrange("audit", 0, -1) == ["attempt 2"]
+    assert store.guards.for_delivery("t2", 3).enter() == Finished("succeeded", "null", "", 2)
 
 
 def test_effects_that_do_not_fit_the_keys_are_refused_as_a_whole_and_named_on_the_record(
@@ -99,21 +98,21 @@ def test_effects_that_do_not_fit_the_keys_are_refused_as_a_whole_and_named_on_th
     store = _store(redis_server)
     line, guards = _running(store, 2)
     a, b = guards
-    store.redis.set("greeting", "hello")
+    store.client.set("greeting", "hello")
     effects = Outbox()
     effects.rpush("audit", a)
     effects.rpush("greeting", "x")  # the key holds a string
     line.post("guard_exit", a, *guards[a].exit_call("succeeded", "null", "", effects))
-    line.finish(a, 1, "succeeded", runtime=0.001, duration_key="noop")
+    line.finish(FinishReport(a, 1, Verdict("succeeded"), runtime=0.001, duration_key="noop"))
     chained = Outbox()
     chained.set("counter", "not a number")
     chained.incrby("counter", 1)  # refused as the key will be when it runs
     line.post("guard_exit", b, *guards[b].exit_call("succeeded", "null", "", chained))
-    line.finish(b, 1, "succeeded", runtime=0.001, duration_key="noop")
+    line.finish(FinishReport(b, 1, Verdict("succeeded"), runtime=0.001, duration_key="noop"))
     line.settle()
-    assert store.redis.lrange("audit", 0, -1) == []
-    assert store.redis.get("counter") is None
-    ra, rb = store.records([a, b])
+    assert store.client.lrange("audit", 0, -1) == []
+    assert store.client.get("counter") is None
+    ra, rb = store.tasks.records([a, b])
     assert ra is not None
     assert rb is not None
     assert (ra.state, rb.state) == (TaskState.SUCCEEDED, TaskState.SUCCEEDED)
@@ -136,30 +135,30 @@ def test_effects_travel_with_a_completion_sent_again_over_a_new_connection(redis
     store = _store(redis_server)
     line, guards = _running(store, 1)
     [task_id] = guards
-    for client in store.redis.client_list():
+    for client in store.client.client_list():
         if client["cmd"] == "evalsha":
-            store.redis.client_kill_filter(_id=client["id"])
+            store.client.client_kill_filter(_id=client["id"])
     call = guards[task_id].exit_call("succeeded", "null", "", _effects(task_id))
     line.post("guard_exit", task_id, *call)  # into a dead connection, with the finish
-    line.finish(task_id, 1, "succeeded", runtime=0.001, duration_key="noop")
+    line.finish(FinishReport(task_id, 1, Verdict("succeeded"), runtime=0.001, duration_key="noop"))
     for _ in range(3):
         try:
             line.settle()  # reads the replies; a lost connection sends both again
             break
-        except RedisConnectionError:
+        except RedisUnavailableError:
             continue
-    assert store.outcome(task_id)[0] == "succeeded"
-    assert store.redis.lrange("audit", 0, -1) == [task_id]
+    assert store.tasks.outcome(task_id)[0] == "succeeded"
+    assert store.client.lrange("audit", 0, -1) == [task_id]
     line.post("guard_exit", task_id, *call)  # and once more, as after a lost reply
     line.settle()
-    assert store.redis.lrange("audit", 0, -1) == [task_id]
-    assert store.redis.get("total") == "2"
+    assert store.client.lrange("audit", 0, -1) == [task_id]
+    assert store.client.get("total") == "2"
     line.close()
 
 
 def test_a_task_without_effects_sends_the_same_completion_as_before(redis_server):
     store = _store(redis_server)
-    keys, args = Guard(store, "t3", 1).exit_call("succeeded", "null", "", Outbox())
+    keys, args = store.guards.for_delivery("t3", 1).exit_call("succeeded", "null", "", Outbox())
     assert (len(keys), len(args)) == (5, 7), "no effects: no extra key or argument"
 
 
@@ -197,8 +196,8 @@ def test_a_body_called_directly_refuses_to_record_effects(redis_server):
     store = _store(redis_server)
     with pytest.raises(OutboxUnavailableError, match="outside a yardmaster run"):
         app.tasks["ledger"]("direct")
-    assert len(store.read_ledger("direct")) == 1, "the body ran, up to its first effect"
-    assert store.read_ledger("direct", committed=True) == []
+    assert len(store.demo.ledger("direct")) == 1, "the body ran, up to its first effect"
+    assert store.demo.ledger("direct", committed=True) == []
 
 
 def test_a_worker_commits_a_successful_bodys_effects_and_discards_a_failed_ones(cluster):
@@ -210,7 +209,7 @@ def test_a_worker_commits_a_successful_bodys_effects_and_discards_a_failed_ones(
     assert ok.result(timeout=30) == 1
     [record] = c.client.wait([bad], timeout=30)
     assert record.state == TaskState.FAILED
-    redis = c.store.redis
+    redis = c.store.client
     assert (redis.lrange("ob:ok", 0, -1), redis.get("ob:ok:total")) == (["e1"], "1")
     assert redis.get("ob:bad:runs") == "1", "the failed body ran"
     assert (redis.lrange("ob:bad", 0, -1), redis.get("ob:bad:total")) == ([], None)
@@ -223,7 +222,7 @@ def test_a_body_sigkilled_after_recording_effects_commits_nothing_and_its_rerun_
     c.dispatcher()
     c.native_worker("ob@test", "tests.outbox_app", slots=1)
     handle = c.client.submit(RECORD, ["ob:kill", "e", False, 60.0])
-    redis = c.store.redis
+    redis = c.store.client
     wait_for(lambda: redis.get("ob:kill:runs") == "1", "the first run recording its effects")
     first = c.procs.pop("ob@test")
     kill_tree(first.pid)

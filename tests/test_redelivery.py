@@ -17,7 +17,7 @@ def test_a_task_outliving_a_short_visibility_timeout_runs_its_body_once(cluster,
     c.worker("long@vt", slots=2, pool=pool)  # a free second slot, ready to take a redelivery
     handle = c.client.submit("ledger", ["vt", 6.0])
     wait_for(lambda: handle.status() == TaskState.RUNNING, "running")
-    unacked = c.store.redis.hlen("unacked")
+    unacked = c.store.client.hlen("unacked")
     assert unacked == 1, "the running task's message is held unacknowledged by kombu"
 
     # Two seconds on, the message is past its visibility timeout; any worker
@@ -35,5 +35,5 @@ def test_a_task_outliving_a_short_visibility_timeout_runs_its_body_once(cluster,
     assert record.state == TaskState.SUCCEEDED
     assert record.attempt == 1
     assert [e[:2] for e in ledger_entries(c, "vt")] == [(handle.id, 1)]
-    assert c.store.counters()["started"] == 1
-    assert c.store.redis.scard(c.store.keys.worker_tasks("long@vt")) == 0
+    assert c.store.events.counters()["started"] == 1
+    assert c.store.client.scard(c.store.keys.worker_tasks("long@vt")) == 0

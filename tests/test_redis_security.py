@@ -26,7 +26,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from broker_config import make_celery
 from scheduler.embedded import free_port, redis_server_binary
 from scheduler.settings import load_settings
-from scheduler.store import StateStore, connect
+from scheduler.store import Store, connect
 from tests.conftest import ROOT, Cluster
 
 
@@ -150,7 +150,7 @@ def test_the_stack_runs_over_tls_as_an_acl_user_and_refuses_connections_without_
         c.worker("w1@tls", slots=1)
         handles = c.client.submit_many([{"name": "sleep", "args": [0.01]} for _ in range(3)])
         assert [h.result(timeout=60)["slept"] for h in handles] == [0.01] * 3
-        assert c.store.counters()["succeeded"] == 3
+        assert c.store.events.counters()["succeeded"] == 3
 
         # the broker verifies the server's certificate, also when the URL does not say so
         # (kombu alone would not)
@@ -206,8 +206,8 @@ def test_a_password_protected_redis_serves_the_store_and_broker_only_with_the_pa
     try:
         url = f"redis://:{password}@127.0.0.1:{server.port}/0"
         settings = load_settings(redis_url=url, namespace="pw")
-        store = StateStore(connect(url), settings)
-        store.redis.sadd(store.keys.task_names, "noop")
+        store = Store(connect(url), settings)
+        store.client.sadd(store.keys.task_names, "noop")
         from scheduler.client import Client
 
         handle = Client(store).submit("noop")

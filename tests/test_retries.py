@@ -13,12 +13,12 @@ from scheduler.retry import RetryPolicy
 
 
 def timeline(c, key: str) -> list[tuple[str, float]]:
-    raw = c.store.redis.lrange(c.store.keys.demo(key), 0, -1)
+    raw = c.store.client.lrange(c.store.keys.demo(key), 0, -1)
     return [(what, float(at)) for what, at in (item.split("@") for item in raw)]
 
 
 def runs(c, key: str) -> int:
-    return int(c.store.redis.get(c.store.keys.demo(key + ":runs")) or 0)
+    return int(c.store.client.get(c.store.keys.demo(key + ":runs")) or 0)
 
 
 def test_a_flaky_task_succeeds_on_its_third_attempt_after_doubling_backoffs(cluster):
@@ -38,7 +38,7 @@ def test_a_flaky_task_succeeds_on_its_third_attempt_after_doubling_backoffs(clus
     assert len(starts) == 3
     for k in (1, 2):  # the wait after attempt k is at least base * 2**(k-1)
         assert starts[k] - starts[k - 1] >= base * 2 ** (k - 1)
-    counters = c.store.counters()
+    counters = c.store.events.counters()
     assert counters["retried"] == 2
     assert counters["succeeded"] == 1
     assert "failed" not in counters
@@ -75,7 +75,7 @@ def test_a_task_that_keeps_failing_ends_failed_after_max_attempts(cluster):
     assert runs(c, "x") == 3
     time.sleep(0.5)
     assert runs(c, "x") == 3, "no attempt after the last one"
-    assert c.store.counters()["retried"] == 2
+    assert c.store.events.counters()["retried"] == 2
 
 
 def test_a_retry_waits_out_its_backoff_then_goes_through_the_strategy_again(cluster):
@@ -93,8 +93,8 @@ def test_a_retry_waits_out_its_backoff_then_goes_through_the_strategy_again(clus
     # while it waits out its backoff it is pending, but not in the dispatcher's index
     record = urgent.record()
     assert record.not_before is not None
-    assert c.store.redis.zscore(c.store.keys.pending, urgent.id) is None
-    assert c.store.redis.zscore(c.store.keys.delayed, urgent.id) == pytest.approx(
+    assert c.store.client.zscore(c.store.keys.pending, urgent.id) is None
+    assert c.store.client.zscore(c.store.keys.delayed, urgent.id) == pytest.approx(
         record.not_before, abs=1e-3
     )
     assert urgent.result(timeout=30) == 2
@@ -117,7 +117,7 @@ def test_celery_self_retry_becomes_a_yardmaster_retry(cluster):
     assert record.last_error == "DemoError: c: run 2"
     starts = [at for what, at in timeline(c, "c") if what == "start"]
     assert all(b - a >= 0.3 for a, b in itertools.pairwise(starts))
-    assert "failed" not in c.store.counters()
+    assert "failed" not in c.store.events.counters()
 
 
 def test_a_bad_retry_policy_is_refused_naming_the_field():

@@ -140,7 +140,7 @@ def test_edf_expires_a_task_that_can_no_longer_meet_its_deadline(cluster):
     assert "deadline cannot be met" in records[1].error
     assert records[1].started_at is None  # it never ran
     assert records[2].state == TaskState.SUCCEEDED
-    assert c.store.counters().get("expired") == 1
+    assert c.store.events.counters().get("expired") == 1
 
 
 def test_load_balance_keeps_a_key_on_the_worker_it_ran_well_on(cluster):
@@ -155,7 +155,7 @@ def test_load_balance_keeps_a_key_on_the_worker_it_ran_well_on(cluster):
     for key in ("user-1", "user-2"):
         workers = {w for k, w in placed if k == key}
         assert len(workers) == 1, placed
-    scores = {key: c.store.affinity_scores(key) for key in ("user-1", "user-2")}
+    scores = {key: c.store.estimates.affinity_scores(key) for key in ("user-1", "user-2")}
     for key, worker in {k: w for k, w in placed}.items():
         assert scores[key][worker] == pytest.approx(0.6)
 
@@ -167,7 +167,7 @@ def test_adaptive_switches_are_counted_and_listed(cluster):
     blocker = _block(c, 0.5)
     handles = [c.client.submit("noop", deadline=time.time() + 60) for _ in range(3)]
     c.client.wait([blocker, *handles], timeout=30)
-    assert c.store.counters().get("strategy_switches", 0) >= 1
+    assert c.store.events.counters().get("strategy_switches", 0) >= 1
     shown = json.loads(_cli(c, "strategy", "show", "--json").stdout)
     assert shown["switch_count"] >= 1
     to_edf = [sw for sw in shown["switches"] if sw["to"] == "edf"]

@@ -17,7 +17,7 @@ from scheduler.models import TaskState
 
 
 def notes(c, key: str) -> list[str]:
-    return [item.split("@")[0] for item in c.store.redis.lrange(c.store.keys.demo(key), 0, -1)]
+    return [item.split("@")[0] for item in c.store.client.lrange(c.store.keys.demo(key), 0, -1)]
 
 
 def wait_state(handle, state: TaskState, timeout: float = 30.0) -> None:
@@ -41,7 +41,7 @@ def test_a_soft_time_limit_raises_inside_the_task_and_frees_the_slot(cluster):
     assert (record.runtime or 99) < 8  # interrupted long before its 10 s, and before the hard limit
     assert notes(c, "soft") == ["start", "soft_timeout"]  # raised inside the body, no "end"
     assert after.result(timeout=30) is None  # the next task ran on the freed slot
-    assert c.store.load_workers()[0].inflight == 0
+    assert c.store.workers.load()[0].inflight == 0
 
 
 def test_a_hard_time_limit_kills_the_run_and_the_worker_records_it(cluster):
@@ -62,7 +62,7 @@ def test_a_hard_time_limit_kills_the_run_and_the_worker_records_it(cluster):
     assert notes(c, "next") == ["start", "end"]
     now = {p.pid for p in psutil.Process(worker.pid).children(recursive=True)}
     assert now != children, "the pool process running the task was replaced"
-    assert c.store.load_workers()[0].inflight == 0
+    assert c.store.workers.load()[0].inflight == 0
     assert worker.poll() is None
 
 
@@ -79,8 +79,8 @@ def test_a_pending_task_waiting_out_a_retry_backoff_cancels_at_once(cluster):
     record = handle.record()
     assert record.state == TaskState.CANCELLED
     assert record.reason == "cancelled"
-    assert c.store.redis.zscore(c.store.keys.delayed, handle.id) is None
-    assert c.store.pending_counts() == {}
+    assert c.store.client.zscore(c.store.keys.delayed, handle.id) is None
+    assert c.store.pending.counts() == {}
 
 
 def test_a_dispatched_task_that_has_not_started_is_cancelled_and_never_runs(cluster):
@@ -106,7 +106,7 @@ def test_a_dispatched_task_that_has_not_started_is_cancelled_and_never_runs(clus
     assert notes(c, "never") == [], "the cancelled delivery's body never ran"
     with pytest.raises(TaskCancelledError):
         handle.result(timeout=1)
-    assert c.store.counters()["cancelled"] == 1
+    assert c.store.events.counters()["cancelled"] == 1
 
 
 def test_a_running_task_is_terminated_on_request_and_its_body_never_completes(cluster):
@@ -128,7 +128,7 @@ def test_a_running_task_is_terminated_on_request_and_its_body_never_completes(cl
     assert notes(c, "term") == ["start"], "the terminated body never reached its end"
     assert handle.status() == TaskState.CANCELLED
     assert worker.poll() is None
-    assert c.store.load_workers()[0].inflight == 0
+    assert c.store.workers.load()[0].inflight == 0
 
 
 def test_a_cooperative_task_stops_when_asked_to_cancel(cluster):

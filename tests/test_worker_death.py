@@ -35,11 +35,11 @@ def test_a_killed_workers_task_is_recovered_once_and_finishes_on_another_worker(
     assert {r.worker for r in records} == {"rescuer@test"}
     rescued = running.record()
     assert rescued.attempt == 2, "the interrupted run was attempt 1; the recovery is attempt 2"
-    assert [w.name for w in c.store.load_workers()] == ["rescuer@test"]
-    counters = c.store.counters()
+    assert [w.name for w in c.store.workers.load()] == ["rescuer@test"]
+    counters = c.store.events.counters()
     assert counters["succeeded"] == 2
     assert counters["started"] == 3  # 2 tasks, one of them started twice
-    events = c.store.redis.xrange(c.store.keys.events)
+    events = c.store.client.xrange(c.store.keys.events)
     assert sorted(f["id"] for _, f in events) == sorted(h.id for h in handles)
 
 
@@ -53,5 +53,5 @@ def test_a_worker_stopped_with_sigterm_finishes_its_task_and_deregisters(cluster
     worker.terminate()  # SIGTERM: Celery's warm shutdown
     worker.wait(timeout=30)
     assert handle.status() == TaskState.SUCCEEDED
-    assert c.store.load_workers() == []
-    assert not c.store.redis.sismember(c.store.keys.workers, "leaving@test")
+    assert c.store.workers.load() == []
+    assert not c.store.client.sismember(c.store.keys.workers, "leaving@test")

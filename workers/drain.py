@@ -35,7 +35,7 @@ def on_shutting_down(sig: str = "", how: str = "", exitcode: int = 0, **_: Any) 
     info["draining"] = True
     name = str(info["name"])
     try:
-        store_for(app).close_worker(name)
+        store_for(app).workers.close(name)
     except Exception:
         log.exception("could not close the slots of %s; the dispatcher may still send work", name)
     timeout = app_settings(app).drain_timeout
@@ -56,7 +56,7 @@ def _cut_short(app: Celery, name: str, timeout: float) -> None:
     if isinstance(stop, threading.Event):
         stop.set()  # no heartbeat may register the worker again
     try:
-        returned = store_for(app).deregister_worker(name)
+        returned = store_for(app).workers.deregister(name)
     except Exception:
         log.exception("could not hand back the tasks of %s; they return when it is reaped", name)
         returned = -1

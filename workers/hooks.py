@@ -21,15 +21,17 @@ from typing import Any, TypeVar
 
 from celery import Celery, signals
 from kombu import Queue
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from broker_config.celery_app import app_settings
-from scheduler.errors import InvalidInputError, OutboxUnavailableError
+from scheduler.errors import (
+    InvalidInputError,
+    OutboxUnavailableError,
+    RedisUnavailableError,
+    StoreError,
+)
 from scheduler.keys import Keys
 from scheduler.settings import Settings
-from scheduler.store import ReportLine, StateStore, connect
+from scheduler.store import FinishReport, ReportLine, Store, Verdict
 from scheduler.store.guard import RENEWER, Finished, Guard
 from scheduler.store.outbox import Outbox
 from scheduler.store.reports import EarlyStart
@@ -56,7 +58,7 @@ class _Delivery:
     effects: Outbox | None = None  # made on the body's first ``self.effects``
 
 
-_stores: dict[tuple[int, int], StateStore] = {}
+_stores: dict[tuple[int, int], Store] = {}
 _lines: dict[tuple[int, int, str], ReportLine] = {}
 # Keyed by (task id, thread): prerun, the body and postrun of one delivery run
 # in one thread, and two deliveries of one task (a redelivery) may run at once
@@ -78,12 +80,12 @@ def _forked() -> None:
 os.register_at_fork(after_in_child=_forked)
 
 
-def store_for(app: Celery) -> StateStore:
+def store_for(app: Celery) -> Store:
     """This process's store for ``app`` (made anew after a fork)."""
     key = (_pid, id(app))
     store = _stores.get(key)
     if store is None:
-        store = _stores[key] = StateStore(connect(str(app.conf.broker_url)), app_settings(app))
+        store = _stores[key] = Store.from_url(str(app.conf.broker_url), app_settings(app))
     return store
 
 
@@ -198,10 +200,10 @@ def _ready(sender: Any, **_: Any) -> None:
         log.critical("worker %s cannot start: %s", _worker["name"], exc)
         os.kill(os.getpid(), signal.SIGTERM)
         return
-    store.register_worker(
+    store.workers.register(
         _worker["name"], _worker["slots"], socket.gethostname(), os.getpid(), names
     )
-    store.set_orphan_policies(policies)
+    store.workers.set_orphan_policies(policies)
     stop = threading.Event()
     beat = threading.Thread(target=_heartbeat, args=(store, stop, names), daemon=True)
     control = lifecycle.Controller(app, store, _worker["name"])
@@ -231,14 +233,14 @@ def orphan_policies(app: Celery, names: list[str]) -> dict[str, str]:
     return out
 
 
-def _heartbeat(store: StateStore, stop: threading.Event, names: list[str]) -> None:
+def _heartbeat(store: Store, stop: threading.Event, names: list[str]) -> None:
     name, slots = _worker["name"], _worker["slots"]
     while not stop.wait(store.settings.heartbeat_interval):
         try:
-            if not store.heartbeat(name):
+            if not store.workers.heartbeat(name):
                 log.warning("worker %s was declared dead; registering again", name)
                 again = 0 if _worker.get("draining") else slots
-                store.register_worker(name, again, socket.gethostname(), os.getpid(), names)
+                store.workers.register(name, again, socket.gethostname(), os.getpid(), names)
         except Exception:
             log.exception("heartbeat of %s failed; retrying", name)
 
@@ -250,7 +252,7 @@ def _shutdown(sender: Any, **_: Any) -> None:
     _worker["stop"].set()
     _worker["control"].close()
     close_lines()  # the solo and threads pools report from this process
-    returned = store_for(app).deregister_worker(_worker["name"])
+    returned = store_for(app).workers.deregister(_worker["name"])
     log.info(
         "worker %s deregistered; %d unfinished tasks back to pending", _worker["name"], returned
     )
@@ -265,7 +267,7 @@ def _prerun(task_id: str, task: Any, **_: Any) -> None:
     if attempt is None or not _ours(task.app):
         return
     line = line_for(task.app, str(task.request.hostname))
-    guard = Guard(store_for(task.app), task_id, int(attempt))
+    guard = store_for(task.app).guards.for_delivery(task_id, int(attempt))
     # Names this delivery: a retry of the call repeats it, a redelivery does not.
     nonce = guard.lock.token
     settings = app_settings(task.app)
@@ -280,7 +282,7 @@ def _prerun(task_id: str, task: Any, **_: Any) -> None:
                 early = line.start_held(task_id, 1, nonce, guard, hold)
             else:
                 early = line.start_early(task_id, 1, nonce, guard)
-        except RedisError:
+        except StoreError:
             pass  # not sent: wait for the start below, as any other delivery does
         else:  # the line loaded guard_exit with the start's script
             RENEWER.add(guard.lock)
@@ -304,7 +306,7 @@ def _prerun(task_id: str, task: Any, **_: Any) -> None:
             lambda: line.start_guarded(task_id, int(attempt), nonce, guard),
             settings.redis_retry,
         )
-    except RedisError:
+    except StoreError:
         # Without a recorded start the body must not run; the delivery is
         # released when Redis answers again, or recovered with the worker.
         log.exception("could not record the start of %s; its body will not run", task_id)
@@ -325,7 +327,7 @@ def _settle_guard(
     """Act on the execution guard's answer: a body that already finished is not run again."""
     try:
         finished = _retrying(lambda: guard.settle(answer, detail), app_settings(app).redis_retry)
-    except RedisError:
+    except StoreError:
         # Its completion still goes out through guard_exit.lua (with its effects).
         log.exception("could not take the execution guard of %s; running it unguarded", task_id)
         delivery.guard = guard
@@ -333,7 +335,7 @@ def _settle_guard(
     if finished is None:
         delivery.guard = guard
         if app not in _exit_loaded:  # guard_exit goes out on the report line, by EVALSHA
-            guard.store.scripts.load("guard_exit")
+            store_for(app).scripts.load("guard_exit")
             _exit_loaded.add(app)
         return
     log.warning(
@@ -387,7 +389,7 @@ def _take_early(task_id: str, delivery: _Delivery) -> None:
         run, duration_key, affinity_key, answer, detail = _retrying(
             lambda: line.take_start(early), delivery.retry_window
         )
-    except RedisError:
+    except StoreError:
         # The start stays queued on the line, ahead of the finish, so Redis
         # still records it first; only its answer is unknown here.
         log.warning("could not read the start of %s; its outcome follows it", task_id)
@@ -437,7 +439,7 @@ def _postrun(
             task, delivery.attempt, state, retval, delivery.retry_when, settings
         )
     else:
-        verdict = lifecycle.Verdict("skipped", "", "")
+        verdict = Verdict("skipped", "", "")
     if delivery.guard is not None:
         # Goes out on the report line just before the finish, so it is recorded first;
         # it commits the body's effects, which only a success keeps.
@@ -455,24 +457,22 @@ def _postrun(
         line.post("guard_exit", task_id, *exit_call)
 
     line.finish(  # sent again until Redis confirms it; a repeat answers 'stale'
-        task_id,
-        delivery.attempt,
-        verdict.outcome,
-        result=verdict.result,
-        error=verdict.error,
-        runtime=runtime,
-        duration_key=delivery.duration_key if read else "",
-        affinity_key=delivery.affinity_key if read else "",
-        reason=verdict.reason,
-        delay=verdict.delay,
-        nonce=delivery.held,
+        FinishReport(
+            task_id,
+            delivery.attempt,
+            verdict,
+            runtime,
+            delivery.duration_key if read else "",
+            delivery.affinity_key if read else "",
+            delivery.held,
+        )
     )
 
 
-def _replayed(done: Finished) -> lifecycle.Verdict:
+def _replayed(done: Finished) -> Verdict:
     """The verdict of a delivery whose body had already finished (see ``guard_enter.lua``)."""
     reason = {"failed": "error", "cancelled": "cancelled", "retry": "retry"}.get(done.outcome, "")
-    return lifecycle.Verdict(done.outcome, done.result, done.error, reason)
+    return Verdict(done.outcome, done.result, done.error, reason)
 
 
 def _revoked(request: Any = None, terminated: bool = False, **_: Any) -> None:
@@ -504,7 +504,7 @@ def _retrying(call: Callable[[], T], window: float) -> T:
     while True:
         try:
             return call()
-        except (RedisConnectionError, RedisTimeoutError):
+        except RedisUnavailableError:
             if time.monotonic() + delay > deadline:
                 raise
             log.warning("Redis unreachable; retrying in %.2fs", delay)

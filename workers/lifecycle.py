@@ -14,33 +14,18 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from celery import Celery
 from celery.exceptions import Retry, SoftTimeLimitExceeded
-from redis.exceptions import RedisError
 
-from scheduler.errors import InvalidInputError, TaskCancelRequestedError
+from scheduler.errors import InvalidInputError, StoreError, TaskCancelRequestedError
 from scheduler.retry import RetryPolicy, parse_retry
 from scheduler.settings import Settings
-from scheduler.store import StateStore
-from scheduler.store.guard import drop_guard
-from scheduler.store.lifecycle import LifecycleStore
+from scheduler.store import FinishReport, Store, Verdict
 
 log = logging.getLogger("yardmaster.worker")
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """How a run ended, in ``finish.lua``'s terms."""
-
-    outcome: str
-    result: str = "null"
-    error: str = ""
-    reason: str = ""
-    delay: float = 0.0
 
 
 def policy_for(task: Any, settings: Settings) -> RetryPolicy:
@@ -90,7 +75,7 @@ def decide(
     return Verdict("failed", error=f"ended in Celery state {state}", reason="error")
 
 
-def interrupted(store: StateStore, task_id: str) -> Verdict:
+def interrupted(store: Store, task_id: str) -> Verdict:
     """The outcome of a run whose pool process exits before the body returned.
 
     A terminate request kills the run with a signal, which Celery turns into an
@@ -98,8 +83,8 @@ def interrupted(store: StateStore, task_id: str) -> Verdict:
     same). Any other exit is a failure.
     """
     try:
-        asked = LifecycleStore(store).cancel_requested(task_id)
-    except RedisError:
+        asked = store.tasks.cancel_requested(task_id)
+    except StoreError:
         asked = False
     if asked:
         return Verdict(
@@ -111,7 +96,7 @@ def interrupted(store: StateStore, task_id: str) -> Verdict:
 
 
 def report_from_main(
-    store: StateStore,
+    store: Store,
     task_id: str,
     attempt: Any,
     worker: str,
@@ -123,10 +108,11 @@ def report_from_main(
     """Record the outcome of a run the pool process could not report (killed)."""
     if attempt is None:
         return "not ours"
+    verdict = Verdict(outcome, error=error, reason=reason)
     try:
-        reply = store.finish(task_id, worker, int(attempt), outcome, error=error, reason=reason)
-        drop_guard(store, task_id, int(attempt))  # the body's process is gone, and its guard
-    except RedisError:
+        reply = store.deliveries.finish(worker, FinishReport(task_id, int(attempt), verdict))
+        store.guards.drop(task_id, int(attempt))  # the body's process is gone, and its guard
+    except StoreError:
         log.exception("could not record that %s ended (%s)", task_id, reason)
         return "error"
     log.warning(
@@ -144,9 +130,9 @@ class Controller:
     then records the task as cancelled.
     """
 
-    def __init__(self, app: Celery, store: StateStore, worker: str) -> None:
+    def __init__(self, app: Celery, store: Store, worker: str) -> None:
         self.app = app
-        self.life = LifecycleStore(store)
+        self.store = store
         self.worker = worker
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._serve, daemon=True, name="ym-control")
@@ -162,8 +148,8 @@ class Controller:
     def _serve(self) -> None:
         while not self.stop.is_set():
             try:
-                entry = self.life.next_control(self.worker, 1.0)
-            except RedisError:
+                entry = self.store.workers.next_control(self.worker, 1.0)
+            except StoreError:
                 log.exception("reading terminate requests for %s failed; retrying", self.worker)
                 self.stop.wait(1.0)
                 continue
@@ -175,7 +161,7 @@ class Controller:
 
     def terminate(self, task_id: str, attempt: int, signal: str) -> bool:
         """Kill this worker's run of ``task_id`` if it is still attempt ``attempt`` here."""
-        state, worker, current = self.life.running_on(task_id)
+        state, worker, current = self.store.tasks.running_on(task_id)
         if state not in ("running", "dispatched") or worker != self.worker or current != attempt:
             log.info("terminate of %s ignored: it is %s on %r", task_id, state, worker)
             return False

@@ -11,8 +11,7 @@ from celery.exceptions import Ignore, Retry
 from broker_config.celery_app import app_settings
 from scheduler.client import Client, TaskHandle
 from scheduler.errors import InvalidInputError, TaskCancelRequestedError
-from scheduler.store import StateStore, connect
-from scheduler.store.lifecycle import LifecycleStore
+from scheduler.store import Store
 from scheduler.store.outbox import Outbox
 from workers import hooks
 
@@ -23,7 +22,7 @@ def client_for(app: Celery) -> Client:
     """The (cached) yardmaster client of a Celery app made by ``make_celery``."""
     client = _CLIENTS.get(id(app))
     if client is None:
-        store = StateStore(connect(str(app.conf.broker_url)), app_settings(app))
+        store = Store.from_url(str(app.conf.broker_url), app_settings(app))
         names = [name for name in app.tasks if not name.startswith("celery.")]
         client = _CLIENTS[id(app)] = Client(store, known_tasks=names)
     return client
@@ -140,8 +139,7 @@ class YardmasterTask(Task[Any, Any]):
 
     def cancel_requested(self) -> bool:
         """Whether a cancel was asked for while this run goes on (``TaskHandle.cancel()``)."""
-        store = hooks.store_for(self.app)
-        return LifecycleStore(store).cancel_requested(str(self.request.id))
+        return hooks.store_for(self.app).tasks.cancel_requested(str(self.request.id))
 
     def check_cancelled(self) -> None:
         """Stop here if a cancel was asked for: the run then ends as ``cancelled``.

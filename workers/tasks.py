@@ -47,7 +47,7 @@ def sleep(
     warm = False
     affinity_key = affinity_key or affinity_key_of(self.request.id)
     if affinity_key:
-        warm = store_for(self.app).touch_warm(str(self.request.hostname), affinity_key)
+        warm = store_for(self.app).workers.touch_warm(str(self.request.hostname), affinity_key)
     factor = app_settings(self.app).warm_factor if warm_factor is None else warm_factor
     slept = seconds * factor if warm else seconds
     time.sleep(slept)
@@ -75,9 +75,7 @@ def fail(message: str = "asked to fail") -> None:
 # -- demo tasks for retries, timeouts and cancellation ----------------------------
 def _demo_note(task: YardmasterTask, key: str, what: str) -> None:
     """Append ``what@<Redis time>`` to the demo list ``key`` (the tests' timeline)."""
-    store = store_for(task.app)
-    seconds, micros = store.redis.time()
-    store.redis.rpush(store.keys.demo(key), f"{what}@{seconds + micros / 1e6:.6f}")
+    store_for(task.app).demo.note(key, what)
 
 
 @shared_task(name="flaky", base=YardmasterTask, bind=True)
@@ -85,8 +83,7 @@ def flaky(self: YardmasterTask, key: str, failures: int, error: str = "DemoError
     """Fail the first ``failures`` runs for ``key`` (raising ``error``: DemoError,
     OSError or ValueError), then succeed; returns the run number."""
     _demo_note(self, key, "start")
-    store = store_for(self.app)
-    run = int(store.redis.incr(store.keys.demo(key + ":runs")))
+    run = store_for(self.app).demo.count_run(key)
     if run <= failures:
         kinds: dict[str, type[Exception]] = {
             "DemoError": DemoError,
@@ -101,8 +98,7 @@ def flaky(self: YardmasterTask, key: str, failures: int, error: str = "DemoError
 def flaky_celery_retry(self: YardmasterTask, key: str, failures: int, countdown: float) -> int:
     """Like ``flaky``, but asks for its retries the Celery way: ``self.retry(countdown=...)``."""
     _demo_note(self, key, "start")
-    store = store_for(self.app)
-    run = int(store.redis.incr(store.keys.demo(key + ":runs")))
+    run = store_for(self.app).demo.count_run(key)
     if run <= failures:
         raise self.retry(exc=DemoError(f"{key}: run {run}"), countdown=countdown)
     return run
@@ -159,5 +155,7 @@ def _record(task: YardmasterTask, name: str, seconds: float) -> None:
     entry = f"{task.request.id}:{attempt}:{task.request.hostname}:{os.getpid()}"
     nonce = uuid.uuid4().hex  # one per run: a resent append is not a second run
     store = store_for(task.app)
-    retrying(lambda: store.append_ledger(name, entry, nonce), app_settings(task.app).redis_retry)
-    task.effects.rpush(store.keys.ledger_committed(name), entry)
+    retrying(
+        lambda: store.demo.append_ledger(name, entry, nonce), app_settings(task.app).redis_retry
+    )
+    task.effects.rpush(store.demo.ledger_key(name, committed=True), entry)

@@ -21,7 +21,7 @@ from scheduler.client import Client
 from scheduler.embedded import resolve_redis_url
 from scheduler.errors import SettingsError
 from scheduler.settings import API_AUTH_OFF_WARNING, Settings
-from scheduler.store import StateStore, connect
+from scheduler.store import Store
 
 log = logging.getLogger("yardmaster.api")
 
@@ -42,7 +42,7 @@ def _version() -> str:
 def create_app(
     settings: Settings,
     *,
-    store: StateStore | None = None,
+    store: Store | None = None,
     extra_routers: Sequence[APIRouter] = (),
     read_routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
@@ -68,7 +68,7 @@ def create_app(
         )
     if not settings.api_auth:
         log.warning(API_AUTH_OFF_WARNING)
-    store = store or StateStore(connect(resolve_redis_url(settings)), settings)
+    store = store or Store.from_url(resolve_redis_url(settings), settings)
     app = FastAPI(title="yardmaster", version=_version(), description=_DESCRIPTION)
     app.state.settings = settings
     app.state.store = store

@@ -6,13 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from scheduler.api.errors import documented
 from scheduler.api.schemas import Liveness, Readiness, WorkerInfo, WorkerList
 from scheduler.api.security import Principal, require
-from scheduler.store import StateStore
+from scheduler.errors import RedisUnavailableError
+from scheduler.store import Store
 
 router = APIRouter()
 
@@ -22,9 +21,9 @@ router = APIRouter()
 )
 def workers(request: Request, _: Annotated[Principal, Depends(require("read"))]) -> WorkerList:
     """Every registered worker with its slots, the tasks it holds and its heartbeat age."""
-    store: StateStore = request.app.state.store
+    store: Store = request.app.state.store
     now = store.server_time()
-    return WorkerList(workers=[WorkerInfo.of(w, now) for w in store.load_workers()])
+    return WorkerList(workers=[WorkerInfo.of(w, now) for w in store.workers.load()])
 
 
 @router.get("/healthz/live", tags=["health"], summary="Liveness")
@@ -43,17 +42,17 @@ def live() -> Liveness:
 def ready(request: Request) -> Readiness | JSONResponse:
     """Ready when Redis answers, a dispatcher holds the lease and a worker's heartbeat is
     fresh (within ``YM_WORKER_TIMEOUT``); 503 otherwise (no token needed)."""
-    store: StateStore = request.app.state.store
+    store: Store = request.app.state.store
     try:
-        store.redis.ping()
-        leader = bool(store.redis.exists(store.keys.leader))
+        store.ping()
+        leader = store.leases.leader() is not None
         now = store.server_time()
         timeout = store.settings.worker_timeout
-        alive = sum(1 for w in store.load_workers() if now - w.heartbeat <= timeout)
+        alive = sum(1 for w in store.workers.load() if now - w.heartbeat <= timeout)
         state = Readiness(
             ready=leader and alive > 0, redis=True, dispatcher_leader=leader, workers=alive
         )
-    except (RedisConnectionError, RedisTimeoutError):
+    except RedisUnavailableError:
         state = Readiness(ready=False, redis=False, dispatcher_leader=False, workers=0)
     if state.ready:
         return state

@@ -14,8 +14,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -173,8 +171,7 @@ def install(app: FastAPI) -> None:
         log.warning("Redis unavailable: %s", type(exc).__name__)
         return error_response(503, "unavailable", "Redis cannot be reached; try again shortly")
 
-    for kind in (RedisConnectionError, RedisTimeoutError, RedisUnavailableError):
-        app.add_exception_handler(kind, _unavailable)
+    app.add_exception_handler(RedisUnavailableError, _unavailable)
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from scheduler.models import TaskRecord, TaskSpec, TaskState
 from scheduler.settings import StrategyName
-from scheduler.store import WorkerRecord
+from scheduler.store import WorkerSummary
 
 ErrorCode = Literal[
     "invalid_input",
@@ -169,19 +169,12 @@ class WorkerInfo(BaseModel):
     failed: int
 
     @classmethod
-    def of(cls, w: WorkerRecord, now: float) -> WorkerInfo:
-        """From the store's record, with ``now`` the Redis server time."""
-        return cls(
-            name=w.name,
-            slots=w.slots,
-            in_flight=w.inflight,
-            free=max(0, w.slots - w.inflight),
-            host=w.host,
-            pid=w.pid,
-            heartbeat_age=round(max(0.0, now - w.heartbeat), 3),
-            succeeded=w.succeeded,
-            failed=w.failed,
-        )
+    def of(cls, w: WorkerSummary, now: float) -> WorkerInfo:
+        """From the store's summary, with ``now`` the Redis server time."""
+        same = ("name", "slots", "free", "host", "pid", "succeeded", "failed")
+        values = {name: getattr(w, name) for name in same}
+        values.update(in_flight=w.inflight, heartbeat_age=round(w.heartbeat_age(now), 3))
+        return cls.model_validate(values)
 
 
 class WorkerList(BaseModel):

@@ -26,8 +26,7 @@ from scheduler.client import Client, TaskHandle
 from scheduler.errors import InvalidInputError, TaskNotFoundError, UnknownTaskError
 from scheduler.models import TaskSpec, TaskState
 from scheduler.settings import Settings
-from scheduler.store import StateStore
-from scheduler.store.listing import list_tasks
+from scheduler.store import Store
 
 router = APIRouter(prefix="/v1", tags=["tasks"])
 
@@ -44,8 +43,8 @@ def _client(request: Request) -> Client:
     return client
 
 
-def _store(request: Request) -> StateStore:
-    store: StateStore = request.app.state.store
+def _store(request: Request) -> Store:
+    store: Store = request.app.state.store
     return store
 
 
@@ -152,7 +151,7 @@ def list_by_state(
 ) -> TaskPage:
     """Pending tasks in submission order, dispatched and running ones by id, finished ones
     newest first."""
-    records, next_cursor = list_tasks(_store(request), state, limit, cursor)
+    records, next_cursor = _store(request).tasks.page(state, limit, cursor)
     return TaskPage(state=state, tasks=[TaskInfo.of(r) for r in records], next_cursor=next_cursor)
 
 
@@ -161,7 +160,7 @@ def status(
     task_id: TaskId, request: Request, _: Annotated[Principal, Depends(require("read"))]
 ) -> TaskInfo:
     """The task's record: state, worker, timestamps, attempt."""
-    rec = _store(request).records([task_id])[0]
+    rec = _store(request).tasks.records([task_id])[0]
     if rec is None:
         raise TaskNotFoundError(task_id)
     return TaskInfo.of(rec)
@@ -189,7 +188,7 @@ async def result(
     end = time.monotonic() + wait
     delay = 0.01
     while True:
-        state, value, error = await run_in_threadpool(store.outcome, task_id)
+        state, value, error = await run_in_threadpool(store.tasks.outcome, task_id)
         if state is None:
             raise TaskNotFoundError(task_id)
         done = TaskState(state).terminal
@@ -213,7 +212,7 @@ def cancel(
     task_id: TaskId, request: Request, _: Annotated[Principal, Depends(require("submit"))]
 ) -> CancelReply:
     """Cancel a task that has not started; a running task is not interrupted."""
-    reply = _store(request).cancel(task_id, "cancelled over the HTTP API")
+    reply = _store(request).tasks.cancel(task_id, "cancelled over the HTTP API")
     if reply == "missing":
         raise TaskNotFoundError(task_id)
     if reply == "cancelled":

@@ -31,13 +31,13 @@ def api(
     from scheduler.monitor import Monitor
     from scheduler.monitor.web import build_router
     from scheduler.settings import API_AUTH_OFF_WARNING, load_settings
-    from scheduler.store import StateStore, connect
+    from scheduler.store import Store
 
     logging.basicConfig(
         level=loglevel.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
     settings = load_settings()
-    store = StateStore(connect(resolve_redis_url(settings)), settings)
+    store = Store.from_url(resolve_redis_url(settings), settings)
     # The monitor's pages and /metrics, behind the read scope; its snapshot is taken
     # on request (at most once per YM_MONITOR_INTERVAL): the history is the job of
     # `yardmaster monitor`, so the API starts no poller of its own.

@@ -11,7 +11,6 @@ from rich.console import Console
 from scheduler.cli.base import app
 from scheduler.cli.ops import BUILTIN_TASKS, _store
 from scheduler.client import Client
-from scheduler.store.cache import cache_clear, cache_stats
 
 console = Console()
 cache_app = typer.Typer(
@@ -32,7 +31,7 @@ def stats(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Hits, misses, hit rate and live entries (coalesced, idempotent, evicted: all tasks)."""
-    figures = cache_stats(_store(), task).as_dict()
+    figures = _store().cache.stats(task).as_dict()
     if as_json:
         typer.echo(json.dumps(figures))
         return
@@ -43,7 +42,7 @@ def stats(
 @cache_app.command("clear")
 def clear(task: TaskOption = None) -> None:
     """Remove cached results (every task's, or one task name's); the counters stay."""
-    removed = cache_clear(_store(), task)
+    removed = _store().cache.clear(task)
     plural = "" if removed == 1 else "s"
     typer.echo(f"removed {removed} cached result{plural}" + (f" of {task}" if task else ""))
 

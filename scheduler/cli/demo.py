@@ -89,7 +89,7 @@ def _run(client: Client, waves: list[list[dict[str, Any]]]) -> list[TaskHandle]:
     with Progress(*columns, console=console) as bar:
         sub = bar.add_task("submitted", total=total)
         done = bar.add_task("finished ", total=total)
-        base = client.store.counters()
+        base = client.store.events.counters()
         terminal = ("succeeded", "failed", "cancelled", "expired")
         next_wave = time.monotonic()
         finished = 0
@@ -98,7 +98,7 @@ def _run(client: Client, waves: list[list[dict[str, Any]]]) -> list[TaskHandle]:
                 handles += client.submit_many(waves.pop(0))
                 bar.update(sub, completed=len(handles))
                 next_wave = time.monotonic() + 1.0
-            counts = client.store.counters()
+            counts = client.store.events.counters()
             finished = sum(counts.get(k, 0) - base.get(k, 0) for k in terminal)
             bar.update(done, completed=finished)
             time.sleep(0.1)

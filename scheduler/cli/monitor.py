@@ -14,7 +14,7 @@ from scheduler.cli.base import app
 from scheduler.embedded import resolve_redis_url
 from scheduler.monitor import Monitor
 from scheduler.settings import load_settings
-from scheduler.store import StateStore, connect
+from scheduler.store import Store
 
 console = Console()
 
@@ -22,7 +22,7 @@ console = Console()
 def make_monitor(history: str | None = None) -> Monitor:
     """A monitor on the configured cluster (``YM_*`` settings)."""
     settings = load_settings()
-    store = StateStore(connect(resolve_redis_url(settings)), settings)
+    store = Store.from_url(resolve_redis_url(settings), settings)
     return Monitor.from_settings(store, history)
 
 

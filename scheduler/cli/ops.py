@@ -17,15 +17,15 @@ from scheduler.embedded import resolve_redis_url
 from scheduler.errors import InvalidInputError
 from scheduler.settings import load_settings
 from scheduler.status import cluster_status
-from scheduler.store import StateStore, connect
+from scheduler.store import Store
 
 console = Console()
 BUILTIN_TASKS = ("noop", "sleep", "spin", "fail", "ledger", "ledger_once")
 
 
-def _store() -> StateStore:
+def _store() -> Store:
     settings = load_settings()
-    return StateStore(connect(resolve_redis_url(settings)), settings)
+    return Store.from_url(resolve_redis_url(settings), settings)
 
 
 def _json_arg(field: str, text: str, kind: type) -> Any:

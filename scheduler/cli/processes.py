@@ -19,7 +19,7 @@ from scheduler.dispatcher import Dispatcher
 from scheduler.embedded import resolve_redis_url
 from scheduler.redaction import redact_url
 from scheduler.settings import load_settings
-from scheduler.store import StateStore, connect
+from scheduler.store import Store
 
 
 @app.command()
@@ -36,8 +36,8 @@ def dispatcher(
     overrides = {"strategy": strategy} if strategy else {}
     settings = load_settings(**overrides)
     url = resolve_redis_url(settings)
-    store = StateStore(connect(url), settings)
-    publisher = CeleryPublisher(make_celery(settings, url), store.redis)
+    store = Store.from_url(url, settings)
+    publisher = CeleryPublisher(make_celery(settings, url), store)
     loop = Dispatcher(store, build_strategy(settings.strategy, settings), publisher)
     stop = threading.Event()
 

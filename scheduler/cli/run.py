@@ -17,7 +17,7 @@ from scheduler.client import Client
 from scheduler.embedded import resolve_redis_url
 from scheduler.settings import load_settings
 from scheduler.simulator import METRIC_NAMES, metrics
-from scheduler.store import StateStore, connect
+from scheduler.store import Store
 from scheduler.workload import load_workload
 
 console = Console()
@@ -50,7 +50,7 @@ def run_workload(
     rp.check_strategy(strategy, "--strategy")
     settings = load_settings()
     tasks = load_workload(workload)
-    store = StateStore(connect(resolve_redis_url(settings)), settings)
+    store = Store.from_url(resolve_redis_url(settings), settings)
     client = Client(store, known_tasks=BUILTIN_TASKS)
 
     def progress(p: rp.Progress) -> None:

@@ -24,7 +24,7 @@ from scheduler.embedded import EmbeddedRedis, clear_runtime, write_runtime
 from scheduler.errors import YardmasterError
 from scheduler.redaction import redact_url
 from scheduler.settings import Settings, load_settings
-from scheduler.store import StateStore, connect
+from scheduler.store import Store
 
 console = Console()
 
@@ -132,9 +132,9 @@ class Stack:
             cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
 
-    def store(self) -> StateStore:
+    def store(self) -> Store:
         """A state store on this stack's Redis."""
-        return StateStore(connect(self.url), self.settings)
+        return Store.from_url(self.url, self.settings)
 
     def wait_ready(self, timeout: float) -> None:
         """Block until all workers registered and a dispatcher holds the lease."""
@@ -146,8 +146,8 @@ class Stack:
                     raise YardmasterError(
                         f"{name} exited with code {proc.returncode}; see {self.log_dir}/{name}.log"
                     )
-            registered = len(store.load_workers())
-            if registered >= self.n_workers and store.redis.exists(store.keys.leader):
+            registered = len(store.workers.load())
+            if registered >= self.n_workers and store.leases.leader() is not None:
                 return
             time.sleep(0.1)
         raise YardmasterError(

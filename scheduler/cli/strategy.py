@@ -80,7 +80,7 @@ def show(
     client = _client()
     config = client.strategy()
     active = client.active_strategy()
-    switches = client.store.recent_switches(5)
+    switches = client.store.strategy.recent_switches(5)
     if as_json:
         out = {
             "configured": None if config is None else config.as_dict(),
@@ -88,7 +88,7 @@ def show(
             if active is None
             else {"strategy": active.strategy, "version": active.version, "since": active.since},
             "switches": switches,
-            "switch_count": client.store.counters().get("strategy_switches", 0),
+            "switch_count": client.store.events.counters().get("strategy_switches", 0),
         }
         typer.echo(json.dumps(out, indent=2))
         return

@@ -2,8 +2,8 @@
 
 Pure parts (:mod:`.metrics`, :mod:`.anomalies`, :mod:`.health`,
 :mod:`.prometheus`) take data and return data; :class:`Monitor` reads Redis
-through :mod:`scheduler.store.observe`; :mod:`.web` serves it over HTTP and
-:mod:`.live` in a terminal.
+through the store (``store.events``, ``store.workers``); :mod:`.web` serves it
+over HTTP and :mod:`.live` in a terminal.
 """
 
 from __future__ import annotations

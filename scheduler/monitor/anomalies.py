@@ -14,7 +14,7 @@ from typing import Any
 
 from scheduler.monitor.metrics import FinishEvent, failures
 from scheduler.settings import Settings
-from scheduler.store.observe import RunningTask
+from scheduler.store import RunningTask
 
 SEVERITIES = ("info", "warning", "critical")
 TYPES = ("stalled_worker", "throughput_drop", "failure_spike", "prediction_drift", "backlog_growth")

@@ -1,7 +1,7 @@
 """Metrics computed from terminal-state events: pure functions, no I/O.
 
 An event is one entry of the ``events`` stream that ``finish.lua``,
-``expire.lua`` and ``cancel.lua`` append. Wait is ``started_at -
+``end_pending.lua``, ``cancel.lua`` and ``requeue.lua`` append. Wait is ``started_at -
 submitted_at``, run time is the worker's own measure of the body, a deadline
 is missed when a task finishes after it or expires, and the prediction error
 of a successful run is its distance from the EMA it was scheduled with.

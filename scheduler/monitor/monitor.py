@@ -19,8 +19,7 @@ from scheduler.monitor.anomalies import Observation, Tracker, WorkerView, detect
 from scheduler.monitor.health import health
 from scheduler.monitor.history import History
 from scheduler.settings import Settings
-from scheduler.store import StateStore
-from scheduler.store.observe import read_events, read_records, running_tasks
+from scheduler.store import Store
 
 log = logging.getLogger("yardmaster.monitor")
 TERMINAL = ("succeeded", "failed", "cancelled", "expired")
@@ -35,7 +34,7 @@ class Monitor:
         history: Where to append the history (None: no history).
     """
 
-    def __init__(self, store: StateStore, *, history: History | None = None) -> None:
+    def __init__(self, store: Store, *, history: History | None = None) -> None:
         self.store = store
         self.settings: Settings = store.settings
         s = self.settings
@@ -53,7 +52,7 @@ class Monitor:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def from_settings(cls, store: StateStore, history_path: str | None = None) -> Monitor:
+    def from_settings(cls, store: Store, history_path: str | None = None) -> Monitor:
         """A monitor with the history the settings (or ``history_path``) ask for."""
         s = store.settings
         path = history_path or s.monitor_history
@@ -65,15 +64,15 @@ class Monitor:
     # -- reading ---------------------------------------------------------------
     def _read_new_events(self, now: float) -> None:
         if self._last_id is None:
-            rows = read_events(self.store, since=now - self.window.horizon, count=READ_CHUNK)
+            rows = self.store.events.read(since=now - self.window.horizon, count=READ_CHUNK)
         else:
-            rows = read_events(self.store, after=self._last_id, count=READ_CHUNK)
+            rows = self.store.events.read(after=self._last_id, count=READ_CHUNK)
         while rows:
             self._last_id = rows[-1][0]
             self.window.add(m.FinishEvent.from_fields(fields) for _, fields in rows)
             if len(rows) < READ_CHUNK:
                 break
-            rows = read_events(self.store, after=self._last_id, count=READ_CHUNK)
+            rows = self.store.events.read(after=self._last_id, count=READ_CHUNK)
         self.window.prune(now)
 
     def poll(self) -> dict[str, Any]:
@@ -130,11 +129,11 @@ class Monitor:
     def _poll(self) -> dict[str, Any]:
         s = self.settings
         self.polls += 1
-        rec = read_records(self.store)
+        rec = self.store.events.gauges()
         now = rec.time
         self._read_new_events(now)
-        workers = self.store.load_workers()
-        running = running_tasks(self.store, [w.name for w in workers])
+        workers = self.store.workers.load()
+        running = self.store.workers.running([w.name for w in workers])
         backlog = sum(rec.pending_by_priority.values())
         terminal = sum(rec.counters.get(k, 0) for k in TERMINAL)
         self._backlog.append((now, backlog, terminal))
@@ -150,9 +149,7 @@ class Monitor:
         short_n = sum(self.window.counts(short_start).values())
         long_n = sum(self.window.counts(now - s.monitor_long_window).values())
 
-        views = [
-            WorkerView(w.name, w.slots, w.inflight, max(0.0, now - w.heartbeat)) for w in workers
-        ]
+        views = [WorkerView(w.name, w.slots, w.inflight, w.heartbeat_age(now)) for w in workers]
         obs = Observation(
             now=now,
             short=short,
@@ -168,7 +165,7 @@ class Monitor:
         active = sorted(self.tracker.active.values(), key=lambda a: (a.since, a.id))
 
         slots = sum(w.slots for w in workers)
-        busy = sum(min(w.inflight, w.slots) for w in workers)
+        busy = sum(w.busy for w in workers)
         fail_short = m.failures(short)
         fail_long = m.failures(long_events)
         dl = m.deadlines(long_events)
@@ -194,16 +191,16 @@ class Monitor:
             },
             "workers": [
                 {
-                    "name": v.name,
-                    "slots": v.slots,
-                    "busy": v.busy,
-                    "free": max(0, v.slots - v.busy),
-                    "utilization": min(1.0, v.busy / v.slots) if v.slots else 0.0,
-                    "heartbeat_age": round(v.heartbeat_age, 3),
+                    "name": w.name,
+                    "slots": w.slots,
+                    "busy": w.inflight,
+                    "free": w.free,
+                    "utilization": w.utilization,
+                    "heartbeat_age": round(w.heartbeat_age(now), 3),
                     "succeeded": w.succeeded,
                     "failed": w.failed,
                 }
-                for v, w in zip(views, workers, strict=True)
+                for w in workers
             ],
             "slots": {
                 "total": slots,

@@ -1,8 +1,21 @@
-"""The Redis state store: the one place that talks to Redis."""
+"""The Redis state store: the one place that talks to Redis (see :mod:`.facade`)."""
 
 from __future__ import annotations
 
+from scheduler.store.connection import connect
+from scheduler.store.deliveries import FinishReport, Verdict
+from scheduler.store.facade import Store
+from scheduler.store.pending import Claim
 from scheduler.store.reports import ReportLine
-from scheduler.store.state import Claim, StateStore, WorkerRecord, connect
+from scheduler.store.workers import RunningTask, WorkerSummary
 
-__all__ = ["Claim", "ReportLine", "StateStore", "WorkerRecord", "connect"]
+__all__ = [
+    "Claim",
+    "FinishReport",
+    "ReportLine",
+    "RunningTask",
+    "Store",
+    "Verdict",
+    "WorkerSummary",
+    "connect",
+]

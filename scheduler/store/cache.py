@@ -7,10 +7,10 @@ read by ``submit.lua``; this module only reports on them and removes them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
-if TYPE_CHECKING:
-    from scheduler.store.state import StateStore
+from scheduler.store.base import Repository
+from scheduler.store.connection import translated
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,50 +55,53 @@ class CacheStats:
         }
 
 
-def _entries(store: StateStore, task: str | None) -> list[str]:
-    """Live entry keys (for ``task`` only when given); forgets index members that expired."""
-    index = store.keys.cache_index
-    members = cast(list[str], store.redis.zrange(index, 0, -1))
-    live: list[str] = []
-    gone: list[str] = []
-    for start in range(0, len(members), 1000):
-        part = members[start : start + 1000]
-        with store.redis.pipeline(transaction=False) as pipe:
-            for key in part:
-                pipe.hget(key, "n")
-            names = pipe.execute()
-        for key, name in zip(part, names, strict=True):
-            if name is None:
-                gone.append(key)
-            elif task is None or name == task:
-                live.append(key)
-    if gone:
-        store.redis.zrem(index, *gone)
-    return live
+class SolutionCache(Repository):
+    """The solution cache of one namespace: its counters and entries."""
 
+    @translated
+    def stats(self, task: str | None = None) -> CacheStats:
+        """The cache's counters and entry count, for every task or for ``task``."""
+        raw = cast(dict[str, str], self._client.hgetall(self._keys.cache_stats))
+        suffix = "" if task is None else f":{task}"
+        return CacheStats(
+            task=task,
+            hits=int(raw.get("hits" + suffix, 0)),
+            misses=int(raw.get("misses" + suffix, 0)),
+            entries=len(self._entries(task)),
+            coalesced=int(raw.get("coalesced", 0)),
+            idempotent=int(raw.get("idempotent", 0)),
+            evicted=int(raw.get("evicted", 0)),
+        )
 
-def cache_stats(store: StateStore, task: str | None = None) -> CacheStats:
-    """The cache's counters and entry count, for every task or for ``task``."""
-    raw = cast(dict[str, str], store.redis.hgetall(store.keys.cache_stats))
-    suffix = "" if task is None else f":{task}"
-    return CacheStats(
-        task=task,
-        hits=int(raw.get("hits" + suffix, 0)),
-        misses=int(raw.get("misses" + suffix, 0)),
-        entries=len(_entries(store, task)),
-        coalesced=int(raw.get("coalesced", 0)),
-        idempotent=int(raw.get("idempotent", 0)),
-        evicted=int(raw.get("evicted", 0)),
-    )
+    @translated
+    def clear(self, task: str | None = None) -> int:
+        """Remove every cached result (or ``task``'s only); returns how many. Counters stay."""
+        keys = self._entries(task)
+        for start in range(0, len(keys), 1000):
+            part = keys[start : start + 1000]
+            with self._client.pipeline(transaction=False) as pipe:
+                pipe.delete(*part)
+                pipe.zrem(self._keys.cache_index, *part)
+                pipe.execute()
+        return len(keys)
 
-
-def cache_clear(store: StateStore, task: str | None = None) -> int:
-    """Remove every cached result (or ``task``'s only); returns how many. Counters stay."""
-    keys = _entries(store, task)
-    for start in range(0, len(keys), 1000):
-        part = keys[start : start + 1000]
-        with store.redis.pipeline(transaction=False) as pipe:
-            pipe.delete(*part)
-            pipe.zrem(store.keys.cache_index, *part)
-            pipe.execute()
-    return len(keys)
+    def _entries(self, task: str | None) -> list[str]:
+        """Live entry keys (for ``task`` only when given); forgets index members that expired."""
+        index = self._keys.cache_index
+        members = cast(list[str], self._client.zrange(index, 0, -1))
+        live: list[str] = []
+        gone: list[str] = []
+        for start in range(0, len(members), 1000):
+            part = members[start : start + 1000]
+            with self._client.pipeline(transaction=False) as pipe:
+                for key in part:
+                    pipe.hget(key, "n")
+                names = pipe.execute()
+            for key, name in zip(part, names, strict=True):
+                if name is None:
+                    gone.append(key)
+                elif task is None or name == task:
+                    live.append(key)
+        if gone:
+            self._client.zrem(index, *gone)
+        return live

@@ -23,15 +23,19 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from redis import Redis
+
+from scheduler.keys import Keys
+from scheduler.settings import Settings
+from scheduler.store.base import Repository
+from scheduler.store.connection import translated
 from scheduler.store.lock import Lock
 from scheduler.store.outbox import Outbox
+from scheduler.store.scripts import Scripts
 
 log = logging.getLogger("yardmaster.guard")
-
-if TYPE_CHECKING:
-    from scheduler.store.state import StateStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,29 +48,39 @@ class Finished:
     attempt: int
 
 
-class Guard:
-    """The guard of one delivery of one task.
+class Guards(Repository):
+    """The execution guards of one namespace."""
 
-    Args:
-        store: The state store.
-        task_id: The task.
-        attempt: The delivery's attempt number.
-    """
+    def for_delivery(self, task_id: str, attempt: int) -> Guard:
+        """The guard of one delivery (attempt ``attempt``) of ``task_id``, not taken yet."""
+        return Guard(self._client, self._keys, self._settings, self._scripts, task_id, attempt)
 
-    def __init__(self, store: StateStore, task_id: str, attempt: int) -> None:
-        self.store = store
+    @translated
+    def drop(self, task_id: str, attempt: int) -> bool:
+        """Free the guard a killed run of ``attempt`` left behind; True if it was dropped."""
+        return bool(self._scripts("guard_drop", [self._keys.guard(task_id)], [attempt]))
+
+
+class Guard(Repository):
+    """The guard of one delivery of one task (made by :meth:`Guards.for_delivery`)."""
+
+    def __init__(
+        self,
+        client: Redis,
+        keys: Keys,
+        settings: Settings,
+        scripts: Scripts,
+        task_id: str,
+        attempt: int,
+    ) -> None:
+        super().__init__(client, keys, settings, scripts)
         self.task_id = task_id
         self.attempt = attempt
-        keys = store.keys
-        self.lock = Lock(
-            store.redis,
-            store.scripts,
-            keys.guard(task_id),
-            store.settings.guard_ttl,
-            f"{attempt}:{uuid.uuid4().hex}",
-        )
+        token = f"{attempt}:{uuid.uuid4().hex}"
+        self.lock = Lock(client, scripts, keys.guard(task_id), settings.guard_ttl, token)
         self._done_key = keys.guard_done(task_id)
 
+    @translated
     def enter(self, poll: float = 0.1) -> Finished | None:
         """Take the guard: None means run the body; a :class:`Finished` means it already ran.
 
@@ -75,7 +89,7 @@ class Guard:
         if that holder died without finishing.
         """
         while True:
-            reply = self.store.scripts(
+            reply = self._scripts(
                 "guard_enter",
                 [self.lock.key, self._done_key],
                 [self.lock.token, int(self.lock.ttl * 1000), self.attempt],
@@ -105,10 +119,11 @@ class Guard:
         RENEWER.add(self.lock)
         return None
 
+    @translated
     def exit(self, outcome: str, result: str, error: str, effects: Outbox | None = None) -> bool:
         """Record the body's outcome and release the guard; True if it was still ours."""
         call = self.exit_call(outcome, result, error, effects)
-        return bool(self.store.scripts("guard_exit", *call))
+        return bool(self._scripts("guard_exit", *call))
 
     def exit_call(
         self,
@@ -127,7 +142,7 @@ class Guard:
         was the one recorded.
         """
         RENEWER.discard(self.lock)
-        k, s = self.store.keys, self.store.settings
+        k, s = self._keys, self._settings
         keys = [self.lock.key, self._done_key, k.task(self.task_id), k.cache_index, k.cache_stats]
         args: list[Any] = [self.lock.token, self.attempt, outcome, result, error, s.result_ttl]
         args.append(s.cache_max_entries)
@@ -145,11 +160,6 @@ class Guard:
 def _finished(marker: str) -> Finished:
     d = json.loads(marker)
     return Finished(str(d["o"]), str(d.get("r", "null")), str(d.get("e", "")), int(d["a"]))
-
-
-def drop_guard(store: StateStore, task_id: str, attempt: int) -> bool:
-    """Free the guard a killed run of ``attempt`` left behind; True if it was dropped."""
-    return bool(store.scripts("guard_drop", [store.keys.guard(task_id)], [attempt]))
 
 
 class Renewer:

@@ -29,6 +29,7 @@ from typing import cast
 from redis import Redis
 
 from scheduler.errors import YardmasterError
+from scheduler.store.connection import translated
 from scheduler.store.scripts import Scripts
 
 
@@ -56,7 +57,7 @@ class Lock:
     ) -> None:
         if ttl <= 0:
             raise ValueError(f"ttl={ttl!r}: a lock needs a positive time to live")
-        self.redis = client
+        self._client = client
         self.key = key
         self.ttl = ttl
         self.token = token or uuid.uuid4().hex
@@ -66,21 +67,25 @@ class Lock:
     def _ms(self) -> int:
         return max(1, int(self.ttl * 1000))
 
+    @translated
     def acquire(self) -> bool:
         """Take the lock, or extend it if this owner holds it. True when held now."""
         return bool(self._lua("lock_acquire", [self.key], [self.token, self._ms]))
 
+    @translated
     def renew(self) -> bool:
         """Extend the lock by its TTL; False (and nothing changed) if it is not ours any more."""
         return bool(self._lua("lock_renew", [self.key], [self.token, self._ms]))
 
+    @translated
     def release(self) -> bool:
         """Give the lock up if this owner holds it. True when it was ours."""
         return bool(self._lua("lock_release", [self.key], [self.token]))
 
+    @translated
     def holder(self) -> str | None:
         """The token holding the lock now, or None when it is free."""
-        return cast(str | None, self.redis.get(self.key))
+        return cast(str | None, self._client.get(self.key))
 
     def held(self) -> bool:
         """Whether this owner holds the lock now."""

@@ -1,3 +1,4 @@
+# Over 400 lines: one class whose sends, replies and resends share one connection and one lock.
 """A pool process's report line: the start and finish of each delivery, on one kept connection.
 
 Four choices make a report cheap, and they matter because a noop task spends
@@ -41,15 +42,15 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from scheduler.store.state import guard_answer, start_verdict
+from scheduler.errors import StoreError
+from scheduler.store.connection import LOST, translate
+from scheduler.store.deliveries import FinishReport, guard_answer, start_verdict
 
 if TYPE_CHECKING:
+    from scheduler.store.facade import Store
     from scheduler.store.guard import Guard
-    from scheduler.store.state import StateStore
 
 log = logging.getLogger("yardmaster.store")
 
@@ -61,8 +62,6 @@ SETTLE_BACKLOG = 64
 
 LINGER = 0.05
 """Seconds the sender keeps waking for held starts after the line was last used."""
-
-_LOST = (RedisConnectionError, RedisTimeoutError)
 
 
 @dataclass(slots=True)
@@ -90,15 +89,17 @@ class ReportLine:
     Not shareable across a fork: make one in the process that uses it.
 
     Args:
-        store: The state store (its key layout and scripts are used).
+        store: The store (its scripts and the deliveries' calls are used).
         worker: The worker's name.
     """
 
-    def __init__(self, store: StateStore, worker: str) -> None:
-        pool = store.redis.connection_pool
+    def __init__(self, store: Store, worker: str) -> None:
+        self._client = store.client
+        pool = store.client.connection_pool
         # Any: redis-py leaves Connection's send_command and disconnect untyped.
         self._conn: Any = pool.connection_class(**pool.connection_kwargs)
-        self._store = store
+        self._scripts = store.scripts
+        self._deliveries = store.deliveries
         self.worker = worker
         self._sent: deque[tuple[_Call, float]] = deque()  # finishes awaiting their reply
         self._unsent: list[_Call] = []  # finishes to send again on a new connection
@@ -117,7 +118,7 @@ class ReportLine:
         again is safe, a second delivery of a running attempt is skipped.
 
         Raises:
-            redis.exceptions.RedisError: Redis could not be asked, or refused.
+            StoreError: Redis could not be asked, or refused.
         """
         return start_verdict(self._start(task_id, attempt, nonce, None))
 
@@ -132,7 +133,7 @@ class ReportLine:
         delivery holds it); hand it to :meth:`Guard.settle`.
 
         Raises:
-            redis.exceptions.RedisError: Redis could not be asked, or refused.
+            StoreError: Redis could not be asked, or refused.
         """
         reply = self._start(task_id, attempt, nonce, guard)
         run, duration_key, affinity_key = start_verdict(reply)
@@ -148,10 +149,10 @@ class ReportLine:
         it answered the first.
 
         Raises:
-            redis.exceptions.ConnectionError: The start could not be sent (nothing
-                was queued: the caller falls back to a waited start).
+            RedisUnavailableError: The start could not be sent (nothing was
+                queued: the caller falls back to a waited start).
         """
-        keys, args = self._store.start_call(
+        keys, args = self._deliveries.start_call(
             task_id, self.worker, attempt, nonce, guard.start_args()
         )
         early = EarlyStart()
@@ -165,9 +166,9 @@ class ReportLine:
                     self._preload()
                 self._send_unsent()
                 self._send(call)
-            except _LOST:
+            except LOST as exc:
                 self._lost()
-                raise
+                raise translate(exc, self._client) from exc
             self._sent.append((call, time.monotonic()))
         return early
 
@@ -185,10 +186,10 @@ class ReportLine:
         may wait for Redis then.
 
         Raises:
-            redis.exceptions.ConnectionError: A new connection could not be made
-                (nothing was queued: the caller falls back to a waited start).
+            RedisUnavailableError: A new connection could not be made (nothing
+                was queued: the caller falls back to a waited start).
         """
-        keys, args = self._store.start_call(
+        keys, args = self._deliveries.start_call(
             task_id, self.worker, attempt, nonce, guard.start_args()
         )
         early = EarlyStart()
@@ -198,9 +199,9 @@ class ReportLine:
             if self._conn._sock is None:
                 try:
                     self._preload()
-                except _LOST:
+                except LOST as exc:
                     self._lost()
-                    raise
+                    raise translate(exc, self._client) from exc
             self._unsent.append(call)
             self._hold, self._active = hold, now
             wake, self._idle = self._idle, False
@@ -213,8 +214,8 @@ class ReportLine:
         """The reply of an early start, as :meth:`start_guarded` returns it.
 
         Raises:
-            redis.exceptions.RedisError: Redis could not be asked (the start stays
-                queued on this line and goes out before the next report).
+            StoreError: Redis could not be asked (the start stays queued on this
+                line and goes out before the next report), or refused it.
         """
         while not early.answered:
             self.settle()
@@ -227,16 +228,18 @@ class ReportLine:
 
     def _start(self, task_id: str, attempt: int, nonce: str, guard: Guard | None) -> Any:
         guard_args = None if guard is None else guard.start_args()
-        keys, args = self._store.start_call(task_id, self.worker, attempt, nonce, guard_args)
+        keys, args = self._deliveries.start_call(task_id, self.worker, attempt, nonce, guard_args)
         call = _Call("start", task_id, keys, args)
         with self._lock:
             try:
                 self._send_unsent()
                 self._send(call)
                 return self._replies(call)
-            except _LOST:
+            except LOST as exc:
                 self._lost()
-                raise
+                raise translate(exc, self._client) from exc
+            except ResponseError as exc:
+                raise translate(exc, self._client) from exc
 
     def post(self, script: str, task_id: str, keys: list[str], args: list[Any]) -> None:
         """Queue a call to go out, unanswered, with the next finish (and before it).
@@ -248,43 +251,17 @@ class ReportLine:
         with self._lock:
             self._unsent.append(_Call(script, task_id, keys, args))
 
-    def finish(
-        self,
-        task_id: str,
-        attempt: int,
-        outcome: str,
-        *,
-        result: str = "null",
-        error: str = "",
-        runtime: float = 0.0,
-        duration_key: str = "",
-        affinity_key: str = "",
-        reason: str = "",
-        delay: float = 0.0,
-        nonce: str = "",
-    ) -> None:
+    def finish(self, report: FinishReport) -> None:
         """Send a delivery's outcome; its reply is read later (see the module's docstring).
 
         When the connection is down, the outcome waits in this line and goes out
         before the next report, or with the watchdog's next try (every
         :data:`SETTLE_AFTER` seconds); it never raises for a lost connection.
-        ``nonce``: a held start's (see :meth:`start_held`).
+        A report with a held start's nonce counts only if that start was recorded
+        (see :meth:`start_held`).
         """
-        keys, args = self._store.finish_call(
-            task_id,
-            self.worker,
-            attempt,
-            outcome,
-            result=result,
-            error=error,
-            runtime=runtime,
-            duration_key=duration_key,
-            affinity_key=affinity_key,
-            reason=reason,
-            delay=delay,
-            nonce=nonce,
-        )
-        call = _Call("finish", task_id, keys, args)
+        keys, args = self._deliveries.finish_call(self.worker, report)
+        call = _Call("finish", report.task_id, keys, args)
         with self._lock:
             self._unsent.append(call)
             self._active = time.monotonic()
@@ -313,7 +290,7 @@ class ReportLine:
                 if len(self._sent) >= SETTLE_BACKLOG:  # long sent: their replies are in
                     self._replies(None)
                 self._send_unsent()
-            except _LOST:
+            except LOST:
                 self._lost()
                 log.warning("Redis unreachable; outcomes will be sent again")
 
@@ -331,39 +308,44 @@ class ReportLine:
             self._flush()
 
     def settle(self) -> None:
-        """Read every outstanding finish reply (send again what a lost connection dropped)."""
+        """Read every outstanding finish reply (send again what a lost connection dropped).
+
+        Raises:
+            RedisUnavailableError: Redis could not be reached (what was not
+                confirmed goes out again with the next try).
+        """
         with self._lock:
             try:
                 self._send_unsent()
                 self._replies(None)
-            except _LOST:
+            except LOST as exc:
                 self._lost()
-                raise
+                raise translate(exc, self._client) from exc
 
     def close(self) -> None:
         """Settle what can be settled, then drop the connection."""
         try:
             self.settle()
-        except (*_LOST, ResponseError):
+        except StoreError:
             log.exception("could not confirm the last outcomes reported by %s", self.worker)
         self._conn.disconnect()
 
     # -- internals (called with the lock held) ---------------------------------
     def _send(self, call: _Call) -> None:
-        sha = self._store.scripts.sha(call.script)
+        sha = self._scripts.sha(call.script)
         self._conn.send_command("EVALSHA", sha, len(call.keys), *call.keys, *call.args)
 
     def _preload(self, *also: str) -> None:
         """Load the line's scripts (and ``also``) into Redis's cache on this connection."""
         for script in sorted({"start", "guard_exit", "finish", *also}):
-            self._conn.send_command("SCRIPT", "LOAD", self._store.scripts.source(script))
+            self._conn.send_command("SCRIPT", "LOAD", self._scripts.source(script))
             self._conn.read_response()
 
     def _send_unsent(self) -> None:
         """Send every queued call in one write (a guard exit and its finish travel together)."""
         if not self._unsent:
             return
-        sha = self._store.scripts.sha
+        sha = self._scripts.sha
         now = time.monotonic()
         commands = [
             ("EVALSHA", sha(c.script), len(c.keys), *c.keys, *c.args, *_held_for(c, now))
@@ -398,7 +380,7 @@ class ReportLine:
                 if call is last:
                     raise
                 if call.early is not None:  # take_start raises it
-                    call.early.reply, call.early.answered = exc, True
+                    call.early.reply, call.early.answered = translate(exc, self._client), True
                 else:
                     log.error("the outcome of %s was not recorded: %s", call.task_id, exc)
             if call is not last:

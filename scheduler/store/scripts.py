@@ -16,6 +16,8 @@ from typing import Any
 from redis import Redis
 from redis.commands.core import Script
 
+from scheduler.store.connection import translated
+
 INCLUDE = re.compile(r"^[ \t]*-- @include (\w+)$", re.M)
 
 
@@ -69,6 +71,7 @@ class Scripts:
         """Run script ``name`` (optionally inside a pipeline given as ``client``)."""
         return self._scripts[name](keys=keys, args=args, client=client)
 
+    @translated
     def load(self, *names: str) -> None:
         """Load scripts into Redis's cache now (for callers that send EVALSHA themselves)."""
         for name in names:

@@ -1,0 +1,159 @@
+"""Task records: submission, cancellation, ending unrun, and reads of one task or many.
+
+A task's record is the hash ``<ns>:task:<id>`` (see :mod:`scheduler.keys`):
+name, arguments, hints, state, timestamps, worker, attempt, result or error.
+The transitions that move a task between workers (claim, start, finish,
+requeue) live with the queue and the deliveries; this repository writes the
+ones a client or the dispatcher asks for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, cast
+
+from redis import Redis
+
+from scheduler.keys import Keys
+from scheduler.models import TaskRecord, TaskSpec, TaskState
+from scheduler.settings import Settings
+from scheduler.store.base import Repository
+from scheduler.store.connection import translated
+from scheduler.store.listing import TaskPages
+from scheduler.store.scripts import Scripts
+
+
+class Tasks(Repository):
+    """Task records of one namespace."""
+
+    def __init__(self, client: Redis, keys: Keys, settings: Settings, scripts: Scripts) -> None:
+        super().__init__(client, keys, settings, scripts)
+        self._pages = TaskPages(client, keys, self.records)
+
+    @translated
+    def submit(self, ids: Sequence[str], specs: Sequence[TaskSpec]) -> list[int | str]:
+        """Accept tasks atomically per chunk (``submit.lua``).
+
+        Returns, per task, its sequence number (0 = duplicate id), or for a task
+        answered without a new run: ``idem:<id>``, ``coalesced:<id>`` or ``cached``.
+        """
+        k, s = self._keys, self._settings
+        out: list[int | str] = []
+        chunk = s.submit_chunk
+        head = [k.seq, k.pending, k.inbox, k.stats, k.pending_by_priority]
+        head += [k.cache_stats, k.cache_index]
+        with self._client.pipeline(transaction=False) as pipe:
+            for start in range(0, len(ids), chunk):
+                part = range(start, min(start + chunk, len(ids)))
+                args: list[Any] = [s.result_ttl, s.idempotency_window, k.task_prefix]
+                for i in part:
+                    spec = specs[i]
+                    a, kw = spec.encoded_args()
+                    args += [ids[i], spec.name, a, kw, spec.priority, _opt(spec.deadline)]
+                    args += [_opt(spec.expected_duration), spec.affinity_key or ""]
+                    args += [spec.duration_key or "", spec.encoded_options()]
+                    args.append(spec.concurrency_key or "")
+                    args.append("" if spec.max_concurrent is None else spec.max_concurrent)
+                    args.append(k.idempotency(spec.idempotency_key) if spec.idempotency_key else "")
+                    digest = spec.call_digest() if spec.deduplicated else ""
+                    args.append(k.inflight(digest) if digest else "")
+                    if spec.cache_ttl is not None:
+                        args += [k.cache_entry(digest), int(spec.cache_ttl * 1000)]
+                    else:
+                        args += ["", ""]
+                self._scripts("submit", head + [k.task(ids[i]) for i in part], args, client=pipe)
+            for reply in pipe.execute():
+                out.extend(r if isinstance(r, str) else int(r) for r in reply)
+        return out
+
+    @translated
+    def cancel(self, task_id: str, reason: str = "cancelled by request") -> str:
+        """Cancel a task that has not started; see ``cancel.lua`` for the replies."""
+        k, s = self._keys, self._settings
+        keys = [k.task(task_id), k.pending, k.stats, k.pending_by_priority, k.events, k.inbox]
+        keys.append(k.delayed)
+        args = [task_id, reason, s.result_ttl, s.events_maxlen, k.worker_queue("")]
+        return str(self._scripts("cancel", keys, args))
+
+    @translated
+    def end(self, task_id: str, state: str, error: str, reason: str = "") -> str:
+        """End a pending task unrun in terminal ``state``, with ``error`` and ``reason`` (if
+        any) on its record; see ``end_pending.lua`` for the replies."""
+        k, s = self._keys, self._settings
+        keys = [k.task(task_id), k.pending, k.stats, k.pending_by_priority, k.events]
+        args = [task_id, state, error, reason, s.result_ttl, s.events_maxlen]
+        return str(self._scripts("end_pending", keys, args))
+
+    def expire(self, task_id: str, reason: str) -> str:
+        """End a pending task as expired (a strategy gave up on it), ``reason`` as its error."""
+        return self.end(task_id, TaskState.EXPIRED.value, reason)
+
+    @translated
+    def records(self, ids: Sequence[str]) -> list[TaskRecord | None]:
+        """Task records for ``ids`` (None where no record exists), in one round trip."""
+        with self._client.pipeline(transaction=False) as pipe:
+            for task_id in ids:
+                pipe.hgetall(self._keys.task(task_id))
+            rows = pipe.execute()
+        return [
+            TaskRecord.from_hash(task_id, row) if row else None
+            for task_id, row in zip(ids, rows, strict=True)
+        ]
+
+    @translated
+    def states(self, ids: Sequence[str]) -> list[str | None]:
+        """The state of each task (None where no record exists), in one round trip."""
+        with self._client.pipeline(transaction=False) as pipe:
+            for task_id in ids:
+                pipe.hget(self._keys.task(task_id), "state")
+            return cast(list[str | None], pipe.execute())
+
+    @translated
+    def outcome(self, task_id: str) -> tuple[str | None, str | None, str | None]:
+        """(state, result JSON, error) of a task; state None when there is no record."""
+        fields = ["state", "result", "error"]
+        row = cast(list[str | None], self._client.hmget(self._keys.task(task_id), fields))
+        return row[0], row[1], row[2]
+
+    @translated
+    def running_on(self, task_id: str) -> tuple[str, str, int]:
+        """(state, worker, attempt) of a task (``missing``, '', 0 without a record)."""
+        row = cast(
+            list[str | None],
+            self._client.hmget(self._keys.task(task_id), "state", "worker", "attempt"),
+        )
+        return row[0] or "missing", row[1] or "", int(row[2] or 0)
+
+    @translated
+    def cancel_requested(self, task_id: str) -> bool:
+        """Whether a cancel was asked for while ``task_id`` runs."""
+        return self._client.hget(self._keys.task(task_id), "cancel_requested") == "1"
+
+    @translated
+    def payloads(self, ids: Sequence[str]) -> list[tuple[str, str, str, str, str]]:
+        """(state, name, args JSON, kwargs JSON, options JSON or '') of each task, in one
+        round trip (what a message needs)."""
+        fields = ["state", "name", "args", "kwargs", "opts"]
+        with self._client.pipeline(transaction=False) as pipe:
+            for task_id in ids:
+                pipe.hmget(self._keys.task(task_id), fields)
+            rows = pipe.execute()
+        return [
+            (r[0] or "missing", r[1] or "", r[2] or "[]", r[3] or "{}", r[4] or "") for r in rows
+        ]
+
+    @translated
+    def page(
+        self, state: TaskState, limit: int, cursor: str | None = None
+    ) -> tuple[list[TaskRecord], str | None]:
+        """Up to ``limit`` tasks in ``state`` after ``cursor``, and the next cursor (None when
+        there are no more); see :mod:`scheduler.store.listing`.
+
+        Raises:
+            InvalidInputError: ``cursor`` is not one this method returned.
+        """
+        return self._pages.page(state, limit, cursor)
+
+
+def _opt(value: float | None) -> str:
+    return "" if value is None else repr(float(value))

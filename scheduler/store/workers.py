@@ -1,0 +1,235 @@
+"""Workers: registration, heartbeats, slots, warm keys, control requests and their queues.
+
+A worker is the hash ``<ns>:worker:<name>`` (slots, queue, host, pid,
+heartbeat, counters) in the set ``<ns>:workers``; its taken slots are the set
+``<ns>:worker:<name>:tasks``, its own Celery queue the list ``<ns>.q.<name>``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from redis import Redis
+
+from scheduler.keys import Keys
+from scheduler.settings import Settings
+from scheduler.store.base import Batch, Repository
+from scheduler.store.connection import translated
+from scheduler.store.pending import PendingQueue
+from scheduler.store.scripts import Scripts
+
+CONTROL_TTL = 3600
+"""Seconds a worker's control list outlives its last request (a gone worker leaves none)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSummary:
+    """A registered worker as stored, with the figures every view derives from it.
+
+    Attributes:
+        name: The worker's name (``celery -n``).
+        slots: Its slots now (0 while it drains).
+        queue: Its own Celery queue.
+        host: Its host name.
+        pid: Its main process id.
+        heartbeat: Redis time of its last heartbeat.
+        started_at: Redis time it registered.
+        inflight: Tasks dispatched to it and not finished (its taken slots).
+        succeeded: Tasks it finished as succeeded.
+        failed: Tasks it finished as failed.
+    """
+
+    name: str
+    slots: int
+    queue: str
+    host: str
+    pid: int
+    heartbeat: float
+    started_at: float
+    inflight: int
+    succeeded: int
+    failed: int
+
+    @property
+    def busy(self) -> int:
+        """Slots taken, at most its slots (a draining worker's tasks count up to them)."""
+        return min(self.inflight, self.slots)
+
+    @property
+    def free(self) -> int:
+        """Slots a new task could take now."""
+        return max(0, self.slots - self.inflight)
+
+    @property
+    def utilization(self) -> float:
+        """The share of its slots taken, in [0, 1] (0 without slots)."""
+        return min(1.0, self.busy / self.slots) if self.slots else 0.0
+
+    def heartbeat_age(self, now: float) -> float:
+        """Seconds since its last heartbeat at Redis time ``now`` (never negative)."""
+        return max(0.0, now - self.heartbeat)
+
+
+@dataclass(frozen=True, slots=True)
+class RunningTask:
+    """A task a worker has started and not finished."""
+
+    id: str
+    name: str
+    worker: str
+    started_at: float
+    duration_key: str
+    expected_duration: float | None
+
+
+class Workers(Repository):
+    """The workers of one namespace.
+
+    Args:
+        pending: The pending queue, where a worker's unfinished tasks return.
+    """
+
+    def __init__(
+        self, client: Redis, keys: Keys, settings: Settings, scripts: Scripts, pending: PendingQueue
+    ) -> None:
+        super().__init__(client, keys, settings, scripts)
+        self._pending = pending
+
+    @translated
+    def register(
+        self, name: str, slots: int, host: str, pid: int, task_names: Sequence[str]
+    ) -> None:
+        """Register a worker; tasks left by an earlier life of the same name return to pending."""
+        self._pending.requeue(name)
+        k = self._keys
+        keys = [k.workers, k.worker(name), k.task_names, k.inbox]
+        self._scripts("register", keys, [name, slots, k.worker_queue(name), host, pid, *task_names])
+
+    @translated
+    def heartbeat(self, name: str) -> bool:
+        """Refresh a heartbeat; False when the worker was declared dead meanwhile."""
+        return bool(self._scripts("heartbeat", [self._keys.worker(name)], []))
+
+    @translated
+    def close(self, name: str) -> bool:
+        """Give a draining worker no more work: its slot count drops to 0. False if unknown."""
+        return bool(self._scripts("drain", [self._keys.worker(name), self._keys.inbox], [name]))
+
+    def deregister(self, name: str) -> int:
+        """Forget a worker; its unfinished tasks return to pending. Returns how many."""
+        return self._pending.requeue(name, forget=True)
+
+    @translated
+    def load(self) -> list[WorkerSummary]:
+        """Every registered worker with its live slot count, by name."""
+        k = self._keys
+        names = sorted(cast(set[str], self._client.smembers(k.workers)))
+        with self._client.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hgetall(k.worker(name))
+                pipe.scard(k.worker_tasks(name))
+            replies = pipe.execute()
+        out: list[WorkerSummary] = []
+        for i, name in enumerate(names):
+            raw, inflight = replies[2 * i], replies[2 * i + 1]
+            if not raw:
+                continue
+            out.append(
+                WorkerSummary(
+                    name=name,
+                    slots=int(raw.get("slots", 0)),
+                    queue=raw.get("queue", k.worker_queue(name)),
+                    host=raw.get("host", ""),
+                    pid=int(raw.get("pid", 0)),
+                    heartbeat=float(raw.get("heartbeat", 0.0)),
+                    started_at=float(raw.get("started_at", 0.0)),
+                    inflight=int(inflight),
+                    succeeded=int(raw.get("succeeded", 0)),
+                    failed=int(raw.get("failed", 0)),
+                )
+            )
+        return out
+
+    @translated
+    def task_names(self) -> set[str]:
+        """Task names the workers that have started said they serve."""
+        return cast(set[str], self._client.smembers(self._keys.task_names))
+
+    @translated
+    def running(self, workers: Sequence[str]) -> list[RunningTask]:
+        """Every task in the ``running`` state on ``workers``, with when it started."""
+        k = self._keys
+        with self._client.pipeline(transaction=False) as pipe:
+            for name in workers:
+                pipe.smembers(k.worker_tasks(name))
+            ids = [task_id for members in pipe.execute() for task_id in sorted(members)]
+        if not ids:
+            return []
+        fields = ["state", "name", "worker", "started_at", "duration_key", "expected_duration"]
+        with self._client.pipeline(transaction=False) as pipe:
+            for task_id in ids:
+                pipe.hmget(k.task(task_id), fields)
+            rows = pipe.execute()
+        return [
+            RunningTask(
+                id=task_id,
+                name=row[1] or "",
+                worker=row[2] or "",
+                started_at=float(row[3]),
+                duration_key=row[4] or row[1] or "",
+                expected_duration=float(row[5]) if row[5] else None,
+            )
+            for task_id, row in zip(ids, rows, strict=True)
+            if row[0] == "running" and row[3]
+        ]
+
+    @translated
+    def touch_warm(self, worker: str, affinity_key: str) -> bool:
+        """Mark ``affinity_key`` as just used on ``worker``; True if it was already warm."""
+        keys = [self._keys.worker_warm(worker)]
+        return bool(self._scripts("warm", keys, [affinity_key, self._settings.warm_capacity]))
+
+    @translated
+    def set_orphan_policies(
+        self, policies: dict[str, str], *, pipeline: Batch | None = None
+    ) -> None:
+        """Record each task type's orphan policy (``requeue`` or ``fail``)."""
+        fail = [name for name, policy in policies.items() if policy == "fail"]
+        keep = [name for name, policy in policies.items() if policy != "fail"]
+        with self._writes(pipeline, transaction=True) as pipe:
+            if fail:
+                pipe.hset(self._keys.orphan_policy, mapping=dict.fromkeys(fail, "fail"))
+            if keep:
+                pipe.hdel(self._keys.orphan_policy, *keep)
+
+    @translated
+    def push(self, messages: Sequence[tuple[str, str]]) -> None:
+        """Push (worker queue, message) pairs, in order, in one round trip (the publisher's
+        prepared Celery messages)."""
+        with self._client.pipeline(transaction=False) as pipe:
+            for queue, message in messages:
+                pipe.lpush(queue, message)
+            pipe.execute()
+
+    @translated
+    def request_terminate(
+        self, worker: str, task_id: str, attempt: int, signal: str, *, pipeline: Batch | None = None
+    ) -> None:
+        """Ask ``worker``'s main process to kill its run of ``task_id`` (attempt ``attempt``)."""
+        entry = {"terminate": task_id, "attempt": attempt, "signal": signal}
+        key = self._keys.worker_control(worker)
+        with self._writes(pipeline) as pipe:
+            pipe.rpush(key, json.dumps(entry))
+            pipe.expire(key, CONTROL_TTL)
+
+    @translated
+    def next_control(self, worker: str, block: float) -> dict[str, Any] | None:
+        """The next request to ``worker``'s main process, waiting up to ``block`` seconds."""
+        got = cast(
+            tuple[str, str] | None,
+            self._client.blpop([self._keys.worker_control(worker)], max(block, 0.01)),
+        )
+        return None if got is None else cast(dict[str, Any], json.loads(got[1]))
