@@ -73,7 +73,7 @@ def translate(exc: RedisError, client: Redis) -> YardmasterError:
     """The store error that says what ``exc`` (raised talking to ``client``) means."""
     text = str(exc)
     if isinstance(exc, LOST):
-        return RedisUnreachableError(address(client), text or type(exc).__name__)
+        return RedisUnreachableError(address(client), f"{type(exc).__name__}: {text}")
     if isinstance(exc, ResponseError):
         if "NOTLEADER" in text:  # the lease-fenced scripts' refusal
             return NotLeaderError()
