@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from celery import Celery
 
-import workers.tasks  # noqa: F401  (registers the built-in tasks)
+import workers.demo_tasks  # noqa: F401  (registers the built-in tasks)
 from broker_config.celery_app import make_celery
 from scheduler.embedded import resolve_redis_url
 from scheduler.settings import Settings, load_settings
 from workers import hooks
-from workers.task import YardmasterTask
+from workers.yardmaster_task import YardmasterTask
 
 
 def create_app(
