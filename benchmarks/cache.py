@@ -7,7 +7,7 @@ Usage::
 Two measurements on a private ``redis-server`` (``scheduler.embedded``):
 
 cache-hit latency
-    A local cluster (``Stack``: one dispatcher, one worker with 2 slots).
+    A local cluster (``LocalCluster``: one dispatcher, one worker with 2 slots).
     Each round times ``N`` sequential submit-to-result trips of a dispatched
     ``noop`` and ``N`` of a cache hit (``noop`` with ``cache_ttl``, after one
     run filled the entry), interleaved one by one: ``Client.submit`` then
@@ -46,9 +46,9 @@ from typing import Any
 
 from common import code_state, emit, machine, progress
 
-from scheduler.cli.stack import Stack
 from scheduler.client import Client
 from scheduler.embedded import EmbeddedRedis
+from scheduler.local_cluster import LocalCluster
 from scheduler.settings import load_settings
 from scheduler.store import ReportLine, StateStore, connect
 from scheduler.store.guard import Guard
@@ -70,8 +70,9 @@ def pct(values: list[float], q: float) -> float:
 def latency(samples: int, rounds: int) -> dict[str, Any]:
     settings = load_settings({}, namespace="bench" + uuid.uuid4().hex[:6])
     per_round = []
-    with Stack(settings, workers=1, slots=2) as stack:
-        client = Client(stack.store(), known_tasks=BUILTIN)
+    with LocalCluster(settings) as stack:
+        stack.start(workers=1, slots=2)
+        client = Client(stack.store, known_tasks=BUILTIN)
         client.submit("noop", cache_ttl=600).result(timeout=30)  # fills the entry
         for _ in range(20):  # warm-up of both paths
             client.submit("noop").result(timeout=30)

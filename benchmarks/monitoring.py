@@ -60,8 +60,8 @@ from benchmarks.throughput import (
     _pid,
     private_redis,
 )
-from scheduler.cli.stack import Stack, wait_flower
 from scheduler.client import Client
+from scheduler.local_cluster import LocalCluster
 from scheduler.settings import load_settings
 
 CONFIGS = ("off", "monitor", "flower")
@@ -113,41 +113,32 @@ def run_once(config: str, tasks: int, log_dir: Path) -> dict[str, Any]:
     """One measurement of ``tasks`` noops in one configuration."""
     with private_redis() as server:
         settings = load_settings(redis_url=server.url, monitor_interval=1.0)
-        stack = Stack(settings, workers=1, slots=CONCURRENCY, log_dir=log_dir)
-        env = dict(os.environ, YM_REDIS_URL=server.url, YM_NAMESPACE=settings.namespace)
-        env["YM_STRATEGY"] = settings.strategy
-        py = [sys.executable, "-m", "scheduler.cli"]
+        stack = LocalCluster(settings, log_dir=log_dir)
         name = f"bench@{socket.gethostname()}"
         scraper: Scraper | None = None
         pids: dict[str, int] = {}
         try:
-            stack._spawn("dispatcher", [*py, "dispatcher", "--loglevel", LOGLEVEL], env)
-            worker = [*py, "worker", "--slots", str(CONCURRENCY), "--name", name]
-            worker += ["--loglevel", LOGLEVEL]
-            if config == "flower":
-                worker.append("--events")
-            stack._spawn("w1", worker, env)
-            stack.wait_ready(60.0)
+            stack.dispatcher(loglevel=LOGLEVEL, wait=False)
+            stack.worker(
+                "w1", CONCURRENCY, hostname=name, events=config == "flower", loglevel=LOGLEVEL,
+                wait=False,
+            )  # fmt: skip
+            stack.wait_ready(1, 60.0)
             if config == "monitor":
                 port = free_port()
-                menv = dict(env, YM_MONITOR_HISTORY=str(log_dir / f"history-{config}.jsonl"))
+                menv = {"YM_MONITOR_HISTORY": str(log_dir / f"history-{config}.jsonl")}
                 menv["YM_MONITOR_HISTORY_EVERY"] = "1"
                 menv["YM_MONITOR_INTERVAL"] = "1"
-                stack._spawn("monitor", [*py, "monitor", "--port", str(port)], menv)
+                cmd = [sys.executable, "-m", "scheduler.cli", "monitor", "--port", str(port)]
+                stack.spawn("monitor", cmd, **menv)
                 base = f"http://127.0.0.1:{port}"
                 _wait_http(base + "/monitor/health")
                 scraper = Scraper(base)
                 scraper.start()
                 pids["monitor"] = stack.procs["monitor"].pid
             if config == "flower":
-                port = free_port()
-                fenv = dict(env, FLOWER_UNAUTHENTICATED_API="true")
-                cmd = [sys.executable, "-m", "celery", "-A", "workers.app", "flower"]
-                cmd += [f"--port={port}", "--address=127.0.0.1"]
-                stack._spawn("flower", cmd, fenv)
-                wait_flower(port, 1, 60.0, stack.procs["flower"])
-                pids["flower"] = stack.procs["flower"].pid
-            store = stack.store()
+                pids["flower"] = stack.flower(free_port(), 1, 60.0).pid
+            store = stack.store
             client = Client(store, known_tasks=["noop"])
             deadline = _deadline_for(tasks)
             meter = CpuMeter(

@@ -82,9 +82,9 @@ except ImportError:  # pragma: no cover
 
 from benchmarks.common import code_state as shared_code_state  # noqa: E402
 from benchmarks.plain_app import BROKER_ENV, QUEUE, TRANSPORT_ENV, make_app  # noqa: E402
-from scheduler.cli.stack import Stack  # noqa: E402
 from scheduler.client import Client  # noqa: E402
 from scheduler.embedded import EmbeddedRedis  # noqa: E402
+from scheduler.local_cluster import LocalCluster  # noqa: E402
 from scheduler.settings import load_settings  # noqa: E402
 from scheduler.store import StateStore, connect  # noqa: E402
 
@@ -202,19 +202,15 @@ def yardmaster_end_to_end(tasks: int, log_dir: Path) -> dict[str, Any]:
     """Run ``tasks`` noops through a dispatcher and one 2-slot worker."""
     with private_redis() as server:
         settings = load_settings(redis_url=server.url)
-        stack = Stack(settings, workers=1, slots=CONCURRENCY, log_dir=log_dir)
-        env = dict(os.environ, YM_REDIS_URL=server.url, YM_NAMESPACE=settings.namespace)
-        env["YM_STRATEGY"] = settings.strategy
-        py = [sys.executable, "-m", "scheduler.cli"]
+        stack = LocalCluster(settings, log_dir=log_dir)
         name = f"bench@{socket.gethostname()}"
         try:
-            # Stack.start() would run the worker at INFO (one log line per
-            # task); the plain Celery worker runs at WARNING, so both do here.
-            stack._spawn("dispatcher", [*py, "dispatcher", "--loglevel", LOGLEVEL], env)
-            worker = [*py, "worker", "--slots", str(CONCURRENCY), "--name", name]
-            stack._spawn("w1", [*worker, "--loglevel", LOGLEVEL], env)
-            stack.wait_ready(60.0)
-            store = stack.store()
+            # The plain Celery worker runs at WARNING, so both do here (INFO logs
+            # one line per task).
+            stack.dispatcher(loglevel=LOGLEVEL, wait=False)
+            stack.worker("w1", CONCURRENCY, hostname=name, loglevel=LOGLEVEL, wait=False)
+            stack.wait_ready(1, 60.0)
+            store = stack.store
             client = Client(store, known_tasks=["noop"])
             specs = [{"name": "noop"}] * tasks
             deadline = _deadline_for(tasks)

@@ -1,4 +1,5 @@
-"""The HTTP API as part of ``yardmaster up``: its token for the run, and waiting for it."""
+"""The services of a local cluster beside the dispatcher and the workers: the HTTP
+API's admin token for one run, and waiting until the API and Flower answer."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from scheduler.errors import YardmasterError
 from scheduler.settings import API_AUTH_OFF_WARNING as AUTH_OFF_WARNING
@@ -17,14 +19,14 @@ from scheduler.settings import Settings
 
 API_TOKEN_FILE = "api-token"  # noqa: S105 (a file name, not a secret)
 
-__all__ = ["API_TOKEN_FILE", "AUTH_OFF_WARNING", "api_token_env", "wait_api"]
+__all__ = ["API_TOKEN_FILE", "AUTH_OFF_WARNING", "api_token_env", "wait_api", "wait_flower"]
 
 
 def api_token_env(settings: Settings, log_dir: Path) -> dict[str, str]:
-    """Environment for the API process of ``up``.
+    """Environment for the API process of a local cluster.
 
-    With auth on and no ``YM_API_TOKENS`` configured, ``up`` makes one admin
-    token for this run and writes it, readable by the owner only, to
+    With auth on and no ``YM_API_TOKENS`` configured, one admin token is made
+    for this run and written, readable by the owner only, to
     ``log_dir/api-token`` (it is never printed). Otherwise nothing changes.
     """
     if not settings.api_auth or settings.api_tokens:
@@ -37,7 +39,7 @@ def api_token_env(settings: Settings, log_dir: Path) -> dict[str, str]:
     return {"YM_API_TOKENS": json.dumps([{"name": "up-admin", "scope": "admin", "token": token}])}
 
 
-def wait_api(url: str, proc: subprocess.Popen[bytes], log_dir: Path, timeout: float) -> None:
+def wait_api(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
     """Block until the API answers its liveness probe.
 
     Raises:
@@ -48,7 +50,7 @@ def wait_api(url: str, proc: subprocess.Popen[bytes], log_dir: Path, timeout: fl
         if proc.poll() is not None:
             raise YardmasterError(
                 f"the HTTP API exited with code {proc.returncode} (is its port taken? use "
-                f"--api-port or --no-api); see {log_dir}/api.log"
+                f"--api-port or --no-api); see {log}"
             )
         try:
             with urllib.request.urlopen(url + "/healthz/live", timeout=1) as reply:  # noqa: S310
@@ -57,4 +59,26 @@ def wait_api(url: str, proc: subprocess.Popen[bytes], log_dir: Path, timeout: fl
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.1)
-    raise YardmasterError(f"the HTTP API did not answer within {timeout:g}s; see {log_dir}/api.log")
+    raise YardmasterError(f"the HTTP API did not answer within {timeout:g}s; see {log}")
+
+
+def wait_flower(
+    port: int, workers: int, timeout: float, proc: subprocess.Popen[bytes] | None = None
+) -> dict[str, Any]:
+    """Wait until Flower's API lists ``workers`` workers; returns its /api/workers answer."""
+    url = f"http://127.0.0.1:{port}/api/workers?refresh=1"
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise YardmasterError(f"flower exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=10) as reply:
+                found: dict[str, Any] = json.loads(reply.read())
+            if len(found) >= workers:
+                return found
+            last = f"it lists {len(found)} of {workers} workers"
+        except (OSError, ValueError) as exc:
+            last = str(exc)
+        time.sleep(0.5)
+    raise YardmasterError(f"Flower on port {port} was not ready within {timeout:g}s: {last}")

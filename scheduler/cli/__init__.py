@@ -15,30 +15,17 @@ from typing import Any
 
 from scheduler.errors import YardmasterError
 
-# Command (or command group) name -> the module under scheduler.cli that registers it.
+# Command (or command group) name -> the module under scheduler.cli that registers it:
+# each is named after its command.
 COMMANDS: dict[str, str] = {
-    "api": "api",
-    "submit": "ops",
-    "status": "ops",
-    "up": "stack",
-    "demo": "demo",
-    "breaker": "lifecycle",
-    "cancel": "lifecycle",
-    "monitor": "monitor",
-    "health": "monitor",
-    "dispatcher": "processes",
-    "worker": "processes",
-    "run": "run",
-    "simulate": "simulate",
-    "cache": "cache",
-    "ratelimit": "cache",
-    "strategy": "strategy",
-    "workload": "workload",
-}
+    name: name
+    for name in (
+        "api", "breaker", "cache", "cancel", "demo", "dispatcher", "health", "monitor",
+        "ratelimit", "run", "simulate", "status", "strategy", "submit", "up", "worker", "workload",
+    )
+}  # fmt: skip
 # The order of the help listing.
-MODULES = (
-    "api", "cache", "demo", "lifecycle", "monitor", "ops", "processes", "run", "simulate", "stack", "strategy", "workload",
-)  # fmt: skip
+MODULES = tuple(sorted(set(COMMANDS.values())))
 
 
 def load_commands(*modules: str) -> None:

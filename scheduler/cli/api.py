@@ -27,17 +27,16 @@ def api(
     import uvicorn
 
     from scheduler.api import create_app
-    from scheduler.embedded import resolve_redis_url
+    from scheduler.cli.connect import open_store
     from scheduler.monitor import Monitor
     from scheduler.monitor.web import build_router
     from scheduler.settings import API_AUTH_OFF_WARNING, load_settings
-    from scheduler.store import StateStore, connect
 
     logging.basicConfig(
         level=loglevel.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
     settings = load_settings()
-    store = StateStore(connect(resolve_redis_url(settings)), settings)
+    store = open_store(settings)
     # The monitor's pages and /metrics, behind the read scope; its snapshot is taken
     # on request (at most once per YM_MONITOR_INTERVAL): the history is the job of
     # `yardmaster monitor`, so the API starts no poller of its own.
