@@ -227,6 +227,9 @@ class Settings(BaseSettings):
     redis_retry: float = Field(
         default=30.0, ge=0.0, le=3600.0, description="seconds, from 0 to 3600"
     )
+    client_timeout: float = Field(
+        default=10.0, gt=0.0, le=3600.0, description="seconds, more than 0, at most 3600"
+    )
     result_ttl: int = Field(
         default=86400, ge=60, le=30 * 86400, description="seconds, from 60 to 2592000"
     )

@@ -50,13 +50,16 @@ def run() -> None:
 
 
 def main(*, hard_exit: bool = False) -> None:
-    """Run the command, turning yardmaster errors into a clear message and exit 2.
+    """Run the command; a yardmaster error, or Redis out of reach or refusing, ends it
+    with a short message and exit 2 (``--debug`` shows the traceback instead).
 
     Args:
         hard_exit: Let a command end the process once its output is written,
             without the interpreter's teardown (:func:`scheduler.cli.base.finish`).
     """
-    command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
+    args = sys.argv[1:]
+    command = next((arg for arg in args if not arg.startswith("-")), None)
+    debug = "--debug" in args[: args.index(command) if command else len(args)]
     module = COMMANDS.get(command or "")
     if hard_exit and module == "simulate":
         # A process that only simulates makes no reference cycles worth collecting
@@ -67,10 +70,45 @@ def main(*, hard_exit: bool = False) -> None:
         load_commands(module)
     else:
         load_commands()  # no command, help, or a mistyped name: list them all
-    from scheduler.cli.base import Invocation, app, err
+    from scheduler.cli.base import Invocation, app
 
     try:
         app(obj=Invocation(hard_exit=hard_exit))
     except YardmasterError as exc:
-        err().print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        if debug:
+            raise
+        _fail(f"{exc}")
+    except Exception as exc:
+        if debug:
+            raise
+        lines = _unreachable(exc)
+        if lines is None:
+            raise
+        _fail(*lines)
+
+
+def _unreachable(exc: Exception) -> tuple[str, str] | None:
+    """Two lines when ``exc`` says that Redis cannot be reached or refuses, else None."""
+    if not any(type(e).__module__.startswith("redis") for e in (exc, exc.__cause__)):
+        return None
+    from scheduler.cli.unreachable import explain
+
+    connect = sys.modules.get("scheduler.cli.connect")
+    opened = connect.last_opened() if connect is not None else None
+    if opened is None:  # a command that reaches Redis another way (up, demo)
+        from scheduler.settings import load_settings
+
+        opened = (load_settings().redis_url or "", None)
+    return explain(exc, *opened)
+
+
+def _fail(first: str, *more: str) -> None:
+    """Print an error (at most two lines) and exit 2."""
+    from rich.markup import escape
+
+    from scheduler.cli.base import err
+
+    err().print(f"[bold red]error:[/] {escape(first)}", highlight=False, soft_wrap=True)
+    for line in more:
+        err().print(f"  {escape(line)}", highlight=False, soft_wrap=True)
+    sys.exit(2)

@@ -42,6 +42,7 @@ def api(
     # `yardmaster monitor`, so the API starts no poller of its own.
     monitor = build_router(Monitor(store))
     web = create_app(settings, store=store, read_routers=[monitor])
+    store.server_time()  # fail now, not at the first request, when Redis cannot be reached
     if not settings.api_auth:
         err.print(f"[bold red]WARNING[/] {API_AUTH_OFF_WARNING}", highlight=False)
     uvicorn.run(

@@ -34,7 +34,7 @@ def redis_url(settings: Settings) -> str:
         RedisUnavailableError: No ``YM_REDIS_URL`` and no running ``yardmaster up``.
     """
     url = resolve_redis_url(settings)
-    _opened.append((url, 0.0))
+    _opened.append((url, settings.client_timeout))
     return url
 
 
@@ -52,7 +52,9 @@ def open_store(settings: Settings | None = None, *, check: bool = False) -> Stat
             fails at start, not at its first request, when Redis cannot be reached.
     """
     settings = settings or load_settings()
-    store = StateStore(connect(redis_url(settings)), settings)
+    # No command of the command line blocks on Redis on purpose: a connection or a
+    # reply slower than YM_CLIENT_TIMEOUT ends the command with a clear message.
+    store = StateStore(connect(redis_url(settings), timeout=settings.client_timeout), settings)
     if check:
         store.server_time()
     return store

@@ -28,6 +28,6 @@ def monitor(
     logging.basicConfig(
         level=loglevel.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
-    mon = open_monitor(history)
+    mon = open_monitor(history, check=True)
     bind = port or mon.settings.monitor_port
     uvicorn.run(build_app(mon), host=host, port=bind, log_level=loglevel.lower())

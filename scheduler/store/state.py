@@ -20,9 +20,21 @@ from scheduler.store.lock import Lock
 from scheduler.store.scripts import Scripts
 
 
-def connect(url: str) -> Redis:
-    """A Redis client for ``url`` that decodes replies to ``str``."""
-    return Redis.from_url(url, decode_responses=True, socket_keepalive=True)
+def connect(url: str, *, timeout: float | None = None) -> Redis:
+    """A Redis client for ``url`` that decodes replies to ``str``.
+
+    Args:
+        url: ``redis://`` or ``rediss://`` URL.
+        timeout: Seconds to wait for a connection or a reply (None: no limit, for
+            the processes that block on purpose, such as the dispatcher's inbox).
+    """
+    return Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_keepalive=True,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+    )
 
 
 @dataclass(frozen=True, slots=True)
