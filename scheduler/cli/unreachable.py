@@ -66,7 +66,7 @@ def explain(exc: BaseException, url: str, timeout: float | None) -> tuple[str, s
                 "(redis://USER:PASSWORD@... for an ACL user)",
             )
         return (
-            f"{where} refused the credentials ({_reason(exc)})",
+            f"Authentication refused by {where} ({_reason(exc)})",
             f"check the user and password in {URL_HINT}, and the server's requirepass or ACL",
         )
     if isinstance(exc, rx.NoPermissionError):
