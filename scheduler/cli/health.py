@@ -28,15 +28,16 @@ def health(
     mon.poll()
     time.sleep(max(0.0, sample))
     snap = mon.poll()
-    h = snap["health"]
+    h = snap.health
     if as_json:
-        typer.echo(json.dumps({**h, "anomalies": snap["anomalies"]}, indent=2))
+        data = snap.as_dict()
+        typer.echo(json.dumps({**data["health"], "anomalies": data["anomalies"]}, indent=2))
     else:
-        style = {"healthy": "green", "degraded": "yellow", "unhealthy": "bold red"}[h["status"]]
-        console.print(f"health [{style}]{h['score']:.0f} {h['status']}[/]")
-        for name, value in h["components"].items():
+        style = {"healthy": "green", "degraded": "yellow", "unhealthy": "bold red"}[h.status]
+        console.print(f"health [{style}]{h.score:.0f} {h.status}[/]")
+        for name, value in h.components.items():
             console.print(f"  {name:<11} {value:5.0f}")
-        for reason in h["reasons"]:
+        for reason in h.reasons:
             console.print(f"  - {reason}", highlight=False)
-    if h["status"] == "unhealthy":
+    if h.status == "unhealthy":
         raise typer.Exit(1)
