@@ -11,7 +11,7 @@ from __future__ import annotations
 import gc
 import importlib
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 from scheduler.errors import YardmasterError
 
@@ -74,22 +74,29 @@ def main(*, hard_exit: bool = False) -> None:
 
     try:
         app(obj=Invocation(hard_exit=hard_exit))
-    except YardmasterError as exc:
-        if debug:
-            raise
-        _fail(f"{exc}")
     except Exception as exc:
         if debug:
             raise
         lines = _unreachable(exc)
-        if lines is None:
-            raise
-        _fail(*lines)
+        if lines is not None:
+            _fail(*lines)
+        if isinstance(exc, YardmasterError):
+            _fail(str(exc))
+        raise
 
 
 def _unreachable(exc: Exception) -> tuple[str, str] | None:
-    """Two lines when ``exc`` says that Redis cannot be reached or refuses, else None."""
-    if not any(type(e).__module__.startswith("redis") for e in (exc, exc.__cause__)):
+    """Two lines when ``exc`` (or the redis-py error it was raised from) says that Redis
+    cannot be reached or refuses, else None."""
+    found = next(
+        (
+            e
+            for e in (exc, exc.__cause__)
+            if e is not None and type(e).__module__.startswith("redis")
+        ),
+        None,
+    )
+    if found is None:
         return None
     from scheduler.cli.unreachable import explain
 
@@ -99,10 +106,10 @@ def _unreachable(exc: Exception) -> tuple[str, str] | None:
         from scheduler.settings import load_settings
 
         opened = (load_settings().redis_url or "", None)
-    return explain(exc, *opened)
+    return explain(found, *opened)
 
 
-def _fail(first: str, *more: str) -> None:
+def _fail(first: str, *more: str) -> NoReturn:
     """Print an error (at most two lines) and exit 2."""
     from rich.markup import escape
 

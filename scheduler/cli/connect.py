@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 BUILTIN_TASKS = ("noop", "sleep", "spin", "fail", "ledger", "ledger_once")
 """Task names a command-line client accepts before any worker has registered them."""
 
-_opened: list[tuple[str, float]] = []
+_opened: dict[str, tuple[str, float]] = {}  # "last": (URL, timeout) of this process's command
 
 
 def redis_url(settings: Settings) -> str:
@@ -34,13 +34,13 @@ def redis_url(settings: Settings) -> str:
         RedisUnavailableError: No ``YM_REDIS_URL`` and no running ``yardmaster up``.
     """
     url = resolve_redis_url(settings)
-    _opened.append((url, settings.client_timeout))
+    _opened["last"] = (url, settings.client_timeout)
     return url
 
 
 def last_opened() -> tuple[str, float] | None:
     """The Redis URL a command opened last and its timeout (None when it opened none)."""
-    return _opened[-1] if _opened else None
+    return _opened.get("last")
 
 
 def open_store(settings: Settings | None = None, *, check: bool = False) -> StateStore:
