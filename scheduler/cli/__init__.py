@@ -34,10 +34,11 @@ COMMANDS: dict[str, str] = {
     "ratelimit": "cache",
     "strategy": "strategy",
     "workload": "workload",
+    "tune": "tune",
 }
 # The order of the help listing.
 MODULES = (
-    "api", "cache", "demo", "lifecycle", "monitor", "ops", "processes", "run", "simulate", "stack", "strategy", "workload",
+    "api", "cache", "demo", "lifecycle", "monitor", "ops", "processes", "run", "simulate", "stack", "strategy", "tune", "workload",
 )  # fmt: skip
 
 
