@@ -202,12 +202,17 @@ def _history(url: str, as_json: bool) -> None:
     for column in ("id", "finished", "trace", "objective", "trials", "best", "improvement", "gate"):
         table.add_column(column, overflow="fold")
     for r in records:
+        trace = f"{Path(r['trace']['path']).name} ({r['trace']['digest'][:8]})"
+        if r.get("status") == "running":  # killed (or still running) before its first end
+            trials = str(r.get("n_trials", 0))
+            table.add_row(r["id"], "-", trace, r["objective"], trials, "-", "-", "unfinished")
+            continue
         imp = r["improvement"]
         low, high = imp["interval"]
         table.add_row(
             r["id"],
             r["finished"],
-            f"{Path(r['trace']['path']).name} ({r['trace']['digest'][:8]})",
+            trace,
             r["objective"],
             str(r["trials"]["complete"] + r["trials"]["pruned"]),
             r["best"]["strategy"],

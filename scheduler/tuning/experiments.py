@@ -41,11 +41,24 @@ def version() -> str:
         return "unknown"
 
 
-def save(study: optuna.Study, record: Mapping[str, Any], run: Mapping[str, Any]) -> None:
-    """Store ``record`` as the study's experiment and append ``run`` to its runs."""
+def begin(study: optuna.Study, record: Mapping[str, Any]) -> None:
+    """Record a run as started (``status: running``), so a run killed midway is still listed."""
     runs = list(study.user_attrs.get(RUNS, []))
-    runs.append(dict(run))
-    study.set_user_attr(RECORD, dict(record))
+    runs.append({"started": record["started"], "finished": None, "status": "running"})
+    previous = study.user_attrs.get(RECORD)
+    if previous is None or previous.get("status") == "running":
+        study.set_user_attr(RECORD, {**record, "status": "running"})
+    study.set_user_attr(RUNS, runs)
+
+
+def save(study: optuna.Study, record: Mapping[str, Any], run: Mapping[str, Any]) -> None:
+    """Store ``record`` as the study's experiment and close the latest run with ``run``."""
+    runs = list(study.user_attrs.get(RUNS, []))
+    if runs and runs[-1].get("status") == "running":
+        runs[-1] = {**runs[-1], **run, "status": "finished"}
+    else:
+        runs.append({**run, "status": "finished"})
+    study.set_user_attr(RECORD, {**record, "status": "finished"})
     study.set_user_attr(RUNS, runs)
 
 

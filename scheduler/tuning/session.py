@@ -116,6 +116,14 @@ def tune(
     )  # fmt: skip
     study = _open_study(job, baseline)
     before = counted(study)
+    experiments.begin(
+        study,
+        {
+            "id": study_name, "started": started, "storage": options.storage,
+            "study": study_name, "objective": objective, "strategies": list(options.strategies),
+            "trace": {"path": str(options.trace), "digest": trace_digest, "tasks": len(tasks)},
+        },
+    )  # fmt: skip
     advisor = options.advisor or SearchAdvisor(
         job, options.trials, options.jobs, baseline.config, on_progress
     )
