@@ -145,3 +145,24 @@ def test_bad_input_from_the_command_line_exits_2_naming_the_field(tmp_path: Path
         )
         assert done.returncode == 2, (args, done.stderr)
         assert expected in " ".join(done.stderr.split()), (args, done.stderr)
+
+
+def test_the_baseline_is_the_live_configuration_when_a_redis_is_given(redis_server):
+    from scheduler.cli.tune import live_baseline
+    from scheduler.client import Client
+    from scheduler.settings import load_settings
+    from scheduler.store import StateStore, connect
+
+    settings = load_settings({}, redis_url=redis_server.url, namespace="tunetest")
+    never = live_baseline(settings)
+    assert (never.config.strategy, never.source, never.version) == ("priority", "redis", 0)
+    client = Client(StateStore(connect(redis_server.url), settings))
+    client.set_strategy("weighted", {"weights": {"priority": 3.0}, "priority_aging": 0.5})
+    live = live_baseline(settings)
+    assert live.source == "redis"
+    assert live.version == 1
+    assert live.config.strategy == "weighted"
+    assert live.config.params["weights"]["priority"] == 3.0
+    assert "priority_aging" not in live.config.params  # weighted does not read it
+    offline = live_baseline(load_settings({}))
+    assert (offline.source, offline.version) == ("settings", None)

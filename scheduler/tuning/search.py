@@ -6,14 +6,16 @@ are clearly worse part way through, and storage in any SQLAlchemy database
 A study lives in that storage under its name; a run killed part way leaves
 its finished trials there, and the same command continues the same study up
 to the number of trials asked for (trials a killed process left running are
-failed by Optuna's heartbeat and tried again once).
+failed by Optuna's heartbeat).
 
 A trial picks a strategy (when several are searched), then a point of its
 space; the point is checked by the rules (a point they refuse is pruned with
 the reason), then simulated segment by segment on the training part, the
 objective so far reported after each segment for the median pruner. The
 first trials are the baseline and each strategy's current settings, so the
-search always weighs what runs today. ``jobs`` processes share the study
+search always weighs what runs today; the search processes evaluate them in
+turn and add them as finished trials (not queued in the storage, where two
+processes could take the same one). ``jobs`` processes share the study
 through the storage, each with its own sampler seed.
 """
 
@@ -30,14 +32,14 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.distributions import BaseDistribution
+from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from scheduler.errors import InvalidInputError
 from scheduler.searchable import Choice, Range, Searchable
 from scheduler.settings import Settings, load_settings
 from scheduler.tuning import objectives
-from scheduler.tuning.advisors import AdvisorRequest
 from scheduler.tuning.evaluate import simulate
 from scheduler.tuning.objectives import TaskOutcomes
 from scheduler.tuning.rules import Config, current_config, settings_for
@@ -115,7 +117,6 @@ def storage_for(url: str) -> RDBStorage:
                 engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {},
                 heartbeat_interval=int(HEARTBEAT),
                 grace_period=int(GRACE),
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
             )
     except Exception as exc:  # SQLAlchemy's errors: a bad URL, a missing driver
         raise InvalidInputError(
@@ -131,31 +132,32 @@ def counted(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=COUNTED))
 
 
-def seed_trials(study: optuna.Study, job: SearchJob, baseline: Config) -> None:
-    """Queue the baseline and each strategy's current settings as a new study's first trials."""
-    if study.get_trials(deepcopy=False):
-        return
+def seed_configs(job: SearchJob, baseline: Config) -> list[Config]:
+    """The baseline and each searched strategy's current settings, once each, inside their spaces."""
     base = job.settings()
-    firsts = [baseline] + [current_config(s, base) for s in job.strategies]
-    seen: set[str] = set()
-    for config in firsts:
-        if config.strategy not in job.strategies or config.key() in seen:
+    out: list[Config] = []
+    for config in [baseline] + [current_config(s, base) for s in job.strategies]:
+        if config.strategy not in job.strategies:
             continue
-        seen.add(config.key())
-        params = _trial_params(config, space_for(config.strategy, job.overrides))
-        if params is not None:
-            if len(job.strategies) > 1:
-                params["strategy"] = config.strategy
-            study.enqueue_trial(params)
+        if _trial_params(config, space_for(config.strategy, job.overrides)) is None:
+            continue
+        if all(config.key() != c.key() for c in out):
+            out.append(config)
+    return out
 
 
 def run_search(
-    job: SearchJob, trials: int, jobs: int, on_progress: Callable[[int], None] | None = None
+    job: SearchJob,
+    trials: int,
+    jobs: int,
+    baseline: Config,
+    on_progress: Callable[[int], None] | None = None,
 ) -> optuna.Study:
     """Run the study up to ``trials`` counted trials in ``jobs`` processes; return it.
 
     Args:
         job: The study and what its trials evaluate.
+        baseline: Evaluated first (with each strategy's current settings).
         trials: Total counted trials the study should reach (earlier runs included).
         jobs: Processes (1 runs in this process).
         on_progress: Called with the counted trials, about twice a second.
@@ -165,13 +167,15 @@ def run_search(
     remaining = max(0, trials - counted(study))
     if remaining == 0:
         return study
+    done = {t.user_attrs.get("config_key") for t in study.get_trials(deepcopy=False)}
+    seeds = [c for c in seed_configs(job, baseline) if c.key() not in done][:remaining]
     if jobs <= 1:
-        _optimize(job, remaining, 0, study, on_progress, child=False)
+        _optimize(job, remaining, seeds, 0, study, on_progress, child=False)
         return study
     shares = [remaining // jobs + (1 if i < remaining % jobs else 0) for i in range(jobs)]
     context = multiprocessing.get_context("spawn")
     procs = [
-        context.Process(target=_work, args=(job, share, i), daemon=True)
+        context.Process(target=_work, args=(job, share, seeds[i::jobs], i), daemon=True)
         for i, share in enumerate(shares)
         if share
     ]
@@ -211,15 +215,16 @@ def trial_config(trial: FrozenTrial) -> Config:
     return Config(raw["strategy"], raw["params"])
 
 
-def _work(job: SearchJob, share: int, index: int) -> None:
-    """A search process: its share of the trials, with its own sampler seed."""
+def _work(job: SearchJob, share: int, seeds: list[Config], index: int) -> None:
+    """A search process: its seeds, then the rest of its share, with its own sampler seed."""
     study = optuna.load_study(study_name=job.study, storage=storage_for(job.storage))
-    _optimize(job, share, index, study, None, child=True)
+    _optimize(job, share, seeds, index, study, None, child=True)
 
 
 def _optimize(
     job: SearchJob,
     share: int,
+    seeds: list[Config],
     index: int,
     study: optuna.Study,
     on_progress: Callable[[int], None] | None,
@@ -232,6 +237,13 @@ def _optimize(
     study.sampler = optuna.samplers.TPESampler(seed=job.seed + index, constant_liar=True)
     study.pruner = optuna.pruners.MedianPruner(n_startup_trials=8, n_warmup_steps=0)
     objective = _Objective(job)
+    for config in seeds:  # finished trials of their own: nothing queued to race for
+        study.add_trial(objective.finished(config))
+        if on_progress is not None:
+            on_progress(counted(study))
+    share -= len(seeds)
+    if share <= 0:
+        return
     parent = os.getppid()
     callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = []
     if child:
@@ -258,6 +270,24 @@ class _Objective:
         self.seen: dict[str, float] = {}
         self.started = time.monotonic()
 
+    def finished(self, config: Config) -> FrozenTrial:
+        """A complete trial of ``config``, evaluated here (for the first, fixed trials)."""
+        space = self.spaces[config.strategy]
+        params = _trial_params(config, space) or {}
+        dists: dict[str, BaseDistribution] = {
+            f"{config.strategy}:{d.setting}": _distribution(d.domain) for d in space.dimensions
+        }
+        if len(self.job.strategies) > 1:
+            params["strategy"] = config.strategy
+            dists["strategy"] = optuna.distributions.CategoricalDistribution(
+                list(self.job.strategies)
+            )
+        score = self.score(config, None)
+        attrs = {"config": config.as_dict(), "config_key": config.key(), "first": True}
+        return optuna.trial.create_trial(
+            params=params, distributions=dists, value=score, user_attrs=attrs
+        )
+
     def __call__(self, trial: optuna.Trial) -> float:
         job = self.job
         if len(job.strategies) > 1:
@@ -277,6 +307,11 @@ class _Objective:
         except InvalidInputError as exc:
             trial.set_user_attr("invalid", str(exc))
             raise optuna.TrialPruned(str(exc)) from None
+        return self.score(config, trial)
+
+    def score(self, config: Config, trial: optuna.Trial | None) -> float:
+        """The objective of ``config`` on the training segments, reported to ``trial``."""
+        job = self.job
         if config.key() in self.seen:  # the simulator is deterministic: same point, same value
             return self.seen[config.key()]
         parts: list[TaskOutcomes] = []
@@ -286,7 +321,7 @@ class _Objective:
                 simulate(config, segment, base=self.base, workers=job.workers, slots=job.slots)
             )
             score = objectives.value(job.objective, TaskOutcomes.concat(parts), job.scale)
-            if step + 1 < len(self.segments):
+            if trial is not None and step + 1 < len(self.segments):
                 trial.report(score, step)
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"worse than the median after segment {step + 1}")
@@ -300,6 +335,17 @@ def _suggest(trial: optuna.Trial, name: str, domain: Searchable) -> Any:
     if domain.integer:
         return trial.suggest_int(name, int(domain.low), int(domain.high), log=domain.log)
     return trial.suggest_float(name, domain.low, domain.high, log=domain.log)
+
+
+def _distribution(domain: Searchable) -> BaseDistribution:
+    """The Optuna distribution :func:`_suggest` samples ``domain`` from."""
+    if isinstance(domain, Choice):
+        return optuna.distributions.CategoricalDistribution(list(domain.values))
+    if domain.integer:
+        return optuna.distributions.IntDistribution(
+            int(domain.low), int(domain.high), log=domain.log
+        )
+    return optuna.distributions.FloatDistribution(domain.low, domain.high, log=domain.log)
 
 
 def _trial_params(config: Config, space: SearchSpace) -> dict[str, Any] | None:
@@ -321,42 +367,3 @@ def _inside(value: Any, domain: Searchable) -> bool:
         return value in domain.values
     assert isinstance(domain, Range)
     return isinstance(value, int | float) and domain.low <= value <= domain.high
-
-
-class SearchAdvisor:
-    """The search as an advisor: it proposes the best configuration its trials found.
-
-    Args:
-        job: The study and what its trials evaluate.
-        trials: Counted trials the study should reach.
-        jobs: Processes.
-        baseline: Preferred on a tie.
-        on_progress: See :func:`run_search`.
-    """
-
-    name = "search"
-
-    def __init__(
-        self,
-        job: SearchJob,
-        trials: int,
-        jobs: int,
-        baseline: Config,
-        on_progress: Callable[[int], None] | None = None,
-    ) -> None:
-        self.job = job
-        self.trials = trials
-        self.jobs = jobs
-        self.baseline = baseline
-        self.on_progress = on_progress
-        self.study: optuna.Study | None = None
-        self.best: FrozenTrial | None = None
-
-    def answer(self, request: AdvisorRequest) -> dict[str, Any]:
-        self.study = run_search(self.job, self.trials, self.jobs, self.on_progress)
-        self.best = best_trial(self.study, self.baseline)
-        if self.best is None:
-            return {}  # every trial was pruned: nothing to propose
-        config = trial_config(self.best)
-        note = f"best of {counted(self.study)} trials: {self.job.objective} {self.best.value:.6g} on the training part"
-        return {"strategy": config.strategy, "params": config.params, "note": note}

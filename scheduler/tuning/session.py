@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from scheduler.errors import InvalidInputError
 from scheduler.searchable import Searchable
@@ -28,12 +28,13 @@ from scheduler.tuning.objectives import check_objective
 from scheduler.tuning.regression import Tolerances, judge
 from scheduler.tuning.rules import Config, settings_for
 from scheduler.tuning.search import (
-    SearchAdvisor,
     SearchJob,
     base_values,
+    best_trial,
     counted,
-    seed_trials,
+    run_search,
     storage_for,
+    trial_config,
 )
 from scheduler.tuning.space import check_overrides, space_for
 from scheduler.tuning.trace import check_trace, digest, load_trace, split_trace
@@ -251,5 +252,43 @@ def _open_study(job: SearchJob, baseline: Baseline) -> optuna.Study:
             problem=f"the study was made for {json.dumps(asked, sort_keys=True)}",
         )  # fmt: skip
     study.set_user_attr("question", question)
-    seed_trials(study, job, baseline.config)
     return study
+
+
+class SearchAdvisor:
+    """The search as an advisor: it proposes the best configuration its trials found.
+
+    Args:
+        job: The study and what its trials evaluate.
+        trials: Counted trials the study should reach.
+        jobs: Processes.
+        baseline: Preferred on a tie.
+        on_progress: See :func:`run_search`.
+    """
+
+    name = "search"
+
+    def __init__(
+        self,
+        job: SearchJob,
+        trials: int,
+        jobs: int,
+        baseline: Config,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.job = job
+        self.trials = trials
+        self.jobs = jobs
+        self.baseline = baseline
+        self.on_progress = on_progress
+        self.study: optuna.Study | None = None
+        self.best: FrozenTrial | None = None
+
+    def answer(self, request: AdvisorRequest) -> dict[str, Any]:
+        self.study = run_search(self.job, self.trials, self.jobs, self.baseline, self.on_progress)
+        self.best = best_trial(self.study, self.baseline)
+        if self.best is None:
+            return {}  # every trial was pruned: nothing to propose
+        config = trial_config(self.best)
+        note = f"best of {counted(self.study)} trials: {self.job.objective} {self.best.value:.6g} on the training part"
+        return {"strategy": config.strategy, "params": config.params, "note": note}
