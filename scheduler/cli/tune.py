@@ -159,8 +159,6 @@ def _print(record: dict[str, Any], report: Path | None) -> None:
 
     console = Console()
     gate, base, best = record["gate"], record["baseline"], record["best"]
-    for warning in record["trace"]["warnings"]:
-        err().print(f"[yellow]warning:[/] {warning}", highlight=False)
     console.print(
         f"experiment {record['id']} ({record['trials']['complete']} complete, "
         f"{record['trials']['pruned']} pruned trials; storage {record['storage']})",
