@@ -10,8 +10,8 @@ The statistics:
 - **Improvement**: relative, ``(b - c) / |b|`` with ``b`` and ``c`` the
   objective of baseline and candidate over the tasks.
 - **Its interval**: a paired circular block bootstrap over the tasks in
-  arrival order. Each resample draws blocks of ``ceil(sqrt(n))`` consecutive
-  tasks (wrapping at the end) until it has ``n`` tasks, and computes the
+  arrival order. Each resample draws blocks of ``max(ceil(sqrt(n)), ceil(n /
+  10))`` consecutive tasks (wrapping at the end) until it has ``n`` tasks, and computes the
   improvement on those same tasks under both configurations (paired: the
   noise common to both cancels). Blocks, not single tasks, because
   neighbouring tasks share a queue: their flows are correlated, and resampling
@@ -39,6 +39,10 @@ from scheduler.tuning import objectives
 from scheduler.tuning.objectives import Floats, TaskOutcomes
 
 BATCH_CELLS = 4_000_000  # resampled task indices held in memory at once
+# A resample is made of at most this many blocks: in a busy queue, one task's
+# run time moves the flows of every task behind it for a long while, and blocks
+# shorter than that made the interval too narrow (A/A runs, benchmarks/tune_speed.py).
+MAX_BLOCKS = 10
 
 
 @dataclass(frozen=True)
@@ -174,7 +178,7 @@ def _interval(
     seed: int,
 ) -> tuple[float, float]:
     n = len(baseline)
-    block = max(1, math.ceil(math.sqrt(n)))
+    block = max(1, math.ceil(math.sqrt(n)), math.ceil(n / MAX_BLOCKS))
     blocks = math.ceil(n / block)
     rng = np.random.default_rng(seed)
     offsets = np.arange(block)
