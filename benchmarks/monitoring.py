@@ -3,7 +3,7 @@ Flower's Celery events for comparison, measured side by side in one run.
 
 Usage::
 
-    python benchmarks/monitoring.py [--tasks N] [--rounds R] [--json-out FILE]
+    python -m benchmarks.monitoring [--tasks N] [--rounds R] [--json-out FILE]
 
 Each round runs ``N`` noop tasks through one dispatcher and one prefork
 worker with 2 slots (WARNING logs, a fresh private ``redis-server`` per
@@ -47,22 +47,25 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from common import ROOT, code_state, emit, machine, progress  # puts the tree on sys.path
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: the tree this file belongs to
+    sys.path.insert(0, str(ROOT))
 
-from benchmarks.throughput import (
+from benchmarks.clusters import (  # noqa: E402
     CONCURRENCY,
     LOGLEVEL,
     POLL,
     TERMINAL,
     CpuMeter,
     StallGuard,
-    _deadline_for,
-    _pid,
+    deadline_for,
+    pid_of,
     private_redis,
 )
-from scheduler.cli.stack import Stack, wait_flower
-from scheduler.client import Client
-from scheduler.settings import load_settings
+from benchmarks.common import code_state, emit, finish_machine, machine, progress, today  # noqa: E402
+from scheduler.cli.stack import Stack, wait_flower  # noqa: E402
+from scheduler.client import Client  # noqa: E402
+from scheduler.settings import load_settings  # noqa: E402
 
 CONFIGS = ("off", "monitor", "flower")
 TARGET = 0.10  # at most 10% of throughput for full monitoring
@@ -149,10 +152,10 @@ def run_once(config: str, tasks: int, log_dir: Path) -> dict[str, Any]:
                 pids["flower"] = stack.procs["flower"].pid
             store = stack.store()
             client = Client(store, known_tasks=["noop"])
-            deadline = _deadline_for(tasks)
+            deadline = deadline_for(tasks)
             meter = CpuMeter(
                 {
-                    "redis": _pid(server),
+                    "redis": pid_of(server),
                     "dispatcher": stack.procs["dispatcher"].pid,
                     "worker": stack.procs["w1"].pid,
                     **pids,
@@ -245,10 +248,10 @@ def main(argv: list[str] | None = None) -> int:
         "monitor": round(statistics.median(r["cpu_ms_per_task"]["monitor"] for r in runs["monitor"]), 4),
         "flower": round(statistics.median(r["cpu_ms_per_task"]["flower"] for r in runs["flower"]), 4),
     }  # fmt: skip
-    info["loadavg_end"] = list(os.getloadavg())
     report = {
         "benchmark": "monitoring",
-        "command": " ".join(["python", "benchmarks/monitoring.py", *shown]),
+        "command": " ".join(["python -m benchmarks.monitoring", *shown]),
+        "date": today(),
         "config": {
             "tasks": args.tasks,
             "rounds": args.rounds,
@@ -266,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         "target_cost": TARGET,
         "monitor_meets_target": cost["monitor"] <= TARGET,
         "runs": runs,
-        "machine": info,
+        "machine": finish_machine(info),
         "code": code,
     }
     emit(report, args.json_out)
