@@ -11,6 +11,7 @@ recorded a laxer one is not called met.
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,8 +43,12 @@ class Meta:
     @classmethod
     def of(cls, result: dict[str, Any], outer: dict[str, Any], note: str, file_date: str) -> Meta:
         code = result.get("code") or outer.get("code") or {}
+        command = str(result.get("command", ""))
+        # Where the run wrote its JSON is not part of the method; older results
+        # kept another command (the timed one) in this field.
+        command = re.sub(r" --json-out \S+", "", command) if command.startswith("python") else ""
         return cls(
-            command=str(result.get("command", "")),
+            command=command,
             date=str(result.get("date") or outer.get("date") or file_date or "unknown"),
             commit=str(code.get("commit", "unknown"))[:7],
             machine=result.get("machine") or outer.get("machine") or {},
@@ -53,8 +58,7 @@ class Meta:
     def header(self) -> str:
         """The line above a table: command, date, commit, machine (and the note)."""
         m = self.machine
-        parts = [f"{m['cpu_model']}" if m.get("cpu_model") else ""]
-        parts.append(f"{m['nproc']} cores" if m.get("nproc") else "")
+        parts = [m.get("cpu_model", ""), f"{m['nproc']} cores" if m.get("nproc") else ""]
         if m.get("loadavg_start"):
             end = m.get("loadavg_end")
             load = f"load {m['loadavg_start'][0]:.2f}"
@@ -62,9 +66,10 @@ class Meta:
         for key, label in (("python", "Python"), ("celery", "Celery"), ("redis_server", "Redis")):
             if m.get(key):
                 parts.append(f"{label} {m[key]}")
-        machine = ", ".join(p for p in parts if p)
-        command = f"`{self.command}`; " if self.command else ""
-        line = f"{command}{self.date}, commit `{self.commit}`; {machine}.\n"
+        machine = ", ".join(p for p in parts if p) or "machine not recorded"
+        commit = f"commit `{self.commit}`" if self.commit != "unknown" else "commit not recorded"
+        fields = [f"`{self.command}`"] if self.command else []
+        line = "; ".join([*fields, f"{self.date}, {commit}", machine]) + ".\n"
         if self.note:
             line += f"**({self.note})**\n"
         return line + "\n"
