@@ -108,7 +108,8 @@ def _rates(runs: list[dict[str, Any]]) -> list[float]:
 def throughput(result: dict[str, Any]) -> dict[str, str]:
     e2e = result["end_to_end"]
     shapes = {"1x2": e2e} if "median_tasks_per_s" in e2e else e2e
-    tasks = result.get("config", {}).get("tasks", "")
+    tasks = result.get("config", {}).get("tasks")
+    tasks = _n(tasks) if isinstance(tasks, int) else "N"
     rows = []
     for label, s in shapes.items():
         ym, plain = s["rounds"]["yardmaster"], s["rounds"]["plain_celery"]

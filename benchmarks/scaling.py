@@ -83,7 +83,8 @@ def plot(figures: dict[str, Any], counts: list[int], subtitle: str, path: Path) 
     for system in SYSTEMS:
         colour, marker = styles[system]
         ys = [figures[system][str(n)]["speedup"] for n in counts]
-        ax.plot(counts, ys, marker=marker, color=colour, label=system.replace("_", " "))
+        label = "plain Celery" if system == "plain_celery" else system
+        ax.plot(counts, ys, marker=marker, color=colour, label=label)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log", base=2)
     ax.set_xticks(counts, [str(n) for n in counts])

@@ -100,7 +100,10 @@ def test_a_quick_run_of_two_benchmarks_records_the_machine_and_rewrites_only_the
 def test_the_tables_command_refuses_a_document_without_the_markers_it_needs(tmp_path):
     doc = tmp_path / "benchmarks.md"
     doc.write_text("# Benchmarks\n\n<!-- bench:chaos -->\n<!-- /bench -->\n")
-    result = ROOT / "benchmarks" / "results" / "memory.json"
+    figures = {"redis_bytes_per_task": 380.0, "dispatcher_bytes_per_task": 480.0}
+    figures["mem_allocator"] = "libc"
+    result = tmp_path / "memory.json"
+    result.write_text(json.dumps({"figures": {"1000": {"yardmaster": figures}}}))
     done = _run("tables", f"memory={result}", "--doc", str(doc))
     assert done.returncode != 0
     assert "no <!-- bench:NAME --> markers for ['memory']" in done.stderr
