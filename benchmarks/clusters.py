@@ -189,6 +189,18 @@ def stages(records: list[Any], slots: int) -> dict[str, float]:
     return {name: round(1000 * statistics.median(v), 3) for name, v in legs.items() if v}
 
 
+def wait_terminal(store: Any, tasks: int, deadline: float, guard: StallGuard) -> None:
+    """Poll the ``stats`` counters every ``POLL`` s until ``tasks`` tasks are terminal."""
+    while True:
+        counters = store.counters()
+        if sum(counters.get(state, 0) for state in TERMINAL) >= tasks:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{guard.what}: only {counters} after the deadline")
+        guard.check(counters)
+        time.sleep(POLL)
+
+
 def _worker_key(shape: Shape, i: int) -> str:
     # One worker keeps the name the CPU breakdown always had.
     return "worker" if shape.workers == 1 else f"worker{i}"
@@ -226,14 +238,7 @@ def yardmaster_run(shape: Shape, tasks: int, log_dir: Path) -> dict[str, Any]:
             t0 = time.perf_counter()
             handles = client.submit_many(specs)
             t_submitted = time.perf_counter()
-            while True:
-                counters = store.counters()
-                if sum(counters.get(state, 0) for state in TERMINAL) >= tasks:
-                    break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"yardmaster: only {counters} after the deadline")
-                guard.check(counters)
-                time.sleep(POLL)
+            wait_terminal(store, tasks, deadline, guard)
             t_done = time.perf_counter()
             cpu = meter.stop(tasks)
 

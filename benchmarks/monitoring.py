@@ -54,13 +54,13 @@ if str(ROOT) not in sys.path:  # run as a script: the tree this file belongs to
 from benchmarks.clusters import (  # noqa: E402
     CONCURRENCY,
     LOGLEVEL,
-    POLL,
     TERMINAL,
     CpuMeter,
     StallGuard,
     deadline_for,
     pid_of,
     private_redis,
+    wait_terminal,
 )
 from benchmarks.common import code_state, emit, finish_machine, machine, progress, today  # noqa: E402
 from scheduler.cli.stack import Stack, wait_flower  # noqa: E402
@@ -164,14 +164,7 @@ def run_once(config: str, tasks: int, log_dir: Path) -> dict[str, Any]:
             guard = StallGuard(f"yardmaster ({config})")
             t0 = time.perf_counter()
             handles = client.submit_many([{"name": "noop"}] * tasks)
-            while True:
-                counters = store.counters()
-                if sum(counters.get(state, 0) for state in TERMINAL) >= tasks:
-                    break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{config}: only {counters} after the deadline")
-                guard.check(counters)
-                time.sleep(POLL)
+            wait_terminal(store, tasks, deadline, guard)
             elapsed = time.perf_counter() - t0
             cpu = meter.stop(tasks)
             states: dict[str, int] = {}

@@ -84,7 +84,7 @@ BENCHMARKS = (
         ("--samples", "20", "--tasks", "2000", "--rounds", "1"),
     ),
     Benchmark(
-        "monitoring", ("--tasks", "5000", "--rounds", "5"), ("--tasks", "300", "--rounds", "1")
+        "monitoring", ("--tasks", "5000", "--rounds", "5"), ("--tasks", "3000", "--rounds", "1")
     ),
     Benchmark("outbox", ("--rounds", "15"), ("--calls", "2000", "--rounds", "1")),
     Benchmark("chaos", ("--runs", "3"), ("--runs", "1")),
