@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/cache.py [--samples N] [--tasks M] [--rounds R] [--json-out FILE]
+    python -m benchmarks.cache [--samples N] [--tasks M] [--rounds R] [--json-out FILE]
 
 Two measurements on a private ``redis-server`` (``scheduler.embedded``):
 
@@ -44,14 +44,17 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from common import code_state, emit, machine, progress
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: the tree this file belongs to
+    sys.path.insert(0, str(ROOT))
 
-from scheduler.client import Client
-from scheduler.embedded import EmbeddedRedis
-from scheduler.local_cluster import LocalCluster
-from scheduler.settings import load_settings
-from scheduler.store import ReportLine, StateStore, connect
-from scheduler.store.guard import Guard
+from benchmarks.common import code_state, emit, finish_machine, machine, progress, today  # noqa: E402
+from scheduler.client import Client  # noqa: E402
+from scheduler.embedded import EmbeddedRedis  # noqa: E402
+from scheduler.local_cluster import LocalCluster  # noqa: E402
+from scheduler.settings import load_settings  # noqa: E402
+from scheduler.store import ReportLine, StateStore, connect  # noqa: E402
+from scheduler.store.guard import Guard  # noqa: E402
 
 BUILTIN = ["noop", "sleep", "spin", "fail"]
 KINDS = {
@@ -221,13 +224,15 @@ def main() -> None:
         "--only-guard", action="store_true", help="measure the execution guard alone"
     )
     args = parser.parse_args()
+    info = machine()
     if args.only_guard:
         emit(
             {
                 "benchmark": "cache-guard",
-                "command": "python benchmarks/cache.py " + " ".join(sys.argv[1:]),
+                "command": " ".join(["python -m benchmarks.cache", *sys.argv[1:]]),
+                "date": today(),
                 "code": code_state(("scheduler", "workers", "broker_config"), (".py", ".lua")),
-                "machine": machine(),
+                "machine": info,
                 "guard": guard_cost(args.samples * 10, args.rounds),
             },
             args.json_out,
@@ -235,13 +240,15 @@ def main() -> None:
         return
     out = {
         "benchmark": "cache",
-        "command": "python benchmarks/cache.py " + " ".join(sys.argv[1:]),
+        "command": " ".join(["python -m benchmarks.cache", *sys.argv[1:]]),
+        "date": today(),
         "code": code_state(("scheduler", "workers", "broker_config"), (".py", ".lua")),
-        "machine": machine(),
+        "machine": info,
         "latency": latency(args.samples, args.rounds),
         "submit_many": submission(args.tasks, args.rounds),
         "guard": guard_cost(args.samples * 10, args.rounds),
     }
+    finish_machine(info)
     emit(out, args.json_out)
 
 

@@ -3,7 +3,7 @@ Flower's Celery events for comparison, measured side by side in one run.
 
 Usage::
 
-    python benchmarks/monitoring.py [--tasks N] [--rounds R] [--json-out FILE]
+    python -m benchmarks.monitoring [--tasks N] [--rounds R] [--json-out FILE]
 
 Each round runs ``N`` noop tasks through one dispatcher and one prefork
 worker with 2 slots (WARNING logs, a fresh private ``redis-server`` per
@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import socket
 import statistics
@@ -47,22 +46,25 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from common import ROOT, code_state, emit, machine, progress  # puts the tree on sys.path
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: the tree this file belongs to
+    sys.path.insert(0, str(ROOT))
 
-from benchmarks.throughput import (
+from benchmarks.clusters import (  # noqa: E402
     CONCURRENCY,
     LOGLEVEL,
-    POLL,
     TERMINAL,
     CpuMeter,
     StallGuard,
-    _deadline_for,
-    _pid,
+    deadline_for,
+    pid_of,
     private_redis,
+    wait_terminal,
 )
-from scheduler.client import Client
-from scheduler.local_cluster import LocalCluster
-from scheduler.settings import load_settings
+from benchmarks.common import code_state, emit, finish_machine, machine, progress, today  # noqa: E402
+from scheduler.client import Client  # noqa: E402
+from scheduler.local_cluster import LocalCluster  # noqa: E402
+from scheduler.settings import load_settings  # noqa: E402
 
 CONFIGS = ("off", "monitor", "flower")
 TARGET = 0.10  # at most 10% of throughput for full monitoring
@@ -140,10 +142,10 @@ def run_once(config: str, tasks: int, log_dir: Path) -> dict[str, Any]:
                 pids["flower"] = stack.flower(free_port(), 1, 60.0).pid
             store = stack.store
             client = Client(store, known_tasks=["noop"])
-            deadline = _deadline_for(tasks)
+            deadline = deadline_for(tasks)
             meter = CpuMeter(
                 {
-                    "redis": _pid(server),
+                    "redis": pid_of(server),
                     "dispatcher": stack.procs["dispatcher"].pid,
                     "worker": stack.procs["w1"].pid,
                     **pids,
@@ -152,14 +154,7 @@ def run_once(config: str, tasks: int, log_dir: Path) -> dict[str, Any]:
             guard = StallGuard(f"yardmaster ({config})")
             t0 = time.perf_counter()
             handles = client.submit_many([{"name": "noop"}] * tasks)
-            while True:
-                counters = store.counters()
-                if sum(counters.get(state, 0) for state in TERMINAL) >= tasks:
-                    break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{config}: only {counters} after the deadline")
-                guard.check(counters)
-                time.sleep(POLL)
+            wait_terminal(store, tasks, deadline, guard)
             elapsed = time.perf_counter() - t0
             cpu = meter.stop(tasks)
             states: dict[str, int] = {}
@@ -236,10 +231,10 @@ def main(argv: list[str] | None = None) -> int:
         "monitor": round(statistics.median(r["cpu_ms_per_task"]["monitor"] for r in runs["monitor"]), 4),
         "flower": round(statistics.median(r["cpu_ms_per_task"]["flower"] for r in runs["flower"]), 4),
     }  # fmt: skip
-    info["loadavg_end"] = list(os.getloadavg())
     report = {
         "benchmark": "monitoring",
-        "command": " ".join(["python", "benchmarks/monitoring.py", *shown]),
+        "command": " ".join(["python -m benchmarks.monitoring", *shown]),
+        "date": today(),
         "config": {
             "tasks": args.tasks,
             "rounds": args.rounds,
@@ -257,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         "target_cost": TARGET,
         "monitor_meets_target": cost["monitor"] <= TARGET,
         "runs": runs,
-        "machine": info,
+        "machine": finish_machine(info),
         "code": code,
     }
     emit(report, args.json_out)
