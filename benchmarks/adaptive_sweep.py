@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/adaptive_sweep.py [--tasks N] [--workers W] [--seeds 1,2,3] [--json-out FILE]
+    python -m benchmarks.adaptive_sweep [--tasks N] [--workers W] [--seeds 1,2,3] [--json-out FILE]
 
 For each generated kind and seed it simulates every fixed strategy and
 ``adaptive`` (objective: fewest deadline misses, then lowest mean flow) and
@@ -19,11 +19,16 @@ import json
 import sys
 from pathlib import Path
 
-from scheduler.adaptive import build_strategy
-from scheduler.settings import load_settings
-from scheduler.simulator import Simulator, metrics
-from scheduler.strategies import PURE_STRATEGY_NAMES
-from scheduler.workload_gen import KINDS, generate
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: the tree this file belongs to
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import code_state, emit, finish_machine, machine, today  # noqa: E402
+from scheduler.adaptive import build_strategy  # noqa: E402
+from scheduler.settings import load_settings  # noqa: E402
+from scheduler.simulator import Simulator, metrics  # noqa: E402
+from scheduler.strategies import PURE_STRATEGY_NAMES  # noqa: E402
+from scheduler.workload_gen import KINDS, generate  # noqa: E402
 
 
 def main() -> None:
@@ -33,6 +38,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="1,2,3,11,12")
     parser.add_argument("--json-out", type=Path, default=None)
     args = parser.parse_args()
+    info = machine()
     settings = load_settings({})
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
@@ -70,11 +76,18 @@ def main() -> None:
         ),
         "phases_cases": sum(1 for r in rows if r["kind"] == "phases"),
     }
-    result = {"tasks": args.tasks, "workers": args.workers, "summary": summary, "rows": rows}
-    text = json.dumps(result, indent=2)
-    if args.json_out is not None:
-        args.json_out.write_text(text + "\n")
-    print(text)
+    result = {
+        "benchmark": "adaptive_sweep",
+        "command": " ".join(["python -m benchmarks.adaptive_sweep", *sys.argv[1:]]),
+        "date": today(),
+        "code": code_state(),
+        "machine": finish_machine(info),
+        "tasks": args.tasks,
+        "workers": args.workers,
+        "summary": summary,
+        "rows": rows,
+    }
+    emit(result, args.json_out)
 
 
 if __name__ == "__main__":

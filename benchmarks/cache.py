@@ -2,12 +2,12 @@
 
 Usage::
 
-    python benchmarks/cache.py [--samples N] [--tasks M] [--rounds R] [--json-out FILE]
+    python -m benchmarks.cache [--samples N] [--tasks M] [--rounds R] [--json-out FILE]
 
 Two measurements on a private ``redis-server`` (``scheduler.embedded``):
 
 cache-hit latency
-    A local cluster (``Stack``: one dispatcher, one worker with 2 slots).
+    A local cluster (``LocalCluster``: one dispatcher, one worker with 2 slots).
     Each round times ``N`` sequential submit-to-result trips of a dispatched
     ``noop`` and ``N`` of a cache hit (``noop`` with ``cache_ttl``, after one
     run filled the entry), interleaved one by one: ``Client.submit`` then
@@ -44,13 +44,16 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from common import code_state, emit, machine, progress
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: the tree this file belongs to
+    sys.path.insert(0, str(ROOT))
 
-from scheduler.cli.stack import Stack
-from scheduler.client import Client
-from scheduler.embedded import EmbeddedRedis
-from scheduler.settings import load_settings
-from scheduler.store import ReportLine, Store, connect
+from benchmarks.common import code_state, emit, finish_machine, machine, progress, today  # noqa: E402
+from scheduler.client import Client  # noqa: E402
+from scheduler.embedded import EmbeddedRedis  # noqa: E402
+from scheduler.local_cluster import LocalCluster  # noqa: E402
+from scheduler.settings import load_settings  # noqa: E402
+from scheduler.store import ReportLine, Store, connect  # noqa: E402
 
 BUILTIN = ["noop", "sleep", "spin", "fail"]
 KINDS = {
@@ -69,8 +72,9 @@ def pct(values: list[float], q: float) -> float:
 def latency(samples: int, rounds: int) -> dict[str, Any]:
     settings = load_settings({}, namespace="bench" + uuid.uuid4().hex[:6])
     per_round = []
-    with Stack(settings, workers=1, slots=2) as stack:
-        client = Client(stack.store(), known_tasks=BUILTIN)
+    with LocalCluster(settings) as stack:
+        stack.start(workers=1, slots=2)
+        client = Client(stack.store, known_tasks=BUILTIN)
         client.submit("noop", cache_ttl=600).result(timeout=30)  # fills the entry
         for _ in range(20):  # warm-up of both paths
             client.submit("noop").result(timeout=30)
@@ -219,13 +223,15 @@ def main() -> None:
         "--only-guard", action="store_true", help="measure the execution guard alone"
     )
     args = parser.parse_args()
+    info = machine()
     if args.only_guard:
         emit(
             {
                 "benchmark": "cache-guard",
-                "command": "python benchmarks/cache.py " + " ".join(sys.argv[1:]),
+                "command": " ".join(["python -m benchmarks.cache", *sys.argv[1:]]),
+                "date": today(),
                 "code": code_state(("scheduler", "workers", "broker_config"), (".py", ".lua")),
-                "machine": machine(),
+                "machine": info,
                 "guard": guard_cost(args.samples * 10, args.rounds),
             },
             args.json_out,
@@ -233,13 +239,15 @@ def main() -> None:
         return
     out = {
         "benchmark": "cache",
-        "command": "python benchmarks/cache.py " + " ".join(sys.argv[1:]),
+        "command": " ".join(["python -m benchmarks.cache", *sys.argv[1:]]),
+        "date": today(),
         "code": code_state(("scheduler", "workers", "broker_config"), (".py", ".lua")),
-        "machine": machine(),
+        "machine": info,
         "latency": latency(args.samples, args.rounds),
         "submit_many": submission(args.tasks, args.rounds),
         "guard": guard_cost(args.samples * 10, args.rounds),
     }
+    finish_machine(info)
     emit(out, args.json_out)
 
 

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/chaos.py [--runs N] [--seed S] [--json-out FILE]
+    python -m benchmarks.chaos [--runs N] [--seed S] [--json-out FILE]
 
 Each run is ``tests/test_chaos.py``: 5,000 ``ledger`` tasks (7 ms each) on 3
 workers (2 slots) and 2 dispatchers, a random worker SIGKILLed every 2-4 s and
@@ -26,7 +26,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from common import ROOT, code_state, emit, machine, progress
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: the tree this file belongs to
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import code_state, emit, finish_machine, machine, progress, today  # noqa: E402
 
 
 def one_run(seed: int | None) -> dict[str, Any]:
@@ -50,6 +54,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--json-out", type=Path, default=ROOT / "benchmarks/results/chaos.json")
     opts = parser.parse_args()
+    info = machine()
     runs = []
     for i in range(opts.runs):
         progress(f"chaos run {i + 1}/{opts.runs} ...")
@@ -57,8 +62,11 @@ def main() -> None:
         progress(json.dumps({k: v for k, v in figures.items() if k != "test_output_tail"}))
         runs.append(figures)
     report = {
+        "benchmark": "chaos",
+        "command": " ".join(["python -m benchmarks.chaos", *sys.argv[1:]]),
+        "date": today(),
         "code": code_state(("scheduler", "workers", "broker_config"), (".py", ".lua")),
-        "machine": machine(),
+        "machine": finish_machine(info),
         "runs": runs,
     }
     emit(report, opts.json_out)

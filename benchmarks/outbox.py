@@ -3,7 +3,7 @@ how much one effect adds.
 
 Usage::
 
-    python benchmarks/outbox.py [--against REV] [--calls N] [--rounds R] [--json-out FILE]
+    python -m benchmarks.outbox [--against REV] [--calls N] [--rounds R] [--json-out FILE]
 
 Two measurements:
 
@@ -37,12 +37,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from common import ROOT, code_state, emit, machine, progress
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: the tree this file belongs to
+    sys.path.insert(0, str(ROOT))
 
-from scheduler.embedded import EmbeddedRedis
-from scheduler.settings import load_settings
-from scheduler.store import Store, connect
-from scheduler.store.outbox import Outbox
+from benchmarks.common import code_state, emit, finish_machine, machine, progress, today  # noqa: E402
+from scheduler.embedded import EmbeddedRedis  # noqa: E402
+from scheduler.settings import load_settings  # noqa: E402
+from scheduler.store import Store, connect  # noqa: E402
+from scheduler.store.outbox import Outbox  # noqa: E402
 
 
 def _one_effect(task_id: str) -> Outbox:
@@ -158,9 +161,13 @@ def main() -> None:
     server = EmbeddedRedis().start()
     try:
         store = Store(connect(server.url), load_settings(redis_url=server.url))
+        info = machine()
         report = {
+            "benchmark": "outbox",
+            "command": " ".join(["python -m benchmarks.outbox", *sys.argv[1:]]),
+            "date": today(),
             "code": code_state(("scheduler",), (".py", ".lua")),
-            "machine": machine(),
+            "machine": info,
             "calls": opts.calls,
             "rounds": opts.rounds,
             "pool_process_cpu_us_per_exit_call": pool_cpu(opts.against, opts.calls, opts.rounds),
@@ -168,6 +175,7 @@ def main() -> None:
         }
     finally:
         server.stop()
+    finish_machine(info)
     emit(report, opts.json_out)
 
 

@@ -1,4 +1,4 @@
-"""A plain Celery app: the baseline of ``benchmarks/throughput.py``.
+"""A plain Celery app: the baseline of the end-to-end benchmarks (``benchmarks/clusters.py``).
 
 It uses the worker settings of a yardmaster cluster (late acks, prefetch
 multiplier 1, JSON only, no result backend) without a scheduler: producers
@@ -16,6 +16,7 @@ accounts for.
 from __future__ import annotations
 
 import os
+import time
 
 from celery import Celery
 
@@ -28,7 +29,7 @@ _NOWHERE = "redis://127.0.0.1:1/0"
 
 
 def make_app(broker_url: str, transport: str = "") -> Celery:
-    """A Celery app on ``broker_url`` with the ``noop`` task registered.
+    """A Celery app on ``broker_url`` with the ``noop`` and ``sleep`` tasks registered.
 
     ``transport``: ``""`` for kombu's Redis transport, ``"ymredis"`` for yardmaster's.
     """
@@ -60,6 +61,11 @@ def make_app(broker_url: str, transport: str = "") -> Celery:
     @app.task(name="noop", shared=False)
     def noop() -> None:
         """Do nothing: what is measured is Celery's own cost per task."""
+
+    @app.task(name="sleep", shared=False)
+    def sleep(seconds: float) -> None:
+        """Wait ``seconds``: an I/O-bound task, as yardmaster's ``sleep`` without affinity."""
+        time.sleep(seconds)
 
     return app
 

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/simulator_speed.py [--tasks N] [--workers W] [--rounds R]
+    python -m benchmarks.simulator_speed [--tasks N] [--workers W] [--rounds R]
         [--strategies A,B] [--profile STRATEGY] [--json-out FILE]
 
 Generates one ``mixed`` workload of ``N`` tasks (default 300,000) sized for
@@ -31,7 +31,6 @@ import argparse
 import cProfile
 import io
 import json
-import os
 import pstats
 import resource
 import subprocess
@@ -40,12 +39,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import code_state, emit, machine, progress
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: the tree this file belongs to
+    sys.path.insert(0, str(ROOT))
 
-from scheduler.adaptive import build_strategy
-from scheduler.settings import STRATEGY_NAMES, load_settings
-from scheduler.simulator import Simulator, outcome_metrics
-from scheduler.workload import load_workload
+from benchmarks.common import code_state, emit, finish_machine, machine, progress, today  # noqa: E402
+from scheduler.adaptive import build_strategy  # noqa: E402
+from scheduler.settings import STRATEGY_NAMES, load_settings  # noqa: E402
+from scheduler.simulator import Simulator, outcome_metrics  # noqa: E402
+from scheduler.workload import load_workload  # noqa: E402
 
 TARGET_TASKS_PER_S = 200_000
 
@@ -138,6 +140,8 @@ def main() -> None:
 
     result: dict = {
         "benchmark": "simulator_speed",
+        "command": " ".join(["python -m benchmarks.simulator_speed", *sys.argv[1:]]),
+        "date": today(),
         "machine": machine(),
         "code": code_state(),
         "target_tasks_per_s": TARGET_TASKS_PER_S,
@@ -193,8 +197,8 @@ def main() -> None:
             )
         result["strategies"] = per_strategy
         result["phases_in_process"] = phases(path, args.workers, strategies, args.rounds)
-        result["machine"]["loadavg_end"] = list(os.getloadavg())
-        result["command"] = " ".join(simulate_command(Path("FILE"), args.workers, "NAME")[1:])
+        finish_machine(result["machine"])
+        result["timed_command"] = " ".join(simulate_command(Path("FILE"), args.workers, "NAME")[1:])
         if args.profile:
             progress(f"profiling {args.profile} (cProfile, in process)")
             progress(profile(path, args.workers, args.profile))

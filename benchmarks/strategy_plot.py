@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/strategy_plot.py [--tasks N] [--workers W] [--json-out FILE]
+    python -m benchmarks.strategy_plot [--tasks N] [--workers W] [--json-out FILE]
 
 For each kind of ``scheduler.workload_gen`` (seed fixed per kind, 2,000
 tasks sized for 4 workers x 1 slot by default) it simulates every strategy in
@@ -19,16 +19,20 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from common import ROOT, code_state, emit, machine, progress
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: the tree this file belongs to
+    sys.path.insert(0, str(ROOT))
 
-from scheduler.adaptive import build_strategy
-from scheduler.settings import STRATEGY_NAMES, load_settings
-from scheduler.simulator import Simulator, metrics
-from scheduler.strategies import FifoStrategy
-from scheduler.workload_gen import KINDS, generate
+from benchmarks.common import code_state, emit, finish_machine, machine, progress, today  # noqa: E402
+from scheduler.adaptive import build_strategy  # noqa: E402
+from scheduler.settings import STRATEGY_NAMES, load_settings  # noqa: E402
+from scheduler.simulator import Simulator, metrics  # noqa: E402
+from scheduler.strategies import FifoStrategy  # noqa: E402
+from scheduler.workload_gen import KINDS, generate  # noqa: E402
 
 SEEDS = {"mixed": 11, "bursty": 12, "deadlines": 13, "affinity": 14, "phases": 15}
 COLOURS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1", "#edc948")
@@ -140,6 +144,7 @@ def main() -> None:
     )
     parser.add_argument("--img-dir", type=Path, default=ROOT / "docs" / "img")
     args = parser.parse_args()
+    info = machine()
     settings = load_settings()
     kinds = list(KINDS)
     table: dict[str, dict[str, dict]] = {}
@@ -197,7 +202,9 @@ def main() -> None:
     emit(
         {
             "benchmark": "strategy_plot",
-            "machine": machine(),
+            "command": " ".join(["python -m benchmarks.strategy_plot", *sys.argv[1:]]),
+            "date": today(),
+            "machine": finish_machine(info),
             "code": code_state(),
             "tasks": args.tasks,
             "workers": args.workers,

@@ -15,18 +15,20 @@ from celery import Celery, Task
 
 from broker_config.security import broker_connection
 from broker_config.transport import ALIAS as TRANSPORT
+from scheduler.embedded import resolve_redis_url
 from scheduler.keys import Keys
 from scheduler.settings import Settings
 
 SETTINGS_KEY = "yardmaster_settings"
 
 
-def celery_config(settings: Settings, redis_url: str) -> dict[str, Any]:
-    """Celery settings for a yardmaster cluster on ``redis_url``."""
+def celery_config(settings: Settings, redis_url: str | None) -> dict[str, Any]:
+    """Celery settings for a yardmaster cluster on ``redis_url`` (None: all but the
+    broker connection, which :class:`LazyBrokerCelery` adds when it is first needed)."""
     keys = Keys(settings.namespace)
     return {
         # The broker URL, and its TLS options for rediss:// (verified by default).
-        **broker_connection(redis_url),
+        **(broker_connection(redis_url) if redis_url is not None else {}),
         # kombu's Redis transport, minus a new Redis client per ack (broker_config/transport.py).
         "broker_transport": TRANSPORT,
         "broker_connection_retry_on_startup": True,
@@ -57,9 +59,31 @@ def celery_config(settings: Settings, redis_url: str) -> dict[str, Any]:
     }
 
 
+class LazyBrokerCelery(Celery):
+    """A Celery app whose broker URL is found when its configuration is first read, not
+    when it is made: a module that makes one at import (``app = create_app()``) then
+    imports without a Redis, and finds the one of a ``yardmaster up`` started later.
+
+    Celery calls ``on_configure`` (as a method, when a subclass defines one) just before
+    it reads the configuration; when it raises, the configuration stays unread, so the
+    next use tries again.
+    """
+
+    ym_settings: Settings | None = None
+
+    # Celery >= 4 keeps a Signal here, and still calls a method of this name instead.
+    def on_configure(self) -> None:  # type: ignore[override]
+        settings = self.ym_settings
+        if settings is None:  # a copy made by unpickling: its configuration came along
+            return
+        for key, value in broker_connection(resolve_redis_url(settings)).items():
+            if key not in self.conf:  # what the app's author set on app.conf wins
+                self.conf[key] = value
+
+
 def make_celery(
     settings: Settings,
-    redis_url: str,
+    redis_url: str | None,
     *,
     main: str = "yardmaster",
     task_cls: type[Task[Any, Any]] | str | None = None,
@@ -68,11 +92,17 @@ def make_celery(
 
     Args:
         settings: Cluster settings (its namespace names the worker queues).
-        redis_url: Broker URL (the same Redis that holds yardmaster's state).
+        redis_url: Broker URL (the same Redis that holds yardmaster's state); None
+            finds it on first use: ``YM_REDIS_URL``, else the embedded Redis of a
+            running ``yardmaster up`` (see :class:`LazyBrokerCelery`).
         main: Name of the main module, as for :class:`celery.Celery`.
         task_cls: Base class for the app's tasks.
     """
-    app = Celery(main, task_cls=task_cls, set_as_current=False)
+    if redis_url is None:
+        app: Celery = LazyBrokerCelery(main, task_cls=task_cls, set_as_current=False)
+        app.ym_settings = settings  # type: ignore[attr-defined]
+    else:
+        app = Celery(main, task_cls=task_cls, set_as_current=False)
     app.conf.update(celery_config(settings, redis_url))
     return app
 

@@ -15,8 +15,9 @@ Two modes (setting ``adaptive_mode``):
     workers, and puts the best one for the objective (``adaptive_objective``;
     by default fewest deadline misses, then lowest mean flow) in charge: the
     strategy that would have done best on the work just seen. It changes only
-    for a clear gain (fewer misses, or a mean flow at least 2 % lower), so
-    noise does not make it flap.
+    for a clear gain (``adaptive_miss_margin`` fewer misses, or a mean flow
+    ``adaptive_flow_margin`` lower; 10 % each by default), so noise does not
+    make it flap.
 
 A change re-orders every pending task at once (the queue is rebuilt under the
 new strategy). Each change is a :class:`~scheduler.strategies.Switch`: the
@@ -56,8 +57,6 @@ CANDIDATES: tuple[str, ...] = ("edf", "sjf", "priority", "load_balance", "fifo")
 REPLAYED: tuple[str, ...] = ("edf", "sjf", "priority", "fifo")
 RULES_BACKLOG = 50
 RULES_SPREAD = 5
-FLOW_MARGIN = 0.9  # a new strategy must cut mean flow by 10 % to take over...
-MISS_MARGIN = 0.1  # ...or deadline misses by 10 % (and at least one)
 MIN_EVIDENCE = 100  # recent arrivals needed before replays decide; the rules decide before
 
 
@@ -117,12 +116,24 @@ class AdaptiveStrategy(Strategy):
     name = "adaptive"
     handoff = False
     uses_estimates = True
+    settings_read = (
+        "adaptive_mode",
+        "adaptive_interval",
+        "adaptive_objective",
+        "adaptive_flow_margin",
+        "adaptive_miss_margin",
+        "ema_alpha",
+    )
 
     def __init__(self, settings: Settings, sample: int = 300) -> None:
         self.settings = settings
         self.mode = settings.adaptive_mode
         self.interval = settings.adaptive_interval
         self.objective = settings.adaptive_objective
+        # A new strategy takes over only if it cuts the mean flow by this share...
+        self.flow_margin = settings.adaptive_flow_margin
+        # ...or deadline misses by this share (and at least one).
+        self.miss_margin = settings.adaptive_miss_margin
         self.sample_size = sample
         self.candidates = {name: create_strategy(name, settings) for name in CANDIDATES}
         self.current: Strategy = self.candidates["load_balance"]
@@ -288,10 +299,10 @@ class AdaptiveStrategy(Strategy):
 
     def _clearly_better(self, new: tuple[float, ...], old: tuple[float, ...]) -> bool:
         if self.objective == "misses_then_flow" and new[0] != old[0]:
-            return new[0] <= old[0] - max(1.0, MISS_MARGIN * old[0])
+            return new[0] <= old[0] - max(1.0, self.miss_margin * old[0])
         if new[:-1] != old[:-1]:
             return new[:-1] < old[:-1]
-        return new[-1] < FLOW_MARGIN * old[-1]
+        return new[-1] < (1.0 - self.flow_margin) * old[-1]
 
 
 def _room_for(backlog: int, workers: Sequence[WorkerView]) -> bool:

@@ -298,7 +298,12 @@ class Client:
             SettingsError: A parameter value out of range, naming it and what is allowed.
         """
         clean = validate_strategy(name, params or {})
-        record = {"strategy": name, "params": clean, "who": who or _whoami(), "note": note}
+        record: dict[str, Any] = {
+            "strategy": name, "params": clean, "who": who or _whoami(), "note": note,
+        }  # fmt: skip
+        if self.store.strategy.latest() is None:
+            # The first version keeps what it replaces, version 0, for a rollback to it.
+            record["initial"] = self._unsteered_strategy()
         version, applied = self.store.strategy.steer(record, expected_version)
         if not applied:
             raise InvalidInputError(
@@ -316,28 +321,50 @@ class Client:
     ) -> StrategyVersion:
         """Restore an earlier version (the one before the current by default) as a new version.
 
+        Version 0 is the configuration before the first change: the strategy the
+        dispatcher ran from its own settings (``YM_STRATEGY``, recorded with the first
+        version) with every parameter from ``YM_*``. So the first change can be rolled
+        back too.
+
         Raises:
-            InvalidInputError: When there is no such version.
+            InvalidInputError: When there is no such version (or nothing was changed yet).
         """
         history = self.store.strategy.history()
+        if not history:
+            raise InvalidInputError(
+                "to",
+                to,
+                "a version number",
+                problem="there is no earlier version to roll back to: the strategy was never "
+                "changed (it runs the cluster's settings, version 0)",
+            )
         if to is None:
-            if len(history) < 2:
-                raise InvalidInputError(
-                    "to",
-                    to,
-                    "a version number",
-                    problem="there is no earlier version to roll back to",
-                )
-            target = history[-2]
-        else:
-            found = [v for v in history if v.version == to]
-            if not found:
-                versions = ", ".join(str(v.version) for v in history) or "none yet"
-                raise InvalidInputError("to", to, f"one of the versions: {versions}")
-            target = found[0]
+            to = history[-2].version if len(history) >= 2 else 0
+        if to == 0:
+            return self.set_strategy(
+                history[0].initial or self.store.settings.strategy,
+                {},
+                who=who,
+                note="rollback to version 0 (the cluster's settings)",
+            )
+        found = [v for v in history if v.version == to]
+        if not found:
+            versions = ", ".join(str(v.version) for v in history)
+            raise InvalidInputError(
+                "to", to, f"one of the versions: {versions}, or 0 (the cluster's settings)"
+            )
+        target = found[0]
         return self.set_strategy(
             target.strategy, target.params, who=who, note=f"rollback to version {target.version}"
         )
+
+    def _unsteered_strategy(self) -> str:
+        """What the dispatcher runs before any change: it says so itself once it has
+        led (version 0 is its own ``YM_STRATEGY``); else this process's ``YM_STRATEGY``."""
+        active = self.store.strategy.active()
+        if active is not None and active.version == 0:
+            return active.strategy
+        return self.store.settings.strategy
 
     def wait_strategy_active(self, version: int, timeout: float = 10.0) -> ActiveStrategy:
         """Wait until the leading dispatcher runs configuration ``version`` (or a later one).

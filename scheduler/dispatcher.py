@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from scheduler.adaptive import build_strategy
+from scheduler.admission import Admission
 from scheduler.errors import NotLeaderError, StoreError, YardmasterError
 from scheduler.gate import Gate, GatedQueue
-from scheduler.lifecycle import Lifecycle
 from scheduler.models import Decision, Estimates, PendingTask, StrategyVersion, WorkerView
 from scheduler.settings import load_settings
 from scheduler.store import Store
@@ -103,7 +103,7 @@ class Dispatcher:
         self._stalled = False
         self._led_since = 0.0
         self.leader = False
-        self.life = Lifecycle(store)
+        self.admission = Admission(store)
 
     # -- the loop --------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -161,9 +161,9 @@ class Dispatcher:
         self.gate = Gate(self.settings.rate_burst)  # a new leader's buckets start empty
         self.gate.set_rates(self.store.limits.rate_limits())
         self.queue = self._new_queue()
-        self.life.resync()
+        self.admission.resync()
         for task in self.store.pending.load():
-            if self.life.admit(task):
+            if self.admission.admit(task):
                 self.queue.add(task)
         self.store.strategy.set_active(self.strategy.name, self.strategy_version, self.token)
         self.refresh_workers()
@@ -171,9 +171,9 @@ class Dispatcher:
     def step(self, block: float = 0.0) -> int:
         """One round: read the inbox, refresh workers when due, dispatch. Returns tasks sent."""
         self._renew_lease()
-        self.life.step(self.now(), self.queue, self._reclaim)
+        self.admission.step(self.now(), self.queue, self._reclaim)
         idle = not len(self.queue) or not any(w.free for w in self.workers.values())
-        block = min(block, max(0.01, self.life.wait(self.now())))
+        block = min(block, max(0.01, self.admission.wait(self.now())))
         wait = block if idle else self._stall_wait(block) if self._stalled else 0.0
         entries = self.store.inbox.take(wait, 10_000)
         refresh = self._apply(entries)
@@ -297,7 +297,7 @@ class Dispatcher:
         for entry in entries:
             if "id" in entry:
                 task = PendingTask.from_wire(entry)
-                if not self.life.admit(task):
+                if not self.admission.admit(task):
                     continue
                 self.queue.add(task)
                 if self.ready and not self._reclaim_due:
@@ -317,9 +317,9 @@ class Dispatcher:
                 # A cancelled task still in the hand-off list keeps its place
                 # there (workers skip it); the local copy stays aligned with it.
                 self.queue.discard(entry["cancel"])
-                self.life.forget(entry["cancel"])
+                self.admission.forget(entry["cancel"])
             elif "delayed" in entry:
-                self.life.note_delayed(float(entry["at"]))
+                self.admission.note_delayed(float(entry["at"]))
             elif "worker" in entry:
                 refresh = True
             elif "steer" in entry:

@@ -472,6 +472,8 @@ class StrategyVersion:
         who: Who set it.
         at: When (Redis server time, UNIX seconds).
         note: Free text; a rollback says which version it restored.
+        initial: Kept by version 1 only: the strategy of version 0, the configuration
+            before any change (the dispatcher's own ``YM_STRATEGY``), for a rollback to it.
     """
 
     version: int
@@ -480,6 +482,7 @@ class StrategyVersion:
     who: str
     at: float
     note: str = ""
+    initial: str = ""
 
     @classmethod
     def from_json(cls, text: str) -> StrategyVersion:
@@ -492,6 +495,7 @@ class StrategyVersion:
             who=str(raw.get("who", "")),
             at=float(raw["at"]),
             note=str(raw.get("note", "")),
+            initial=str(raw.get("initial", "")),
         )
 
     def as_dict(self) -> dict[str, Any]:

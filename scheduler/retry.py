@@ -45,7 +45,7 @@ class RetryPolicy(BaseModel):
         jitter: Share, 0..1, by which each wait is randomly stretched.
         retry_on: Exception class names that retry; a name matches the raised
             class or any of its bases, bare (``OSError``) or qualified
-            (``builtins.OSError``, ``workers.tasks.DemoError``).
+            (``builtins.OSError``, ``workers.demo_tasks.DemoError``).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -30,6 +30,7 @@ from scheduler.breaker import BreakerPolicy
 from scheduler.errors import SettingsError
 from scheduler.redaction import HIDDEN, redact_url
 from scheduler.retry import RetryPolicy
+from scheduler.searchable import Choice, Range
 
 StrategyName = Literal["fifo", "priority", "sjf", "edf", "load_balance", "weighted", "adaptive"]
 STRATEGY_NAMES: tuple[str, ...] = (
@@ -51,6 +52,9 @@ STRATEGY_PARAMS: tuple[str, ...] = (
     "adaptive_mode",
     "adaptive_interval",
     "adaptive_objective",
+    "adaptive_flow_margin",
+    "adaptive_miss_margin",
+    "sjf_overrun",
 )
 WEIGHT_LIMIT = 1000.0
 MIN_WAIT_WEIGHT = 1e-6
@@ -71,11 +75,21 @@ class Weights(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    priority: float = Field(default=1.0, ge=0.0, le=WEIGHT_LIMIT, allow_inf_nan=False)
-    wait: float = Field(default=0.1, ge=0.0, le=WEIGHT_LIMIT, allow_inf_nan=False)
-    duration: float = Field(default=1.0, ge=0.0, le=WEIGHT_LIMIT, allow_inf_nan=False)
-    slack: float = Field(default=2.0, ge=0.0, le=WEIGHT_LIMIT, allow_inf_nan=False)
-    affinity: float = Field(default=0.5, ge=0.0, le=WEIGHT_LIMIT, allow_inf_nan=False)
+    priority: Annotated[float, Range(0.01, 20.0, log=True)] = Field(
+        default=1.0, ge=0.0, le=WEIGHT_LIMIT, allow_inf_nan=False
+    )
+    wait: Annotated[float, Range(0.001, 5.0, log=True)] = Field(
+        default=0.1, ge=0.0, le=WEIGHT_LIMIT, allow_inf_nan=False
+    )
+    duration: Annotated[float, Range(0.0, 10.0)] = Field(
+        default=1.0, ge=0.0, le=WEIGHT_LIMIT, allow_inf_nan=False
+    )
+    slack: Annotated[float, Range(0.0, 10.0)] = Field(
+        default=2.0, ge=0.0, le=WEIGHT_LIMIT, allow_inf_nan=False
+    )
+    affinity: Annotated[float, Range(0.0, 5.0)] = Field(
+        default=0.5, ge=0.0, le=WEIGHT_LIMIT, allow_inf_nan=False
+    )
 
     @model_validator(mode="after")
     def _no_inversion(self) -> Weights:
@@ -140,17 +154,17 @@ class Settings(BaseSettings):
     strategy: StrategyName = Field(
         default="priority", description="one of: " + ", ".join(STRATEGY_NAMES)
     )
-    priority_aging: float = Field(
+    priority_aging: Annotated[float, Range(0.0, 2.0)] = Field(
         default=0.1,
         ge=0.0,
         le=1000.0,
         description="priority levels gained per second of waiting, from 0 (strict) to 1000",
     )
-    edf_late: Literal["run", "expire"] = Field(
+    edf_late: Annotated[Literal["run", "expire"], Choice(("run", "expire"))] = Field(
         default="run",
         description="run or expire: what edf does with a task that can no longer meet its deadline",
     )
-    affinity_weight: float = Field(
+    affinity_weight: Annotated[float, Range(0.0, 5.0)] = Field(
         default=1.0,
         ge=0.0,
         le=100.0,
@@ -164,24 +178,43 @@ class Settings(BaseSettings):
             "slack + affinity)"
         ),
     )
-    adaptive_mode: Literal["simulate", "rules"] = Field(
+    adaptive_mode: Annotated[Literal["simulate", "rules"], Choice(("simulate", "rules"))] = Field(
         default="simulate",
         description="simulate (try each strategy on the backlog) or rules (the fixed rules)",
     )
-    adaptive_interval: float = Field(
+    adaptive_interval: Annotated[float, Range(0.1, 30.0, log=True)] = Field(
         default=2.0, ge=0.05, le=3600.0, description="seconds between reviews, 0.05 to 3600"
     )
-    adaptive_objective: Literal["misses_then_flow", "mean_flow", "max_lateness"] = Field(
+    adaptive_flow_margin: Annotated[float, Range(0.0, 0.5)] = Field(
+        default=0.1,
+        ge=0.0,
+        lt=1.0,
+        description="share of mean flow a replay must cut to take over, 0 to below 1",
+    )
+    adaptive_miss_margin: Annotated[float, Range(0.0, 0.5)] = Field(
+        default=0.1,
+        ge=0.0,
+        lt=1.0,
+        description="share of deadline misses (and at least one) a replay must cut, 0 to below 1",
+    )
+    adaptive_objective: Annotated[
+        Literal["misses_then_flow", "mean_flow", "max_lateness"],
+        Choice(("misses_then_flow", "mean_flow", "max_lateness")),
+    ] = Field(
         default="misses_then_flow",
         description="misses_then_flow, mean_flow or max_lateness",
     )
-    ema_alpha: float = Field(
+    ema_alpha: Annotated[float, Range(0.05, 1.0)] = Field(
         default=0.3, gt=0.0, le=1.0, description="a number greater than 0 and at most 1"
     )
-    default_duration: float = Field(
+    default_duration: Annotated[float, Range(0.01, 10.0, log=True)] = Field(
         default=1.0, gt=0.0, le=86400.0, description="seconds, greater than 0 and at most 86400"
     )
-    affinity_step: float = Field(
+    sjf_overrun: Annotated[bool, Choice((True, False))] = Field(
+        default=True,
+        description="true or false: sjf raises a key's estimate while a run outlasts it",
+    )
+    affinity_step: Annotated[float, Range(0.01, 0.5, log=True)] = Field(
         default=0.1, gt=0.0, le=1.0, description="a number greater than 0 and at most 1"
     )
     warm_capacity: int = Field(
@@ -226,6 +259,9 @@ class Settings(BaseSettings):
     )
     redis_retry: float = Field(
         default=30.0, ge=0.0, le=3600.0, description="seconds, from 0 to 3600"
+    )
+    client_timeout: float = Field(
+        default=10.0, gt=0.0, le=3600.0, description="seconds, more than 0, at most 3600"
     )
     result_ttl: int = Field(
         default=86400, ge=60, le=30 * 86400, description="seconds, from 60 to 2592000"
@@ -335,6 +371,48 @@ class Settings(BaseSettings):
     )
     cancel_signal: Literal["SIGTERM", "SIGKILL", "SIGINT", "SIGUSR1"] = Field(
         default="SIGTERM", description="SIGTERM, SIGKILL, SIGINT or SIGUSR1"
+    )
+    # -- tuning: the regression gate and advisors (docs/tuning.md) --
+    tune_storage: str = Field(
+        default="sqlite:///.yardmaster/tune.db",
+        min_length=1,
+        description="an SQLAlchemy database URL for tuning studies and experiments",
+    )
+    tune_holdout: float = Field(
+        default=0.3, ge=0.1, le=0.9, description="share of the trace held out, 0.1 to 0.9"
+    )
+    tune_confidence: float = Field(
+        default=0.95,
+        ge=0.5,
+        le=0.999,
+        description="confidence of the gate's interval, 0.5 to 0.999",
+    )
+    tune_resamples: int = Field(
+        default=2000, ge=100, le=100_000, description="bootstrap resamples, 100 to 100000"
+    )
+    tune_min_gain: float = Field(
+        default=0.01,
+        ge=0.0,
+        lt=1.0,
+        description="relative gain the interval's low end must exceed, 0 to below 1",
+    )
+    tune_miss_tolerance: float = Field(
+        default=0.05,
+        ge=0.0,
+        le=10.0,
+        description="relative rise in deadline misses a candidate may cause, 0 to 10",
+    )
+    tune_p99_tolerance: float = Field(
+        default=0.05,
+        ge=0.0,
+        le=10.0,
+        description="relative rise in p99 flow a candidate may cause, 0 to 10",
+    )
+    advisor_timeout: float = Field(
+        default=10.0, gt=0.0, le=600.0, description="seconds, greater than 0 and at most 600"
+    )
+    advisor_retries: int = Field(
+        default=2, ge=0, le=10, description="retries after a bad answer, 0 to 10"
     )
 
     api_host: str = Field(

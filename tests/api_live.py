@@ -6,8 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +13,8 @@ from typing import Any
 
 import httpx
 
-from scheduler.embedded import EmbeddedRedis, free_port
-from tests.conftest import ROOT, Cluster
+from scheduler.embedded import EmbeddedRedis
+from tests.conftest import Cluster
 
 TOKENS = {
     "admin": "adm-" + secrets.token_hex(16),
@@ -53,24 +51,7 @@ class ApiStack:
 
     def api(self, name: str, **extra_env: str) -> str:
         """Start a ``yardmaster api`` process; returns its base URL once it answers."""
-        port = free_port()
-        cmd = [sys.executable, "-m", "scheduler.cli", "api", "--port", str(port)]
-        cmd += ["--loglevel", "DEBUG"]
-        env = self.cluster.env()
-        env.update(extra_env)
-        with open(self.log_dir / f"{name}.log", "wb") as log:
-            proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-        self.cluster.procs[name] = proc
-        url = f"http://127.0.0.1:{port}"
-
-        def answers() -> bool:
-            try:
-                return httpx.get(url + "/healthz/live", timeout=1).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        self.cluster._wait(answers, f"{name} on port {port}", timeout=60)
-        return url
+        return self.cluster.api(name=name, loglevel="DEBUG", **extra_env)
 
     def counters(self) -> dict[str, int]:
         return self.cluster.store.events.counters()

@@ -23,7 +23,7 @@ from tests.test_monitor_live import TIGHT
 def until(mon, check, timeout=30.0, what="condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        snap = mon.poll()
+        snap = mon.poll().as_dict()
         found = check(snap)
         if found:
             return snap, found
@@ -58,7 +58,7 @@ def test_a_worker_whose_heartbeat_stops_is_stalled_and_the_probe_fails(cluster):
     port = free_port()
     c.spawn("monitor", [sys.executable, "-m", "scheduler.cli", "monitor", "--port", str(port)])
     mon = Monitor(c.store)
-    assert mon.poll()["anomalies"] == []
+    assert mon.poll().anomalies == []
     os.kill(victim.pid, signal.SIGSTOP)  # the main process, with its heartbeat thread
     try:
         snap, (a,) = until(mon, of_type("stalled_worker"), what="stalled worker")
@@ -157,7 +157,7 @@ def test_run_times_moving_away_from_the_ema_are_prediction_drift(cluster):
     c.worker("drift@test", slots=1)
     mon = Monitor(c.store)
     c.client.wait(c.client.submit_many([{"name": "sleep", "args": [0.05]}] * 3), timeout=60)
-    assert not of_type("prediction_drift")(mon.poll())
+    assert not of_type("prediction_drift")(mon.poll().as_dict())
     c.client.wait(c.client.submit_many([{"name": "sleep", "args": [0.4]}] * 5), timeout=60)
     _, (a,) = until(mon, of_type("prediction_drift"), what="prediction drift")
     assert a["tasks"] == ["sleep"]
@@ -175,7 +175,7 @@ def test_a_backlog_arriving_faster_than_it_drains_is_backlog_growth(cluster):
     deadline = time.monotonic() + 20
     while not found and time.monotonic() < deadline:
         handles += c.client.submit_many([{"name": "sleep", "args": [0.2]}] * 5)
-        found = of_type("backlog_growth")(mon.poll())
+        found = of_type("backlog_growth")(mon.poll().as_dict())
         time.sleep(0.1)
     assert found, "backlog growth not seen"
     (a,) = found

@@ -91,7 +91,7 @@ def test_the_dashboard_loads_updates_matches_metrics_and_is_screenshotted(cluste
     port = free_port()
     c.spawn("monitor", [sys.executable, "-m", "scheduler.cli", "monitor", "--port", str(port)])
     base = f"http://127.0.0.1:{port}"
-    c._wait(lambda: _reachable(base + "/monitor/health"), "monitor")
+    c.wait_for(lambda: _reachable(base + "/monitor/health"), "monitor")
 
     specs = [{"name": "sleep", "args": [0.01 * (i % 6)], "priority": i % 10} for i in range(40)]
     specs += [{"name": "fail"} for _ in range(12)]

@@ -13,8 +13,8 @@ import socket
 import time
 import urllib.request
 
-from scheduler.cli.stack import Stack
 from scheduler.client import Client
+from scheduler.local_cluster import LocalCluster
 from scheduler.models import TaskState
 from scheduler.settings import load_settings
 
@@ -37,14 +37,14 @@ def test_flower_lists_yardmasters_workers_and_tasks_and_the_monitor_serves_metri
         redis_url=redis_server.url, namespace="flowerup", flower_port=free_port()
     )
     mport = free_port()
-    stack = Stack(settings, workers=2, slots=2, flower=True, monitor_port=mport, log_dir=tmp_path)
-    with stack:
-        client = Client(stack.store(), known_tasks=["noop", "sleep", "fail"])
+    with LocalCluster(settings, log_dir=tmp_path) as stack:
+        stack.start(workers=2, slots=2, flower=True, monitor_port=mport)
+        client = Client(stack.store, known_tasks=["noop", "sleep", "fail"])
         handles = client.submit_many([{"name": "sleep", "args": [0.02]} for _ in range(10)])
         handles.append(client.submit("fail"))
         records = client.wait(handles, timeout=60)
         assert [r.state for r in records] == [TaskState.SUCCEEDED] * 10 + [TaskState.FAILED]
-        names = {w.name for w in stack.store().workers.load()}
+        names = {w.name for w in stack.store.workers.load()}
         assert len(names) == 2
 
         flower = f"http://127.0.0.1:{settings.flower_port}"

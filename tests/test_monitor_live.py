@@ -50,7 +50,8 @@ def test_metrics_of_a_known_run_give_the_right_counts_and_percentiles(cluster):
     records = c.client.wait(c.client.submit_many(specs), timeout=60)
     assert [r.state for r in records] == [TaskState.SUCCEEDED] * 20 + [TaskState.FAILED] * 2
 
-    snap = Monitor(c.store).poll()
+    snapshot = Monitor(c.store).poll()
+    snap = snapshot.as_dict()
     assert snap["counters"]["succeeded"] == 20
     assert snap["counters"]["failed"] == 2
     assert snap["throughput"]["total"]["5m"] == pytest.approx(22 / 300)
@@ -72,7 +73,7 @@ def test_metrics_of_a_known_run_give_the_right_counts_and_percentiles(cluster):
     assert snap["prediction"]["by_task"]["sleep"]["samples"] == 19
     assert snap["slots"] == {"total": 2, "busy": 0, "free": 2, "utilization": 0.0}
     assert snap["deadlines"] == {"finished": 4, "missed": 2, "miss_ratio": 0.5}
-    text = render(snap)
+    text = render(snapshot)
     assert 'ym_tasks_total{event="succeeded"} 20' in text
     assert 'ym_task_run_seconds_count{task="sleep"} 20' in text
     assert 'ym_worker_slots{worker="known@test"} 2' in text
@@ -89,10 +90,10 @@ def test_a_healthy_run_raises_no_anomaly_and_the_probe_passes(cluster):
     for _ in range(8):  # a steady trickle: the backlog never grows, nothing fails
         handles += c.client.submit_many([{"name": "sleep", "args": [0.1]} for _ in range(4)])
         for _ in range(3):
-            seen |= {a["id"] for a in mon.poll()["anomalies"]}
+            seen |= {a.id for a in mon.poll().anomalies}
             time.sleep(0.1)
     c.client.wait(handles, timeout=60)
-    snap = mon.poll()
+    snap = mon.poll().as_dict()
     seen |= {a["id"] for a in snap["anomalies"]}
     assert seen == set(), f"a healthy run raised {seen}"
     assert snap["health"]["status"] == "healthy", snap["health"]

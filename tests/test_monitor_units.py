@@ -6,6 +6,8 @@ import json
 import statistics
 
 import pytest
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 from prometheus_client.parser import text_string_to_metric_families
 
 from scheduler.monitor import metrics as m
@@ -24,6 +26,7 @@ from scheduler.monitor.anomalies import (
 from scheduler.monitor.health import health
 from scheduler.monitor.history import History
 from scheduler.monitor.prometheus import render
+from scheduler.monitor.snapshot import Snapshot
 from scheduler.settings import load_settings
 from scheduler.store import RunningTask
 
@@ -244,7 +247,7 @@ def snapshot_for_render():
 
 
 def test_prometheus_text_parses_and_carries_the_numbers():
-    text = render(snapshot_for_render())
+    text = render(Snapshot.from_dict(snapshot_for_render()))
     families = {f.name: f for f in text_string_to_metric_families(text)}
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
@@ -264,6 +267,23 @@ def test_prometheus_text_parses_and_carries_the_numbers():
     assert samples[("ym_counter_total", (("name", "odd"),))] == 4
     assert families["ym_tasks"].type == "counter"
     assert families["ym_wait_seconds"].type == "summary"
+
+
+def test_the_snapshot_json_is_byte_for_byte_the_object_the_dashboard_has_always_read():
+    data = snapshot_for_render()
+    gone = Anomaly(id="s:w", type="stalled_worker", severity="critical", reason="r",
+                   recommendation="d", workers=("w",), since=90.0, last_seen=95.0,
+                   cleared_at=96.0)  # fmt: skip
+    data["anomalies"] = []
+    data["cleared_anomalies"] = [gone.to_json()]
+    data["health"] = data.pop("health")  # the monitor's order: health, then the poll's cost
+    data["monitor"] = {"poll_seconds": 0.0123, "polls": 7, "events_in_window": 10}
+    # what the monitor served before its snapshot was typed: the dict through FastAPI
+    served = JSONResponse(jsonable_encoder(data)).body
+    snapshot = Snapshot.from_dict(data)
+    assert snapshot.to_json() == served
+    assert snapshot.cleared_anomalies[0].workers == ["w"]
+    assert snapshot.latency.run.by_task["sleep"].count == 10
 
 
 def test_history_rotates_by_size_and_keeps_n_files(tmp_path):

@@ -126,6 +126,38 @@ def test_rollback_without_an_earlier_version_says_so(cluster):
         c.client.rollback_strategy(to=7)
 
 
+def test_the_first_change_rolls_back_to_the_strategy_the_dispatcher_started_with(cluster):
+    c = cluster(strategy="fifo")
+    c.dispatcher()
+    c.worker("solo@steer", slots=1)
+    # the shell that steers has another YM_STRATEGY: version 0 is what the dispatcher runs
+    shell = dict(c.env(), YM_STRATEGY="edf")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "scheduler.cli", *args],
+            env=shell, cwd=ROOT, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    assert cli("strategy", "set", "adaptive", "--note", "mixed day").returncode == 0
+    done = cli("strategy", "rollback")
+    assert done.returncode == 0, done.stderr
+    assert c.client.wait_strategy_active(2).strategy == "fifo"
+    restored = c.client.strategy()
+    assert (restored.version, restored.strategy, restored.params) == (2, "fifo", {})
+    assert restored.note == "rollback to version 0 (the cluster's settings)"
+
+    c.client.set_strategy("sjf", {"default_duration": 2.0})
+    back = c.client.rollback_strategy(to=0)
+    assert (back.version, back.strategy, back.params) == (4, "fifo", {})
+
+
+def test_before_any_dispatcher_led_version_0_is_the_steering_process_s_strategy(cluster):
+    c = cluster(strategy="fifo")
+    c.client.set_strategy("priority")
+    assert c.client.rollback_strategy().strategy == "fifo"
+
+
 def test_edf_expires_a_task_that_can_no_longer_meet_its_deadline(cluster):
     c = cluster(strategy="edf", edf_late="expire")
     c.dispatcher()

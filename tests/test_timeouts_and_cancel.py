@@ -162,3 +162,20 @@ def test_submit_with_a_retry_policy_and_cancel_on_the_command_line(cluster):
     bad = run([*cli, "submit", "sleep", "1", "--retry", '{"max_attempts": -1}'])
     assert bad.returncode == 2
     assert "retry.max_attempts=-1 is not accepted" in bad.stderr
+
+
+def test_cancel_on_the_command_line_flags_a_running_task_says_what_follows_and_exits_0(cluster):
+    c = cluster()
+    c.dispatcher()
+    c.worker("solo@test", slots=1)
+    handle = c.client.submit("cooperative_sleep", ["flagged", 20])
+    wait_state(handle, TaskState.RUNNING)
+    cli = [sys.executable, "-m", "scheduler.cli", "cancel", handle.id, "--flag"]
+    out = subprocess.run(cli, env=c.env(), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    first, then = out.stdout.splitlines()
+    assert first == f"{handle.id} running: flagged for cancellation"
+    assert "self.check_cancelled()" in then
+    assert "--terminate" in then
+    with pytest.raises(TaskCancelledError):  # the body's own check ends it, as announced
+        handle.result(timeout=30)

@@ -181,6 +181,26 @@ def test_the_cli_writes_a_file_that_simulate_accepts(tmp_path):
     assert all(values["tasks"] == 90 for values in result.values())
 
 
+def test_the_cli_says_what_it_wrote_to_a_file(tmp_path):
+    out = tmp_path / "w.jsonl"
+    gen = [
+        *CLI,
+        "workload",
+        "gen",
+        "--kind",
+        "mixed",
+        "--n",
+        "25",
+        "--seed",
+        "4",
+        "--out",
+        str(out),
+    ]
+    done = subprocess.run(gen, capture_output=True, text=True, check=True, timeout=60)
+    assert done.stdout == f"wrote 25 tasks (mixed, seed 4) to {out}\n"
+    assert len(load_workload(out)) == 25
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -1,29 +1,35 @@
 """The Celery app entry point: ``celery -A workers.app worker`` works as is.
 
 The module-level ``app`` reads ``YM_*`` settings (and the embedded Redis of a
-running ``yardmaster up`` when ``YM_REDIS_URL`` is unset).
+running ``yardmaster up`` when ``YM_REDIS_URL`` is unset). Neither it nor an app
+of :func:`create_app` needs a Redis to be made: the URL is found when the app's
+configuration is first read (its first submission, or the worker starting).
 """
 
 from __future__ import annotations
 
 from celery import Celery
 
-import workers.tasks  # noqa: F401  (registers the built-in tasks)
+import workers.demo_tasks  # noqa: F401  (registers the built-in tasks)
 from broker_config.celery_app import make_celery
-from scheduler.embedded import resolve_redis_url
 from scheduler.settings import Settings, load_settings
 from workers import hooks
-from workers.task import YardmasterTask
+from workers.yardmaster_task import YardmasterTask
 
 
 def create_app(
     settings: Settings | None = None, redis_url: str | None = None, *, main: str = "yardmaster"
 ) -> Celery:
-    """A Celery app whose tasks yardmaster schedules, with the worker hooks installed."""
+    """A Celery app whose tasks yardmaster schedules, with the worker hooks installed.
+
+    Args:
+        settings: Cluster settings (``YM_*`` by default).
+        redis_url: The Redis; by default ``YM_REDIS_URL``, else the embedded Redis of a
+            running ``yardmaster up``, looked up on first use, not here.
+        main: Name of the main module, as for :class:`celery.Celery`.
+    """
     settings = settings or load_settings()
-    app = make_celery(
-        settings, redis_url or resolve_redis_url(settings), main=main, task_cls=YardmasterTask
-    )
+    app = make_celery(settings, redis_url, main=main, task_cls=YardmasterTask)
     hooks.install(app)
     return app
 

@@ -35,7 +35,7 @@ from scheduler.store import FinishReport, ReportLine, Store, Verdict
 from scheduler.store.guard import RENEWER, Finished, Guard
 from scheduler.store.outbox import Outbox
 from scheduler.store.reports import EarlyStart
-from workers import lifecycle
+from workers import control, outcome
 
 log = logging.getLogger("yardmaster.worker")
 T = TypeVar("T")
@@ -206,10 +206,10 @@ def _ready(sender: Any, **_: Any) -> None:
     store.workers.set_orphan_policies(policies)
     stop = threading.Event()
     beat = threading.Thread(target=_heartbeat, args=(store, stop, names), daemon=True)
-    control = lifecycle.Controller(app, store, _worker["name"])
-    _worker.update(stop=stop, beat=beat, control=control)
+    controller = control.Controller(app, store, _worker["name"])
+    _worker.update(stop=stop, beat=beat, control=controller)
     beat.start()
-    control.start()
+    controller.start()
     log.info(
         "worker %s registered with %d slots on %s",
         _worker["name"],
@@ -219,7 +219,7 @@ def _ready(sender: Any, **_: Any) -> None:
 
 
 def orphan_policies(app: Celery, names: list[str]) -> dict[str, str]:
-    """Each task's ``on_orphan`` policy (see :class:`workers.task.YardmasterTask`).
+    """Each task's ``on_orphan`` policy (see :class:`workers.yardmaster_task.YardmasterTask`).
 
     Raises:
         InvalidInputError: naming the task when its policy is neither value.
@@ -432,10 +432,10 @@ def _postrun(
         # A replayed delivery: the body already ran; report what it ended with.
         verdict = _replayed(delivery.finished)
     elif delivery.run and state is None:  # the pool process is exiting mid-run
-        verdict = lifecycle.interrupted(store_for(task.app), task_id)
+        verdict = outcome.interrupted(store_for(task.app), task_id)
     elif delivery.run:
         settings = app_settings(task.app)
-        verdict = lifecycle.decide(
+        verdict = outcome.decide(
             task, delivery.attempt, state, retval, delivery.retry_when, settings
         )
     else:
@@ -481,7 +481,7 @@ def _revoked(request: Any = None, terminated: bool = False, **_: Any) -> None:
     if app is None or request is None:
         return
     how = "terminated" if terminated else "revoked"
-    lifecycle.report_from_main(
+    outcome.report_from_main(
         store_for(app),
         str(request.id),
         getattr(request, "ym_attempt", None),

@@ -12,7 +12,7 @@ from typing import Any
 
 from celery.worker.request import Request
 
-from workers import hooks, lifecycle
+from workers import hooks, outcome
 
 
 class YardmasterRequest(Request):
@@ -22,7 +22,7 @@ class YardmasterRequest(Request):
         super().on_timeout(soft, timeout)
         if not soft:
             headers: dict[str, Any] = self._request_dict  # type: ignore[attr-defined]
-            lifecycle.report_from_main(
+            outcome.report_from_main(
                 hooks.store_for(self.task.app),
                 self.id,
                 headers.get("ym_attempt"),

@@ -228,11 +228,12 @@ class StrategySet(BaseModel):
 
 
 class Rollback(BaseModel):
-    """Restore version ``to`` (the one before the current when null) as a new version."""
+    """Restore version ``to`` (the one before the current when null; 0 is the cluster's
+    settings, before the first change) as a new version."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    to: int | None = Field(default=None, ge=1)
+    to: int | None = Field(default=None, ge=0)
 
 
 class Liveness(BaseModel):

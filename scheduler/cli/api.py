@@ -27,22 +27,22 @@ def api(
     import uvicorn
 
     from scheduler.api import create_app
-    from scheduler.embedded import resolve_redis_url
+    from scheduler.cli.connect import open_store
     from scheduler.monitor import Monitor
     from scheduler.monitor.web import build_router
     from scheduler.settings import API_AUTH_OFF_WARNING, load_settings
-    from scheduler.store import Store
 
     logging.basicConfig(
         level=loglevel.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
     settings = load_settings()
-    store = Store.from_url(resolve_redis_url(settings), settings)
+    store = open_store(settings)
     # The monitor's pages and /metrics, behind the read scope; its snapshot is taken
     # on request (at most once per YM_MONITOR_INTERVAL): the history is the job of
     # `yardmaster monitor`, so the API starts no poller of its own.
     monitor = build_router(Monitor(store))
     web = create_app(settings, store=store, read_routers=[monitor])
+    store.server_time()  # fail now, not at the first request, when Redis cannot be reached
     if not settings.api_auth:
         err.print(f"[bold red]WARNING[/] {API_AUTH_OFF_WARNING}", highlight=False)
     uvicorn.run(

@@ -12,7 +12,7 @@ import os
 import sys
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -68,8 +68,14 @@ def err() -> Console:
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", help="Show the traceback of an error instead of a short message."),
+    ] = False,
+) -> None:
     # A callback keeps the application a group of commands when only one
     # command module is loaded (typer would otherwise run that command as the
-    # whole program).
-    pass
+    # whole program). ``--debug`` is read by the runner (scheduler.cli.main),
+    # which handles errors after typer has returned.
+    del debug

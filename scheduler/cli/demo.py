@@ -13,9 +13,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from scheduler.cli.base import app
-from scheduler.cli.ops import BUILTIN_TASKS
-from scheduler.cli.stack import Stack
+from scheduler.cli.connect import BUILTIN_TASKS
 from scheduler.client import Client, TaskHandle
+from scheduler.local_cluster import LocalCluster
 from scheduler.models import TaskRecord, TaskState
 from scheduler.redaction import redact_url
 from scheduler.settings import load_settings
@@ -66,11 +66,12 @@ def demo(
     console.print(
         f"[bold]yardmaster demo[/]: {tasks} tasks, {workers} workers x {slots} slots, strategy {strategy}"
     )
-    with Stack(settings, workers=workers, slots=slots, flower=flower) as stack:
+    with LocalCluster(settings) as cluster:
+        cluster.start(workers=workers, slots=slots, flower=flower)
         console.print(
-            f"stack ready (Redis {redact_url(stack.url)}{' embedded' if stack.redis else ''}; logs {stack.log_dir})"
+            f"stack ready (Redis {redact_url(cluster.url)}{' embedded' if cluster.redis else ''}; logs {cluster.log_dir})"
         )
-        client = Client(stack.store(), known_tasks=BUILTIN_TASKS)
+        client = Client(cluster.store, known_tasks=BUILTIN_TASKS)
         started = time.time()
         handles = _run(client, demo_workload(tasks, seed))
         records = client.wait(handles, timeout=600)

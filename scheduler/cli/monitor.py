@@ -1,29 +1,14 @@
-"""``yardmaster monitor`` (the HTTP monitor) and ``yardmaster health`` (a probe)."""
+"""``yardmaster monitor``: /metrics, /dashboard and /monitor/* JSON over HTTP."""
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from scheduler.cli.base import app
-from scheduler.embedded import resolve_redis_url
-from scheduler.monitor import Monitor
-from scheduler.settings import load_settings
-from scheduler.store import Store
-
-console = Console()
-
-
-def make_monitor(history: str | None = None) -> Monitor:
-    """A monitor on the configured cluster (``YM_*`` settings)."""
-    settings = load_settings()
-    store = Store.from_url(resolve_redis_url(settings), settings)
-    return Monitor.from_settings(store, history)
+from scheduler.cli.connect import open_monitor
 
 
 @app.command()
@@ -43,33 +28,6 @@ def monitor(
     logging.basicConfig(
         level=loglevel.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
-    mon = make_monitor(history)
+    mon = open_monitor(history, check=True)
     bind = port or mon.settings.monitor_port
     uvicorn.run(build_app(mon), host=host, port=bind, log_level=loglevel.lower())
-
-
-@app.command()
-def health(
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    sample: Annotated[
-        float,
-        typer.Option(help="Seconds between the two reads that measure the backlog trend."),
-    ] = 1.0,
-) -> None:
-    """Print the health score; exit 1 when the cluster is unhealthy (usable as a probe)."""
-    mon = make_monitor()
-    mon.poll()
-    time.sleep(max(0.0, sample))
-    snap = mon.poll()
-    h = snap["health"]
-    if as_json:
-        typer.echo(json.dumps({**h, "anomalies": snap["anomalies"]}, indent=2))
-    else:
-        style = {"healthy": "green", "degraded": "yellow", "unhealthy": "bold red"}[h["status"]]
-        console.print(f"health [{style}]{h['score']:.0f} {h['status']}[/]")
-        for name, value in h["components"].items():
-            console.print(f"  {name:<11} {value:5.0f}")
-        for reason in h["reasons"]:
-            console.print(f"  - {reason}", highlight=False)
-    if h["status"] == "unhealthy":
-        raise typer.Exit(1)

@@ -12,12 +12,9 @@ from rich.table import Table
 
 from scheduler import replay as rp
 from scheduler.cli.base import app, err
-from scheduler.cli.ops import BUILTIN_TASKS
-from scheduler.client import Client
-from scheduler.embedded import resolve_redis_url
+from scheduler.cli.connect import open_client
 from scheduler.settings import load_settings
 from scheduler.simulator import METRIC_NAMES, metrics
-from scheduler.store import Store
 from scheduler.workload import load_workload
 
 console = Console()
@@ -50,8 +47,7 @@ def run_workload(
     rp.check_strategy(strategy, "--strategy")
     settings = load_settings()
     tasks = load_workload(workload)
-    store = Store.from_url(resolve_redis_url(settings), settings)
-    client = Client(store, known_tasks=BUILTIN_TASKS)
+    client = open_client(settings)
 
     def progress(p: rp.Progress) -> None:
         err().print(

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from scheduler.cli.base import app
-from scheduler.cli.ops import _store
+from scheduler.cli.connect import open_store
 from scheduler.client import Client
 from scheduler.errors import InvalidInputError
 from scheduler.models import StrategyVersion
@@ -32,7 +32,7 @@ WhoOption = Annotated[str | None, typer.Option(help="Recorded author (default us
 
 
 def _client() -> Client:
-    return Client(_store())
+    return Client(open_store())
 
 
 def _when(at: float) -> str:

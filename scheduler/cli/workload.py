@@ -43,3 +43,4 @@ def gen(
         typer.echo(text, nl=False)
     else:
         out.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {len(tasks)} tasks ({kind}, seed {seed}) to {out}")

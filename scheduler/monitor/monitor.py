@@ -14,10 +14,31 @@ import time
 from collections import deque
 from typing import Any
 
+import msgspec
+
 from scheduler.monitor import metrics as m
 from scheduler.monitor.anomalies import Observation, Tracker, WorkerView, detect
 from scheduler.monitor.health import health
 from scheduler.monitor.history import History
+from scheduler.monitor.snapshot import (
+    AnomalyView,
+    Backlog,
+    CacheRate,
+    Deadlines,
+    DispatcherView,
+    FailureRate,
+    Failures,
+    Health,
+    Latency,
+    PollStats,
+    Prediction,
+    Slots,
+    Snapshot,
+    Throughput,
+    Windows,
+    WorkerLoad,
+    typed,
+)
 from scheduler.settings import Settings
 from scheduler.store import Store
 
@@ -44,7 +65,7 @@ class Monitor:
         self._last_id: str | None = None
         self._backlog: deque[tuple[float, int, int]] = deque()
         self._lock = threading.Lock()
-        self._latest: dict[str, Any] | None = None
+        self._latest: Snapshot | None = None
         self._latest_at = 0.0
         self._history_due = 0.0
         self.polls = 0
@@ -75,20 +96,18 @@ class Monitor:
             rows = self.store.events.read(after=self._last_id, count=READ_CHUNK)
         self.window.prune(now)
 
-    def poll(self) -> dict[str, Any]:
+    def poll(self) -> Snapshot:
         """Read the records once and return a fresh snapshot (also kept as the latest)."""
         with self._lock:
             started = time.perf_counter()
-            snap = self._poll()
-            snap["monitor"] = {
-                "poll_seconds": time.perf_counter() - started,
-                "polls": self.polls,
-                "events_in_window": len(self.window),
-            }
+            snap = msgspec.structs.replace(
+                self._poll(),
+                monitor=PollStats(time.perf_counter() - started, self.polls, len(self.window)),
+            )
             self._latest, self._latest_at = snap, time.monotonic()
             return snap
 
-    def current(self) -> dict[str, Any]:
+    def current(self) -> Snapshot:
         """The latest snapshot, polling first when it is older than the poll interval."""
         with self._lock:
             fresh = (
@@ -126,7 +145,7 @@ class Monitor:
             stop.wait(self.settings.monitor_interval)
 
     # -- one poll --------------------------------------------------------------
-    def _poll(self) -> dict[str, Any]:
+    def _poll(self) -> Snapshot:
         s = self.settings
         self.polls += 1
         rec = self.store.events.gauges()
@@ -170,6 +189,7 @@ class Monitor:
         fail_long = m.failures(long_events)
         dl = m.deadlines(long_events)
         pred = m.prediction(long_events, labels, s.monitor_drift_floor)
+        cache = m.cache_rate(rec.counters)
         score = health(
             prediction_error=pred["mean_rel_error"],
             deadline_miss_ratio=dl["miss_ratio"],
@@ -181,54 +201,54 @@ class Monitor:
             workers=len(workers),
             leader=rec.leader,
         )
-        snap: dict[str, Any] = {
-            "time": now,
-            "dispatcher": {
-                "leader": rec.leader,
-                "strategy": rec.active_strategy,
-                "strategy_switches": rec.counters.get("strategy_switches", 0),
-                "recent_switches": rec.recent_switches,
-            },
-            "workers": [
-                {
-                    "name": w.name,
-                    "slots": w.slots,
-                    "busy": w.inflight,
-                    "free": w.free,
-                    "utilization": w.utilization,
-                    "heartbeat_age": round(w.heartbeat_age(now), 3),
-                    "succeeded": w.succeeded,
-                    "failed": w.failed,
-                }
+        snap = Snapshot(
+            time=now,
+            dispatcher=DispatcherView(
+                leader=rec.leader,
+                strategy=rec.active_strategy,
+                strategy_switches=rec.counters.get("strategy_switches", 0),
+                recent_switches=rec.recent_switches,
+            ),
+            workers=[
+                WorkerLoad(
+                    name=w.name,
+                    slots=w.slots,
+                    busy=w.inflight,
+                    free=w.free,
+                    utilization=w.utilization,
+                    heartbeat_age=round(w.heartbeat_age(now), 3),
+                    succeeded=w.succeeded,
+                    failed=w.failed,
+                )
                 for w in workers
             ],
-            "slots": {
-                "total": slots,
-                "busy": busy,
-                "free": max(0, slots - busy),
-                "utilization": busy / slots if slots else 0.0,
-            },
-            "backlog": {
-                "total": backlog,
-                "by_priority": {str(p): n for p, n in sorted(rec.pending_by_priority.items())},
-            },
-            "counters": rec.counters,
-            "throughput": m.throughput(self.window, now, labels),
-            "latency": m.latency(long_events, labels),
-            "deadlines": dl,
-            "prediction": pred,
-            "failures": {"short": fail_short, "long": fail_long},
-            "cache": m.cache_rate(rec.counters),
-            "windows": {"short_s": s.monitor_short_window, "long_s": s.monitor_long_window},
-            "anomalies": [a.to_json() for a in active],
-            "cleared_anomalies": [a.to_json() for a in self.tracker.cleared[:10]],
-            "health": score,
-        }
+            slots=Slots(
+                total=slots,
+                busy=busy,
+                free=max(0, slots - busy),
+                utilization=busy / slots if slots else 0.0,
+            ),
+            backlog=Backlog(
+                total=backlog,
+                by_priority={str(p): n for p, n in sorted(rec.pending_by_priority.items())},
+            ),
+            counters=rec.counters,
+            throughput=typed(m.throughput(self.window, now, labels), Throughput),
+            latency=typed(m.latency(long_events, labels), Latency),
+            deadlines=typed(dl, Deadlines),
+            prediction=typed(pred, Prediction),
+            failures=Failures(typed(fail_short, FailureRate), typed(fail_long, FailureRate)),
+            cache=None if cache is None else typed(cache, CacheRate),
+            windows=Windows(short_s=s.monitor_short_window, long_s=s.monitor_long_window),
+            anomalies=[typed(a.to_json(), AnomalyView) for a in active],
+            cleared_anomalies=[typed(a.to_json(), AnomalyView) for a in self.tracker.cleared[:10]],
+            health=typed(score, Health),
+        )
         self._write_history(now, snap, raised, cleared)
         return snap
 
     def _write_history(
-        self, now: float, snap: dict[str, Any], raised: list[Any], cleared: list[Any]
+        self, now: float, snap: Snapshot, raised: list[Any], cleared: list[Any]
     ) -> None:
         if self.history is None:
             return
@@ -238,9 +258,8 @@ class Monitor:
             self.history.write("anomaly_cleared", now, a.to_json())
         if now >= self._history_due:
             self._history_due = now + self.settings.monitor_history_every
-            body = {k: v for k, v in snap.items() if k not in ("anomalies", "cleared_anomalies")}
+            data = snap.as_dict()
+            body = {k: v for k, v in data.items() if k not in ("anomalies", "cleared_anomalies")}
             body.pop("health")
             self.history.write("metrics", now, body)
-            self.history.write(
-                "health", now, {**snap["health"], "anomalies": len(snap["anomalies"])}
-            )
+            self.history.write("health", now, {**data["health"], "anomalies": len(snap.anomalies)})

@@ -10,11 +10,11 @@ and worker names are the registered workers.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
 
 from scheduler.monitor.anomalies import SEVERITIES, TYPES
 from scheduler.monitor.metrics import QUANTILES
+from scheduler.monitor.snapshot import Snapshot, Summary
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 TASK_EVENTS = (
@@ -54,26 +54,26 @@ class _Writer:
             else:
                 self.lines.append(f"{name} {_number(value)}")
 
-    def summary(self, name: str, help_text: str, groups: dict[str, Any], label: str) -> None:
+    def summary(self, name: str, help_text: str, groups: Mapping[str, Summary], label: str) -> None:
         """A summary family: one quantile set plus _sum and _count per label value."""
         self.lines.append(f"# HELP {name} {help_text}")
         self.lines.append(f"# TYPE {name} summary")
         for key, stats in groups.items():
             base = {label: key} if label else {}
             for q in QUANTILES:
-                value = stats[f"p{round(q * 100)}"]
+                value: float | None = getattr(stats, f"p{round(q * 100)}")
                 self.samples(
                     name,
                     [({**base, "quantile": str(q)}, math.nan if value is None else value)],
                 )
-            self.samples(name + "_sum", [(base, stats["sum"])])
-            self.samples(name + "_count", [(base, stats["count"])])
+            self.samples(name + "_sum", [(base, stats.sum)])
+            self.samples(name + "_count", [(base, stats.count)])
 
 
-def render(snap: dict[str, Any]) -> str:
+def render(snap: Snapshot) -> str:
     """The ``/metrics`` body for one snapshot."""
     w = _Writer()
-    counters: dict[str, int] = snap["counters"]
+    counters = snap.counters
     w.family(
         "ym_tasks",
         "counter",
@@ -94,12 +94,12 @@ def render(snap: dict[str, Any]) -> str:
             [({"name": k}, counters[k]) for k in others],
             suffix="_total",
         )
-    thr = snap["throughput"]
+    thr = snap.throughput
     w.family(
         "ym_throughput_tasks_per_second",
         "gauge",
         "Tasks reaching a terminal state per second, averaged over the window.",
-        [({"window": k}, v) for k, v in thr["total"].items()],
+        [({"window": k}, v) for k, v in thr.total.items()],
     )
     w.family(
         "ym_task_throughput_tasks_per_second",
@@ -107,144 +107,149 @@ def render(snap: dict[str, Any]) -> str:
         "Tasks of one name reaching a terminal state per second, over the window.",
         [
             ({"task": name, "window": k}, v)
-            for name, per in thr["by_task"].items()
+            for name, per in thr.by_task.items()
             for k, v in per.items()
         ],
     )
-    lat = snap["latency"]
-    for kind, what in (("wait", "submission to start"), ("run", "run time of the body")):
-        long_s = snap["windows"]["long_s"]
+    long_s = snap.windows.long_s
+    for kind, what, lat in (
+        ("wait", "submission to start", snap.latency.wait),
+        ("run", "run time of the body", snap.latency.run),
+    ):
         w.summary(
             f"ym_{kind}_seconds",
             f"Seconds from {what}, all tasks finished in the last {long_s:g}s.",
-            {"": lat[kind]["all"]},
+            {"": lat.all},
             "",
         )
         w.summary(
             f"ym_task_{kind}_seconds",
             f"Seconds from {what}, by task name, last {long_s:g}s.",
-            lat[kind]["by_task"],
+            lat.by_task,
             "task",
         )
         w.summary(
             f"ym_priority_{kind}_seconds",
             f"Seconds from {what}, by priority, last {long_s:g}s.",
-            lat[kind]["by_priority"],
+            lat.by_priority,
             "priority",
         )
     w.family(
         "ym_backlog_tasks",
         "gauge",
         "Pending tasks by priority (0..9, higher runs first).",
-        [({"priority": str(p)}, snap["backlog"]["by_priority"].get(str(p), 0)) for p in range(10)],
+        [({"priority": str(p)}, snap.backlog.by_priority.get(str(p), 0)) for p in range(10)],
     )
-    workers = snap["workers"]
+    workers = snap.workers
     w.family("ym_workers", "gauge", "Registered workers.", [({}, len(workers))])
     w.family(
         "ym_worker_slots",
         "gauge",
         "Slots (concurrency) of each worker.",
-        [({"worker": x["name"]}, x["slots"]) for x in workers],
+        [({"worker": x.name}, x.slots) for x in workers],
     )
     w.family(
         "ym_worker_busy_slots",
         "gauge",
         "Slots of each worker holding a dispatched or running task.",
-        [({"worker": x["name"]}, x["busy"]) for x in workers],
+        [({"worker": x.name}, x.busy) for x in workers],
     )
     w.family(
         "ym_worker_heartbeat_age_seconds",
         "gauge",
         "Seconds since each worker's last heartbeat.",
-        [({"worker": x["name"]}, x["heartbeat_age"]) for x in workers],
+        [({"worker": x.name}, x.heartbeat_age) for x in workers],
     )
-    slots = snap["slots"]
-    w.family("ym_slots", "gauge", "Slots of all workers.", [({}, slots["total"])])
-    w.family("ym_free_slots", "gauge", "Slots without a task.", [({}, slots["free"])])
+    slots = snap.slots
+    w.family("ym_slots", "gauge", "Slots of all workers.", [({}, slots.total)])
+    w.family("ym_free_slots", "gauge", "Slots without a task.", [({}, slots.free)])
     w.family(
         "ym_slot_utilization_ratio",
         "gauge",
         "Share of all slots holding a task.",
-        [({}, slots["utilization"])],
+        [({}, slots.utilization)],
     )
-    dl = snap["deadlines"]
+    dl = snap.deadlines
     w.family(
         "ym_deadline_miss_ratio",
         "gauge",
         "Share of tasks with a deadline, finished in the long window, that missed it.",
-        [({}, dl["miss_ratio"])],
+        [({}, dl.miss_ratio)],
     )
-    pred = snap["prediction"]["by_task"]
+    pred = snap.prediction.by_task
     w.family(
         "ym_prediction_error_seconds",
         "gauge",
         "Mean absolute difference between run time and the EMA it was scheduled by.",
-        [({"task": k}, v["mean_abs_error_s"]) for k, v in pred.items()],
+        [({"task": k}, v.mean_abs_error_s) for k, v in pred.items()],
     )
     w.family(
         "ym_prediction_error_ratio",
         "gauge",
         "Mean relative error of the EMA against run time (see YM_MONITOR_DRIFT_FLOOR).",
-        [({"task": k}, v["mean_rel_error"]) for k, v in pred.items()],
+        [({"task": k}, v.mean_rel_error) for k, v in pred.items()],
     )
     w.family(
         "ym_failure_ratio",
         "gauge",
         "Share of runs that failed, over the short and the long window.",
-        [({"window": k}, v["ratio"]) for k, v in snap["failures"].items()],
+        [
+            ({"window": "short"}, snap.failures.short.ratio),
+            ({"window": "long"}, snap.failures.long.ratio),
+        ],
     )
-    if snap["cache"] is not None:
+    if snap.cache is not None:
         w.family(
             "ym_cache_hit_ratio",
             "gauge",
             "Share of cache lookups that hit.",
-            [({}, snap["cache"]["hit_ratio"])],
+            [({}, snap.cache.hit_ratio)],
         )
-    disp = snap["dispatcher"]
+    disp = snap.dispatcher
     w.family(
         "ym_strategy_switches",
         "counter",
         "Strategy switches the adaptive strategy made.",
-        [({}, disp["strategy_switches"])],
+        [({}, disp.strategy_switches)],
         suffix="_total",
     )
-    if disp["strategy"]:
+    if disp.strategy:
         w.family(
             "ym_strategy_info",
             "gauge",
             "The strategy the active dispatcher runs (value 1).",
-            [({"strategy": disp["strategy"]}, 1)],
+            [({"strategy": disp.strategy}, 1)],
         )
     w.family(
-        "ym_dispatcher_up", "gauge", "1 when a dispatcher holds the lease.", [({}, disp["leader"])]
+        "ym_dispatcher_up", "gauge", "1 when a dispatcher holds the lease.", [({}, disp.leader)]
     )
     counts = {(t, s): 0 for t in TYPES for s in SEVERITIES}
-    for a in snap["anomalies"]:
-        counts[(a["type"], a["severity"])] += 1
+    for a in snap.anomalies:
+        counts[(a.type, a.severity)] += 1
     w.family(
         "ym_anomalies",
         "gauge",
         "Active anomalies by type and severity.",
         [({"type": t, "severity": s}, n) for (t, s), n in counts.items()],
     )
-    h = snap["health"]
-    w.family("ym_health_score", "gauge", "Health score, 0..100.", [({}, h["score"])])
+    h = snap.health
+    w.family("ym_health_score", "gauge", "Health score, 0..100.", [({}, h.score)])
     w.family(
         "ym_health_component_score",
         "gauge",
         "Health component scores, 0..100.",
-        [({"component": k}, v) for k, v in h["components"].items()],
+        [({"component": k}, v) for k, v in h.components.items()],
     )
     w.family(
         "ym_health_status",
         "gauge",
         "1 for the current health status.",
-        [({"status": st}, st == h["status"]) for st in ("healthy", "degraded", "unhealthy")],
+        [({"status": st}, st == h.status) for st in ("healthy", "degraded", "unhealthy")],
     )
     w.family(
         "ym_monitor_poll_seconds",
         "gauge",
         "Seconds the last monitor poll took.",
-        [({}, snap.get("monitor", {}).get("poll_seconds", 0.0))],
+        [({}, snap.monitor.poll_seconds if snap.monitor else 0.0)],
     )
     return "\n".join(w.lines) + "\n"

@@ -15,13 +15,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
-from typing import Any
 
+import msgspec
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
 from scheduler.monitor.monitor import Monitor
 from scheduler.monitor.prometheus import CONTENT_TYPE, render
+from scheduler.monitor.snapshot import dump
 
 
 def dashboard_html() -> str:
@@ -48,22 +49,26 @@ def build_router(monitor: Monitor) -> APIRouter:
         return HTMLResponse(page)
 
     @router.get("/monitor/snapshot", tags=["monitor"])
-    def snapshot() -> dict[str, Any]:
-        return monitor.current()
+    def snapshot() -> Response:
+        return Response(monitor.current().to_json(), media_type="application/json")
 
     @router.get("/monitor/anomalies", tags=["monitor"])
-    def anomalies() -> dict[str, Any]:
-        snap = monitor.current()
-        return {
+    def anomalies() -> Response:
+        snap = monitor.current().as_dict()
+        body = {
             "time": snap["time"],
             "active": snap["anomalies"],
             "cleared": snap["cleared_anomalies"],
         }
+        return Response(dump(body), media_type="application/json")
 
     @router.get("/monitor/health", tags=["monitor"])
-    def health() -> JSONResponse:
-        h = monitor.current()["health"]
-        return JSONResponse(h, status_code=503 if h["status"] == "unhealthy" else 200)
+    def health() -> Response:
+        h = monitor.current().health
+        status = 503 if h.status == "unhealthy" else 200
+        return Response(
+            dump(msgspec.to_builtins(h)), status_code=status, media_type="application/json"
+        )
 
     return router
 

@@ -12,10 +12,12 @@ translates in the ``except`` clauses it already has, so a success costs nothing.
 from __future__ import annotations
 
 import functools
+import ssl
 from collections.abc import Callable
 from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
 from redis import Redis
+from redis import exceptions as rx
 from redis.connection import SSLConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
@@ -36,9 +38,21 @@ LOST = (RedisConnectionError, RedisTimeoutError)
 """redis-py's errors for a connection that could not be made or was lost."""
 
 
-def connect(url: str) -> Redis:
-    """A Redis client for ``url`` that decodes replies to ``str``."""
-    return Redis.from_url(url, decode_responses=True, socket_keepalive=True)
+def connect(url: str, *, timeout: float | None = None) -> Redis:
+    """A Redis client for ``url`` that decodes replies to ``str``.
+
+    Args:
+        url: ``redis://`` or ``rediss://`` URL.
+        timeout: Seconds to wait for a connection or a reply (None: no limit, for
+            the processes that block on purpose, such as the dispatcher's inbox).
+    """
+    return Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_keepalive=True,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+    )
 
 
 def server_time(client: Redis) -> float:
@@ -105,3 +119,65 @@ def translated(method: Callable[Concatenate[C, P], R]) -> Callable[Concatenate[C
             raise translate(exc, self._client) from exc
 
     return call
+
+
+def diagnose(exc: BaseException) -> tuple[str, str] | None:
+    """What kind of Redis failure ``exc`` is (found in it or in the error it was raised
+    from), as (kind, the shortest true account of it), for messages to people.
+
+    Kinds: ``noauth`` (a password is required), ``auth`` (credentials refused),
+    ``noperm`` (the user may not run a command), ``readonly`` (a replica),
+    ``loading``, ``tls`` (the handshake failed), ``timeout``, ``connection``.
+    None when ``exc`` is no such failure.
+    """
+    found = next((e for e in (exc, exc.__cause__) if isinstance(e, RedisError)), None)
+    if found is None:
+        return None
+    text = str(found)
+    if isinstance(found, rx.AuthenticationError | rx.AuthenticationWrongNumberOfArgsError):
+        if "NOAUTH" in text or "must be called with the client already authenticated" in text:
+            return "noauth", _account(found)
+        return "auth", _account(found)
+    if isinstance(found, rx.NoPermissionError):
+        return "noperm", _account(found)
+    if isinstance(found, rx.ReadOnlyError):
+        return "readonly", _account(found)
+    if isinstance(found, rx.BusyLoadingError):
+        return "loading", _account(found)
+    if isinstance(found, LOST):
+        tls = _tls_failure(found)
+        if tls is not None:
+            return "tls", tls
+        return ("timeout" if isinstance(found, RedisTimeoutError) else "connection"), _account(
+            found
+        )
+    return None
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it was raised from or during, innermost last."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _tls_failure(exc: BaseException) -> str | None:
+    """What went wrong in a TLS handshake somewhere in ``exc``'s chain (None: no TLS failure)."""
+    for e in _chain(exc):
+        if isinstance(e, ssl.SSLError):
+            return str(getattr(e, "reason", None) or e).lower().replace("_", " ")
+        if "handshake" in str(e):
+            return "no TLS answer in time"
+    return None
+
+
+def _account(exc: BaseException) -> str:
+    """The operating system's words when there are some (``connection refused``), else
+    redis-py's message on one line."""
+    for e in _chain(exc):
+        if isinstance(e, OSError) and e.strerror:
+            return e.strerror.lower()
+    return " ".join(str(exc).split()).rstrip(".")

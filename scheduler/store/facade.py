@@ -94,9 +94,10 @@ class Store:
         self.demo = DemoRecords(*shared)
 
     @classmethod
-    def from_url(cls, url: str, settings: Settings) -> Store:
-        """A store on the Redis at ``url``."""
-        return cls(connect(url), settings)
+    def from_url(cls, url: str, settings: Settings, *, timeout: float | None = None) -> Store:
+        """A store on the Redis at ``url``, waiting at most ``timeout`` seconds for a
+        connection or a reply (None: no limit; see :func:`connection.connect`)."""
+        return cls(connect(url, timeout=timeout), settings)
 
     @property
     def _client(self) -> Redis:

@@ -76,7 +76,7 @@ def create_strategy(name: str, settings: Settings) -> Strategy:
     if name == "priority":
         return PriorityStrategy(aging=settings.priority_aging)
     if name == "sjf":
-        return SjfStrategy()
+        return SjfStrategy(overrun=settings.sjf_overrun)
     if name == "edf":
         return EdfStrategy(late=settings.edf_late)
     if name == "load_balance":

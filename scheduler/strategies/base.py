@@ -205,6 +205,9 @@ class Strategy(ABC):
     handoff: bool = True
     # True when decisions read learned estimates, so drivers keep ``overrun`` current.
     uses_estimates: bool = False
+    # The settings this strategy's decisions depend on (its own parameters and the
+    # learning settings it reads); those with a search range are what tuning searches.
+    settings_read: ClassVar[tuple[str, ...]] = ()
 
     def make_queue(self, estimates: Estimates | None = None) -> TaskQueue:
         """A queue that pops tasks in this strategy's order.

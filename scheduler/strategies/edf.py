@@ -54,6 +54,7 @@ class EdfStrategy(Strategy):
     """
 
     name = "edf"
+    settings_read = ("edf_late", "ema_alpha", "default_duration")
 
     def __init__(self, late: str = "run") -> None:
         if late not in ("run", "expire"):

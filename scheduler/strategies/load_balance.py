@@ -34,6 +34,7 @@ class LoadBalanceStrategy(Strategy):
     # The worker matters (affinity), so a freed slot must not simply take the
     # next task: the dispatcher places every task itself.
     handoff = False
+    settings_read = ("affinity_weight", "affinity_step")
 
     def __init__(self, affinity_weight: float = 1.0) -> None:
         if not 0.0 <= affinity_weight <= 100.0:

@@ -26,6 +26,7 @@ class PriorityStrategy(Strategy):
     """
 
     name = "priority"
+    settings_read = ("priority_aging",)
 
     def __init__(self, aging: float = 0.1) -> None:
         if not aging >= 0.0:

@@ -20,11 +20,18 @@ from scheduler.strategies.pool import WorkerKey, by_load, least
 
 
 class EstimateQueue(IndexedQueue):
-    """Pops the task with the smallest current duration estimate; ties by submission."""
+    """Pops the task with the smallest current duration estimate; ties by submission.
 
-    def __init__(self, estimates: Estimates) -> None:
+    Args:
+        estimates: The driver's live estimates.
+        overrun: Raise a key's estimate while one of its runs outlasts it
+            (:meth:`~scheduler.models.Estimates.learned`); False uses the EMA alone.
+    """
+
+    def __init__(self, estimates: Estimates, overrun: bool = True) -> None:
         super().__init__()
         self._estimates = estimates
+        self._overrun = overrun
         self._hinted: list[tuple[float, int, str]] = []
         self._by_key: dict[str, deque[str]] = {}
 
@@ -62,7 +69,7 @@ class EstimateQueue(IndexedQueue):
         estimates = self._estimates
         durations = estimates.durations
         default = estimates.default_duration
-        overrun = estimates.overrun
+        overrun = estimates.overrun if self._overrun else None
         emptied: list[str] = []
         for key, ids in self._by_key.items():
             while ids and ids[0] not in tasks:
@@ -96,16 +103,23 @@ class SjfStrategy(Strategy):
     With every slot free at once the choice of worker does not change when a
     task finishes (workers are alike), so the least loaded is the earliest
     expected finish.
+
+    Args:
+        overrun: Raise a key's estimate while one of its runs outlasts it.
     """
 
     name = "sjf"
+    settings_read = ("default_duration", "ema_alpha", "sjf_overrun")
     # Its order follows estimates learned while tasks wait, which a prepared
     # hand-off list would not see; the dispatcher fills every slot itself.
     handoff = False
     uses_estimates = True
 
+    def __init__(self, overrun: bool = True) -> None:
+        self.overrun = overrun
+
     def make_queue(self, estimates: Estimates | None = None) -> TaskQueue:
-        return EstimateQueue(estimates if estimates is not None else Estimates())
+        return EstimateQueue(estimates if estimates is not None else Estimates(), self.overrun)
 
     def sort_key(self, task: PendingTask) -> SortKey:
         # Only the hint is known without estimates; the queue uses live ones.

@@ -39,6 +39,7 @@ class WeightedStrategy(Strategy):
     name = "weighted"
     handoff = False
     uses_estimates = True
+    settings_read = ("weights", "default_duration", "ema_alpha", "affinity_step")
 
     def __init__(self, weights: Weights | None = None, default_duration: float = 1.0) -> None:
         self.weights = weights if weights is not None else Weights()

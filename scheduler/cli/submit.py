@@ -1,31 +1,16 @@
-"""``yardmaster submit`` and ``yardmaster status``."""
+"""``yardmaster submit``: one task, its id (and its result with ``--wait``)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from scheduler.cli.base import app
-from scheduler.client import Client
-from scheduler.embedded import resolve_redis_url
+from scheduler.cli.connect import open_client
 from scheduler.errors import InvalidInputError
-from scheduler.settings import load_settings
-from scheduler.status import cluster_status
-from scheduler.store import Store
-
-console = Console()
-BUILTIN_TASKS = ("noop", "sleep", "spin", "fail", "ledger", "ledger_once")
-
-
-def _store() -> Store:
-    settings = load_settings()
-    return Store.from_url(resolve_redis_url(settings), settings)
 
 
 def _json_arg(field: str, text: str, kind: type) -> Any:
@@ -78,7 +63,7 @@ def submit(
 ) -> None:
     """Submit one task; prints its id (and its result with --wait)."""
     parsed = [_json_arg(f"args[{i}]", text, object) for i, text in enumerate(args or [])]
-    client = Client(_store(), known_tasks=BUILTIN_TASKS)
+    client = open_client()
     handle = client.submit(
         name,
         parsed,
@@ -100,50 +85,3 @@ def submit(
     typer.echo(handle.id)
     if wait:
         typer.echo(json.dumps(handle.result(timeout=timeout)))
-
-
-@app.command()
-def status(
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    watch: Annotated[
-        bool, typer.Option("--watch", help="Live view: workers, backlog, latency, anomalies.")
-    ] = False,
-    interval: Annotated[float, typer.Option(help="Seconds between redraws with --watch.")] = 1.0,
-    count: Annotated[int, typer.Option(help="Stop after this many redraws (0: Ctrl-C).")] = 0,
-) -> None:
-    """Workers, slots, pending tasks by priority, and recent throughput (live with --watch)."""
-    if watch:
-        from scheduler.monitor import Monitor
-        from scheduler.monitor.live import watch as live_watch
-
-        with contextlib.suppress(KeyboardInterrupt):
-            live_watch(Monitor(_store()), interval=interval, count=count, console=console)
-        return
-    snap = cluster_status(_store())
-    if as_json:
-        typer.echo(json.dumps(snap, indent=2))
-        return
-    table = Table(title="workers")
-    for col in ("name", "slots", "in flight", "heartbeat age", "succeeded", "failed"):
-        table.add_column(col)
-    for w in snap["workers"]:
-        table.add_row(
-            w["name"], str(w["slots"]), str(w["in_flight"]), f"{w['heartbeat_age']:.1f}s",
-            str(w["succeeded"]), str(w["failed"]),
-        )  # fmt: skip
-    console.print(table)
-    pending = snap["pending"]
-    by_pri = ", ".join(f"p{p}: {n}" for p, n in pending["by_priority"].items()) or "none"
-    leader = "active" if snap["dispatcher"]["leader"] else "[red]none[/]"
-    console.print(f"dispatcher: {leader}")
-    console.print(f"slots: {snap['slots']['in_flight']}/{snap['slots']['total']} in use")
-    console.print(f"pending: {pending['total']} ({by_pri})")
-    if snap["retrying"]:
-        console.print(f"waiting out a retry backoff: {snap['retrying']}")
-    tripped = {n: st for n, st in snap["breakers"].items() if st != "closed"}
-    if tripped:
-        shown = ", ".join(f"{n}: {st}" for n, st in tripped.items())
-        console.print(f"[red]circuit breakers:[/] {shown} (see `yardmaster breaker`)")
-    thr = snap["throughput"]
-    console.print(f"throughput: {thr['per_s']:.2f} tasks/s over the last {thr['window_s']:.0f}s")
-    console.print("counters: " + ", ".join(f"{k}={v}" for k, v in sorted(snap["counters"].items())))

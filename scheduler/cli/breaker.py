@@ -1,4 +1,4 @@
-"""``yardmaster breaker`` (circuit breakers and their transitions) and ``yardmaster cancel``."""
+"""``yardmaster breaker``: circuit breakers per task name and their latest transitions."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from scheduler.cli.base import app
-from scheduler.cli.ops import _store
+from scheduler.cli.connect import open_store
 from scheduler.client import Client
 
 console = Console()
@@ -23,7 +23,7 @@ def breaker(
     limit: Annotated[int, typer.Option(help="Transitions to show, newest first.")] = 20,
 ) -> None:
     """Circuit breakers per task name (closed, open, half_open) and their latest transitions."""
-    client = Client(_store())
+    client = Client(open_store())
     states = client.breakers()
     transitions = client.breaker_transitions(limit)
     if as_json:
@@ -39,26 +39,3 @@ def breaker(
     for t in transitions:
         at = time.strftime("%H:%M:%S", time.localtime(float(t["at"])))
         console.print(f"{at} {t['name']}: {t['from']} -> {t['to']} ({t['reason']})")
-
-
-@app.command()
-def cancel(
-    task_id: Annotated[str, typer.Argument(help="The task's id.")],
-    terminate: Annotated[
-        bool | None,
-        typer.Option(
-            "--terminate/--flag",
-            help="Kill a running task (default: YM_CANCEL_RUNNING), or only flag it.",
-        ),
-    ] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for a terminated run.")] = 30.0,
-) -> None:
-    """Cancel a task: pending or dispatched at once; running by flag or by terminating it."""
-    client = Client(_store())
-    handle = client.handle(task_id)
-    done = handle.cancel(terminate, timeout=timeout)
-    record = handle.record()
-    reason = f" ({record.reason})" if record.reason else ""
-    typer.echo(f"{task_id} {record.state}{reason}")
-    if not done:
-        raise typer.Exit(1)

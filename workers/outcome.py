@@ -3,21 +3,19 @@
 :func:`decide` turns a run's Celery state and return value into the outcome
 ``finish.lua`` records; the retry policy comes from the submission (the
 ``ym_retry`` header), else the task's ``ym_retry`` option, else ``YM_RETRY_*``.
-The main process also reports what its pool processes cannot: a hard time
-limit (see :mod:`workers.request`) and a run killed by a terminate request
-(:class:`Controller` receives the request and revokes the run through Celery's
-own remote control).
+The main process also reports what its pool processes cannot
+(:func:`report_from_main`): a hard time limit (see :mod:`workers.request`) and
+a run killed by a terminate request (:mod:`workers.control` receives the
+request and revokes the run through Celery's own remote control).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 from datetime import UTC, datetime
 from typing import Any
 
-from celery import Celery
 from celery.exceptions import Retry, SoftTimeLimitExceeded
 
 from scheduler.errors import InvalidInputError, StoreError, TaskCancelRequestedError
@@ -119,55 +117,6 @@ def report_from_main(
         "task %s attempt %s: %s (%s), reported by the worker", task_id, attempt, outcome, reason
     )
     return reply
-
-
-class Controller:
-    """The main process's listener for terminate requests (``TaskHandle.cancel(terminate=True)``).
-
-    A request names the task, the attempt and the signal; when this worker still
-    runs that attempt, the run is revoked with ``terminate=True`` through Celery's
-    remote control, which kills the pool process; the ``task_revoked`` signal
-    then records the task as cancelled.
-    """
-
-    def __init__(self, app: Celery, store: Store, worker: str) -> None:
-        self.app = app
-        self.store = store
-        self.worker = worker
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True, name="ym-control")
-
-    def start(self) -> None:
-        """Begin listening (a daemon thread)."""
-        self.thread.start()
-
-    def close(self) -> None:
-        """Stop listening."""
-        self.stop.set()
-
-    def _serve(self) -> None:
-        while not self.stop.is_set():
-            try:
-                entry = self.store.workers.next_control(self.worker, 1.0)
-            except StoreError:
-                log.exception("reading terminate requests for %s failed; retrying", self.worker)
-                self.stop.wait(1.0)
-                continue
-            if entry is not None and "terminate" in entry:
-                try:
-                    self.terminate(str(entry["terminate"]), int(entry["attempt"]), entry["signal"])
-                except Exception:
-                    log.exception("terminating %s failed", entry["terminate"])
-
-    def terminate(self, task_id: str, attempt: int, signal: str) -> bool:
-        """Kill this worker's run of ``task_id`` if it is still attempt ``attempt`` here."""
-        state, worker, current = self.store.tasks.running_on(task_id)
-        if state not in ("running", "dispatched") or worker != self.worker or current != attempt:
-            log.info("terminate of %s ignored: it is %s on %r", task_id, state, worker)
-            return False
-        log.warning("terminating task %s attempt %d with %s", task_id, attempt, signal)
-        self.app.control.revoke(task_id, terminate=True, signal=signal, destination=[self.worker])
-        return True
 
 
 def _policy_or_default(task: Any, settings: Settings) -> RetryPolicy:

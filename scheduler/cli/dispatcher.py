@@ -1,11 +1,9 @@
-"""``yardmaster dispatcher`` and ``yardmaster worker``: the long-running processes."""
+"""``yardmaster dispatcher``: fills free worker slots in the strategy's order (one leads, others stand by)."""
 
 from __future__ import annotations
 
 import logging
-import os
 import signal
-import socket
 import threading
 from types import FrameType
 from typing import Annotated
@@ -50,32 +48,3 @@ def dispatcher(
         "dispatcher starting: strategy %s, Redis %s", settings.strategy, redact_url(url)
     )
     loop.run(stop)
-
-
-@app.command()
-def worker(
-    slots: Annotated[int | None, typer.Option(help="Concurrent tasks; default YM_SLOTS.")] = None,
-    name: Annotated[str | None, typer.Option(help="Worker name (Celery hostname).")] = None,
-    pool: Annotated[str, typer.Option(help="Celery pool: prefork, threads or solo.")] = "prefork",
-    events: Annotated[bool, typer.Option(help="Send Celery task events (for Flower).")] = False,
-    loglevel: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
-) -> None:
-    """Run a Celery worker with yardmaster's hooks; it consumes only its own queue."""
-    from workers.app import create_app
-
-    overrides = {"slots": slots} if slots is not None else {}
-    settings = load_settings(**overrides)
-    celery_app = create_app(settings, resolve_redis_url(settings))
-    hostname = name or f"w{os.getpid()}@{socket.gethostname()}"
-    argv = [
-        "worker",
-        f"--concurrency={settings.slots}",
-        f"--hostname={hostname}",
-        f"--pool={pool}",
-        f"--loglevel={loglevel}",
-        "--without-gossip",
-        "--without-mingle",
-    ]
-    if events:
-        argv.append("--task-events")
-    celery_app.worker_main(argv)

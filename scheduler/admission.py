@@ -1,10 +1,11 @@
-"""The dispatcher's part in retries and circuit breakers.
+"""Admission: which pending tasks may reach the strategy (the dispatcher's part in
+retries and circuit breakers).
 
 Strategies stay pure: they only ever see tasks that may run now. This layer
 decides which pending tasks those are:
 
 - **Retries.** A retried task waits in the delayed set until its not-before
-  time; :meth:`Lifecycle.step` moves due ones to pending (``promote.lua``,
+  time; :meth:`Admission.step` moves due ones to pending (``promote.lua``,
   which tells the dispatcher through its inbox), so they reach the strategy
   again like any other pending task.
 - **Breakers.** The outcome counters per task name are sampled and fed to the
@@ -32,7 +33,7 @@ BREAKER_POLL = 0.1
 """Seconds between two samples of the outcome counters."""
 
 
-class Lifecycle:
+class Admission:
     """Retry promotion and circuit breaker gating for one dispatcher.
 
     Args:

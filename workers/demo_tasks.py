@@ -20,7 +20,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from broker_config.celery_app import app_settings
 from workers.hooks import affinity_key_of, retrying, store_for
-from workers.task import YardmasterTask
+from workers.yardmaster_task import YardmasterTask
 
 
 class DemoError(Exception):

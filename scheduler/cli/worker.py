@@ -1,0 +1,42 @@
+"""``yardmaster worker``: a Celery worker with yardmaster's hooks, consuming only its own queue."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Annotated
+
+import typer
+
+from scheduler.cli.base import app
+from scheduler.embedded import resolve_redis_url
+from scheduler.settings import load_settings
+
+
+@app.command()
+def worker(
+    slots: Annotated[int | None, typer.Option(help="Concurrent tasks; default YM_SLOTS.")] = None,
+    name: Annotated[str | None, typer.Option(help="Worker name (Celery hostname).")] = None,
+    pool: Annotated[str, typer.Option(help="Celery pool: prefork, threads or solo.")] = "prefork",
+    events: Annotated[bool, typer.Option(help="Send Celery task events (for Flower).")] = False,
+    loglevel: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
+) -> None:
+    """Run a Celery worker with yardmaster's hooks; it consumes only its own queue."""
+    from workers.app import create_app
+
+    overrides = {"slots": slots} if slots is not None else {}
+    settings = load_settings(**overrides)
+    celery_app = create_app(settings, resolve_redis_url(settings))
+    hostname = name or f"w{os.getpid()}@{socket.gethostname()}"
+    argv = [
+        "worker",
+        f"--concurrency={settings.slots}",
+        f"--hostname={hostname}",
+        f"--pool={pool}",
+        f"--loglevel={loglevel}",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    if events:
+        argv.append("--task-events")
+    celery_app.worker_main(argv)
