@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -15,6 +15,9 @@ from scheduler.embedded import resolve_redis_url
 from scheduler.monitor import Monitor
 from scheduler.settings import load_settings
 from scheduler.store import StateStore, connect
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 console = Console()
 
@@ -34,6 +37,13 @@ def monitor(
         str | None, typer.Option(help="JSON Lines history file; default YM_MONITOR_HISTORY.")
     ] = None,
     loglevel: Annotated[str, typer.Option(help="Logging level.")] = "WARNING",
+    api: Annotated[
+        bool,
+        typer.Option(
+            help="Also serve the HTTP API under /api (needs YM_API_TOKENS), so that the "
+            "dashboard can roll the strategy back with an admin token."
+        ),
+    ] = True,
 ) -> None:
     """Serve /metrics (Prometheus), /dashboard and /monitor/* JSON from yardmaster's records."""
     import uvicorn
@@ -45,7 +55,23 @@ def monitor(
     )
     mon = make_monitor(history)
     bind = port or mon.settings.monitor_port
-    uvicorn.run(build_app(mon), host=host, port=bind, log_level=loglevel.lower())
+    web = build_app(mon, api=_api_app(mon) if api else None)
+    uvicorn.run(web, host=host, port=bind, log_level=loglevel.lower())
+
+
+def _api_app(mon: Monitor) -> FastAPI | None:
+    """The HTTP API on the monitor's store, behind the same tokens as ``yardmaster api``;
+    None (the dashboard stays read-only) when no token is configured."""
+    from scheduler.api import create_app
+    from scheduler.errors import SettingsError
+
+    try:
+        return create_app(mon.settings, store=mon.store)
+    except SettingsError:
+        logging.getLogger("yardmaster.monitor").warning(
+            "no YM_API_TOKENS: the dashboard is read-only (no strategy rollback)"
+        )
+        return None
 
 
 @app.command()

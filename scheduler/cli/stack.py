@@ -94,9 +94,12 @@ class Stack:
             if self.flower:
                 cmd.append("--events")
             self._spawn(f"w{i}", cmd, env)
+        api_env = dict(env, **api_token_env(self.settings, self.log_dir)) if self.api else env
         if self.monitor_port is not None:
+            # The monitor serves the API under /api with the same tokens, so that
+            # the dashboard can call it on its own origin (docs/observability.md).
             cmd = [*py, "monitor", "--port", str(self.monitor_port)]
-            self._spawn("monitor", cmd, env)
+            self._spawn("monitor", cmd, api_env)
         self.wait_ready(timeout)
         if self.flower:
             # Flower asks the workers for their details once, when it starts, and
@@ -111,7 +114,6 @@ class Stack:
             self._spawn("flower", cmd, flower_env)
             wait_flower(self.settings.flower_port, self.n_workers, timeout, self.procs["flower"])
         if self.api:
-            api_env = dict(env, **api_token_env(self.settings, self.log_dir))
             if "YM_API_TOKENS" in api_env and "YM_API_TOKENS" not in env:
                 self.api_token_file = self.log_dir / API_TOKEN_FILE
             cmd = [*py, "api", "--port", str(self.api_port), "--loglevel", self.loglevel]

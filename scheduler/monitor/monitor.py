@@ -18,9 +18,10 @@ from scheduler.monitor import metrics as m
 from scheduler.monitor.anomalies import Observation, Tracker, WorkerView, detect
 from scheduler.monitor.health import health
 from scheduler.monitor.history import History
+from scheduler.monitor.series import Series
 from scheduler.settings import Settings
 from scheduler.store import StateStore
-from scheduler.store.observe import read_events, read_records, running_tasks
+from scheduler.store.observe import read_events, read_memory, read_records, running_tasks
 
 log = logging.getLogger("yardmaster.monitor")
 TERMINAL = ("succeeded", "failed", "cancelled", "expired")
@@ -42,6 +43,7 @@ class Monitor:
         self.window = m.EventWindow(max(s.monitor_long_window, max(m.THROUGHPUT_WINDOWS.values())))
         self.tracker = Tracker()
         self.history = history
+        self.series = Series()  # recent points for the dashboard's charts
         self._last_id: str | None = None
         self._backlog: deque[tuple[float, int, int]] = deque()
         self._lock = threading.Lock()
@@ -81,12 +83,14 @@ class Monitor:
         with self._lock:
             started = time.perf_counter()
             snap = self._poll()
+            snap["redis"] = read_memory(self.store)
             snap["monitor"] = {
                 "poll_seconds": time.perf_counter() - started,
                 "polls": self.polls,
                 "events_in_window": len(self.window),
             }
             self._latest, self._latest_at = snap, time.monotonic()
+            self.series.add(snap)
             return snap
 
     def current(self) -> dict[str, Any]:

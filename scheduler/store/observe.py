@@ -110,3 +110,12 @@ def running_tasks(store: StateStore, workers: Sequence[str]) -> list[RunningTask
         for task_id, row in zip(ids, rows, strict=True)
         if row[0] == "running" and row[3]
     ]
+
+
+def read_memory(store: StateStore) -> dict[str, Any]:
+    """Redis's memory: ``used_bytes``, ``max_bytes`` (0: no ``maxmemory`` limit) and
+    ``ratio`` (used / max; None without a limit), from ``INFO memory``."""
+    info = store.redis.info("memory")
+    used = int(info.get("used_memory", 0))
+    limit = int(info.get("maxmemory", 0))
+    return {"used_bytes": used, "max_bytes": limit, "ratio": used / limit if limit else None}
