@@ -104,6 +104,8 @@ def test_the_dashboard_charts_explores_and_rolls_back_during_a_live_run(cluster,
             for chart in CHARTS:
                 b.wait(f"Number(document.getElementById('{chart}').dataset.points) >= 4")
             b.wait("Number(document.getElementById('finished').dataset.v) > 10")
+            # a few more seconds of the run, so that the overview's charts show a trend
+            b.wait("Number(document.getElementById('chart-health').dataset.points) >= 16")
             series = httpx.get(base + "/monitor/series").json()
             assert len(series["time"]) >= int(_data(b, "chart-throughput", "points"))
             assert max(series["throughput_1m"]) > 0
