@@ -110,3 +110,38 @@ def _finished(
 
 def _records(store: StateStore, ids: list[str], state: TaskState) -> list[TaskRecord]:
     return [rec for rec in store.records(ids) if rec is not None and rec.state == state]
+
+
+def find_tasks(
+    store: StateStore,
+    state: TaskState,
+    limit: int,
+    cursor: str | None = None,
+    *,
+    name: str | None = None,
+    worker: str | None = None,
+    budget: int = _SCAN_BUDGET,
+) -> tuple[list[TaskRecord], str | None]:
+    """Like :func:`list_tasks`, keeping only tasks whose name and worker contain ``name``
+    and ``worker`` (case-insensitive; None or empty matches all).
+
+    Pages of :func:`list_tasks` are read, each no larger than what is still
+    missing, so the cursor returned is always the one after the last task
+    looked at; after ``budget`` pages the search stops and returns what it
+    found with that cursor (fewer than ``limit`` tasks, and more may follow).
+    """
+    want_name = (name or "").lower()
+    want_worker = (worker or "").lower()
+    if not want_name and not want_worker:
+        return list_tasks(store, state, limit, cursor)
+    found: list[TaskRecord] = []
+    for _ in range(budget):
+        page, cursor = list_tasks(store, state, limit - len(found), cursor)
+        found += [
+            rec
+            for rec in page
+            if want_name in rec.name.lower() and want_worker in (rec.worker or "").lower()
+        ]
+        if cursor is None or len(found) == limit:
+            break
+    return found, cursor

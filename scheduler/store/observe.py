@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+from redis.exceptions import ResponseError
+
 from scheduler.store.state import StateStore
 
 
@@ -110,3 +112,16 @@ def running_tasks(store: StateStore, workers: Sequence[str]) -> list[RunningTask
         for task_id, row in zip(ids, rows, strict=True)
         if row[0] == "running" and row[3]
     ]
+
+
+def read_memory(store: StateStore) -> dict[str, Any] | None:
+    """Redis's memory: ``used_bytes``, ``max_bytes`` (0: no ``maxmemory`` limit) and
+    ``ratio`` (used / max; None without a limit), from ``INFO memory``; None where the
+    server refuses ``INFO`` (an ACL user without it), so that the rest is still read."""
+    try:
+        info = store.redis.info("memory")
+    except ResponseError:
+        return None
+    used = int(info.get("used_memory", 0))
+    limit = int(info.get("maxmemory", 0))
+    return {"used_bytes": used, "max_bytes": limit, "ratio": used / limit if limit else None}

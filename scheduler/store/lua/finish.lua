@@ -16,6 +16,7 @@
 -- delivery's nonce: the outcome counts only if that start was the one
 -- recorded (else it is handled as 'skipped'), and the duration and affinity
 -- keys, which the worker has not read yet, come from the task's record.
+-- A retried attempt's times stay in the record as 'attempt_<n>' (JSON), for the dashboard.
 -- Returns 'ok', 'retry', 'released' (slot freed, state untouched; or, for a
 -- delivery whose start was never recorded, the task back to pending) or 'stale'.
 -- Only the current delivery (this worker, this attempt) holds the slot: the
@@ -120,6 +121,10 @@ if outcome ~= 'cancelled' and KEYS[15] then
 end
 if outcome == 'retry' then
   local due = string.format('%.6f', tonumber(now) + tonumber(ARGV[16]))
+  -- the ended attempt's times, kept for the dashboard's timeline (the fields below are reset)
+  redis.call('HSET', KEYS[1], 'attempt_' .. (f[3] or '0'), cjson.encode({
+    dispatched_at = f[7] or '', started_at = f[8] or '', ended_at = now, worker = worker,
+    outcome = 'retry', error = string.sub(ARGV[5] or '', 1, 500)}))
   redis.call('HSET', KEYS[1], 'state', 'pending', 'worker', '', 'last_error', ARGV[5],
              'not_before', due, 'runtime', ARGV[6])
   redis.call('HDEL', KEYS[1], 'dispatched_at', 'started_at')

@@ -6,7 +6,8 @@
 -- worker of the same name takes them only after a start that refuses them).
 -- KEYS: worker tasks, pending, pending_by_priority, inbox, workers, worker, warm,
 --       orphan policy, stats, events, worker queue.
--- A task of a concurrency key leaves the key's count either way.
+-- A task of a concurrency key leaves the key's count either way. A requeued task
+-- keeps the ended attempt's times as 'attempt_<n>' (JSON), for the dashboard.
 -- ARGV: 'forget' or 'keep', the task key prefix, result ttl, events maxlen,
 --       the concurrency set prefix, then optional task ids (none = all).
 -- Returns the number of tasks that left the worker (requeued or failed).
@@ -43,6 +44,10 @@ for _, id in ipairs(ids) do
       redis.call('EXPIRE', tkey, ARGV[3])
       n = n + 1
     elseif f[1] == 'dispatched' or f[1] == 'running' then
+      local t = redis.call('TIME')
+      redis.call('HSET', tkey, 'attempt_' .. (f[12] or '0'), cjson.encode({
+        dispatched_at = f[10] or '', started_at = f[11] or '',
+        ended_at = string.format('%d.%06d', t[1], t[2]), worker = worker, outcome = 'requeued'}))
       redis.call('HSET', tkey, 'state', 'pending', 'worker', '')
       redis.call('HDEL', tkey, 'dispatched_at', 'started_at')
       redis.call('ZADD', KEYS[2], f[4], id)
