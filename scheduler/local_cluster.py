@@ -63,6 +63,7 @@ class LocalCluster:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.api_url = ""
         self.api_token_file: Path | None = None
+        self._api_tokens: dict[str, str] | None = None
         self._workers: set[str] = set()
         self._own_redis = False
         self._store: Store | None = None
@@ -168,9 +169,12 @@ class LocalCluster:
             self.wait_worker(name)
         return proc
 
-    def monitor(self, port: int, name: str = "monitor") -> subprocess.Popen[bytes]:
-        """Start ``yardmaster monitor`` on ``port`` (/metrics, /dashboard)."""
-        return self.spawn(name, [*CLI, "monitor", "--port", str(port)])
+    def monitor(
+        self, port: int, name: str = "monitor", **extra_env: str
+    ) -> subprocess.Popen[bytes]:
+        """Start ``yardmaster monitor`` on ``port`` (/metrics, /dashboard; the HTTP API
+        under /api when ``YM_API_TOKENS`` is in its environment)."""
+        return self.spawn(name, [*CLI, "monitor", "--port", str(port)], **extra_env)
 
     def flower(self, port: int, workers: int, timeout: float = 60.0) -> subprocess.Popen[bytes]:
         """Start Flower on ``port`` and return once it lists ``workers`` workers.
@@ -195,14 +199,11 @@ class LocalCluster:
         **extra_env: str,
     ) -> str:
         """Start ``yardmaster api`` (a free port by default) and return its base URL
-        once it answers; with auth on and no tokens configured, an admin token for
-        this run is written to :attr:`api_token_file`."""
+        once it answers; with auth on and no tokens configured, it gets this run's
+        admin token (:meth:`api_tokens`)."""
         port = port or free_port()
         if "YM_API_TOKENS" not in self.env(**extra_env):
-            tokens = api_token_env(self.settings, self.log_dir)
-            if tokens:
-                extra_env = {**tokens, **extra_env}
-                self.api_token_file = self.log_dir / API_TOKEN_FILE
+            extra_env = {**self.api_tokens(), **extra_env}
         cmd = [*CLI, "api", "--port", str(port), "--loglevel", loglevel]
         proc = self.spawn(name, cmd, **extra_env)
         url = f"http://{self.settings.api_host}:{port}"
@@ -210,6 +211,19 @@ class LocalCluster:
         if not self.api_url:
             self.api_url = url
         return url
+
+    def api_tokens(self) -> dict[str, str]:
+        """``YM_API_TOKENS`` for this run's API and monitor: nothing when tokens are
+        configured or auth is off; else one admin token, made on first use and
+        written to :attr:`api_token_file`, so that every process of the run accepts
+        the same token."""
+        if "YM_API_TOKENS" in self.env():
+            return {}
+        if self._api_tokens is None:
+            self._api_tokens = api_token_env(self.settings, self.log_dir)
+            if self._api_tokens:
+                self.api_token_file = self.log_dir / API_TOKEN_FILE
+        return self._api_tokens
 
     def start(
         self,
@@ -249,7 +263,9 @@ class LocalCluster:
                 wait=False,
             )
         if monitor_port is not None:
-            self.monitor(monitor_port)
+            # The monitor serves the API under /api with the same tokens, so that
+            # the dashboard can call it on its own origin (docs/observability.md).
+            self.monitor(monitor_port, **(self.api_tokens() if api else {}))
         self.wait_ready(workers, timeout)
         if flower:
             self.flower(self.settings.flower_port, workers, timeout)

@@ -136,6 +136,19 @@ def test_up_starts_the_api_with_a_token_for_the_run_and_stops_it(tmp_path):
         assert done["state"] == "succeeded"
         assert httpx.get(url + "/healthz/ready").json()["ready"] is True
 
+        # The stack's monitor serves the API under /api with the run's token, so that
+        # the dashboard can roll the strategy back on its own origin.
+        monitor = re.search(r"monitor +(http://\S+)/dashboard", text).group(1)
+        assert httpx.get(monitor + "/monitor/config").json() == {"api": "api/"}
+        steer = monitor + "/api/v1/strategy"
+        assert httpx.post(steer + "/rollback").status_code == 401
+        for name in ("fifo", "priority"):
+            set_to = httpx.put(steer, json={"strategy": name}, headers=headers)
+            assert set_to.status_code == 200, set_to.text
+        rolled = httpx.post(steer + "/rollback", headers=headers)
+        assert rolled.status_code == 200, rolled.text
+        assert rolled.json()["strategy"] == "fifo"
+
         up.send_signal(signal.SIGINT)
         rest = up.communicate(timeout=60)[0]
         assert up.returncode == 0, rest

@@ -247,7 +247,9 @@ def snapshot_for_render():
 
 
 def test_prometheus_text_parses_and_carries_the_numbers():
-    text = render(Snapshot.from_dict(snapshot_for_render()))
+    data = snapshot_for_render()
+    data["redis"] = {"used_bytes": 5000, "max_bytes": 10000, "ratio": 0.5}
+    text = render(Snapshot.from_dict(data))
     families = {f.name: f for f in text_string_to_metric_families(text)}
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
@@ -265,6 +267,9 @@ def test_prometheus_text_parses_and_carries_the_numbers():
     assert samples[("ym_strategy_switches_total", ())] == 2
     assert samples[("ym_cache_hit_ratio", ())] == 1.0
     assert samples[("ym_counter_total", (("name", "odd"),))] == 4
+    assert samples[("ym_redis_memory_used_bytes", ())] == 5000
+    assert samples[("ym_redis_memory_max_bytes", ())] == 10000
+    assert "ym_redis_memory_used_bytes" not in render(Snapshot.from_dict(snapshot_for_render()))
     assert families["ym_tasks"].type == "counter"
     assert families["ym_wait_seconds"].type == "summary"
 
@@ -276,7 +281,8 @@ def test_the_snapshot_json_is_byte_for_byte_the_object_the_dashboard_has_always_
                    cleared_at=96.0)  # fmt: skip
     data["anomalies"] = []
     data["cleared_anomalies"] = [gone.to_json()]
-    data["health"] = data.pop("health")  # the monitor's order: health, then the poll's cost
+    data["health"] = data.pop("health")  # the monitor's order: health, Redis memory, poll cost
+    data["redis"] = {"used_bytes": 2_000_000, "max_bytes": 0, "ratio": None}
     data["monitor"] = {"poll_seconds": 0.0123, "polls": 7, "events_in_window": 10}
     # what the monitor served before its snapshot was typed: the dict through FastAPI
     served = JSONResponse(jsonable_encoder(data)).body
@@ -284,6 +290,11 @@ def test_the_snapshot_json_is_byte_for_byte_the_object_the_dashboard_has_always_
     assert snapshot.to_json() == served
     assert snapshot.cleared_anomalies[0].workers == ["w"]
     assert snapshot.latency.run.by_task["sleep"].count == 10
+    assert snapshot.redis is not None
+    assert snapshot.redis.used_bytes == 2_000_000
+    # a Redis that refuses INFO: the memory figures are null, the rest is served
+    data["redis"] = None
+    assert Snapshot.from_dict(data).to_json() == JSONResponse(jsonable_encoder(data)).body
 
 
 def test_history_rotates_by_size_and_keeps_n_files(tmp_path):

@@ -4,6 +4,11 @@
 token guard around one state store. Other faces of yardmaster (the monitor's
 ``/metrics``) pass their routers in ``extra_routers``; they are mounted as
 given, with their own auth.
+
+The interactive docs (``/docs``, Swagger UI; ``/redoc``, ReDoc) load their
+scripts and styles from this server, not from a CDN: the ``fastapi-offline``
+package ships the Swagger UI and ReDoc distribution files and serves them
+under ``/docs-assets``, so the docs work on a closed network.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import APIRouter, Depends, FastAPI
+from fastapi_offline import FastAPIOffline
 
 from scheduler.api import cluster, errors, strategy, tasks
 from scheduler.api.limits import BodyLimits
@@ -24,6 +30,7 @@ from scheduler.settings import API_AUTH_OFF_WARNING, Settings
 from scheduler.store import Store
 
 log = logging.getLogger("yardmaster.api")
+DOCS_ASSETS = "/docs-assets"  # where Swagger UI's and ReDoc's files are served
 
 _DESCRIPTION = """Submit, inspect, cancel and steer the tasks of a yardmaster cluster.
 
@@ -69,7 +76,12 @@ def create_app(
     if not settings.api_auth:
         log.warning(API_AUTH_OFF_WARNING)
     store = store or Store.from_url(resolve_redis_url(settings), settings)
-    app = FastAPI(title="yardmaster", version=_version(), description=_DESCRIPTION)
+    app = FastAPIOffline(
+        title="yardmaster",
+        version=_version(),
+        description=_DESCRIPTION,
+        static_url=DOCS_ASSETS,
+    )
     app.state.settings = settings
     app.state.store = store
     app.state.client = Client(store)

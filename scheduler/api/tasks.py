@@ -148,10 +148,19 @@ def list_by_state(
     cursor: Annotated[
         str | None, Query(max_length=200, description="next_cursor of the previous page")
     ] = None,
+    name: Annotated[
+        str, Query(max_length=200, description="Only tasks whose name contains this")
+    ] = "",
+    worker: Annotated[
+        str, Query(max_length=200, description="Only tasks whose worker contains this")
+    ] = "",
 ) -> TaskPage:
     """Pending tasks in submission order, dispatched and running ones by id, finished ones
-    newest first."""
-    records, next_cursor = _store(request).tasks.page(state, limit, cursor)
+    newest first; ``name`` and ``worker`` keep those whose name and worker contain them
+    (case-insensitive)."""
+    records, next_cursor = _store(request).tasks.find(
+        state, limit, cursor, name=name, worker=worker
+    )
     return TaskPage(state=state, tasks=[TaskInfo.of(r) for r in records], next_cursor=next_cursor)
 
 

@@ -40,7 +40,7 @@ def api(
     # The monitor's pages and /metrics, behind the read scope; its snapshot is taken
     # on request (at most once per YM_MONITOR_INTERVAL): the history is the job of
     # `yardmaster monitor`, so the API starts no poller of its own.
-    monitor = build_router(Monitor(store))
+    monitor = build_router(Monitor(store), api_base="")
     web = create_app(settings, store=store, read_routers=[monitor])
     store.server_time()  # fail now, not at the first request, when Redis cannot be reached
     if not settings.api_auth:

@@ -1,14 +1,20 @@
-"""``yardmaster monitor``: /metrics, /dashboard and /monitor/* JSON over HTTP."""
+"""``yardmaster monitor``: /metrics, /dashboard and /monitor/* JSON over HTTP, and the
+HTTP API under /api when tokens are configured (the dashboard's strategy rollback)."""
 
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from scheduler.cli.base import app
 from scheduler.cli.connect import open_monitor
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from scheduler.monitor import Monitor
 
 
 @app.command()
@@ -19,6 +25,13 @@ def monitor(
         str | None, typer.Option(help="JSON Lines history file; default YM_MONITOR_HISTORY.")
     ] = None,
     loglevel: Annotated[str, typer.Option(help="Logging level.")] = "WARNING",
+    api: Annotated[
+        bool,
+        typer.Option(
+            help="Also serve the HTTP API under /api (needs YM_API_TOKENS), so that the "
+            "dashboard can roll the strategy back with an admin token."
+        ),
+    ] = True,
 ) -> None:
     """Serve /metrics (Prometheus), /dashboard and /monitor/* JSON from yardmaster's records."""
     import uvicorn
@@ -30,4 +43,20 @@ def monitor(
     )
     mon = open_monitor(history, check=True)
     bind = port or mon.settings.monitor_port
-    uvicorn.run(build_app(mon), host=host, port=bind, log_level=loglevel.lower())
+    web = build_app(mon, api=_api_app(mon) if api else None)
+    uvicorn.run(web, host=host, port=bind, log_level=loglevel.lower())
+
+
+def _api_app(mon: Monitor) -> FastAPI | None:
+    """The HTTP API on the monitor's store, behind the same tokens as ``yardmaster api``;
+    None (the dashboard stays read-only) when no token is configured."""
+    from scheduler.api import create_app
+    from scheduler.errors import SettingsError
+
+    try:
+        return create_app(mon.settings, store=mon.store)
+    except SettingsError:
+        logging.getLogger("yardmaster.monitor").warning(
+            "no YM_API_TOKENS: the dashboard is read-only (no strategy rollback)"
+        )
+        return None

@@ -20,6 +20,7 @@ from scheduler.monitor import metrics as m
 from scheduler.monitor.anomalies import Observation, Tracker, WorkerView, detect
 from scheduler.monitor.health import health
 from scheduler.monitor.history import History
+from scheduler.monitor.series import Series
 from scheduler.monitor.snapshot import (
     AnomalyView,
     Backlog,
@@ -32,6 +33,7 @@ from scheduler.monitor.snapshot import (
     Latency,
     PollStats,
     Prediction,
+    RedisMemory,
     Slots,
     Snapshot,
     Throughput,
@@ -62,6 +64,7 @@ class Monitor:
         self.window = m.EventWindow(max(s.monitor_long_window, max(m.THROUGHPUT_WINDOWS.values())))
         self.tracker = Tracker()
         self.history = history
+        self.series = Series()  # recent points for the dashboard's charts
         self._last_id: str | None = None
         self._backlog: deque[tuple[float, int, int]] = deque()
         self._lock = threading.Lock()
@@ -105,6 +108,7 @@ class Monitor:
                 monitor=PollStats(time.perf_counter() - started, self.polls, len(self.window)),
             )
             self._latest, self._latest_at = snap, time.monotonic()
+            self.series.add(snap)
             return snap
 
     def current(self) -> Snapshot:
@@ -190,6 +194,7 @@ class Monitor:
         dl = m.deadlines(long_events)
         pred = m.prediction(long_events, labels, s.monitor_drift_floor)
         cache = m.cache_rate(rec.counters)
+        memory = self.store.memory()
         score = health(
             prediction_error=pred["mean_rel_error"],
             deadline_miss_ratio=dl["miss_ratio"],
@@ -243,6 +248,7 @@ class Monitor:
             anomalies=[typed(a.to_json(), AnomalyView) for a in active],
             cleared_anomalies=[typed(a.to_json(), AnomalyView) for a in self.tracker.cleared[:10]],
             health=typed(score, Health),
+            redis=None if memory is None else typed(memory, RedisMemory),
         )
         self._write_history(now, snap, raised, cleared)
         return snap

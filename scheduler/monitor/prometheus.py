@@ -246,6 +246,20 @@ def render(snap: Snapshot) -> str:
         "1 for the current health status.",
         [({"status": st}, st == h.status) for st in ("healthy", "degraded", "unhealthy")],
     )
+    memory = snap.redis
+    if memory is not None:
+        w.family(
+            "ym_redis_memory_used_bytes",
+            "gauge",
+            "Bytes Redis uses (INFO memory used_memory).",
+            [({}, memory.used_bytes)],
+        )
+        w.family(
+            "ym_redis_memory_max_bytes",
+            "gauge",
+            "Redis's maxmemory limit in bytes; 0 when it has none.",
+            [({}, memory.max_bytes)],
+        )
     w.family(
         "ym_monitor_poll_seconds",
         "gauge",

@@ -169,6 +169,15 @@ class Windows(msgspec.Struct):
     long_s: float
 
 
+class RedisMemory(msgspec.Struct):
+    """Redis's memory from ``INFO memory``: bytes used, the ``maxmemory`` limit (0: none)
+    and used / limit (None without a limit)."""
+
+    used_bytes: int
+    max_bytes: int
+    ratio: float | None
+
+
 class PollStats(msgspec.Struct):
     """The cost of the poll that made the snapshot."""
 
@@ -196,6 +205,7 @@ class Snapshot(msgspec.Struct, kw_only=True):
     anomalies: list[AnomalyView]
     cleared_anomalies: list[AnomalyView] = []
     health: Health
+    redis: RedisMemory | None = None  # None where Redis refuses INFO (an ACL user without it)
     monitor: PollStats | None = None
 
     def as_dict(self) -> dict[str, Any]:

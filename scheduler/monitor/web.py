@@ -7,7 +7,12 @@ Routes (relative to where the router is mounted):
 - ``GET /monitor/snapshot``: the whole snapshot as JSON (what the page polls);
 - ``GET /monitor/anomalies``: active and recently cleared anomalies;
 - ``GET /monitor/health``: the health score; status 503 when unhealthy, so a
-  load balancer or an orchestrator can use it as a probe.
+  load balancer or an orchestrator can use it as a probe;
+- ``GET /monitor/config``: what the page needs to know of its server: where
+  the HTTP API's routes are (``api``: a path relative to the page, null when
+  this server has none), which the page calls for a strategy rollback;
+- the explorer's routes of :mod:`.explorer_routes` (series, tasks, workers,
+  strategy, static files).
 """
 
 from __future__ import annotations
@@ -15,11 +20,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
+from typing import Any
 
 import msgspec
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.types import ASGIApp
 
+from scheduler.monitor.explorer_routes import build_explorer_router
 from scheduler.monitor.monitor import Monitor
 from scheduler.monitor.prometheus import CONTENT_TYPE, render
 from scheduler.monitor.snapshot import dump
@@ -30,15 +38,23 @@ def dashboard_html() -> str:
     return (files("scheduler.monitor") / "dashboard.html").read_text(encoding="utf-8")
 
 
-def build_router(monitor: Monitor) -> APIRouter:
+def build_router(monitor: Monitor, *, api_base: str | None = None) -> APIRouter:
     """The monitor's routes, to mount into any FastAPI app.
 
     The handlers poll the records when the latest snapshot is older than
     ``YM_MONITOR_INTERVAL``; call ``monitor.start()`` as well when the
-    history and the backlog trend should advance between requests.
+    history, the backlog trend and the charts' series should advance between
+    requests.
+
+    Args:
+        monitor: The monitor to serve.
+        api_base: Where the HTTP API's ``/v1`` routes are, relative to the page
+            (``""`` when this app is the API, ``"api/"`` when the API is mounted
+            there); None: nowhere, and the page offers no controls.
     """
     router = APIRouter()
     page = dashboard_html()
+    router.include_router(build_explorer_router(monitor))
 
     @router.get("/metrics", response_class=PlainTextResponse, tags=["monitor"])
     def metrics() -> PlainTextResponse:
@@ -62,6 +78,10 @@ def build_router(monitor: Monitor) -> APIRouter:
         }
         return Response(dump(body), media_type="application/json")
 
+    @router.get("/monitor/config", tags=["monitor"])
+    def config() -> dict[str, Any]:
+        return {"api": api_base}
+
     @router.get("/monitor/health", tags=["monitor"])
     def health() -> Response:
         h = monitor.current().health
@@ -73,8 +93,18 @@ def build_router(monitor: Monitor) -> APIRouter:
     return router
 
 
-def build_app(monitor: Monitor) -> FastAPI:
-    """An app serving only the monitor (``yardmaster monitor``); it polls in the background."""
+API_MOUNT = "api"  # where build_app mounts the HTTP API, when it is given one
+
+
+def build_app(monitor: Monitor, *, api: ASGIApp | None = None) -> FastAPI:
+    """The app of ``yardmaster monitor``: the monitor's routes, polled in the background.
+
+    Args:
+        monitor: The monitor to serve.
+        api: The HTTP API app, mounted under ``/api`` so that the page can call it
+            on its own origin (a strategy rollback, with the admin token the
+            operator types in); None: the page is read-only.
+    """
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -85,7 +115,9 @@ def build_app(monitor: Monitor) -> FastAPI:
             monitor.stop()
 
     app = FastAPI(title="yardmaster monitor", lifespan=lifespan)
-    app.include_router(build_router(monitor))
+    app.include_router(build_router(monitor, api_base=None if api is None else API_MOUNT + "/"))
+    if api is not None:
+        app.mount("/" + API_MOUNT, api)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

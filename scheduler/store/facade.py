@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from redis import Redis
+from redis.exceptions import ResponseError
 
 from scheduler.keys import Keys
 from scheduler.settings import Settings
@@ -112,6 +114,19 @@ class Store:
     def ping(self) -> bool:
         """Whether Redis answers now (raises a store error when it cannot be reached)."""
         return bool(self.client.ping())
+
+    @translated
+    def memory(self) -> dict[str, Any] | None:
+        """Redis's memory: ``used_bytes``, ``max_bytes`` (0: no ``maxmemory`` limit) and
+        ``ratio`` (used / max; None without a limit), from ``INFO memory``; None where the
+        server refuses ``INFO`` (an ACL user without it), so that the rest is still read."""
+        try:
+            info = self.client.info("memory")
+        except ResponseError:
+            return None
+        used = int(info.get("used_memory", 0))
+        limit = int(info.get("maxmemory", 0))
+        return {"used_bytes": used, "max_bytes": limit, "ratio": used / limit if limit else None}
 
     @contextmanager
     def batch(self, *, transaction: bool = True) -> Iterator[Batch]:

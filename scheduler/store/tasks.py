@@ -10,6 +10,7 @@ ones a client or the dispatcher asks for.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 from redis import Redis
@@ -19,8 +20,20 @@ from scheduler.models import TaskRecord, TaskSpec, TaskState
 from scheduler.settings import Settings
 from scheduler.store.base import Repository
 from scheduler.store.connection import translated
-from scheduler.store.listing import TaskPages
+from scheduler.store.listing import SCAN_BUDGET, TaskPages
 from scheduler.store.scripts import Scripts
+
+EVENT_SCAN = 10_000
+"""Newest events searched for a task whose record has expired."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTask:
+    """A task as stored: its hash (empty once expired) and its terminal event, if found."""
+
+    id: str
+    fields: dict[str, str]
+    event: dict[str, str] | None
 
 
 class Tasks(Repository):
@@ -141,6 +154,40 @@ class Tasks(Repository):
         return [
             (r[0] or "missing", r[1] or "", r[2] or "[]", r[3] or "{}", r[4] or "") for r in rows
         ]
+
+    @translated
+    def find(
+        self,
+        state: TaskState,
+        limit: int,
+        cursor: str | None = None,
+        *,
+        name: str | None = None,
+        worker: str | None = None,
+        budget: int = SCAN_BUDGET,
+    ) -> tuple[list[TaskRecord], str | None]:
+        """:meth:`page`, keeping only tasks whose name and worker contain ``name`` and
+        ``worker`` (case-insensitive), reading at most ``budget`` pages; see
+        :meth:`TaskPages.find <scheduler.store.listing.TaskPages.find>`."""
+        return self._pages.find(state, limit, cursor, name=name, worker=worker, budget=budget)
+
+    @translated
+    def stored(self, task_id: str) -> StoredTask | None:
+        """The task's hash as stored (for the dashboard's explorer, which also shows what
+        :class:`TaskRecord` does not decode: arguments, progress, ``attempt_<n>``); its
+        terminal event is looked up in the newest :data:`EVENT_SCAN` events only when the
+        hash is gone (the record expired after ``YM_RESULT_TTL``). None when neither exists."""
+        fields = cast(dict[str, str], self._client.hgetall(self._keys.task(task_id)))
+        if fields:
+            return StoredTask(task_id, fields, None)
+        entries = cast(
+            list[tuple[str, dict[str, str]]],
+            self._client.xrevrange(self._keys.events, count=EVENT_SCAN),
+        )
+        for _, event in entries:
+            if event.get("id") == task_id:
+                return StoredTask(task_id, {}, event)
+        return None
 
     @translated
     def page(

@@ -85,6 +85,15 @@ class RunningTask:
     expected_duration: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class StoredWorker:
+    """A registered worker's hash as stored, and the tasks its slots hold."""
+
+    name: str
+    fields: dict[str, str]
+    tasks: list[str]
+
+
 class Workers(Repository):
     """The workers of one namespace.
 
@@ -152,6 +161,23 @@ class Workers(Repository):
                 )
             )
         return out
+
+    @translated
+    def stored(self) -> list[StoredWorker]:
+        """Every registered worker's hash as stored (for the dashboard's explorer, which
+        shows whatever it holds) and its held tasks, in one round trip after the names."""
+        k = self._keys
+        names = sorted(cast(set[str], self._client.smembers(k.workers)))
+        with self._client.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hgetall(k.worker(name))
+                pipe.smembers(k.worker_tasks(name))
+            replies = pipe.execute()
+        return [
+            StoredWorker(name, replies[2 * i], sorted(replies[2 * i + 1]))
+            for i, name in enumerate(names)
+            if replies[2 * i]
+        ]
 
     @translated
     def task_names(self) -> set[str]:

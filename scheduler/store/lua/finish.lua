@@ -20,6 +20,7 @@
 -- delivery's nonce: the outcome counts only if that start was the one
 -- recorded (else it is handled as 'skipped'), and the duration and affinity
 -- keys, which the worker has not read yet, come from the task's record.
+-- A retried attempt's times stay in the record as 'attempt_<n>' (JSON), for the dashboard.
 -- Returns 'ok', 'retry', 'released' (slot freed, state untouched; or, for a
 -- delivery whose start was never recorded, the task back to pending) or 'stale'.
 -- Only the current delivery (this worker, this attempt) holds the slot: the
@@ -97,6 +98,10 @@ if outcome ~= 'cancelled' and outcomes then
   redis.call('HINCRBY', outcomes, (name or '') .. (failed and '\tfail' or '\tok'), 1)
 end
 if outcome == 'retry' then
+  -- the ended attempt's times, kept for the dashboard's timeline (retry_later resets them)
+  redis.call('HSET', task_key, 'attempt_' .. (current or '0'), cjson.encode({
+    dispatched_at = dispatched_at or '', started_at = started_at or '', ended_at = now,
+    worker = worker, outcome = 'retry', error = string.sub(error_text or '', 1, 500)}))
   retry_later(task_key, id, now, delay, error_text, runtime_text, priority, delayed, by_priority,
               stats, inbox)
   fill_slot({free = worker})

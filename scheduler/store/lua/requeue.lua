@@ -4,11 +4,12 @@
 -- must not run twice) ends as failed instead, with the reason.
 -- Every message still waiting in the worker's queue is held back (a restarted
 -- worker of the same name takes them only after a start that refuses them).
--- A task of a concurrency key leaves the key's count either way.
 -- KEYS: worker tasks, pending, pending_by_priority, inbox, workers, worker, warm,
 --       orphan policy, stats, events, worker queue.
 -- ARGV: 'forget' or 'keep', the task key prefix, result ttl, events maxlen,
 --       the concurrency set prefix, then optional task ids (none = all).
+-- A task of a concurrency key leaves the key's count either way. A requeued task
+-- keeps the ended attempt's times as 'attempt_<n>' (JSON), for the dashboard.
 -- Returns the number of tasks that left the worker (requeued or failed).
 -- @include _time
 -- @include _event
@@ -49,6 +50,9 @@ for _, id in ipairs(ids) do
       redis.call('EXPIRE', task_key, result_ttl)
       n = n + 1
     elseif state == 'dispatched' or state == 'running' then
+      redis.call('HSET', task_key, 'attempt_' .. (attempt or '0'), cjson.encode({
+        dispatched_at = dispatched_at or '', started_at = started_at or '',
+        ended_at = now_text(), worker = worker, outcome = 'requeued'}))
       to_pending(task_key, id, pending, by_priority, inbox)
       n = n + 1
     end
