@@ -61,40 +61,6 @@ class TaskPages:
             return self._held(state, limit, cursor)
         return self._finished(state, limit, cursor)
 
-    def find(
-        self,
-        state: TaskState,
-        limit: int,
-        cursor: str | None = None,
-        *,
-        name: str | None = None,
-        worker: str | None = None,
-        budget: int = SCAN_BUDGET,
-    ) -> tuple[list[TaskRecord], str | None]:
-        """Like :meth:`page`, keeping only tasks whose name and worker contain ``name``
-        and ``worker`` (case-insensitive; None or empty matches all).
-
-        Pages are read, each no larger than what is still missing, so the cursor
-        returned is always the one after the last task looked at; after ``budget``
-        pages the search stops and returns what it found with that cursor (fewer than
-        ``limit`` tasks, and more may follow).
-        """
-        want_name = (name or "").lower()
-        want_worker = (worker or "").lower()
-        if not want_name and not want_worker:
-            return self.page(state, limit, cursor)
-        found: list[TaskRecord] = []
-        for _ in range(budget):
-            shown, cursor = self.page(state, limit - len(found), cursor)
-            found += [
-                rec
-                for rec in shown
-                if want_name in rec.name.lower() and want_worker in (rec.worker or "").lower()
-            ]
-            if cursor is None or len(found) == limit:
-                break
-        return found, cursor
-
     def _pending(self, limit: int, cursor: str | None) -> tuple[list[TaskRecord], str | None]:
         if cursor is not None and not cursor.isdigit():
             raise _bad_cursor(cursor)

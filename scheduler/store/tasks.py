@@ -166,10 +166,29 @@ class Tasks(Repository):
         worker: str | None = None,
         budget: int = SCAN_BUDGET,
     ) -> tuple[list[TaskRecord], str | None]:
-        """:meth:`page`, keeping only tasks whose name and worker contain ``name`` and
-        ``worker`` (case-insensitive), reading at most ``budget`` pages; see
-        :meth:`TaskPages.find <scheduler.store.listing.TaskPages.find>`."""
-        return self._pages.find(state, limit, cursor, name=name, worker=worker, budget=budget)
+        """Like :meth:`page`, keeping only tasks whose name and worker contain ``name``
+        and ``worker`` (case-insensitive; None or empty matches all).
+
+        Pages are read, each no larger than what is still missing, so the cursor
+        returned is always the one after the last task looked at; after ``budget``
+        pages the search stops and returns what it found with that cursor (fewer than
+        ``limit`` tasks, and more may follow).
+        """
+        want_name = (name or "").lower()
+        want_worker = (worker or "").lower()
+        if not want_name and not want_worker:
+            return self._pages.page(state, limit, cursor)
+        found: list[TaskRecord] = []
+        for _ in range(budget):
+            shown, cursor = self._pages.page(state, limit - len(found), cursor)
+            found += [
+                rec
+                for rec in shown
+                if want_name in rec.name.lower() and want_worker in (rec.worker or "").lower()
+            ]
+            if cursor is None or len(found) == limit:
+                break
+        return found, cursor
 
     @translated
     def stored(self, task_id: str) -> StoredTask | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from redis import Redis
 
@@ -135,46 +135,40 @@ class Workers(Repository):
     def load(self) -> list[WorkerSummary]:
         """Every registered worker with its live slot count, by name."""
         k = self._keys
-        names = sorted(cast(set[str], self._client.smembers(k.workers)))
-        with self._client.pipeline(transaction=False) as pipe:
-            for name in names:
-                pipe.hgetall(k.worker(name))
-                pipe.scard(k.worker_tasks(name))
-            replies = pipe.execute()
-        out: list[WorkerSummary] = []
-        for i, name in enumerate(names):
-            raw, inflight = replies[2 * i], replies[2 * i + 1]
-            if not raw:
-                continue
-            out.append(
-                WorkerSummary(
-                    name=name,
-                    slots=int(raw.get("slots", 0)),
-                    queue=raw.get("queue", k.worker_queue(name)),
-                    host=raw.get("host", ""),
-                    pid=int(raw.get("pid", 0)),
-                    heartbeat=float(raw.get("heartbeat", 0.0)),
-                    started_at=float(raw.get("started_at", 0.0)),
-                    inflight=int(inflight),
-                    succeeded=int(raw.get("succeeded", 0)),
-                    failed=int(raw.get("failed", 0)),
-                )
+        return [
+            WorkerSummary(
+                name=name,
+                slots=int(raw.get("slots", 0)),
+                queue=raw.get("queue", k.worker_queue(name)),
+                host=raw.get("host", ""),
+                pid=int(raw.get("pid", 0)),
+                heartbeat=float(raw.get("heartbeat", 0.0)),
+                started_at=float(raw.get("started_at", 0.0)),
+                inflight=int(inflight),
+                succeeded=int(raw.get("succeeded", 0)),
+                failed=int(raw.get("failed", 0)),
             )
-        return out
+            for name, raw, inflight in self._each("scard")
+        ]
 
     @translated
     def stored(self) -> list[StoredWorker]:
         """Every registered worker's hash as stored (for the dashboard's explorer, which
-        shows whatever it holds) and its held tasks, in one round trip after the names."""
+        shows whatever it holds) and its held tasks."""
+        return [StoredWorker(name, raw, sorted(held)) for name, raw, held in self._each("smembers")]
+
+    def _each(self, held: Literal["scard", "smembers"]) -> list[tuple[str, dict[str, str], Any]]:
+        """(name, hash, ``held`` command's reply on its slot set) of every registered worker
+        that has a hash, by name, in one round trip after the names."""
         k = self._keys
         names = sorted(cast(set[str], self._client.smembers(k.workers)))
         with self._client.pipeline(transaction=False) as pipe:
             for name in names:
                 pipe.hgetall(k.worker(name))
-                pipe.smembers(k.worker_tasks(name))
+                getattr(pipe, held)(k.worker_tasks(name))
             replies = pipe.execute()
         return [
-            StoredWorker(name, replies[2 * i], sorted(replies[2 * i + 1]))
+            (name, replies[2 * i], replies[2 * i + 1])
             for i, name in enumerate(names)
             if replies[2 * i]
         ]
