@@ -31,7 +31,9 @@ from scheduler.errors import SettingsError
 from scheduler.redaction import HIDDEN, redact_url
 from scheduler.retry import RetryPolicy
 
-StrategyName = Literal["fifo", "priority", "sjf", "edf", "load_balance", "weighted", "adaptive"]
+StrategyName = Literal[
+    "fifo", "priority", "sjf", "edf", "load_balance", "weighted", "adaptive", "critical_path"
+]
 STRATEGY_NAMES: tuple[str, ...] = (
     "fifo",
     "priority",
@@ -40,6 +42,7 @@ STRATEGY_NAMES: tuple[str, ...] = (
     "load_balance",
     "weighted",
     "adaptive",
+    "critical_path",
 )
 # Settings a strategy reads; these are what live steering may change.
 STRATEGY_PARAMS: tuple[str, ...] = (
@@ -149,6 +152,16 @@ class Settings(BaseSettings):
     edf_late: Literal["run", "expire"] = Field(
         default="run",
         description="run or expire: what edf does with a task that can no longer meet its deadline",
+    )
+    deadline_margin: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=86400.0,
+        allow_inf_nan=False,
+        description=(
+            "seconds, 0 to 86400: the safety margin a deadline propagated back through a "
+            "workflow leaves before each ancestor's latest start"
+        ),
     )
     affinity_weight: float = Field(
         default=1.0,

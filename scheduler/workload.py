@@ -4,7 +4,8 @@ Each line is one task: ``id``, ``name``, ``submit_at`` (seconds from the
 workload's start) and ``duration`` (true run time, seconds) are required;
 ``priority`` (0..9, default 5), ``deadline`` (seconds from the start),
 ``expected_duration``, ``affinity_key``, ``depends_on`` (ids that must succeed
-first) and ``fails`` are optional. A bad line is reported with its number and
+first), ``on_parent_failure`` (``cancel``, the default, or ``run``: what a task
+does when a parent fails, is cancelled or expires) and ``fails`` are optional. A bad line is reported with its number and
 field, and nothing of the file is used.
 
 Two readers, one result. :func:`parse_workload` validates line by line with
@@ -22,7 +23,7 @@ import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -39,6 +40,7 @@ _ALLOWED = {
     "expected_duration": "seconds, > 0",
     "affinity_key": "a non-empty string",
     "depends_on": "a list of ids of other tasks in the file",
+    "on_parent_failure": "cancel or run",
     "fails": "true or false",
 }
 
@@ -67,6 +69,7 @@ class WorkloadTask(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=F
     affinity_key: _Text | None = None
     depends_on: tuple[str, ...] = ()
     fails: bool = False
+    on_parent_failure: Literal["cancel", "run"] = "cancel"
 
 
 class _Row(BaseModel):
@@ -84,6 +87,7 @@ class _Row(BaseModel):
     affinity_key: str | None = Field(default=None, min_length=1)
     depends_on: tuple[str, ...] = ()
     fails: bool = False
+    on_parent_failure: Literal["cancel", "run"] = "cancel"
 
 
 def parse_workload(lines: Iterable[str], source: str = "<workload>") -> list[WorkloadTask]:

@@ -110,6 +110,15 @@ class LazyHeapQueue(IndexedQueue):
     deletion are shared. ``pop`` and ``discard`` cost O(log n) amortised: a
     discarded task's entry stays until it surfaces, and the heap is rebuilt
     once stale entries outnumber live ones.
+
+    Ties go to the longer remaining path (``PendingTask.path``), then by
+    submission. A task outside any workflow has path 0, and its entry leaves
+    the path out: ``(..., seq, id)``. A task with a path has ``(..., -path,
+    seq, id)``. The two shapes compare correctly with each other: where the
+    keys before them are equal, ``-path`` (below 0) comes before any ``seq``
+    (0 or more), as the longer path should. So a backlog without workflows
+    builds the same entries as before, and the order is that of the sort key
+    either way.
     """
 
     __slots__ = ("_heap",)
@@ -154,12 +163,14 @@ class HeapQueue(LazyHeapQueue):
 
 
 class RankQueue(LazyHeapQueue):
-    """The order of a :class:`HeapQueue` on ``(rank(task), float(task.seq))``, in flat entries.
+    """The order of a :class:`HeapQueue` on ``(rank(task), -task.path, float(task.seq))``,
+    in flat entries.
 
-    For strategies whose sort key is one number and then submission order
-    (``priority``, ``weighted``): an entry ``(rank, seq, id)`` is one tuple
-    instead of a tuple holding the key tuple, cheaper to build and to compare,
-    and the same order (``seq`` is an integer, exact as a float).
+    For strategies whose sort key is one number, then the longer remaining
+    path, then submission order (``priority``, ``weighted``): an entry
+    ``(rank, seq, id)`` (``(rank, -path, seq, id)`` on a workflow path) is
+    one tuple instead of a tuple holding the key tuple, cheaper to build and
+    to compare, and the same order (``seq`` is an integer, exact as a float).
     """
 
     __slots__ = ("_rank",)
@@ -172,14 +183,19 @@ class RankQueue(LazyHeapQueue):
         if task.id in self._tasks:
             return
         self._tasks[task.id] = task
-        heapq.heappush(self._heap, (self._rank(task), task.seq, task.id))
+        if task.path:
+            heapq.heappush(self._heap, (self._rank(task), -task.path, task.seq, task.id))
+        else:
+            heapq.heappush(self._heap, (self._rank(task), task.seq, task.id))
 
 
 class SubmissionQueue(LazyHeapQueue):
-    """Submission order (``seq``) alone: a heap of ``(seq, id)`` with lazy deletion.
+    """Submission order: a heap of ``(submitted_at, seq, id)`` with lazy deletion.
 
-    The order of a :class:`HeapQueue` on a sort key of ``(seq,)``, without
-    calling the key: a task that arrives after the others joins in O(1).
+    The order of a :class:`HeapQueue` on ``(submitted_at, -path, seq)``,
+    without calling the key: a task that arrives after the others joins in
+    O(1). Of tasks submitted at the same instant (a workflow's), the longer
+    remaining path goes first: its entry is ``(submitted_at, -path, seq, id)``.
     """
 
     __slots__ = ()
@@ -188,7 +204,10 @@ class SubmissionQueue(LazyHeapQueue):
         if task.id in self._tasks:
             return
         self._tasks[task.id] = task
-        heapq.heappush(self._heap, (task.seq, task.id))
+        if task.path:
+            heapq.heappush(self._heap, (task.submitted_at, -task.path, task.seq, task.id))
+        else:
+            heapq.heappush(self._heap, (task.submitted_at, task.seq, task.id))
 
 
 class Strategy(ABC):
