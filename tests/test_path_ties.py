@@ -70,7 +70,7 @@ def test_each_queue_pops_in_the_order_of_a_heap_on_its_sort_key_with_paths(ops):
     st.lists(
         st.tuples(
             st.sampled_from(["add", "add", "pop", "discard", "learn"]),
-            st.integers(0, 30),
+            st.integers(0, 80),
             st.sampled_from(PATHS),
             st.sampled_from([None, None, 0.5, 1.0]),
             st.sampled_from("abc"),
@@ -80,16 +80,19 @@ def test_each_queue_pops_in_the_order_of_a_heap_on_its_sort_key_with_paths(ops):
     )
 )
 def test_sjf_pops_the_least_current_estimate_then_the_longer_path_then_the_first_submitted(ops):
+    # Tasks arrive in submission order (each key's FIFO relies on it); discards
+    # and pops come between, and learned estimates change while tasks wait.
     estimates = Estimates(default_duration=1.0)
     queue = SjfStrategy().make_queue(estimates)
     live: dict[str, PendingTask] = {}
-    for op, seq, path, hint, name, value in ops:
-        task = pending(seq, 5, None, path, hint, name)
+    for seq, (op, pick, path, hint, name, value) in enumerate(ops):
         if op == "add":
+            task = pending(seq, 5, None, path, hint, name)
             queue.add(task)
-            live.setdefault(task.id, task)
+            live[task.id] = task
         elif op == "discard":
-            assert queue.discard(task.id) == live.pop(task.id, None)
+            task_id = f"t{pick}"
+            assert queue.discard(task_id) == live.pop(task_id, None)
         elif op == "learn":
             estimates.durations[name] = value
         else:
@@ -105,8 +108,6 @@ def test_sjf_pops_the_least_current_estimate_then_the_longer_path_then_the_first
 @pytest.mark.parametrize(
     "strategy",
     [
-        FifoStrategy(),
-        LoadBalanceStrategy(),
         PriorityStrategy(),
         SjfStrategy(),
         EdfStrategy(),
@@ -123,6 +124,14 @@ def test_every_strategy_prefers_the_longer_remaining_path_on_ties_of_its_own_key
     for task in (short, alone, long):
         queue.add(task)
     assert [queue.pop().id for _ in range(3)] == ["long", "short", "alone"]
+
+
+@pytest.mark.parametrize("strategy", [FifoStrategy(), LoadBalanceStrategy()], ids=lambda s: s.name)
+def test_submission_order_never_ties_so_fifo_and_load_balance_ignore_paths(strategy):
+    queue = strategy.make_queue(Estimates())
+    for seq, path in enumerate([1.0, 0.0, 4.0]):
+        queue.add(PendingTask(f"t{seq}", "x", 5, seq, 0.0, path=path))
+    assert [queue.pop().id for _ in range(3)] == ["t0", "t1", "t2"]
 
 
 def test_a_tie_break_never_overrides_a_strategys_own_key():

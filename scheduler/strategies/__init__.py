@@ -24,17 +24,10 @@ from scheduler.strategies.base import (
     plan,
 )
 from scheduler.strategies.critical_path import CriticalPathStrategy, PathQueue
-from scheduler.strategies.edf import EdfStrategy
+from scheduler.strategies.edf import EdfStrategy, earliest_finish
 from scheduler.strategies.fifo import FifoStrategy
 from scheduler.strategies.load_balance import LoadBalanceStrategy
-from scheduler.strategies.pool import (
-    WorkerKey,
-    WorkerPool,
-    by_load,
-    earliest_finish,
-    least,
-    least_loaded,
-)
+from scheduler.strategies.pool import WorkerKey, WorkerPool, by_load, least, least_loaded
 from scheduler.strategies.priority import PriorityStrategy
 from scheduler.strategies.sjf import EstimateQueue, SjfStrategy
 from scheduler.strategies.weighted import WeightedStrategy

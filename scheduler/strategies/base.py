@@ -111,14 +111,14 @@ class LazyHeapQueue(IndexedQueue):
     discarded task's entry stays until it surfaces, and the heap is rebuilt
     once stale entries outnumber live ones.
 
-    Ties go to the longer remaining path (``PendingTask.path``), then by
-    submission. A task outside any workflow has path 0, and its entry leaves
-    the path out: ``(..., seq, id)``. A task with a path has ``(..., -path,
-    seq, id)``. The two shapes compare correctly with each other: where the
-    keys before them are equal, ``-path`` (below 0) comes before any ``seq``
-    (0 or more), as the longer path should. So a backlog without workflows
-    builds the same entries as before, and the order is that of the sort key
-    either way.
+    Ties of a strategy's own key go to the longer remaining path
+    (``PendingTask.path``), then by submission. A task outside any workflow
+    has path 0, and its entry leaves the path out: ``(..., seq, id)``. A task
+    with a path has ``(..., -path, seq, id)``. The two shapes compare
+    correctly with each other: where the keys before them are equal,
+    ``-path`` (below 0) comes before any ``seq`` (never negative), as the
+    longer path should. So a backlog without workflows builds the same
+    entries as before, and the order is that of the sort key either way.
     """
 
     __slots__ = ("_heap",)
@@ -190,12 +190,12 @@ class RankQueue(LazyHeapQueue):
 
 
 class SubmissionQueue(LazyHeapQueue):
-    """Submission order: a heap of ``(submitted_at, seq, id)`` with lazy deletion.
+    """Submission order (``seq``) alone: a heap of ``(seq, id)`` with lazy deletion.
 
-    The order of a :class:`HeapQueue` on ``(submitted_at, -path, seq)``,
-    without calling the key: a task that arrives after the others joins in
-    O(1). Of tasks submitted at the same instant (a workflow's), the longer
-    remaining path goes first: its entry is ``(submitted_at, -path, seq, id)``.
+    The order of a :class:`HeapQueue` on a sort key of ``(seq,)``, without
+    calling the key: a task that arrives after the others joins in O(1).
+    Sequence numbers never tie, so there is no tie for a longer remaining
+    path to break.
     """
 
     __slots__ = ()
@@ -204,10 +204,7 @@ class SubmissionQueue(LazyHeapQueue):
         if task.id in self._tasks:
             return
         self._tasks[task.id] = task
-        if task.path:
-            heapq.heappush(self._heap, (task.submitted_at, -task.path, task.seq, task.id))
-        else:
-            heapq.heappush(self._heap, (task.submitted_at, task.seq, task.id))
+        heapq.heappush(self._heap, (task.seq, task.id))
 
 
 class Strategy(ABC):

@@ -18,11 +18,11 @@ it is Hu's level algorithm, which is optimal.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
 
-from scheduler.models import Estimates, PendingTask, WorkerView
-from scheduler.strategies.base import LazyHeapQueue, Snapshot, SortKey, Strategy, TaskQueue
-from scheduler.strategies.pool import WorkerKey, by_load, earliest_finish
+from scheduler.models import Estimates, PendingTask
+from scheduler.strategies.base import LazyHeapQueue, SortKey, Strategy, TaskQueue
+from scheduler.strategies.edf import earliest_finish
+from scheduler.strategies.pool import WorkerKey, by_load
 
 
 class PathQueue(LazyHeapQueue):
@@ -69,7 +69,4 @@ class CriticalPathStrategy(Strategy):
     def worker_order(self) -> WorkerKey | None:
         return by_load
 
-    def pick_worker(
-        self, task: PendingTask, workers: Sequence[WorkerView], snapshot: Snapshot
-    ) -> WorkerView | None:
-        return earliest_finish(task.affinity_key, workers, snapshot.estimates.affinity)
+    pick_worker = earliest_finish  # edf's: the worker expected to finish the task first

@@ -18,8 +18,8 @@ class FifoStrategy(Strategy):
         return SubmissionQueue()  # the order of sort_key, without calling it
 
     def sort_key(self, task: PendingTask) -> SortKey:
-        # Submission order; of tasks submitted at once, the longer remaining path first.
-        return (task.submitted_at, -task.path, float(task.seq))
+        # Sequence numbers never tie: no tie for a longer remaining path to break.
+        return (float(task.seq),)
 
     def worker_order(self) -> WorkerKey | None:
         return by_load

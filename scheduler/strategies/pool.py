@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import cast
 
 from scheduler.models import WorkerView
 
@@ -48,34 +47,6 @@ def in_load_order(workers: Sequence[WorkerView]) -> list[tuple[float, str]] | No
             workers.first()  # makes the order
         return workers._order  # type: ignore[return-value]  # by_load's keys are (load, name)
     return None
-
-
-def earliest_finish(
-    key: str | None, workers: Sequence[WorkerView], affinity: dict[tuple[str, str], float]
-) -> WorkerView:
-    """The worker expected to finish a task of affinity key ``key`` first.
-
-    Workers are alike in speed, so the earliest finish is on the least
-    loaded; among equals, the one where the key is warmest, then the first
-    name (a task without a key has no affinity anywhere: the least loaded).
-    """
-    if key is None:
-        return least(workers, by_load)
-    order = in_load_order(workers)
-    if order is not None:
-        # The least loaded come first, by name: the warmest of them, the
-        # first name among equals (this runs at each keyed decision).
-        low, best_name = order[0]
-        best_score = affinity.get((key, best_name), 0.0)
-        for load, name in order:
-            if load != low:
-                break
-            score = affinity.get((key, name), 0.0)
-            if score > best_score:
-                best_name, best_score = name, score
-        return cast(WorkerPool, workers).named(best_name)  # in_load_order: a pool
-    # A plain list of workers (no driver's pool): the same choice, not a hot path.
-    return min(workers, key=lambda w: (w.load, -affinity.get((key, w.name), 0.0), w.name))
 
 
 def least_loaded(workers: Sequence[WorkerView]) -> WorkerView:
