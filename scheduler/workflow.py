@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 from scheduler.errors import WorkflowError
 
@@ -108,40 +109,23 @@ def build_graph(
         raise WorkflowError("workflow", n, f"at most {limit} tasks", problem=f"{n} tasks", ids=())
     if len(depends_on) != n:
         raise ValueError("ids and depends_on must have the same length")
-    index: dict[str, int] = {}
-    for i, task_id in enumerate(ids):
-        if task_id in index:
-            raise WorkflowError(
-                "id", task_id, "an id unique in the workflow", problem="repeated", ids=(task_id,)
-            )
-        index[task_id] = i
+    index = dict(zip(ids, range(n), strict=True))
+    if len(index) < n:
+        _refuse_repeats(ids)
     parents: list[list[int]] = []
     children: list[list[int]] = [[] for _ in range(n)]
     for i, deps in enumerate(depends_on):
         mine: list[int] = []
         for dep in deps:
             j = index.get(dep)
-            if j is None:
-                if dep in outside:
+            if j is None or j == i or j in mine:
+                if j is None and dep in outside:
                     continue
-                raise WorkflowError(
-                    f"{ids[i]}.depends_on",
-                    dep,
-                    "ids of tasks in the workflow or already submitted",
-                    problem=f"unknown parent {dep!r} of task {ids[i]!r}",
-                    ids=(ids[i], dep),
-                )
-            if j == i:
-                raise WorkflowError(
-                    f"{ids[i]}.depends_on",
-                    dep,
-                    "ids of other tasks",
-                    problem=f"task {dep!r} depends on itself",
-                    ids=(dep,),
-                )
-            if j not in mine:
-                mine.append(j)
-                children[j].append(i)
+                if j is not None and j != i:
+                    continue  # a parent named twice counts once
+                _refuse_parent(ids, i, dep, known=j is not None)
+            mine.append(j)
+            children[j].append(i)
         parents.append(mine)
     order = topological_order(parents, children)
     if len(order) < n:
@@ -155,6 +139,36 @@ def build_graph(
             ids=tuple(names),
         )
     return Graph(ids, parents, children, order)
+
+
+def _refuse_repeats(ids: Sequence[str]) -> None:
+    """Raise for the first id given twice."""
+    seen: set[str] = set()
+    for task_id in ids:
+        if task_id in seen:
+            raise WorkflowError(
+                "id", task_id, "an id unique in the workflow", problem="repeated", ids=(task_id,)
+            )
+        seen.add(task_id)
+
+
+def _refuse_parent(ids: Sequence[str], i: int, dep: str, *, known: bool) -> NoReturn:
+    """Raise for task ``i``'s parent ``dep``: itself when ``known``, else unknown."""
+    if known:
+        raise WorkflowError(
+            f"{ids[i]}.depends_on",
+            dep,
+            "ids of other tasks",
+            problem=f"task {dep!r} depends on itself",
+            ids=(dep,),
+        )
+    raise WorkflowError(
+        f"{ids[i]}.depends_on",
+        dep,
+        "ids of tasks in the workflow or already submitted",
+        problem=f"unknown parent {dep!r} of task {ids[i]!r}",
+        ids=(ids[i], dep),
+    )
 
 
 def topological_order(
@@ -202,24 +216,25 @@ def fill_paths(
     margin: float = 0.0,
     path: list[float] | None = None,
     latest: list[float] | None = None,
-    due: list[float] | None = None,
+    start: list[float] | None = None,
 ) -> tuple[list[float], list[float]]:
     """Remaining paths and latest finishes of the tasks in ``backward``, in place.
 
     ``backward`` must list each task after all its children (a topological
     order reversed); children not in it must have their values in the lists
-    already (a driver recomputes only the tasks not yet released).
+    already (a driver recomputes only the tasks not yet started).
 
     - ``path[v] = estimate[v] + max(path[c] for each child c)``: the longest
       expected time from ``v``'s start to the end of any sink after it.
-    - ``due[v] = min(deadline[v], min(due[c] - estimate[c]))``: the time ``v``
-      must finish by for every deadline at or after it to be met, margin aside.
+    - ``start[v] = min(deadline[v], min(start[c])) - estimate[v]``: the time
+      ``v`` must start by for every deadline at or after it to be met, margin
+      aside (``NO_DEADLINE`` when there is none).
     - ``latest[v]``: ``deadline[v]`` when no deadline lies after ``v``, else
-      ``min(deadline[v], inherited - margin)`` with ``inherited`` the second
-      term of ``due[v]``. So an ancestor's latest start, ``latest[v] -
-      estimate[v]``, is the deadline less the longest expected path after it
-      (itself included) less ``margin``; the margin is taken once, not once
-      per level, and a task's own deadline is never moved.
+      ``min(deadline[v], min(start[c]) - margin)``. So an ancestor's latest
+      start, ``latest[v] - estimate[v]``, is the deadline less the longest
+      expected path after it (itself included) less ``margin``; the margin
+      is taken once, not once per level, and a task's own deadline is never
+      moved.
 
     Args:
         deadline: Each task's own deadline (``NO_DEADLINE`` for none); None: no
@@ -239,22 +254,25 @@ def fill_paths(
         return path, latest if latest is not None else []
     if latest is None:
         latest = [NO_DEADLINE] * n
-    if due is None:
-        due = [NO_DEADLINE] * n
+    if start is None:
+        start = [NO_DEADLINE] * n
+    get_start = start.__getitem__
     for v in backward:
         kids = children[v]
         own = deadline[v]
+        mine = estimate[v]
         if kids:
-            path[v] = estimate[v] + max(map(get_path, kids))
-            inherited = min([due[c] - estimate[c] for c in kids])
+            path[v] = mine + max(map(get_path, kids))
+            inherited = min(map(get_start, kids))
             if inherited < NO_DEADLINE:
-                due[v] = own if own < inherited else inherited
+                start[v] = (own if own < inherited else inherited) - mine
                 inherited -= margin
                 latest[v] = own if own < inherited else inherited
                 continue
         else:
-            path[v] = estimate[v]
-        due[v] = latest[v] = own
+            path[v] = mine
+        latest[v] = own
+        start[v] = own - mine  # NO_DEADLINE stays infinite
     return path, latest
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from scheduler.models import Estimates, PendingTask
-from scheduler.workflow import NO_DEADLINE, PathEstimates, build_graph, fill_paths
+from scheduler.workflow import NO_DEADLINE, PathEstimates, build_graph, components, fill_paths
 from scheduler.workload import WorkloadTask
 
 _NOT_STARTED = frozenset({"pending", "waiting", "cancelled"})
@@ -39,16 +39,17 @@ class Dependencies:
     """
 
     __slots__ = (
-        "_due",
         "_estimate",
+        "_hinted",
         "_latest",
         "_path",
+        "_start",
         "_todo",
         "_version",
-        "arrived",
         "children",
         "deadline",
         "margin",
+        "parents",
         "paths",
         "propagate",
         "reasons",
@@ -73,9 +74,9 @@ class Dependencies:
         self.tasks = tasks
         self.state = state
         self.reasons = reasons
+        self.parents = graph.parents
         self.children = graph.children
         self.waiting = [len(p) for p in graph.parents]  # parents not yet resolved
-        self.arrived = bytearray(n)
         self.run_anyway = [t.on_parent_failure == "run" for t in tasks]
         self.margin = margin
         self.propagate = propagate
@@ -85,17 +86,20 @@ class Dependencies:
         # topological order: the ones whose paths are (re)computed.
         self._todo = [v for v in graph.order if graph.children[v] or graph.parents[v]]
         self._path = [0.0] * n
-        self._estimate = [0.0] * n
+        # Hints never change: set once; the others are set at each computation.
+        self._estimate = [
+            0.0 if t.expected_duration is None else t.expected_duration for t in tasks
+        ]
+        self._hinted = [t.expected_duration is not None for t in tasks]
         has_deadlines = any(tasks[v].deadline is not None for v in self._todo)
         self.deadline: list[float] | None = None
         if has_deadlines:
             self.deadline = [NO_DEADLINE if t.deadline is None else t.deadline for t in tasks]
         self._latest = [NO_DEADLINE] * n
-        self._due = [NO_DEADLINE] * n
+        self._start = [NO_DEADLINE] * n
 
     def arrive(self, s: int) -> bool:
         """Task ``s`` is submitted; True when it is ready at once (nothing to wait for)."""
-        self.arrived[s] = 1
         if self.state[s] != "pending":
             return False  # cancelled before it arrived: its parent ended first
         if self.waiting[s]:
@@ -161,6 +165,10 @@ class Dependencies:
             path=self._path[s],
         )
 
+    def workflows(self) -> list[int]:
+        """A workflow label per task, by arrival number (see :func:`scheduler.workflow.components`)."""
+        return components(self.parents)
+
     def _compute(self) -> None:
         """Paths and latest finishes of every workflow task not yet started, from the path
         estimates as they stand (children first, so each reads its children's).
@@ -171,11 +179,11 @@ class Dependencies:
         """
         state = self.state
         todo = self._todo = [v for v in self._todo if state[v] in _NOT_STARTED]
-        tasks, estimate = self.tasks, self._estimate
+        tasks, estimate, hinted = self.tasks, self._estimate, self._hinted
         values, default = self.paths.values, self.paths.default
         for v in todo:
-            hint = tasks[v].expected_duration
-            estimate[v] = hint if hint is not None else values.get(tasks[v].name, default)
+            if not hinted[v]:
+                estimate[v] = values.get(tasks[v].name, default)
         fill_paths(
             reversed(todo),
             self.children,
@@ -184,6 +192,6 @@ class Dependencies:
             self.margin,
             self._path,
             self._latest,
-            self._due,
+            self._start,
         )
         self._version = self.paths.version

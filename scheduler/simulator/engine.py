@@ -75,6 +75,9 @@ class Outcome:
     finish: list[float | None]
     warm: list[bool]
     reason: dict[int, str]  # workload index -> why it expired or was cancelled
+    # Workflow label of each task (tasks joined by dependencies share one); None
+    # for a workload without dependencies.
+    workflow: list[int] | None = None
 
     def records(self) -> list[SimulatedTask]:
         """One record per task, in workload order."""
@@ -398,12 +401,17 @@ class Simulator:
                     break
 
         if in_order:
-            return Outcome(
+            outcome = Outcome(
                 workload, submitted, state, ran_on, start_at, finish_at, warm_run, reasons
             )
-        return _in_workload_order(
-            workload, submitted, order, state, ran_on, start_at, finish_at, warm_run, reasons
-        )
+        else:
+            outcome = _in_workload_order(
+                workload, submitted, order, state, ran_on, start_at, finish_at, warm_run, reasons
+            )
+        if deps is not None:
+            label = deps.workflows()  # by arrival number
+            outcome.workflow = label if in_order else [label[s] for s in _arrival_of(order)]
+        return outcome
 
     def _learn(self, estimates: Estimates, task: WorkloadTask, runtime: float) -> None:
         """The duration EMA of a task name after one successful run of ``runtime`` seconds.
@@ -432,9 +440,7 @@ def _in_workload_order(
     Apart from the loop so that the loop's lists stay plain locals (a list a
     comprehension reads becomes a closure cell, slower to reach).
     """
-    back = [0] * len(order)  # workload index -> arrival number
-    for s, i in enumerate(order):
-        back[i] = s
+    back = _arrival_of(order)
     return Outcome(
         workload,
         submitted,
@@ -445,6 +451,14 @@ def _in_workload_order(
         [warm_run[s] for s in back],
         {order[s]: why for s, why in reasons.items()},
     )
+
+
+def _arrival_of(order: Sequence[int]) -> list[int]:
+    """Workload index -> arrival number, from ``order`` (arrival number -> workload index)."""
+    back = [0] * len(order)
+    for s, i in enumerate(order):
+        back[i] = s
+    return back
 
 
 @contextmanager

@@ -53,9 +53,10 @@ def metrics(records: Sequence[SimulatedTask], slots_total: int) -> dict[str, Any
     )
     tasks = [r.task for r in records]
     if any(t.depends_on for t in tasks):
-        out.update(
-            _workflow_metrics(tasks, [r.state for r in records], [r.finish for r in records])
-        )
+        index = {t.id: i for i, t in enumerate(tasks)}
+        label = components([[index[d] for d in t.depends_on] for t in tasks])
+        states = [r.state for r in records]
+        out.update(_workflow_metrics(tasks, label, states, [r.finish for r in records]))
     return out
 
 
@@ -74,8 +75,8 @@ def outcome_metrics(outcome: Outcome, slots_total: int) -> dict[str, Any]:
         slots_total,
         ran < len(state),
     )
-    if any(t.depends_on for t in tasks):
-        out.update(_workflow_metrics(tasks, state, outcome.finish))
+    if outcome.workflow is not None:
+        out.update(_workflow_metrics(tasks, outcome.workflow, state, outcome.finish))
     return out
 
 
@@ -127,13 +128,14 @@ def _metrics(
 
 
 def _workflow_metrics(
-    tasks: Sequence[WorkloadTask], state: Sequence[str], finish: Sequence[float | None]
+    tasks: Sequence[WorkloadTask],
+    label: Sequence[int],
+    state: Sequence[str],
+    finish: Sequence[float | None],
 ) -> dict[str, int]:
-    """How many workflows the workload holds, and how many missed a deadline."""
-    index = {t.id: i for i, t in enumerate(tasks)}
-    parents = [[index[d] for d in t.depends_on] for t in tasks]
-    label = components(parents)
-    workflows = {label[i] for i, mine in enumerate(parents) if mine}
+    """How many workflows the workload holds, and how many missed a deadline (``label``:
+    each task's workflow, as :func:`scheduler.workflow.components` gives it)."""
+    workflows = {label[i] for i, t in enumerate(tasks) if t.depends_on}
     missed = set()
     for i, t in enumerate(tasks):
         if t.deadline is None or label[i] not in workflows:

@@ -42,7 +42,13 @@ class PathQueue(LazyHeapQueue):
         if task.id in self._tasks:
             return
         self._tasks[task.id] = task
-        rank = task.path or self._estimates.duration(task)
+        rank = task.path
+        if not rank:  # Estimates.duration(task), inlined: this runs once per task
+            hint = task.expected_duration
+            if hint is not None:
+                rank = hint
+            else:
+                rank = self._estimates.learned(task.duration_key or task.name)
         heapq.heappush(self._heap, (-rank, task.seq, task.id))
 
 
