@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import code_state, emit, machine, progress  # noqa: E402
 from scheduler.adaptive import build_strategy  # noqa: E402
 from scheduler.settings import STRATEGY_NAMES, load_settings  # noqa: E402
 from scheduler.simulator import Simulator, outcome_metrics  # noqa: E402
@@ -128,8 +129,6 @@ def markdown(result: dict) -> str:
 
 
 def main() -> None:
-    from common import code_state, emit, machine, progress
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--instances", type=int, default=300)
     parser.add_argument("--json-out", type=Path, default=None)

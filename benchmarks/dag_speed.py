@@ -24,19 +24,39 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import code_state, emit, machine, progress
-from simulator_speed import simulate_command, timed
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
-from scheduler.adaptive import build_strategy
-from scheduler.settings import load_settings
-from scheduler.simulator import Simulator, outcome_metrics
-from scheduler.workload import load_workload
+from benchmarks.common import code_state, emit, machine, progress  # noqa: E402
+from scheduler.adaptive import build_strategy  # noqa: E402
+from scheduler.settings import load_settings  # noqa: E402
+from scheduler.simulator import Simulator, outcome_metrics  # noqa: E402
+from scheduler.workload import load_workload  # noqa: E402
+
+
+def simulate_command(path: Path, workers: int, strategy: str) -> list[str]:
+    """The command timed (as benchmarks/simulator_speed.py times it)."""
+    command = [sys.executable, "-m", "scheduler.cli", "simulate", str(path)]
+    return [*command, "--workers", str(workers), "--strategy", strategy, "--json"]
+
+
+def timed(command: list[str]) -> tuple[float, float, str]:
+    """Wall seconds, CPU seconds (the child's user + system) and stdout of one run."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    proc = subprocess.run(command, capture_output=True, text=True, check=True)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, proc.stdout
 
 
 def generate(kind: str, tasks: int, workers: int, seed: int, path: Path) -> list[str]:
