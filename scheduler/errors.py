@@ -55,6 +55,17 @@ class WorkloadError(InvalidInputError):
         self.line = line
 
 
+class WorkflowError(InvalidInputError):
+    """A workflow's dependencies are not acceptable (unknown parent, self-dependency, cycle,
+    repeated id, too many tasks); ``ids`` names the tasks at fault."""
+
+    def __init__(
+        self, field: str, value: Any, allowed: str, *, problem: str, ids: tuple[str, ...]
+    ) -> None:
+        super().__init__(field, value, allowed, problem=problem)
+        self.ids = ids
+
+
 class TaskNotFoundError(YardmasterError, LookupError):
     """No record exists for a task id (never submitted, or its record expired)."""
 

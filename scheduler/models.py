@@ -243,12 +243,17 @@ class PendingTask(msgspec.Struct, gc=False):
         priority: 0..9, higher first.
         seq: Cluster-wide submission sequence number (ties and FIFO order).
         submitted_at: Redis server time of submission, UNIX seconds.
-        deadline: UNIX seconds, or None.
+        deadline: UNIX seconds, or None: the task's own deadline, or for a task
+            in a workflow the one propagated back from the deadlines after it
+            (its latest finish, :mod:`scheduler.workflow`) when that is sooner.
         expected_duration: The submitter's hint in seconds, or None.
         affinity_key: Groups tasks that run faster where the key is warm.
         duration_key: Key of the duration estimate; the task name unless given.
         concurrency_key: Tasks sharing it run at most ``max_concurrent`` at once.
         max_concurrent: The cap of its concurrency key.
+        path: Its remaining path in a workflow (upward rank): the longest expected
+            time from its start to the end of the workflow, its own run included;
+            0 for a task outside any workflow. Strategies prefer the longer on ties.
     """
 
     id: str
@@ -262,6 +267,7 @@ class PendingTask(msgspec.Struct, gc=False):
     duration_key: str | None = None
     concurrency_key: str | None = None
     max_concurrent: int | None = None
+    path: float = 0.0
 
     @property
     def estimate_key(self) -> str:

@@ -32,7 +32,9 @@ from scheduler.redaction import HIDDEN, redact_url
 from scheduler.retry import RetryPolicy
 from scheduler.searchable import Choice, Range
 
-StrategyName = Literal["fifo", "priority", "sjf", "edf", "load_balance", "weighted", "adaptive"]
+StrategyName = Literal[
+    "fifo", "priority", "sjf", "edf", "load_balance", "weighted", "adaptive", "critical_path"
+]
 STRATEGY_NAMES: tuple[str, ...] = (
     "fifo",
     "priority",
@@ -41,6 +43,7 @@ STRATEGY_NAMES: tuple[str, ...] = (
     "load_balance",
     "weighted",
     "adaptive",
+    "critical_path",
 )
 # Settings a strategy reads; these are what live steering may change.
 STRATEGY_PARAMS: tuple[str, ...] = (
@@ -163,6 +166,16 @@ class Settings(BaseSettings):
     edf_late: Annotated[Literal["run", "expire"], Choice(("run", "expire"))] = Field(
         default="run",
         description="run or expire: what edf does with a task that can no longer meet its deadline",
+    )
+    deadline_margin: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=86400.0,
+        allow_inf_nan=False,
+        description=(
+            "seconds, 0 to 86400: the safety margin a deadline propagated back through a "
+            "workflow leaves before each ancestor's latest start"
+        ),
     )
     affinity_weight: Annotated[float, Range(0.0, 5.0)] = Field(
         default=1.0,

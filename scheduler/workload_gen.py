@@ -298,5 +298,7 @@ def to_jsonl(tasks: Iterable[WorkloadTask], header: str | None = None) -> str:
             row["depends_on"] = list(t.depends_on)
         if t.fails:
             row["fails"] = True
+        if t.on_parent_failure != "cancel":
+            row["on_parent_failure"] = t.on_parent_failure
         lines.append(json.dumps(row))
     return "\n".join(lines) + "\n"

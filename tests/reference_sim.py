@@ -6,7 +6,15 @@ and calls the strategy's ``pick_worker`` on it (no WorkerPool, no sorted
 order), sums free slots by hand, recomputes each name's longest run from
 every run in flight, keeps one record object per task, and orders ``fifo``
 and ``load_balance`` with a heap on their ``sort_key`` (no SubmissionQueue), and
-``priority`` and ``weighted`` likewise (no RankQueue).
+``priority``, ``weighted``, ``edf`` and ``critical_path`` likewise (no
+RankQueue, DeadlineQueue or PathQueue).
+
+Dependencies follow docs/simulator.md ("Dependencies"), written the plain
+way: a released task's remaining path and propagated deadline are computed
+from scratch, by recursion over its descendants, from the path estimates as
+they stand at its release (no stored values, no recomputation on changes);
+a parent that ends without success cancels its dependents with a reason, or
+releases those that run anyway, which are placed at the same instant.
 ``tests/test_simulator_fast.py`` runs both on random workloads.
 """
 
@@ -14,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import heapq
+import math
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -21,12 +30,15 @@ from scheduler.models import Decision, Estimates, PendingTask, WorkerView
 from scheduler.simulator import SimulatedTask, Simulator
 from scheduler.strategies import (
     HeapQueue,
+    PathQueue,
     RankQueue,
     Snapshot,
     Strategy,
     SubmissionQueue,
     TaskQueue,
 )
+from scheduler.strategies.edf import DeadlineQueue
+from scheduler.workflow import PathEstimates
 from scheduler.workload import WorkloadTask
 
 
@@ -70,9 +82,9 @@ def reference_run(sim: Simulator, workload: Sequence[WorkloadTask]) -> list[Simu
     seq_of = {out[i].task.id: n for n, i in enumerate(arrival_order)}
     waiting_on = {rec.task.id: set(rec.task.depends_on) for rec in out}
     dependents: dict[str, list[str]] = {}
-    for rec in out:
-        for dep in rec.task.depends_on:
-            dependents.setdefault(dep, []).append(rec.task.id)
+    for i in sorted(range(len(out)), key=lambda i: (out[i].task.submit_at, i)):
+        for dep in dict.fromkeys(out[i].task.depends_on):  # children in arrival order
+            dependents.setdefault(dep, []).append(out[i].task.id)
 
     workers = [WorkerView(f"w{i}", sim.slots) for i in range(1, sim.n_workers + 1)]
     worker_named = {w.name: w for w in workers}
@@ -82,8 +94,10 @@ def reference_run(sim: Simulator, workload: Sequence[WorkloadTask]) -> list[Simu
     else:
         estimates = Estimates(default_duration=sim.default_duration)
     queue = strategy.make_queue(estimates)
-    if isinstance(queue, (SubmissionQueue, RankQueue)):
+    if isinstance(queue, (SubmissionQueue, RankQueue, DeadlineQueue, PathQueue)):
         queue = HeapQueue(strategy.sort_key)
+    paths = PathEstimates(estimates.default_duration, estimates.durations)
+    in_workflow = {rec.task.id for rec in out if rec.task.depends_on} | set(dependents)
     arrivals = [out[i] for i in arrival_order]
     finishes: list[tuple[float, int, str]] = []
     running: dict[str, SimulatedTask] = {}
@@ -92,8 +106,38 @@ def reference_run(sim: Simulator, workload: Sequence[WorkloadTask]) -> list[Simu
     released: set[str] = set()
     sim.switches = []
 
+    def expected(task_id: str) -> float:
+        task = by_id[task_id].task
+        hint = task.expected_duration
+        return hint if hint is not None else paths.get(task.name)
+
+    def path(task_id: str, memo: dict[str, float]) -> float:
+        if task_id not in memo:
+            kids = dependents.get(task_id, [])
+            memo[task_id] = expected(task_id) + max((path(c, memo) for c in kids), default=0.0)
+        return memo[task_id]
+
+    def inherited(task_id: str, memo: dict[str, float]) -> float:
+        return min(
+            (due(c, memo) - expected(c) for c in dependents.get(task_id, [])), default=math.inf
+        )
+
+    def due(task_id: str, memo: dict[str, float]) -> float:
+        if task_id not in memo:
+            own = by_id[task_id].task.deadline
+            memo[task_id] = min(math.inf if own is None else own, inherited(task_id, memo))
+        return memo[task_id]
+
     def release(rec: SimulatedTask) -> None:
         task = rec.task
+        deadline = task.deadline
+        rank = 0.0
+        if task.id in in_workflow:
+            rank = path(task.id, {})  # from scratch at each release (memo per call)
+            later = inherited(task.id, {})
+            if sim.propagate_deadlines and later < math.inf:
+                later -= sim.deadline_margin
+                deadline = later if deadline is None else min(deadline, later)
         queue.add(
             PendingTask(
                 id=task.id,
@@ -101,17 +145,32 @@ def reference_run(sim: Simulator, workload: Sequence[WorkloadTask]) -> list[Simu
                 priority=task.priority,
                 seq=seq_of[task.id],
                 submitted_at=task.submit_at,
-                deadline=task.deadline,
+                deadline=deadline,
                 expected_duration=task.expected_duration,
                 affinity_key=task.affinity_key,
+                path=rank,
             )
         )
 
-    def cancel_dependents(task_id: str) -> None:
-        for child in dependents.get(task_id, []):
-            if by_id[child].state == "pending":
-                by_id[child].state = "cancelled"
-                cancel_dependents(child)
+    def cancel_dependents(task_id: str) -> list[SimulatedTask]:
+        """Dependents of a task that ended without success, breadth-first from it:
+        cancelled, or released (returned) when they run anyway."""
+        released_now = []
+        ended = [task_id]
+        for parent in ended:  # grows as the cascade reaches further
+            for child in dependents.get(parent, []):
+                rec = by_id[child]
+                if rec.state != "pending":
+                    continue
+                if rec.task.on_parent_failure == "run":
+                    waiting_on[child].discard(parent)
+                    if not waiting_on[child] and child in released:
+                        released_now.append(rec)
+                    continue
+                rec.state = "cancelled"
+                rec.reason = f"parent {parent} {by_id[parent].state}"
+                ended.append(child)
+        return released_now
 
     while next_arrival < len(arrivals) or finishes:
         t_arrival = arrivals[next_arrival].task.submit_at if next_arrival < len(arrivals) else None
@@ -135,20 +194,22 @@ def reference_run(sim: Simulator, workload: Sequence[WorkloadTask]) -> list[Simu
                 assert rec.start is not None
                 assert rec.finish is not None
                 sim._learn(estimates, rec.task, rec.finish - rec.start)
+                paths.observe(rec.task.name, estimates.durations[rec.task.name])
                 for child in dependents.get(task_id, []):
                     waiting_on[child].discard(task_id)
                     if not waiting_on[child] and child in released:
                         release(by_id[child])
             else:
                 worker.failed += 1
-                cancel_dependents(task_id)
+                for child_rec in cancel_dependents(task_id):
+                    release(child_rec)
         while next_arrival < len(arrivals) and arrivals[next_arrival].task.submit_at <= now:
             rec = arrivals[next_arrival]
             next_arrival += 1
             released.add(rec.task.id)
             if rec.state == "pending" and not waiting_on[rec.task.id]:
                 release(rec)
-        if free and len(queue):
+        while free and len(queue):  # again when an expiry released run-anyway dependents
             if strategy.uses_estimates:
                 overrun: dict[str, float] = {}
                 for run in running.values():
@@ -161,6 +222,7 @@ def reference_run(sim: Simulator, workload: Sequence[WorkloadTask]) -> list[Simu
             snapshot = Snapshot(now=now, workers=workers, estimates=estimates)
             decisions = reference_plan(strategy, queue, snapshot, free)
             sim.switches.extend(strategy.take_switches())
+            released_now: list[SimulatedTask] = []
             for decision in decisions:
                 rec = by_id[decision.task.id]
                 if rec.state != "pending":
@@ -168,7 +230,7 @@ def reference_run(sim: Simulator, workload: Sequence[WorkloadTask]) -> list[Simu
                 if decision.expire is not None:
                     rec.state = "expired"
                     rec.reason = decision.expire
-                    cancel_dependents(rec.task.id)
+                    released_now += cancel_dependents(rec.task.id)
                     continue
                 worker = worker_named[decision.worker]
                 worker.inflight += 1
@@ -181,6 +243,10 @@ def reference_run(sim: Simulator, workload: Sequence[WorkloadTask]) -> list[Simu
                 rec.state = "running"
                 running[rec.task.id] = rec
                 heapq.heappush(finishes, (rec.finish, seq_of[rec.task.id], rec.task.id))
+            for child_rec in released_now:
+                release(child_rec)
+            if not released_now:
+                break
     return out
 
 

@@ -45,6 +45,7 @@ from scheduler.strategies.base import Snapshot
 from scheduler.strategies.edf import DeadlineQueue
 from scheduler.strategies.priority import by_load_then_reliability
 from scheduler.workload import WorkloadTask, parse_fast, parse_workload
+from scheduler.workload_dag import DagShape, generate_dag
 from scheduler.workload_gen import KINDS, generate
 from tests.reference_sim import reference_run
 
@@ -74,6 +75,7 @@ def workloads(draw):
                 affinity_key=draw(st.none() | st.sampled_from(["k0", "k1", "k2", "k3"])),
                 depends_on=deps,
                 fails=draw(st.integers(0, 9)) == 0,
+                on_parent_failure=draw(st.sampled_from(["cancel", "run"])) if deps else "cancel",
             )
         )
     return rows
@@ -127,6 +129,7 @@ def _assert_same(fast, outcome, ref, expected, slots_total):
             "priority_aging": st.sampled_from([0.0, 0.1]),
             "adaptive_mode": st.sampled_from(["simulate", "rules"]),
             "affinity_weight": st.sampled_from([0.0, 1.0]),
+            "deadline_margin": st.sampled_from([0.0, 0.5]),
         }
     ),
     st.integers(0, 3),
@@ -153,6 +156,18 @@ def test_the_fast_engine_makes_the_reference_engines_schedule_on_generated_workl
                 continue
             both = _both(name, {"edf_late": late}, workload, workers=3, slots=2)
             _assert_same(*both, 6)
+
+
+def test_the_fast_engine_makes_the_reference_engines_schedule_on_generated_dags():
+    # Three workflows arriving over time, durations learned (paths computed again as
+    # estimates are learned), sink deadlines propagated back, with a margin.
+    workload = generate_dag(400, seed=5, workers=3, slots=2, shape=DagShape(dags=3, load=0.9))
+    for name in STRATEGY_NAMES:
+        for late in ("run", "expire"):
+            if late == "expire" and name not in ("edf", "adaptive"):
+                continue
+            values = {"edf_late": late, "deadline_margin": 0.2}
+            _assert_same(*_both(name, values, workload, workers=3, slots=2), 6)
 
 
 # -- WorkerPool ---------------------------------------------------------------------
@@ -331,10 +346,11 @@ _value = st.one_of(
     st.text(max_size=3),
     st.sampled_from(["", "0.5", "t0", "t1", "a"]),
     st.lists(st.sampled_from(["t0", "t1", "t2", "t9"]), max_size=2),
+    st.sampled_from(["cancel", "run", "Run"]),
 )
 _FIELDS = [
     "id", "name", "submit_at", "duration", "priority", "deadline", "expected_duration",
-    "affinity_key", "depends_on", "fails",
+    "affinity_key", "depends_on", "fails", "on_parent_failure",
 ]  # fmt: skip
 
 
@@ -357,6 +373,8 @@ def rows(draw, i):
             }[field]
     if i and draw(st.integers(0, 4)) == 0:
         row["depends_on"] = [f"t{draw(st.integers(0, i - 1))}"]
+        if draw(st.booleans()):
+            row["on_parent_failure"] = draw(st.sampled_from(["cancel", "run"]))
     if draw(st.integers(0, 3)) == 0:  # one field spoiled: any value, or one unknown field
         field = draw(st.sampled_from([*_FIELDS, "colour"]))
         row[field] = draw(_value)

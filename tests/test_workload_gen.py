@@ -241,3 +241,46 @@ def test_generate_refuses_bad_arguments_naming_the_argument(kwargs, field):
     with pytest.raises(InvalidInputError) as exc:
         generate(seed=0, **kwargs)
     assert exc.value.field == field
+
+
+def test_the_dag_kind_writes_the_same_bytes_for_a_seed_with_its_options_in_the_header(tmp_path):
+    gen = [*CLI, "workload", "gen", "--kind", "dag", "--n", "120", "--seed", "4"]
+    gen += ["--dags", "2", "--fan-in", "2", "--hints"]
+    first = subprocess.run(gen, capture_output=True, text=True, check=True, timeout=60).stdout
+    again = subprocess.run(gen, capture_output=True, text=True, check=True, timeout=60).stdout
+    assert first == again
+    assert first.startswith(
+        "# made by: yardmaster workload gen --kind dag --n 120 --seed 4 --workers 2 --slots 1 "
+        "--scale 1 --dags 2 --fan-in 2 --hints"
+    )
+    out = tmp_path / "dag.jsonl"
+    out.write_text(first)
+    tasks = load_workload(out)
+    assert len(tasks) == 120
+    assert all(t.expected_duration is not None for t in tasks)
+    assert max(len(t.depends_on) for t in tasks) <= 2
+    sim = [*CLI, "simulate", str(out), "--strategy", "critical_path", "--json"]
+    result = json.loads(subprocess.run(sim, capture_output=True, text=True, check=True).stdout)
+    assert result["critical_path"]["workflows"] == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--kind", "mixed", "--n", "10", "--width", "3"], "--width=3 is not accepted; allowed: only with --kind dag"),
+        (["--kind", "dag", "--n", "10", "--fan-out", "0"], "--fan-out=0 is not accepted; allowed: an integer from 1"),
+        (["--kind", "dag", "--n", "10", "--slack", "0.5"], "--slack=0.5 is not accepted; allowed: a number from 1 to 1000"),
+        (["--kind", "dag", "--n", "3", "--dags", "4"], "--n=3 is not accepted; allowed: an integer from 4 (one per DAG)"),
+    ],
+)  # fmt: skip
+def test_bad_dag_options_are_named_with_their_value_and_what_is_allowed(args, message, tmp_path):
+    out = tmp_path / "never.jsonl"
+    proc = subprocess.run(
+        [*CLI, "workload", "gen", *args, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert message in " ".join(proc.stderr.split())
+    assert not out.exists()

@@ -12,7 +12,7 @@ from scheduler.adaptive import build_strategy
 from scheduler.cli.base import app, finish
 from scheduler.errors import InvalidInputError
 from scheduler.settings import STRATEGY_NAMES, load_settings
-from scheduler.simulator import METRIC_NAMES, Simulator, outcome_metrics
+from scheduler.simulator import METRIC_NAMES, WORKFLOW_METRIC_NAMES, Simulator, outcome_metrics
 from scheduler.workload import load_workload
 
 
@@ -81,7 +81,10 @@ def simulate(
     table.add_column("metric", no_wrap=True)
     for name in names:
         table.add_column(name, justify="right", no_wrap=True)
-    for metric in METRIC_NAMES:
+    shown: tuple[str, ...] = METRIC_NAMES
+    if WORKFLOW_METRIC_NAMES[0] in results[names[0]]:  # a workload with dependencies
+        shown += WORKFLOW_METRIC_NAMES
+    for metric in shown:
         cells = []
         for name in names:
             value = results[name][metric]

@@ -1,5 +1,7 @@
 """The simulation engine: the live dispatcher's decision loop on a simulated clock.
 
+(Over 400 lines: the loop is one function on purpose, its state in locals.)
+
 It calls the very :func:`~scheduler.strategies.plan` the dispatcher calls,
 with the same strategy objects, so a prediction and a real run differ only in
 what the world does (durations, overheads), not in what the scheduler decides.
@@ -9,7 +11,8 @@ The loop is written for speed (a million tasks take seconds): tasks are
 numbered by arrival, what happens to them is kept in lists indexed by that
 number, the free slots live in one :class:`~scheduler.strategies.WorkerPool`
 for the whole run, and records are built only when asked for
-(:meth:`Outcome.records`).
+(:meth:`Outcome.records`). Dependencies (:mod:`scheduler.simulator.dag`) are
+set up only for a workload that has some.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from operator import le
 
 from scheduler.models import Estimates, PendingTask, WorkerView
 from scheduler.settings import Settings
+from scheduler.simulator.dag import Dependencies
 from scheduler.strategies import Snapshot, Strategy, Switch, WorkerPool, plan
 from scheduler.workload import WorkloadTask
 
@@ -37,11 +41,12 @@ class SimulatedTask:
     Attributes:
         task: The workload row.
         state: ``succeeded``, ``failed``, ``expired`` (the strategy gave up on its
-            deadline) or ``cancelled`` (a dependency failed or expired).
+            deadline) or ``cancelled`` (a parent failed, expired or was cancelled).
         worker: Where it ran.
         start: Simulated start time (seconds from the workload's start).
         finish: Simulated finish time.
         warm: Whether its affinity key was warm on its worker.
+        reason: Why it expired or was cancelled.
     """
 
     task: WorkloadTask
@@ -69,7 +74,10 @@ class Outcome:
     start: list[float | None]
     finish: list[float | None]
     warm: list[bool]
-    reason: dict[int, str]  # workload index -> why it expired
+    reason: dict[int, str]  # workload index -> why it expired or was cancelled
+    # Workflow label of each task (tasks joined by dependencies share one); None
+    # for a workload without dependencies.
+    workflow: list[int] | None = None
 
     def records(self) -> list[SimulatedTask]:
         """One record per task, in workload order."""
@@ -104,6 +112,10 @@ class Simulator:
         affinity_step: Affinity score change per success (+) or failure (-).
         estimates: What is known before the run (copied; default: nothing learned yet).
         dispatch_overhead: Seconds between a decision and the task's start (0 unless asked).
+        deadline_margin: Safety margin, seconds, of deadlines propagated back through a
+            workflow (``YM_DEADLINE_MARGIN``).
+        propagate_deadlines: Whether strategies see a workflow task's propagated deadline
+            (else only its own), to compare the two.
     """
 
     def __init__(
@@ -119,6 +131,8 @@ class Simulator:
         dispatch_overhead: float = 0.0,
         affinity_step: float = 0.1,
         estimates: Estimates | None = None,
+        deadline_margin: float = 0.0,
+        propagate_deadlines: bool = True,
     ) -> None:
         if workers < 1 or slots < 1:
             raise ValueError("workers and slots must be at least 1")
@@ -132,6 +146,8 @@ class Simulator:
         self.dispatch_overhead = dispatch_overhead
         self.affinity_step = affinity_step
         self.estimates = estimates
+        self.deadline_margin = deadline_margin
+        self.propagate_deadlines = propagate_deadlines
         self.switches: list[Switch] = []
 
     @classmethod
@@ -155,6 +171,7 @@ class Simulator:
             default_duration=settings.default_duration,
             dispatch_overhead=dispatch_overhead,
             affinity_step=settings.affinity_step,
+            deadline_margin=settings.deadline_margin,
         )
 
     def run(self, workload: Sequence[WorkloadTask]) -> list[SimulatedTask]:
@@ -184,19 +201,6 @@ class Simulator:
         warm_run = [False] * n
         reasons: dict[int, str] = {}
 
-        # Dependencies, by arrival number: parents still unfinished, and children.
-        waiting: dict[int, set[int]] = {}
-        children: dict[int, list[int]] = {}
-        arrived = [False] * n
-        if any(t.depends_on for t in tasks):
-            seq_of = {t.id: s for s, t in enumerate(tasks)}
-            for t in workload:  # children listed in workload order
-                if t.depends_on:
-                    s = seq_of[t.id]
-                    waiting[s] = {seq_of[d] for d in t.depends_on}
-                    for dep in t.depends_on:
-                        children.setdefault(seq_of[dep], []).append(s)
-
         workers = [WorkerView(f"w{i}", self.slots) for i in range(1, self.n_workers + 1)]
         warm_keys: dict[str, dict[str, None]] = {w.name: {} for w in workers}
         named = {w.name: w for w in workers}
@@ -207,6 +211,17 @@ class Simulator:
         durations = estimates.durations
         affinity = estimates.affinity
         default_duration = estimates.default_duration
+        # Waiting and release of workflow tasks: only for a workload with dependencies.
+        deps: Dependencies | None = None
+        if any(t.depends_on for t in tasks):
+            deps = Dependencies(
+                tasks,
+                state,
+                reasons,
+                estimates,
+                margin=self.deadline_margin,
+                propagate=self.propagate_deadlines,
+            )
         queue = strategy.make_queue(estimates)
         pool = WorkerPool(workers, strategy.worker_order())
         snapshot = Snapshot(now=0.0, workers=workers, estimates=estimates)
@@ -236,6 +251,7 @@ class Simulator:
         next_arrival = 0
         # Tasks in the queue: released, less those decided (plan puts back what it holds).
         queued = 0
+        replan = False
 
         while True:
             if finishes:
@@ -261,8 +277,10 @@ class Simulator:
                         # min(1.0, max(0.0, score)), spelled out (once per task)
                         affinity[pair] = 1.0 if score >= 1.0 else score if score > 0.0 else 0.0
                     worker.failed += 1
-                    if children and s in children:
-                        _cancel_dependents(s, children, state)
+                    if deps is not None:
+                        for child in deps.ended(s):
+                            add(deps.pending(child))
+                            queued += 1
                 else:
                     state[s] = "succeeded"
                     if key is not None:
@@ -276,13 +294,13 @@ class Simulator:
                     else:
                         old = durations.get(t.name)
                         durations[t.name] = runtime if old is None else alpha * runtime + beta * old
-                    if children and s in children:
-                        for child in children[s]:
-                            parents = waiting[child]
-                            parents.discard(s)
-                            if not parents and arrived[child]:
-                                add(_pending(tasks[child], child))
-                                queued += 1
+                    if deps is not None:
+                        ema = durations.get(t.name)
+                        if ema is not None:
+                            deps.learned(t.name, ema)
+                        for child in deps.succeeded(s):
+                            add(deps.pending(child))
+                            queued += 1
                 if uses_estimates:
                     runs = running[t.name]
                     if runs[0] == s:
@@ -297,12 +315,13 @@ class Simulator:
             while next_arrival < n and submit[next_arrival] <= now:
                 s = next_arrival
                 next_arrival += 1
-                if waiting:
-                    arrived[s] = True
-                    if state[s] != "pending" or waiting.get(s):
-                        continue
+                if deps is not None:
+                    if deps.arrive(s):
+                        add(deps.pending(s))
+                        queued += 1
+                    continue
                 t = tasks[s]
-                add(  # _pending(t, s), inlined: this runs once per task
+                add(  # the PendingTask of t, s (this runs once per task)
                     PendingTask(
                         t.id,
                         t.name,
@@ -326,58 +345,73 @@ class Simulator:
                         overrun[name] = elapsed
                 estimates.overrun = overrun
             snapshot.now = now
-            # Placing every queued task empties the queue: plan need not look again.
-            decisions = plan(strategy, queue, snapshot, free if free < queued else queued, pool)
-            queued -= len(decisions)
-            if switches:
-                self.switches.extend(strategy.take_switches())
-            for decision in decisions:
-                s = decision.task.seq
-                if state[s] != "pending":
-                    if decision.expire is None:
-                        pool_release(named[decision.worker])
-                    continue
-                if decision.expire is not None:
-                    state[s] = "expired"
-                    reasons[s] = decision.expire
-                    if children and s in children:
-                        _cancel_dependents(s, children, state)
-                    continue
-                name = decision.worker
-                t = tasks[s]
-                begin = now + overhead
-                duration = t.duration
-                key = t.affinity_key
-                if key is not None:  # the worker's most recently used keys
-                    keys = warm_keys[name]
-                    if key in keys:
-                        del keys[key]
-                        keys[key] = None
-                        duration *= warm_factor
-                        warm_run[s] = True
-                    else:
-                        keys[key] = None
-                        while len(keys) > capacity:
-                            del keys[next(iter(keys))]
-                end = begin + duration
-                state[s] = "running"
-                ran_on[s] = name
-                start_at[s] = begin
-                finish_at[s] = end
-                heappush(finishes, (end, s))
-                if uses_estimates:
-                    runs = running[t.name]
-                    if not runs:
-                        longest[t.name] = begin
-                    runs.append(s)
+            while True:  # again only when an expiry released run-anyway dependents
+                # Placing every queued task empties the queue: plan need not look again.
+                decisions = plan(strategy, queue, snapshot, free if free < queued else queued, pool)
+                queued -= len(decisions)
+                if switches:
+                    self.switches.extend(strategy.take_switches())
+                for decision in decisions:
+                    s = decision.task.seq
+                    if state[s] != "pending":
+                        if decision.expire is None:
+                            pool_release(named[decision.worker])
+                        continue
+                    if decision.expire is not None:
+                        state[s] = "expired"
+                        reasons[s] = decision.expire
+                        if deps is not None:
+                            for child in deps.ended(s):
+                                add(deps.pending(child))
+                                queued += 1
+                                replan = True
+                        continue
+                    name = decision.worker
+                    t = tasks[s]
+                    begin = now + overhead
+                    duration = t.duration
+                    key = t.affinity_key
+                    if key is not None:  # the worker's most recently used keys
+                        keys = warm_keys[name]
+                        if key in keys:
+                            del keys[key]
+                            keys[key] = None
+                            duration *= warm_factor
+                            warm_run[s] = True
+                        else:
+                            keys[key] = None
+                            while len(keys) > capacity:
+                                del keys[next(iter(keys))]
+                    end = begin + duration
+                    state[s] = "running"
+                    ran_on[s] = name
+                    start_at[s] = begin
+                    finish_at[s] = end
+                    heappush(finishes, (end, s))
+                    if uses_estimates:
+                        runs = running[t.name]
+                        if not runs:
+                            longest[t.name] = begin
+                        runs.append(s)
+                if not replan:
+                    break
+                replan = False  # place the released tasks at this same instant
+                free = pool.free_slots
+                if not free or not queued:
+                    break
 
         if in_order:
-            return Outcome(
+            outcome = Outcome(
                 workload, submitted, state, ran_on, start_at, finish_at, warm_run, reasons
             )
-        return _in_workload_order(
-            workload, submitted, order, state, ran_on, start_at, finish_at, warm_run, reasons
-        )
+        else:
+            outcome = _in_workload_order(
+                workload, submitted, order, state, ran_on, start_at, finish_at, warm_run, reasons
+            )
+        if deps is not None:
+            label = deps.workflows()  # by arrival number
+            outcome.workflow = label if in_order else [label[s] for s in _arrival_of(order)]
+        return outcome
 
     def _learn(self, estimates: Estimates, task: WorkloadTask, runtime: float) -> None:
         """The duration EMA of a task name after one successful run of ``runtime`` seconds.
@@ -387,21 +421,6 @@ class Simulator:
         old = estimates.durations.get(task.name)
         a = self.ema_alpha
         estimates.durations[task.name] = runtime if old is None else a * runtime + (1 - a) * old
-
-
-def _pending(t: WorkloadTask, s: int) -> PendingTask:
-    """What the strategies see of workload task ``t``, arrival number ``s``."""
-    return PendingTask(
-        t.id, t.name, t.priority, s, t.submit_at, t.deadline, t.expected_duration, t.affinity_key
-    )
-
-
-def _cancel_dependents(s: int, children: dict[int, list[int]], state: list[str]) -> None:
-    """Cancel, transitively, the pending tasks that depend on task ``s``."""
-    for child in children.get(s, ()):
-        if state[child] == "pending":
-            state[child] = "cancelled"
-            _cancel_dependents(child, children, state)
 
 
 def _in_workload_order(
@@ -421,9 +440,7 @@ def _in_workload_order(
     Apart from the loop so that the loop's lists stay plain locals (a list a
     comprehension reads becomes a closure cell, slower to reach).
     """
-    back = [0] * len(order)  # workload index -> arrival number
-    for s, i in enumerate(order):
-        back[i] = s
+    back = _arrival_of(order)
     return Outcome(
         workload,
         submitted,
@@ -434,6 +451,14 @@ def _in_workload_order(
         [warm_run[s] for s in back],
         {order[s]: why for s, why in reasons.items()},
     )
+
+
+def _arrival_of(order: Sequence[int]) -> list[int]:
+    """Workload index -> arrival number, from ``order`` (arrival number -> workload index)."""
+    back = [0] * len(order)
+    for s, i in enumerate(order):
+        back[i] = s
+    return back
 
 
 @contextmanager

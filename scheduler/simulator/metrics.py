@@ -4,6 +4,12 @@
 finish - deadline. Failed tasks count (they finished); tasks cancelled because
 a dependency failed do not. Tasks expired by ``edf``'s ``expire`` policy count
 as deadline misses, and have no flow.
+
+A workload with dependencies also gets ``workflows`` (its workflows: tasks
+joined by dependencies, two or more) and ``workflow_deadline_misses`` (those
+with a deadline on one of their tasks that was missed: finished late, or
+never run because it was cancelled or expired). A workload without any has
+neither key, so its output is what it always was.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from typing import Any
 
 from scheduler.simulator.engine import Outcome, SimulatedTask
 from scheduler.stats import percentiles
+from scheduler.workflow import components
+from scheduler.workload import WorkloadTask
 
 METRIC_NAMES = (
     "tasks",
@@ -28,11 +36,12 @@ METRIC_NAMES = (
     "utilization",
     "affinity_hits",
 )
+WORKFLOW_METRIC_NAMES = ("workflows", "workflow_deadline_misses")
 
 
 def metrics(records: Sequence[SimulatedTask], slots_total: int) -> dict[str, Any]:
     """The metrics of one schedule (``slots_total`` = workers x slots)."""
-    return _metrics(
+    out = _metrics(
         [r.task.submit_at for r in records],
         [r.task.deadline for r in records],
         [r.state for r in records],
@@ -42,6 +51,13 @@ def metrics(records: Sequence[SimulatedTask], slots_total: int) -> dict[str, Any
         slots_total,
         None in (r.start for r in records) or None in (r.finish for r in records),
     )
+    tasks = [r.task for r in records]
+    if any(t.depends_on for t in tasks):
+        index = {t.id: i for i, t in enumerate(tasks)}
+        label = components([[index[d] for d in t.depends_on] for t in tasks])
+        states = [r.state for r in records]
+        out.update(_workflow_metrics(tasks, label, states, [r.finish for r in records]))
+    return out
 
 
 def outcome_metrics(outcome: Outcome, slots_total: int) -> dict[str, Any]:
@@ -49,7 +65,7 @@ def outcome_metrics(outcome: Outcome, slots_total: int) -> dict[str, Any]:
     tasks = outcome.tasks
     state = outcome.state
     ran = state.count("succeeded") + state.count("failed")  # the others never started
-    return _metrics(
+    out = _metrics(
         outcome.submit,
         [t.deadline for t in tasks],
         state,
@@ -59,6 +75,9 @@ def outcome_metrics(outcome: Outcome, slots_total: int) -> dict[str, Any]:
         slots_total,
         ran < len(state),
     )
+    if outcome.workflow is not None:
+        out.update(_workflow_metrics(tasks, outcome.workflow, state, outcome.finish))
+    return out
 
 
 def _metrics(
@@ -106,3 +125,22 @@ def _metrics(
         "utilization": busy / (slots_total * makespan) if makespan > 0 else 0.0,
         "affinity_hits": warm.count(True),
     }
+
+
+def _workflow_metrics(
+    tasks: Sequence[WorkloadTask],
+    label: Sequence[int],
+    state: Sequence[str],
+    finish: Sequence[float | None],
+) -> dict[str, int]:
+    """How many workflows the workload holds, and how many missed a deadline (``label``:
+    each task's workflow, as :func:`scheduler.workflow.components` gives it)."""
+    workflows = {label[i] for i, t in enumerate(tasks) if t.depends_on}
+    missed = set()
+    for i, t in enumerate(tasks):
+        if t.deadline is None or label[i] not in workflows:
+            continue
+        end = finish[i]
+        if state[i] in ("cancelled", "expired") or (end is not None and end - t.deadline > 1e-9):
+            missed.add(label[i])
+    return {"workflows": len(workflows), "workflow_deadline_misses": len(missed)}

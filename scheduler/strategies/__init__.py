@@ -23,7 +23,8 @@ from scheduler.strategies.base import (
     TaskQueue,
     plan,
 )
-from scheduler.strategies.edf import EdfStrategy
+from scheduler.strategies.critical_path import CriticalPathStrategy, PathQueue
+from scheduler.strategies.edf import EdfStrategy, earliest_finish
 from scheduler.strategies.fifo import FifoStrategy
 from scheduler.strategies.load_balance import LoadBalanceStrategy
 from scheduler.strategies.pool import WorkerKey, WorkerPool, by_load, least, least_loaded
@@ -35,6 +36,7 @@ __all__ = [
     "EPOCH",
     "PURE_STRATEGY_NAMES",
     "STRATEGY_NAMES",
+    "CriticalPathStrategy",
     "EdfStrategy",
     "EstimateQueue",
     "FifoStrategy",
@@ -42,6 +44,7 @@ __all__ = [
     "IndexedQueue",
     "LazyHeapQueue",
     "LoadBalanceStrategy",
+    "PathQueue",
     "PriorityStrategy",
     "RankQueue",
     "SjfStrategy",
@@ -56,6 +59,7 @@ __all__ = [
     "WorkerPool",
     "by_load",
     "create_strategy",
+    "earliest_finish",
     "least",
     "least_loaded",
     "plan",
@@ -83,4 +87,6 @@ def create_strategy(name: str, settings: Settings) -> Strategy:
         return LoadBalanceStrategy(affinity_weight=settings.affinity_weight)
     if name == "weighted":
         return WeightedStrategy(settings.weights, default_duration=settings.default_duration)
+    if name == "critical_path":
+        return CriticalPathStrategy()
     raise InvalidInputError("strategy", name, "one of: " + ", ".join(PURE_STRATEGY_NAMES))

@@ -110,6 +110,15 @@ class LazyHeapQueue(IndexedQueue):
     deletion are shared. ``pop`` and ``discard`` cost O(log n) amortised: a
     discarded task's entry stays until it surfaces, and the heap is rebuilt
     once stale entries outnumber live ones.
+
+    Ties of a strategy's own key go to the longer remaining path
+    (``PendingTask.path``), then by submission. A task outside any workflow
+    has path 0, and its entry leaves the path out: ``(..., seq, id)``. A task
+    with a path has ``(..., -path, seq, id)``. The two shapes compare
+    correctly with each other: where the keys before them are equal,
+    ``-path`` (below 0) comes before any ``seq`` (never negative), as the
+    longer path should. So a backlog without workflows builds the same
+    entries as before, and the order is that of the sort key either way.
     """
 
     __slots__ = ("_heap",)
@@ -154,12 +163,14 @@ class HeapQueue(LazyHeapQueue):
 
 
 class RankQueue(LazyHeapQueue):
-    """The order of a :class:`HeapQueue` on ``(rank(task), float(task.seq))``, in flat entries.
+    """The order of a :class:`HeapQueue` on ``(rank(task), -task.path, float(task.seq))``,
+    in flat entries.
 
-    For strategies whose sort key is one number and then submission order
-    (``priority``, ``weighted``): an entry ``(rank, seq, id)`` is one tuple
-    instead of a tuple holding the key tuple, cheaper to build and to compare,
-    and the same order (``seq`` is an integer, exact as a float).
+    For strategies whose sort key is one number, then the longer remaining
+    path, then submission order (``priority``, ``weighted``): an entry
+    ``(rank, seq, id)`` (``(rank, -path, seq, id)`` on a workflow path) is
+    one tuple instead of a tuple holding the key tuple, cheaper to build and
+    to compare, and the same order (``seq`` is an integer, exact as a float).
     """
 
     __slots__ = ("_rank",)
@@ -172,7 +183,10 @@ class RankQueue(LazyHeapQueue):
         if task.id in self._tasks:
             return
         self._tasks[task.id] = task
-        heapq.heappush(self._heap, (self._rank(task), task.seq, task.id))
+        if task.path:
+            heapq.heappush(self._heap, (self._rank(task), -task.path, task.seq, task.id))
+        else:
+            heapq.heappush(self._heap, (self._rank(task), task.seq, task.id))
 
 
 class SubmissionQueue(LazyHeapQueue):
@@ -180,6 +194,8 @@ class SubmissionQueue(LazyHeapQueue):
 
     The order of a :class:`HeapQueue` on a sort key of ``(seq,)``, without
     calling the key: a task that arrives after the others joins in O(1).
+    Sequence numbers never tie, so there is no tie for a longer remaining
+    path to break.
     """
 
     __slots__ = ()

@@ -1,7 +1,12 @@
 """Earliest deadline first: the nearest deadline runs first.
 
 Tasks without a deadline go after every task with one, in submission order.
-On one worker this order minimises the maximum lateness (Jackson's rule).
+Ties of deadlines go to the longer remaining path in a workflow. On one worker this order
+minimises the maximum lateness (Jackson's rule). A task of a workflow is
+ordered by its propagated deadline when the driver gives one
+(``PendingTask.deadline``; :mod:`scheduler.workflow`): on one worker with
+precedence constraints, that order is the one that minimises the maximum
+lateness too (the modified due dates of Lawler's rule).
 
 A task that can no longer meet its deadline (the clock plus its expected
 duration is past it) is handled by policy: ``run`` keeps it in its place and
@@ -27,10 +32,13 @@ class DeadlineQueue(LazyHeapQueue):
     """The order of a :class:`~scheduler.strategies.HeapQueue` on
     :meth:`EdfStrategy.sort_key`, in flat heap entries.
 
-    An entry is ``(0.0, deadline, seq, id)``, or ``(1.0, 0.0, seq, id)`` without
-    a deadline: the sort key's items and then the heap's tie-breakers, in one
-    tuple, so no key tuple is made per task and comparisons do not descend into
-    one (``seq`` is an integer, equal to its float in the key). Same order.
+    An entry is ``(0.0, deadline, seq, id)``, or ``(1.0, 0.0, seq, id)``
+    without a deadline: the sort key's items and then the heap's
+    tie-breakers, in one tuple, so no key tuple is made per task and
+    comparisons do not descend into one (``seq`` is an integer, equal to its
+    float in the key). A task with a deadline on a workflow path has
+    ``-path`` before ``seq`` (see :class:`~scheduler.strategies.LazyHeapQueue`);
+    tasks without one are in submission order, which never ties. Same order.
     """
 
     __slots__ = ()
@@ -42,8 +50,42 @@ class DeadlineQueue(LazyHeapQueue):
         deadline = task.deadline
         if deadline is None:
             heapq.heappush(self._heap, (1.0, 0.0, task.seq, task.id))
+        elif task.path:
+            heapq.heappush(self._heap, (0.0, deadline, -task.path, task.seq, task.id))
         else:
             heapq.heappush(self._heap, (0.0, deadline, task.seq, task.id))
+
+
+def earliest_finish(
+    strategy: Strategy, task: PendingTask, workers: Sequence[WorkerView], snapshot: Snapshot
+) -> WorkerView | None:
+    """The worker expected to finish ``task`` first: ``pick_worker`` of ``edf`` and
+    ``critical_path``.
+
+    Workers are alike in speed, so the earliest finish is on the least
+    loaded; among equals, the one where the task's key is warmest, then the
+    first name (a task without a key has no affinity anywhere: the least
+    loaded).
+    """
+    key = task.affinity_key
+    if key is None:
+        return least(workers, by_load)
+    affinity = snapshot.estimates.affinity
+    order = in_load_order(workers)
+    if order is not None:
+        # The least loaded come first, by name: the warmest of them, the
+        # first name among equals (this runs at each keyed decision).
+        low, best_name = order[0]
+        best_score = affinity.get((key, best_name), 0.0)
+        for load, name in order:
+            if load != low:
+                break
+            score = affinity.get((key, name), 0.0)
+            if score > best_score:
+                best_name, best_score = name, score
+        return cast(WorkerPool, workers).named(best_name)  # in_load_order: a pool
+    # A plain list of workers (no driver's pool): the same choice, not a hot path.
+    return min(workers, key=lambda w: (w.load, -affinity.get((key, w.name), 0.0), w.name))
 
 
 class EdfStrategy(Strategy):
@@ -71,7 +113,7 @@ class EdfStrategy(Strategy):
     def sort_key(self, task: PendingTask) -> SortKey:
         if task.deadline is None:
             return (1.0, 0.0, float(task.seq))
-        return (0.0, task.deadline, float(task.seq))
+        return (0.0, task.deadline, -task.path, float(task.seq))
 
     def expire_reason(self, task: PendingTask, snapshot: Snapshot) -> str | None:
         if self.late != "expire" or task.deadline is None:
@@ -88,28 +130,5 @@ class EdfStrategy(Strategy):
     def worker_order(self) -> WorkerKey | None:
         return by_load
 
-    def pick_worker(
-        self, task: PendingTask, workers: Sequence[WorkerView], snapshot: Snapshot
-    ) -> WorkerView | None:
-        # Workers are alike in speed, so the earliest finish is on the least
-        # loaded; among equals, the one where the task's key is warmest (a
-        # task without a key has no affinity anywhere: the least loaded).
-        key = task.affinity_key
-        if key is None:
-            return least(workers, by_load)
-        affinity = snapshot.estimates.affinity
-        order = in_load_order(workers)
-        if order is not None:
-            # The least loaded come first, by name: the warmest of them, the
-            # first name among equals (this runs at each keyed decision).
-            low, best_name = order[0]
-            best_score = affinity.get((key, best_name), 0.0)
-            for load, name in order:
-                if load != low:
-                    break
-                score = affinity.get((key, name), 0.0)
-                if score > best_score:
-                    best_name, best_score = name, score
-            return cast(WorkerPool, workers).named(best_name)  # in_load_order: a pool
-        # A plain list of workers (no driver's pool): the same choice, not a hot path.
-        return min(workers, key=lambda w: (w.load, -affinity.get((key, w.name), 0.0), w.name))
+    # The method is the module's function itself: no call in between at each decision.
+    pick_worker = earliest_finish

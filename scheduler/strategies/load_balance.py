@@ -45,6 +45,7 @@ class LoadBalanceStrategy(Strategy):
         return SubmissionQueue()  # the order of sort_key, without calling it
 
     def sort_key(self, task: PendingTask) -> SortKey:
+        # Sequence numbers never tie: no tie for a longer remaining path to break.
         return (float(task.seq),)
 
     def worker_order(self) -> WorkerKey | None:

@@ -5,7 +5,8 @@ A task's effective priority grows by ``aging`` levels per second of waiting:
 cancels out, so the order is fixed at submission and a heap keeps it. The
 promise that follows: a task of priority ``p`` is never overtaken by a task
 of priority ``q`` submitted more than ``(q - p) / aging`` seconds after it.
-With ``aging = 0`` the order is strict priority, then submission order.
+With ``aging = 0`` the order is strict priority, then the longer remaining path
+in a workflow, then submission order.
 """
 
 from __future__ import annotations
@@ -37,11 +38,12 @@ class PriorityStrategy(Strategy):
         return RankQueue(self.rank)  # the order of sort_key
 
     def rank(self, task: PendingTask) -> float:
-        """The first part of the sort key (smaller runs first); ties go by submission."""
+        """The first part of the sort key (smaller runs first); ties go to the longer remaining
+        path, then by submission."""
         return self.aging * (task.submitted_at - EPOCH) - task.priority
 
     def sort_key(self, task: PendingTask) -> SortKey:
-        return (self.rank(task), float(task.seq))
+        return (self.rank(task), -task.path, float(task.seq))
 
     def overtake_window(self, low: int, high: int) -> float:
         """Seconds after which a ``high`` task submitted later no longer goes first."""

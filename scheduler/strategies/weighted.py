@@ -77,14 +77,15 @@ class WeightedStrategy(Strategy):
         )
 
     def rank(self, task: PendingTask) -> float:
-        """The first part of the sort key (smaller runs first); ties go by submission."""
+        """The first part of the sort key (smaller runs first); ties go to the longer remaining
+        path, then by submission."""
         # score at a common clock T is score(waited=0) + wait * (T - submitted_at);
         # T is the same for every task, so it drops out of the comparison.
         static = self.score(task) - self.weights.wait * (task.submitted_at - EPOCH)
         return -static
 
     def sort_key(self, task: PendingTask) -> SortKey:
-        return (self.rank(task), float(task.seq))
+        return (self.rank(task), -task.path, float(task.seq))
 
     def worker_order(self) -> WorkerKey | None:
         return by_load
