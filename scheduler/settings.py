@@ -421,6 +421,18 @@ class Settings(BaseSettings):
         le=10.0,
         description="relative rise in p99 flow a candidate may cause, 0 to 10",
     )
+    tune_replicates: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="noisy replicates of the held-out part the gate judges on, 1 to 100",
+    )
+    tune_noise: float = Field(
+        default=0.1,
+        ge=0.0,
+        le=2.0,
+        description="sigma of the log-normal run-time noise of the replicates, 0 to 2",
+    )
     advisor_timeout: float = Field(
         default=10.0, gt=0.0, le=600.0, description="seconds, greater than 0 and at most 600"
     )
