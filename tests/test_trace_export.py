@@ -119,3 +119,31 @@ def test_times_are_read_as_spans_unix_seconds_or_iso_and_anything_else_is_refuse
     with pytest.raises(InvalidInputError, match="--until") as info:
         parse_when("--until", "yesterday", 0.0)
     assert "30m" in str(info.value)
+
+
+def test_the_monitor_keeps_a_rolling_trace_rotated_by_size_each_file_a_workload(cluster, tmp_path):
+    from scheduler.monitor import Monitor
+    from scheduler.tuning.companion import TuningCompanion
+
+    path = tmp_path / "rolling" / "trace.jsonl"
+    c = cluster(strategy="fifo", monitor_trace=str(path), monitor_trace_bytes=10_000)
+    c.dispatcher()
+    c.worker("w1@test", slots=2)
+    mon = Monitor(c.store, companion=TuningCompanion(c.store))
+    handles = c.client.submit_many(
+        [{"name": "sleep", "args": [0.001], "priority": i % 10} for i in range(150)]
+    )
+    for h in handles:
+        h.result(timeout=60)
+    mon.poll()
+    files = sorted(path.parent.iterdir())
+    assert len(files) >= 2  # about 120 bytes a row: rotated past 10,000 bytes
+    assert all(f.stat().st_size <= 10_000 for f in files)
+    rows = [t for f in files for t in load_workload(f)]  # every file is a workload
+    assert sorted(t.id for t in rows) == sorted(h.id for h in handles)
+    record = {h.id: c.store.tasks.records([h.id])[0] for h in handles[:5]}
+    for t in rows:
+        if t.id in record:
+            assert t.submit_at == pytest.approx(record[t.id].submitted_at, abs=1e-5)
+            assert t.priority == record[t.id].priority
+    assert path.read_text().startswith("# yardmaster rolling trace")

@@ -22,6 +22,7 @@ from scheduler.store import Store
 from scheduler.tuning.capture import RECORD_FIELDS, build_trace, plain_row
 from scheduler.tuning.planned import PlanTracker
 from scheduler.tuning.rollout import RolloutWatcher
+from scheduler.workload import WorkloadTask
 
 ROLLING_HEADER = (
     "# yardmaster rolling trace: one row per task that ended, in the order they ended; "
@@ -59,18 +60,31 @@ class RollingTrace:
             events, records, estimates={}, default_duration=self.store.settings.default_duration,
             origin=0.0, known=self.written,
         )  # fmt: skip
-        data = b"".join(self.encode(plain_row(row)) + b"\n" for row in trace.tasks)
         path = self.files.path
         size = path.stat().st_size if path.exists() else 0
-        if size and size + len(data) > self.files.max_bytes:
-            self.files.rotate()
-            self.written = set()
-            size = 0
-        with open(path, "ab") as out:
-            if size == 0:
-                out.write(ROLLING_HEADER.encode())
-            out.write(data)
-        self.written.update(row.id for row in trace.tasks)
+        out = open(path, "ab")  # noqa: SIM115  (closed below, reopened on rotation)
+        try:
+            for task in trace.tasks:
+                line = self._line(task)
+                if size and size + len(line) > self.files.max_bytes:
+                    out.close()
+                    self.files.rotate()
+                    self.written = set()
+                    out, size = open(path, "ab"), 0  # noqa: SIM115
+                    line = self._line(task)
+                if size == 0:
+                    size += out.write(ROLLING_HEADER.encode())
+                size += out.write(line)
+                self.written.add(task.id)
+        finally:
+            out.close()
+
+    def _line(self, task: WorkloadTask) -> bytes:
+        """The row of ``task``, without parents that are not in the current file."""
+        if any(p not in self.written for p in task.depends_on):
+            kept = tuple(p for p in task.depends_on if p in self.written)
+            task = msgspec.structs.replace(task, depends_on=kept)
+        return self.encode(plain_row(task)) + b"\n"
 
 
 class TuningCompanion:
