@@ -269,9 +269,12 @@ class PlanTracker:
 
     def make(self, now: float) -> Plan | None:
         """A plan of the backlog now (None when nothing is pending or no worker has slots)."""
-        pending = list(itertools.islice(self.store.pending.load(), self.settings.plan_max_tasks))
+        most = self.settings.plan_max_tasks
+        pending = list(itertools.islice(self.store.pending.load(chunk=min(2000, most)), most))
+        if not pending:
+            return None
         workers = [w for w in self.store.workers.load() if w.slots > 0]
-        if not pending or not workers:
+        if not workers:
             return None
         durations = self.store.estimates.durations()
         running = self.store.workers.running([w.name for w in workers])
