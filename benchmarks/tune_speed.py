@@ -6,30 +6,30 @@
 2. A/A: the baseline against itself. The simulator is deterministic, so the
    same configuration on the same tasks gives the same schedule and the gate
    can never propose it; to give it noise to resist, each run simulates the
-   baseline on two copies of the held-out part whose run times are each
-   multiplied by independent log-normal noise (sigma 0.1, as real run times
-   vary from one run to the next), and judges one against the other as a
-   candidate. Over kinds, seeds and splits, the share proposed is the
+   baseline's replicates of the held-out part (as tune does, YM_TUNE_REPLICATES
+   of them, run times multiplied by log-normal noise of sigma 0.1) twice, with
+   independent noise, and judges one set against the other as a candidate
+   (harder than tune's own replicates, whose noise the two configurations
+   share). Over kinds, seeds and splits, the share proposed is the
    false-positive rate (target at most 5 %); reported with the default floor
-   (YM_TUNE_MIN_GAIN 0.01) and with none (0), where only the interval decides.
+   (YM_TUNE_MIN_GAIN 0.01) and with none (0), where only the intervals decide,
+   and for each of the gate's two intervals alone (low end above 0).
 
-    python benchmarks/tune_speed.py [--tasks 100000] [--aa-seeds 40] [--json-out FILE]
+    python benchmarks/tune_speed.py [--tasks 100000] [--aa-seeds 40] [--replicates 5] [--json-out FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import random
 import tempfile
 import time
 from pathlib import Path
 
-import msgspec
 from common import code_state, emit, machine, progress
 
 from scheduler.settings import load_settings
-from scheduler.tuning.evaluate import simulate
+from scheduler.tuning import evaluate
 from scheduler.tuning.regression import Tolerances, judge
 from scheduler.tuning.rules import current_config
 from scheduler.tuning.session import Baseline, TuneOptions, tune
@@ -59,42 +59,37 @@ def speed(tasks: int, trials: int, jobs: int) -> dict:
     }  # fmt: skip
 
 
-def jittered(tasks, seed: int, sigma: float):
-    rng = random.Random(seed)
-    return [
-        msgspec.structs.replace(t, duration=t.duration * rng.lognormvariate(0.0, sigma))
-        for t in tasks
-    ]
-
-
-def aa(seeds: int, n: int, sigma: float) -> dict:
+def aa(seeds: int, n: int, sigma: float, replicates: int) -> dict:
     settings = load_settings({})
     baseline = current_config(settings.strategy, settings)
     floors = {"default_floor": Tolerances.from_settings(settings)}
     floors["no_floor"] = dataclasses.replace(floors["default_floor"], min_gain=0.0)
     proposed = {name: 0 for name in floors}
+    alone = {"noise_interval": 0, "traffic_interval": 0}  # low end > 0, each test alone
     identical = 0
     runs = 0
     for kind in KINDS:
         for seed in range(seeds):
             holdout = 0.2 + 0.2 * (seed % 3)  # several splits
             part = split_trace(generate(kind, n, 1000 + seed, workers=4), holdout).holdout
-            one = simulate(
-                baseline, jittered(part, 2 * seed, sigma), base=settings, workers=4, slots=1
-            )
-            two = simulate(
-                baseline, jittered(part, 2 * seed + 1, sigma), base=settings, workers=4, slots=1
-            )
+            run = dict(base=settings, workers=4, slots=1, noise=sigma, count=replicates)
+            one = evaluate.replicates(baseline, part, seed=2 * seed, **run)
+            two = evaluate.replicates(baseline, part, seed=2 * seed + 1, **run)
             for name, tol in floors.items():
-                proposed[name] += judge(one, two, "misses_then_flow", tol, seed=seed).proposed
-            same = simulate(baseline, part, base=settings, workers=4, slots=1)
+                verdict = judge(one, two, "misses_then_flow", tol, seed=seed)
+                proposed[name] += verdict.proposed
+            for test in alone:
+                interval = getattr(verdict, test)
+                alone[test] += interval is not None and interval[0] > 0
+            same = evaluate.simulate(baseline, part, base=settings, workers=4, slots=1)
             identical += judge(same, same, "misses_then_flow", floors["no_floor"]).proposed
             runs += 1
         progress(f"A/A {kind}: {proposed} proposed of {runs} so far")
     return {
-        "runs": runs, "tasks": n, "sigma": sigma, "objective": "misses_then_flow",
-        "proposed": proposed,
+        "runs": runs, "tasks": n, "sigma": sigma, "replicates": replicates,
+        "objective": "misses_then_flow", "proposed": proposed,
         "false_positive_rate": {k: v / runs for k, v in proposed.items()},
+        "alone_no_floor": {k: v / runs for k, v in alone.items()},
         "identical_proposed": identical,
     }  # fmt: skip
 
@@ -107,13 +102,14 @@ def main() -> None:
     parser.add_argument("--aa-seeds", type=int, default=40)
     parser.add_argument("--aa-tasks", type=int, default=2000)
     parser.add_argument("--sigma", type=float, default=0.1)
+    parser.add_argument("--replicates", type=int, default=5)
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
     result = {"benchmark": "tune_speed", "machine": machine(), "code": code_state()}
     if not args.skip_speed:
         result["speed"] = speed(args.tasks, args.trials, args.jobs)
-    result["aa"] = aa(args.aa_seeds, args.aa_tasks, args.sigma)
+    result["aa"] = aa(args.aa_seeds, args.aa_tasks, args.sigma, args.replicates)
     emit(result, args.json_out)
 
 

@@ -277,6 +277,8 @@ class Client:
         who: str | None = None,
         note: str = "",
         expected_version: int | None = None,
+        experiment: str = "",
+        guard: float | None = None,
     ) -> StrategyVersion:
         """Switch the live strategy (and its parameters) without a restart.
 
@@ -292,6 +294,9 @@ class Client:
             who: Recorded as the author; ``user@host`` by default.
             note: Free text kept with the version.
             expected_version: Apply only if this is still the current version.
+            experiment: The tune experiment the configuration comes from, kept with it.
+            guard: Watch the live metrics for this many seconds after the switch and roll
+                back by itself if they regress (``scheduler.tuning.rollout``); None: not.
 
         Raises:
             InvalidInputError: Unknown strategy or parameter name, or a version conflict.
@@ -301,9 +306,25 @@ class Client:
         record: dict[str, Any] = {
             "strategy": name, "params": clean, "who": who or _whoami(), "note": note,
         }  # fmt: skip
-        if self.store.strategy.latest() is None:
+        latest = self.store.strategy.latest()
+        if latest is None:
             # The first version keeps what it replaces, version 0, for a rollback to it.
             record["initial"] = self._unsteered_strategy()
+        if experiment:
+            record["experiment"] = experiment
+        if guard is not None:
+            if not guard > 0:
+                raise InvalidInputError("guard", guard, "a window in seconds, greater than 0")
+            previous = (
+                {"strategy": record["initial"], "params": {}, "version": 0}
+                if latest is None
+                else {
+                    "strategy": latest.strategy,
+                    "params": latest.params,
+                    "version": latest.version,
+                }
+            )
+            record["guard"] = {"window": guard, "previous": previous}
         version, applied = self.store.strategy.steer(record, expected_version)
         if not applied:
             raise InvalidInputError(

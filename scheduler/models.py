@@ -480,6 +480,9 @@ class StrategyVersion:
         note: Free text; a rollback says which version it restored.
         initial: Kept by version 1 only: the strategy of version 0, the configuration
             before any change (the dispatcher's own ``YM_STRATEGY``), for a rollback to it.
+        experiment: The tune experiment whose candidate this is ("" when set by hand).
+        guard: A guarded rollout (``window`` seconds, the ``previous`` configuration to
+            go back to: ``strategy``, ``params``, ``version``); None when unguarded.
     """
 
     version: int
@@ -489,6 +492,8 @@ class StrategyVersion:
     at: float
     note: str = ""
     initial: str = ""
+    experiment: str = ""
+    guard: dict[str, Any] | None = None
 
     @classmethod
     def from_json(cls, text: str) -> StrategyVersion:
@@ -502,6 +507,8 @@ class StrategyVersion:
             at=float(raw["at"]),
             note=str(raw.get("note", "")),
             initial=str(raw.get("initial", "")),
+            experiment=str(raw.get("experiment", "")),
+            guard=raw.get("guard") or None,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -513,6 +520,8 @@ class StrategyVersion:
             "who": self.who,
             "at": self.at,
             "note": self.note,
+            "experiment": self.experiment,
+            "guard": self.guard,
         }
 
 

@@ -421,6 +421,18 @@ class Settings(BaseSettings):
         le=10.0,
         description="relative rise in p99 flow a candidate may cause, 0 to 10",
     )
+    tune_replicates: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="noisy replicates of the held-out part the gate judges on, 1 to 100",
+    )
+    tune_noise: float = Field(
+        default=0.1,
+        ge=0.0,
+        le=2.0,
+        description="sigma of the log-normal run-time noise of the replicates, 0 to 2",
+    )
     advisor_timeout: float = Field(
         default=10.0, gt=0.0, le=600.0, description="seconds, greater than 0 and at most 600"
     )
@@ -597,6 +609,33 @@ class Settings(BaseSettings):
     )
     monitor_max_task_labels: int = Field(
         default=50, ge=1, le=10_000, description="an integer from 1 to 10000"
+    )
+    monitor_trace: str | None = Field(
+        default=None, description="a file path for the rolling trace; unset means none"
+    )
+    monitor_trace_bytes: int = Field(
+        default=50_000_000, ge=10_000, le=10**11, description="bytes before rotation, 10000 to 1e11"
+    )
+    monitor_trace_keep: int = Field(
+        default=3, ge=1, le=100, description="rotated trace files kept, 1 to 100"
+    )
+    plan_interval: float = Field(
+        default=30.0, ge=0.0, le=86400.0, description="seconds between plans, 0 (none) to 86400"
+    )
+    plan_max_tasks: int = Field(
+        default=2000, ge=10, le=1_000_000, description="backlog tasks planned, 10 to 1000000"
+    )
+    plan_min_adherence: float = Field(
+        default=0.7, ge=0.0, le=1.0, description="a share of task pairs, 0 to 1"
+    )
+    plan_max_error: float = Field(
+        default=0.5, gt=0.0, le=100.0, description="a relative error greater than 0, up to 100"
+    )
+    rollout_window: float = Field(
+        default=300.0, ge=1.0, le=86400.0, description="seconds, 1 to 86400"
+    )
+    rollout_min_tasks: int = Field(
+        default=30, ge=5, le=1_000_000, description="tasks per window, 5 to 1000000"
     )
 
     @field_validator("monitor_long_window")

@@ -100,3 +100,44 @@ def _order_statistics(values: list[float], ranks: list[int]) -> dict[int, float]
                 return None
             found[rank] = kept[rank - below]
     return found
+
+
+def t_critical(confidence: float, df: int) -> float:
+    """The two-sided critical value of Student's t with ``df`` degrees of freedom: the ``t``
+    with ``P(|T| <= t) = confidence`` (e.g. 2.776 for 0.95 and 4).
+
+    Exact for whole ``df`` through the finite series of P(|T| <= t) in θ = atan(t / sqrt(df))
+    (Abramowitz and Stegun, 26.7.3 and 26.7.4), solved for θ by bisection; so an interval
+    over a handful of replicates needs no statistics package.
+    """
+    if df < 1 or not 0.0 < confidence < 1.0:
+        raise ValueError(
+            f"df={df} and confidence={confidence}: need df >= 1 and 0 < confidence < 1"
+        )
+    low, high = 0.0, math.pi / 2
+    for _ in range(100):
+        mid = (low + high) / 2
+        if _t_inside(mid, df) < confidence:
+            low = mid
+        else:
+            high = mid
+    theta = (low + high) / 2
+    return math.sqrt(df) * math.tan(theta)
+
+
+def _t_inside(theta: float, df: int) -> float:
+    """P(|T| <= sqrt(df) tan θ) for Student's t with ``df`` degrees of freedom."""
+    c2, s = math.cos(theta) ** 2, math.sin(theta)
+    if df % 2 == 0:
+        term = total = 1.0
+        for k in range(1, df // 2):
+            term *= c2 * (2 * k - 1) / (2 * k)
+            total += term
+        return s * total
+    if df == 1:
+        return 2 * theta / math.pi
+    term = total = math.cos(theta)
+    for k in range(1, (df - 1) // 2):
+        term *= c2 * (2 * k) / (2 * k + 1)
+        total += term
+    return 2 / math.pi * (theta + s * total)

@@ -21,8 +21,8 @@ COMMANDS: dict[str, str] = {
     name: name
     for name in (
         "api", "breaker", "cache", "cancel", "demo", "dispatcher", "health", "monitor",
-        "ratelimit", "run", "simulate", "status", "strategy", "submit", "tune", "up", "worker",
-        "workload",
+        "ratelimit", "run", "simulate", "status", "strategy", "submit", "trace", "tune", "up",
+        "worker", "workload",
     )
 }  # fmt: skip
 # The order of the help listing.

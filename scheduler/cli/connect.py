@@ -67,9 +67,18 @@ def open_client(
     return Client(open_store(settings), known_tasks=known_tasks)
 
 
-def open_monitor(history: str | None = None, *, check: bool = False) -> Monitor:
+def open_monitor(
+    history: str | None = None, *, check: bool = False, companion: bool = False
+) -> Monitor:
     """A monitor of the configured cluster, with the history the settings (or ``history``)
-    ask for; ``check`` as for :func:`open_store`."""
+    ask for; ``check`` as for :func:`open_store`. ``companion``: with tuning's companion
+    (the rolling trace, plans of the backlog, the rollout guard), for the one long-running
+    monitor process, not for a one-off view."""
     from scheduler.monitor import Monitor
 
-    return Monitor.from_settings(open_store(check=check), history)
+    store = open_store(check=check)
+    if not companion:
+        return Monitor.from_settings(store, history)
+    from scheduler.tuning.companion import TuningCompanion
+
+    return Monitor.from_settings(store, history, companion=TuningCompanion(store))

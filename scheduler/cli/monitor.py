@@ -1,5 +1,9 @@
 """``yardmaster monitor``: /metrics, /dashboard and /monitor/* JSON over HTTP, and the
-HTTP API under /api when tokens are configured (the dashboard's strategy rollback)."""
+HTTP API under /api when tokens are configured (the dashboard's strategy rollback).
+
+The monitor process also carries tuning's companion: the rolling trace
+(``YM_MONITOR_TRACE``), plans of the backlog against what happened, and the
+guard of a guarded strategy rollout (docs/tuning.md)."""
 
 from __future__ import annotations
 
@@ -41,7 +45,7 @@ def monitor(
     logging.basicConfig(
         level=loglevel.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
-    mon = open_monitor(history, check=True)
+    mon = open_monitor(history, check=True, companion=True)
     bind = port or mon.settings.monitor_port
     web = build_app(mon, api=_api_app(mon) if api else None)
     uvicorn.run(web, host=host, port=bind, log_level=loglevel.lower())

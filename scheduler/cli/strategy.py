@@ -59,6 +59,7 @@ def _print_version(config: StrategyVersion, title: str) -> None:
     console.print(
         f"{title}: version {config.version}: [bold]{config.strategy}[/] {params}\n"
         f"  set by {config.who} at {_when(config.at)}"
+        + (f"; experiment {config.experiment}" if config.experiment else "")
         + (f"; {config.note}" if config.note else ""),
         highlight=False,
     )
@@ -114,9 +115,25 @@ def show(
         )
 
 
+GuardOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--guard/--no-guard",
+        help="Watch the live metrics after the switch and roll back by itself if they regress "
+        "(default: on with --from-experiment, off otherwise).",
+    ),
+]
+WindowOption = Annotated[
+    float | None,
+    typer.Option(min=1.0, help="Seconds the guard watches (default YM_ROLLOUT_WINDOW)."),
+]
+
+
 @strategy_app.command("set")
 def set_(
-    name: Annotated[str, typer.Argument(help="The strategy to run.")],
+    name: Annotated[
+        str | None, typer.Argument(help="The strategy to run (not with --from-experiment).")
+    ] = None,
     param: Annotated[
         list[str] | None,
         typer.Option(
@@ -128,11 +145,57 @@ def set_(
     who: WhoOption = None,
     note: Annotated[str, typer.Option(help="Free text kept with the version.")] = "",
     wait: WaitOption = 10.0,
+    from_experiment: Annotated[
+        str | None,
+        typer.Option(help="Apply the candidate of this tune experiment (see `tune history`)."),
+    ] = None,
+    storage: Annotated[
+        str | None, typer.Option(help="Experiment storage (default YM_TUNE_STORAGE).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option(help="Apply an experiment's candidate the gate did not propose.")
+    ] = False,
+    guard: GuardOption = None,
+    window: WindowOption = None,
 ) -> None:
     """Switch the live strategy without a restart; pending tasks are re-ordered at once."""
     client = _client()
-    config = client.set_strategy(name, _parse_params(param or []), who=who, note=note)
+    settings = client.store.settings
+    watch = (
+        (window or settings.rollout_window)
+        if (guard or (guard is None and from_experiment))
+        else None
+    )
+    if from_experiment is None:
+        if name is None:
+            raise InvalidInputError("NAME", None, "a strategy name, or --from-experiment ID")
+        config = client.set_strategy(
+            name, _parse_params(param or []), who=who, note=note, guard=watch
+        )
+    else:
+        if name is not None or param:
+            raise InvalidInputError(
+                "NAME", name or param, "nothing besides --from-experiment (the experiment "
+                "says the strategy and its parameters)",
+            )  # fmt: skip
+        from scheduler.tuning import experiments
+        from scheduler.tuning.steering import apply
+
+        url = storage or settings.tune_storage
+        record = experiments.load(url, from_experiment)
+        if record is None:
+            known = ", ".join(r["id"] for r in experiments.history(url)[-5:]) or "none"
+            raise InvalidInputError(
+                "--from-experiment", from_experiment, f"an experiment in {url} (latest: {known})"
+            )
+        config = apply(client, record, guard=watch, who=who, force=force)
     _report(client, config, "set", wait)
+    if config.guard is not None:
+        console.print(
+            f"guarded: `yardmaster monitor` watches it for {config.guard['window']:g}s and rolls "
+            f"back to version {config.guard['previous']['version']} if it regresses",
+            highlight=False,
+        )
 
 
 @strategy_app.command("history")
@@ -147,12 +210,21 @@ def history(
             typer.echo(json.dumps(v.as_dict()))
         return
     table = Table(title="strategy versions")
-    for column in ("version", "strategy", "params", "who", "at", "note"):
+    for column in ("version", "strategy", "params", "who", "at", "experiment", "note"):
         table.add_column(column, overflow="fold")
     for v in versions:
         params = json.dumps(v.params, sort_keys=True) if v.params else ""
-        table.add_row(str(v.version), v.strategy, params, v.who, _when(v.at), v.note)
+        guarded = f"guarded {v.guard['window']:g}s; " if v.guard else ""
+        table.add_row(
+            str(v.version), v.strategy, params, v.who, _when(v.at), v.experiment, guarded + v.note
+        )
     console.print(table)
+    rollout = _client().store.strategy.rollout()
+    if rollout is not None:
+        console.print(
+            f"rollout of version {rollout['version']}: {rollout['state']} ({rollout['reason']})",
+            highlight=False,
+        )
 
 
 @strategy_app.command("rollback")

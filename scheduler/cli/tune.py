@@ -20,7 +20,7 @@ from scheduler.errors import InvalidInputError
 from scheduler.searchable import Searchable
 from scheduler.settings import STRATEGY_NAMES, Settings, load_settings
 from scheduler.tuning.objectives import OBJECTIVES
-from scheduler.tuning.rules import Config, current_config, settings_for, settings_read
+from scheduler.tuning.rules import current_config
 
 
 @app.command()
@@ -57,6 +57,19 @@ def tune(
     advisor: Annotated[
         str, typer.Option(help="'search', or an http(s) URL that answers proposals.")
     ] = "search",
+    apply: Annotated[
+        bool,
+        typer.Option(
+            "--apply",
+            help="Make a proposed candidate the live strategy, a version carrying the "
+            "experiment's id, in a guarded rollout (ema_alpha and affinity_step are kept at "
+            "the cluster's values so the candidate can be applied).",
+        ),
+    ] = False,
+    window: Annotated[
+        float | None,
+        typer.Option(min=1.0, help="Seconds the guard watches (default YM_ROLLOUT_WINDOW)."),
+    ] = None,
 ) -> None:
     """Search strategy settings on a trace in the simulator; propose only what beats today's."""
     settings = load_settings()
@@ -75,12 +88,17 @@ def tune(
     if workers is None:
         raise InvalidInputError("--workers", None, "an integer from 1 (the cluster to simulate)")
     overrides: dict[str, Searchable] = dict(parse_override(text) for text in space or [])
+    searched = tuple(s.strip() for s in strategies.split(",") if s.strip())
+    if apply:
+        from scheduler.tuning.steering import fixed_learning
+
+        overrides = fixed_learning(overrides, searched, settings)
     options = TuneOptions(
         trace=path,
         workers=workers,
         slots=slots,
         objective=objective,
-        strategies=tuple(s.strip() for s in strategies.split(",") if s.strip()),
+        strategies=searched,
         trials=trials,
         jobs=jobs,
         storage=url,
@@ -89,34 +107,62 @@ def tune(
         overrides=overrides,
         advisor=None if advisor == "search" else HttpAdvisor(advisor, settings.advisor_timeout),
     )
-    baseline = live_baseline(settings)
+    baseline = live_baseline(settings, cluster=apply)
     warn = lambda text: err().print(f"[yellow]warning:[/] {text}", highlight=False)  # noqa: E731
     with _progress(trials, enabled=sys.stderr.isatty()) as on_progress:
         record = run_tune(options, baseline, settings, on_progress=on_progress, warn=warn)
     if report is not None:
         _write_report(report, record, url)
+    applied = _apply(record, settings, window) if apply else None
     if as_json:
-        typer.echo(json.dumps(record, indent=2))
+        typer.echo(json.dumps({**record, **({"applied": applied} if apply else {})}, indent=2))
     else:
         _print(record, report)
+        if apply:
+            _print_applied(applied)
     finish(ctx)
 
 
-def live_baseline(settings: Settings) -> Any:
-    """The configuration that runs today (see the module docstring)."""
+def live_baseline(settings: Settings, *, cluster: bool = False) -> Any:
+    """The configuration that runs today (see the module docstring); ``cluster``: read it
+    from the running cluster even without ``YM_REDIS_URL`` (the embedded Redis of
+    ``yardmaster up``), as ``--apply`` must."""
     from scheduler.tuning.session import Baseline
 
-    if settings.redis_url is None:
+    if settings.redis_url is None and not cluster:
         return Baseline(current_config(settings.strategy, settings), "settings", None)
     from scheduler.cli.connect import open_store
+    from scheduler.tuning.steering import live_config
 
-    stored = open_store(settings).strategy.latest()
-    if stored is None:
-        return Baseline(current_config(settings.strategy, settings), "redis", 0)
-    read = settings_read(stored.strategy)
-    params = {k: v for k, v in stored.params.items() if k in read}
-    live = settings_for(Config(stored.strategy, params), settings)
-    return Baseline(current_config(stored.strategy, live), "redis", stored.version)
+    config, version = live_config(open_store(settings), settings)
+    return Baseline(config, "redis", version)
+
+
+def _apply(record: dict[str, Any], settings: Settings, window: float | None) -> Any:
+    """Apply a proposed candidate (guarded); the version's JSON, or None when not proposed."""
+    if not record["gate"]["proposed"]:
+        return None
+    from scheduler.cli.connect import open_client
+    from scheduler.tuning.steering import apply
+
+    version = apply(open_client(settings), record, guard=window or settings.rollout_window)
+    return version.as_dict()
+
+
+def _print_applied(applied: Any) -> None:
+    from rich.console import Console
+
+    console = Console()
+    if applied is None:
+        console.print("--apply: nothing applied (the gate proposed nothing)", highlight=False)
+        return
+    guard = applied["guard"]
+    console.print(
+        f"applied as strategy version {applied['version']} (experiment {applied['experiment']}); "
+        f"`yardmaster monitor` guards it for {guard['window']:g}s and rolls back to version "
+        f"{guard['previous']['version']} if it regresses",
+        highlight=False,
+    )
 
 
 class _progress:  # noqa: N801  (used as a function in a with statement)

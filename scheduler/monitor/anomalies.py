@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from scheduler.monitor.metrics import FinishEvent, failures
+from scheduler.monitor.snapshot import PlanAccuracy
 from scheduler.settings import Settings
 from scheduler.store import RunningTask
 
@@ -76,6 +77,7 @@ class Observation:
         drained: Terminal-state counter at the first and last backlog sample.
         counts: Finished in the short window and in the baseline, when known
             apart from ``short`` and ``base`` (which may be capped).
+        plan: The latest plan for the backlog against what happened (None without one).
     """
 
     now: float
@@ -87,6 +89,7 @@ class Observation:
     backlog: Sequence[tuple[float, int]]
     drained: tuple[int, int] = (0, 0)
     counts: tuple[int, int] | None = None
+    plan: PlanAccuracy | None = None
 
     @property
     def finished(self) -> tuple[int, int]:
@@ -102,6 +105,7 @@ def detect(obs: Observation, s: Settings) -> list[Anomaly]:
     found += throughput_drop(obs, s)
     found += failure_spike(obs, s)
     found += prediction_drift(obs, s)
+    found += plan_drift(obs, s)
     found += backlog_growth(obs, s)
     return found
 
@@ -247,12 +251,54 @@ def prediction_drift(obs: Observation, s: Settings) -> list[Anomaly]:
                 recommendation=(
                     "the task's run time changed or depends on its input: give a duration_key "
                     "per input class or an expected_duration hint; a higher YM_EMA_ALPHA "
-                    "follows change faster"
+                    "follows change faster. " + RETUNE
                 ),
                 tasks=(name,),
             )
         )
     return out
+
+
+RETUNE = (
+    "The live configuration was chosen for other traffic: tune it again on what runs now "
+    "(`yardmaster trace export --since 1h --out trace.jsonl`, then `yardmaster tune "
+    "trace.jsonl --workers N --apply`)"
+)
+
+
+def plan_drift(obs: Observation, s: Settings) -> list[Anomaly]:
+    """The simulator's plan for the backlog no longer says what happens: tasks start out of
+    its order, or finish far from when it said (``prediction_drift:plan``)."""
+    plan = obs.plan
+    if plan is None or plan.ended < s.monitor_min_samples:
+        return []
+    off_order = plan.adherence is not None and plan.adherence < s.plan_min_adherence
+    off_time = plan.finish_error is not None and plan.finish_error > s.plan_max_error
+    if not off_order and not off_time:
+        return []
+    worst = sorted(plan.by_task.items(), key=lambda kv: -kv[1].mean_rel_error)[:3]
+    names = ", ".join(f"{n} {e.mean_rel_error:.0%}" for n, e in worst)
+    adherence = "n/a" if plan.adherence is None else f"{plan.adherence:.2f}"
+    finish = "n/a" if plan.finish_error is None else f"{plan.finish_error:.0%}"
+    return [
+        Anomaly(
+            id="prediction_drift:plan",
+            type="prediction_drift",
+            severity="warning",
+            reason=(
+                f"the simulator's plan for {plan.planned} backlog tasks under {plan.strategy} "
+                f"(version {plan.version}) is off: of {plan.ended} that ended, start order "
+                f"adherence {adherence} (limit {s.plan_min_adherence:g}), finish times off by "
+                f"{finish} of the planned time (limit {s.plan_max_error:.0%}); duration "
+                f"errors: {names or 'none measured'}"
+            ),
+            recommendation=(
+                "run times, arrivals or placement no longer match what the configuration was "
+                "chosen for. " + RETUNE
+            ),
+            tasks=tuple(n for n, _ in worst),
+        )
+    ]
 
 
 def backlog_growth(obs: Observation, s: Settings) -> list[Anomaly]:

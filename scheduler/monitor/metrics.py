@@ -28,7 +28,8 @@ BUCKETS_PER_S = 10
 class FinishEvent:
     """One terminal state, as the events stream records it.
 
-    ``wait`` is start - submission, None for tasks that never started.
+    ``wait`` is start - submission, None for tasks that never started;
+    ``dispatched_at`` when the task was claimed for the run that ended.
     """
 
     id: str
@@ -43,6 +44,7 @@ class FinishEvent:
     deadline: float | None
     expected: float | None
     wait: float | None = None
+    dispatched_at: float | None = None
 
     @classmethod
     def from_fields(cls, fields: dict[str, str]) -> FinishEvent:
@@ -69,6 +71,7 @@ class FinishEvent:
             deadline=num("deadline"),
             expected=num("expected"),
             wait=wait,
+            dispatched_at=num("dispatched_at"),
         )
 
     @property

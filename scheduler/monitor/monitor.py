@@ -3,7 +3,9 @@
 One :meth:`Monitor.poll` costs a handful of Redis round trips whatever the
 cluster does: the events stream is read incrementally from the last id seen,
 and the gauges (counters, backlog, workers, EMAs) in one pipeline each. No
-Celery event is needed, so the workers pay nothing for it.
+Celery event is needed, so the workers pay nothing for it. A companion (tuning's,
+in ``yardmaster monitor``) adds its own few reads: the strategy version, and a
+plan's reads of the backlog when one is due.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import msgspec
 
@@ -37,6 +40,7 @@ from scheduler.monitor.snapshot import (
     Slots,
     Snapshot,
     Throughput,
+    TuningView,
     Windows,
     WorkerLoad,
     typed,
@@ -49,16 +53,31 @@ TERMINAL = ("succeeded", "failed", "cancelled", "expired")
 READ_CHUNK = 10_000
 
 
+class Companion(Protocol):
+    """Work the monitor's poll carries for a component above it (tuning's rolling trace,
+    plan tracking and guarded rollout, :mod:`scheduler.tuning.companion`): the one hook
+    through which they see each poll, so the monitor needs nothing of them."""
+
+    def observe(self, now: float, events: Sequence[m.FinishEvent]) -> TuningView:
+        """Called once per poll with the Redis time and the events read since the last one."""
+        ...
+
+
 class Monitor:
     """Builds snapshots of the cluster from its records.
 
     Args:
         store: The cluster's state store.
         history: Where to append the history (None: no history).
+        companion: Called on each poll; what it reports joins the snapshot and the
+            anomaly rules (None: none).
     """
 
-    def __init__(self, store: Store, *, history: History | None = None) -> None:
+    def __init__(
+        self, store: Store, *, history: History | None = None, companion: Companion | None = None
+    ) -> None:
         self.store = store
+        self.companion = companion
         self.settings: Settings = store.settings
         s = self.settings
         self.window = m.EventWindow(max(s.monitor_long_window, max(m.THROUGHPUT_WINDOWS.values())))
@@ -76,28 +95,49 @@ class Monitor:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def from_settings(cls, store: Store, history_path: str | None = None) -> Monitor:
+    def from_settings(
+        cls,
+        store: Store,
+        history_path: str | None = None,
+        *,
+        companion: Companion | None = None,
+    ) -> Monitor:
         """A monitor with the history the settings (or ``history_path``) ask for."""
         s = store.settings
         path = history_path or s.monitor_history
         hist = None
         if path:
             hist = History(path, max_bytes=s.monitor_history_bytes, keep=s.monitor_history_keep)
-        return cls(store, history=hist)
+        return cls(store, history=hist, companion=companion)
 
     # -- reading ---------------------------------------------------------------
-    def _read_new_events(self, now: float) -> None:
+    def _read_new_events(self, now: float) -> list[m.FinishEvent]:
         if self._last_id is None:
             rows = self.store.events.read(since=now - self.window.horizon, count=READ_CHUNK)
         else:
             rows = self.store.events.read(after=self._last_id, count=READ_CHUNK)
+        new: list[m.FinishEvent] = []
         while rows:
             self._last_id = rows[-1][0]
-            self.window.add(m.FinishEvent.from_fields(fields) for _, fields in rows)
+            batch = [m.FinishEvent.from_fields(fields) for _, fields in rows]
+            self.window.add(batch)
+            if self.companion is not None:
+                new += batch
             if len(rows) < READ_CHUNK:
                 break
             rows = self.store.events.read(after=self._last_id, count=READ_CHUNK)
         self.window.prune(now)
+        return new
+
+    def _companion(self, now: float, events: list[m.FinishEvent]) -> TuningView | None:
+        """What the companion reports; its failure is logged and leaves the poll whole."""
+        if self.companion is None:
+            return None
+        try:
+            return self.companion.observe(now, events)
+        except Exception:
+            log.exception("the monitor's tuning companion failed; the snapshot goes without it")
+            return None
 
     def poll(self) -> Snapshot:
         """Read the records once and return a fresh snapshot (also kept as the latest)."""
@@ -154,7 +194,8 @@ class Monitor:
         self.polls += 1
         rec = self.store.events.gauges()
         now = rec.time
-        self._read_new_events(now)
+        new_events = self._read_new_events(now)
+        tuning = self._companion(now, new_events)
         workers = self.store.workers.load()
         running = self.store.workers.running([w.name for w in workers])
         backlog = sum(rec.pending_by_priority.values())
@@ -183,6 +224,7 @@ class Monitor:
             backlog=[(t, n) for t, n, _ in self._backlog],
             drained=(self._backlog[0][2], self._backlog[-1][2]),
             counts=(short_n, long_n - short_n),
+            plan=None if tuning is None else tuning.plan,
         )
         raised, cleared = self.tracker.update(detect(obs, s), now)
         active = sorted(self.tracker.active.values(), key=lambda a: (a.since, a.id))
@@ -249,6 +291,7 @@ class Monitor:
             cleared_anomalies=[typed(a.to_json(), AnomalyView) for a in self.tracker.cleared[:10]],
             health=typed(score, Health),
             redis=None if memory is None else typed(memory, RedisMemory),
+            tuning=tuning,
         )
         self._write_history(now, snap, raised, cleared)
         return snap

@@ -14,9 +14,10 @@ from collections.abc import Iterable, Mapping
 
 from scheduler.monitor.anomalies import SEVERITIES, TYPES
 from scheduler.monitor.metrics import QUANTILES
-from scheduler.monitor.snapshot import Snapshot, Summary
+from scheduler.monitor.snapshot import Snapshot, Summary, TuningView
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+ROLLOUT_STATES = ("waiting", "watching", "kept", "rolled_back", "superseded")
 TASK_EVENTS = (
     "submitted", "dispatched", "started", "succeeded", "failed", "cancelled", "expired",
 )  # fmt: skip
@@ -260,6 +261,8 @@ def render(snap: Snapshot) -> str:
             "Redis's maxmemory limit in bytes; 0 when it has none.",
             [({}, memory.max_bytes)],
         )
+    if snap.tuning is not None:
+        _tuning(w, snap.tuning)
     w.family(
         "ym_monitor_poll_seconds",
         "gauge",
@@ -267,3 +270,49 @@ def render(snap: Snapshot) -> str:
         [({}, snap.monitor.poll_seconds if snap.monitor else 0.0)],
     )
     return "\n".join(w.lines) + "\n"
+
+
+def _tuning(w: _Writer, view: TuningView) -> None:
+    """The plan of the backlog against what happened, and the guarded rollout."""
+    plan = view.plan
+    if plan is not None:
+        w.family(
+            "ym_plan_tasks",
+            "gauge",
+            "Tasks of the latest plan of the backlog: planned, and ended so far.",
+            [({"kind": "planned"}, plan.planned), ({"kind": "ended"}, plan.ended)],
+        )
+        for name, help_text, value in (
+            ("ym_plan_adherence_ratio", "Share of pairs of planned tasks that started in the "
+             "planned order.", plan.adherence),
+            ("ym_plan_start_error_seconds", "Mean absolute distance of the actual start from "
+             "the planned one.", plan.start_error_s),
+            ("ym_plan_finish_error_seconds", "Mean absolute distance of the actual finish from "
+             "the planned one.", plan.finish_error_s),
+            ("ym_plan_finish_error_ratio", "Finish error over the mean planned time to finish.",
+             plan.finish_error),
+        ):  # fmt: skip
+            w.family(name, "gauge", help_text, [({}, math.nan if value is None else value)])
+        w.family(
+            "ym_plan_duration_error_seconds",
+            "gauge",
+            "Mean absolute difference between run time and the duration the plan assumed.",
+            [({"task": k}, v.mean_abs_error_s) for k, v in plan.by_task.items()],
+        )
+        w.family(
+            "ym_plan_duration_error_ratio",
+            "gauge",
+            "Mean relative error of the duration the plan assumed (see YM_MONITOR_DRIFT_FLOOR).",
+            [({"task": k}, v.mean_rel_error) for k, v in plan.by_task.items()],
+        )
+    rollout = view.rollout
+    if rollout is not None:
+        w.family(
+            "ym_rollout_state",
+            "gauge",
+            "1 for the state of the latest guarded strategy version's rollout.",
+            [
+                ({"version": str(rollout.version), "state": st}, st == rollout.state)
+                for st in ROLLOUT_STATES
+            ],
+        )

@@ -186,6 +186,57 @@ class PollStats(msgspec.Struct):
     events_in_window: int
 
 
+class TaskPlanError(msgspec.Struct):
+    """How far one task name's run times were from the durations the plan assumed."""
+
+    samples: int
+    mean_abs_error_s: float
+    mean_rel_error: float
+
+
+class PlanAccuracy(msgspec.Struct):
+    """The simulator's plan for the backlog of one instant against what then happened.
+
+    ``adherence``: of the pairs of planned tasks that have started, the share that
+    started in the planned order (1.0 = the plan's order exactly; None before two
+    started). ``start_error_s`` / ``finish_error_s``: mean absolute distance of the
+    actual start and finish from the planned ones; ``finish_error``: that finish
+    distance over the mean planned time to finish (None before a task ended).
+    """
+
+    made_at: float
+    strategy: str
+    version: int
+    planned: int
+    ended: int
+    adherence: float | None
+    start_error_s: float | None
+    finish_error_s: float | None
+    finish_error: float | None
+    horizon_s: float
+    by_task: dict[str, TaskPlanError]
+
+
+class RolloutView(msgspec.Struct):
+    """The guarded rollout of a strategy version: watched, kept or rolled back."""
+
+    version: int
+    state: str
+    window_s: float
+    switched_at: float | None
+    experiment: str
+    reason: str
+    before: dict[str, float | int | None]
+    after: dict[str, float | int | None]
+
+
+class TuningView(msgspec.Struct):
+    """What the monitor's tuning companion reports: the plan's accuracy and the rollout."""
+
+    plan: PlanAccuracy | None = None
+    rollout: RolloutView | None = None
+
+
 class Snapshot(msgspec.Struct, kw_only=True):
     """Everything the monitor knows at one poll (Redis server time ``time``)."""
 
@@ -207,12 +258,15 @@ class Snapshot(msgspec.Struct, kw_only=True):
     health: Health
     redis: RedisMemory | None = None  # None where Redis refuses INFO (an ACL user without it)
     monitor: PollStats | None = None
+    tuning: TuningView | None = None  # None: the monitor runs without its tuning companion
 
     def as_dict(self) -> dict[str, Any]:
         """The snapshot as plain JSON values (what :meth:`to_json` encodes)."""
         out: dict[str, Any] = msgspec.to_builtins(self)
         if out["monitor"] is None:  # a snapshot not made by a poll (tests) has no poll stats
             del out["monitor"]
+        if out["tuning"] is None:
+            del out["tuning"]
         return out
 
     def to_json(self) -> bytes:

@@ -39,6 +39,11 @@ class Events(Repository):
         return self._numbers(self._keys.stats, int)
 
     @translated
+    def length(self) -> int:
+        """Entries the events stream holds now (fewer than ended, once it was trimmed)."""
+        return int(self._client.xlen(self._keys.events))
+
+    @translated
     def finished_since(self, since: float) -> int:
         """How many tasks reached a terminal state since ``since`` (UNIX seconds)."""
         start = f"{int(since * 1000)}-0"

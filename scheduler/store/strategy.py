@@ -1,7 +1,8 @@
 """Strategy configuration versions: live steering, its history, what runs, adaptive switches.
 
-``<ns>:strategy`` holds the latest version and what the leading dispatcher
-runs (``active``); ``<ns>:strategy:history`` every version; the adaptive
+``<ns>:strategy`` holds the latest version, what the leading dispatcher
+runs (``active``) and the verdict of the latest guarded rollout
+(``rollout``); ``<ns>:strategy:history`` every version; the adaptive
 strategy's switches are kept in ``<ns>:strategy:switches``.
 """
 
@@ -78,6 +79,17 @@ class StrategyVersions(Repository):
             float(data["since"]),
             str(data["dispatcher"]),
         )
+
+    @translated
+    def rollout(self) -> dict[str, Any] | None:
+        """The guarded rollout last watched (its ``version``, ``state``, ``reason``, ...)."""
+        raw = cast(str | None, self._client.hget(self._keys.strategy, "rollout"))
+        return None if raw is None else cast(dict[str, Any], json.loads(raw))
+
+    @translated
+    def set_rollout(self, verdict: dict[str, Any]) -> None:
+        """Record where the guarded rollout of ``verdict["version"]`` stands."""
+        self._client.hset(self._keys.strategy, "rollout", json.dumps(verdict, sort_keys=True))
 
     @translated
     def record_switches(

@@ -19,6 +19,7 @@ parent failed) have no flow; an expired task counts as a miss.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +61,20 @@ class TaskOutcomes:
             np.concatenate([p.lateness for p in parts]),
             np.concatenate([p.missed for p in parts]),
         )
+
+    @classmethod
+    def mean(cls, replicates: Sequence[TaskOutcomes]) -> TaskOutcomes:
+        """Task by task, the mean over replicates of the same tasks (a flow or lateness
+        over the replicates where the task ran; ``missed`` becomes the share that missed)."""
+        if len(replicates) == 1:
+            return replicates[0]
+        with warnings.catch_warnings():  # a task that ran in no replicate stays NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return cls(
+                np.nanmean([r.flow for r in replicates], axis=0),
+                np.nanmean([r.lateness for r in replicates], axis=0),
+                np.mean([r.missed for r in replicates], axis=0),
+            )
 
 
 def check_objective(name: str) -> str:

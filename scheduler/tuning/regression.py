@@ -1,27 +1,41 @@
 """The regression gate: propose a candidate only when it beats the baseline beyond the noise.
 
-Inputs are two :class:`~scheduler.tuning.objectives.TaskOutcomes` of the same
-tasks (the held-out part) under the baseline and under the candidate; where
-they came from (a simulation, or one day a live window) is the caller's
-business, so the guarded rollout can reuse this gate as it is.
+Inputs are the per-task outcomes of the same tasks (the held-out part) under
+the baseline and under the candidate, as one :class:`~scheduler.tuning.objectives.TaskOutcomes`
+each or as replicates: the part simulated several times with noisy run times,
+replicate ``k`` with the same noise under both configurations
+(:func:`~scheduler.tuning.evaluate.replicates`). Where they came from is the
+caller's business.
 
 The statistics:
 
 - **Improvement**: relative, ``(b - c) / |b|`` with ``b`` and ``c`` the
-  objective of baseline and candidate over the tasks.
-- **Its interval**: a paired circular block bootstrap over the tasks in
-  arrival order. Each resample draws blocks of ``max(ceil(sqrt(n)), ceil(n /
-  10))`` consecutive tasks (wrapping at the end) until it has ``n`` tasks, and computes the
-  improvement on those same tasks under both configurations (paired: the
-  noise common to both cancels). Blocks, not single tasks, because
-  neighbouring tasks share a queue: their flows are correlated, and resampling
-  them one by one would make the interval too narrow. The interval is the
-  central ``confidence`` share of the resampled improvements (percentile
-  method).
+  objective of baseline and candidate over the tasks (each task's outcome the
+  mean over the replicates).
+- **Two intervals, both of which must clear the floor** (an intersection-union
+  test: each is a test at the confidence asked, so together they are too):
+
+  - *noise*: Student's t interval of the mean of the replicates'
+    improvements. Replicates are independent draws of the run times, so this
+    interval is honest however long one task's run time moves the flows of
+    the tasks behind it: it asks whether the gain survives another draw of
+    the run times. (With one replicate there is no such interval.)
+  - *traffic*: a paired circular block bootstrap over the tasks in arrival
+    order. Each resample draws blocks of ``max(ceil(sqrt(n)), ceil(n / 10))``
+    consecutive tasks (wrapping at the end) until it has ``n`` tasks, and
+    computes the improvement on those same tasks under both configurations.
+    It asks whether the gain is spread over the held-out traffic rather than
+    won on a few of its tasks. Alone it is too narrow for a busy queue (its
+    blocks are not independent: A/A runs proposed 15 % of the time without a
+    floor, benchmarks/tune_speed.py), which is why it is not alone.
+
+  The interval reported is the smallest holding both (low: the lower of the
+  two lows).
 - **Decision**: proposed only if the configurations differ, the interval's
   low end exceeds ``min_gain``, and no guarded metric worsens beyond its
   tolerance: deadline misses at most ``floor(b * (1 + miss_tolerance))``, p99
-  flow at most ``b * (1 + p99_tolerance)`` (point values over all the tasks).
+  flow at most ``b * (1 + p99_tolerance)`` (point values over all the tasks,
+  misses averaged over the replicates).
 
 The resamples are seeded, so the same inputs give the same verdict.
 """
@@ -29,12 +43,14 @@ The resamples are seeded, so the same inputs give the same verdict.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from scheduler.settings import Settings
+from scheduler.stats import t_critical
 from scheduler.tuning import objectives
 from scheduler.tuning.objectives import Floats, TaskOutcomes
 
@@ -97,9 +113,12 @@ class Verdict:
         baseline: Its value under the baseline, over every held-out task.
         candidate: Its value under the candidate.
         improvement: Relative improvement (positive: the candidate is better).
-        interval: The improvement's bootstrap interval (low, high).
+        interval: The improvement's interval (low, high): holding both below.
         tasks: Tasks compared.
         guards: The guarded metrics.
+        replicates: Noisy replicates each configuration was simulated in.
+        noise_interval: Student's t interval over the replicates (None with one).
+        traffic_interval: The block bootstrap's interval over the tasks.
     """
 
     proposed: bool
@@ -111,17 +130,21 @@ class Verdict:
     interval: tuple[float, float]
     tasks: int
     guards: list[Guard] = field(default_factory=list)
+    replicates: int = 1
+    noise_interval: tuple[float, float] | None = None
+    traffic_interval: tuple[float, float] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         out = asdict(self)
-        out["interval"] = list(self.interval)
+        for name in ("interval", "noise_interval", "traffic_interval"):
+            out[name] = None if out[name] is None else list(out[name])
         return out
 
 
 def judge(
-    baseline: TaskOutcomes,
-    candidate: TaskOutcomes,
+    baseline: TaskOutcomes | Sequence[TaskOutcomes],
+    candidate: TaskOutcomes | Sequence[TaskOutcomes],
     objective: str,
     tolerances: Tolerances,
     *,
@@ -131,23 +154,35 @@ def judge(
     """Compare ``candidate`` with ``baseline`` on the same tasks and decide.
 
     Args:
-        baseline: The current configuration's outcomes.
-        candidate: The candidate's, for the same tasks in the same order.
+        baseline: The current configuration's outcomes, or its replicates.
+        candidate: The candidate's, for the same tasks in the same order (as many
+            replicates, replicate ``k`` with the same run-time noise as the baseline's).
         objective: One of :data:`~scheduler.tuning.objectives.OBJECTIVES`.
         tolerances: How to decide.
         same_config: The candidate is the baseline itself (never proposed).
         seed: Seed of the resampling.
     """
-    n = len(baseline)
-    if len(candidate) != n:
-        raise ValueError(f"the outcomes cover {n} and {len(candidate)} tasks; they must be paired")
-    scale = objectives.value("mean_flow", baseline, 1.0) or 1.0
-    b = objectives.value(objective, baseline, scale)
-    c = objectives.value(objective, candidate, scale)
+    base_runs = [baseline] if isinstance(baseline, TaskOutcomes) else list(baseline)
+    cand_runs = [candidate] if isinstance(candidate, TaskOutcomes) else list(candidate)
+    if not base_runs or len(cand_runs) != len(base_runs):
+        raise ValueError(
+            f"{len(base_runs)} and {len(cand_runs)} replicates; they must be paired, one or more"
+        )
+    n = len(base_runs[0])
+    if any(len(r) != n for r in base_runs + cand_runs):
+        sizes = sorted({len(r) for r in base_runs + cand_runs})
+        raise ValueError(f"the outcomes cover {sizes} tasks; they must be paired")
+    base, cand = TaskOutcomes.mean(base_runs), TaskOutcomes.mean(cand_runs)
+    scale = objectives.value("mean_flow", base, 1.0) or 1.0
+    b = objectives.value(objective, base, scale)
+    c = objectives.value(objective, cand, scale)
     improvement = _relative(np.asarray([b]), np.asarray([c]))[0]
-    low, high = _interval(baseline, candidate, objective, scale, tolerances, seed)
-    guards = _guards(baseline, candidate, tolerances)
-    shown = _describe(objective, improvement, low, high, tolerances, n)
+    traffic = _interval(base, cand, objective, scale, tolerances, seed)
+    noise = _noise_interval(base_runs, cand_runs, objective, scale, tolerances.confidence)
+    low = traffic[0] if noise is None else min(traffic[0], noise[0])
+    high = traffic[1] if noise is None else max(traffic[1], noise[1])
+    guards = _guards(base, cand, tolerances)
+    shown = _describe(objective, improvement, low, high, tolerances, n, len(base_runs))
     failed = [g for g in guards if not g.held]
     if same_config:
         proposed, reason = False, "not proposed: the best configuration found is the current one"
@@ -161,7 +196,29 @@ def judge(
         proposed = True
         held = "; ".join(_guard_text(g) for g in guards)
         reason = f"proposed: {shown}; {held}"
-    return Verdict(proposed, reason, objective, b, c, float(improvement), (low, high), n, guards)
+    return Verdict(
+        proposed, reason, objective, b, c, float(improvement), (low, high), n, guards,
+        len(base_runs), noise, traffic,
+    )  # fmt: skip
+
+
+def _noise_interval(
+    base_runs: Sequence[TaskOutcomes],
+    cand_runs: Sequence[TaskOutcomes],
+    objective: str,
+    scale: float,
+    confidence: float,
+) -> tuple[float, float] | None:
+    """Student's t interval of the mean improvement over replicates (None with one)."""
+    r = len(base_runs)
+    if r < 2:
+        return None
+    b = np.asarray([objectives.value(objective, run, scale) for run in base_runs])
+    c = np.asarray([objectives.value(objective, run, scale) for run in cand_runs])
+    gains = _relative(b, c)
+    half = t_critical(confidence, r - 1) * float(gains.std(ddof=1)) / math.sqrt(r)
+    mean = float(gains.mean())
+    return mean - half, mean + half
 
 
 def _relative(b: Floats, c: Floats) -> Floats:
@@ -213,11 +270,18 @@ def _guards(baseline: TaskOutcomes, candidate: TaskOutcomes, tol: Tolerances) ->
 
 
 def _describe(
-    objective: str, improvement: float, low: float, high: float, tol: Tolerances, n: int
+    objective: str,
+    improvement: float,
+    low: float,
+    high: float,
+    tol: Tolerances,
+    n: int,
+    replicates: int,
 ) -> str:
     pct = tol.confidence * 100
+    runs = f" x {replicates} noisy replicates" if replicates > 1 else ""
     return (
-        f"{objective} better by {improvement:+.1%} on {n} held-out tasks, {pct:g}% interval "
+        f"{objective} better by {improvement:+.1%} on {n} held-out tasks{runs}, {pct:g}% interval "
         f"{low:+.1%} to {high:+.1%} against a floor of {tol.min_gain:+.1%}"
     )
 

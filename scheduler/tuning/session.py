@@ -23,7 +23,7 @@ from scheduler.searchable import Searchable
 from scheduler.settings import STRATEGY_NAMES, Settings
 from scheduler.tuning import experiments, objectives
 from scheduler.tuning.advisors import Advisor, AdvisorRequest, consult, summarize
-from scheduler.tuning.evaluate import simulate
+from scheduler.tuning.evaluate import replicates, simulate
 from scheduler.tuning.objectives import check_objective
 from scheduler.tuning.regression import Tolerances, judge
 from scheduler.tuning.rules import Config, settings_for
@@ -138,8 +138,16 @@ def tune(
     candidate = consultation.config or baseline.config
     held_base = simulate(baseline.config, split.holdout, base=settings, **run)
     held_cand = simulate(candidate, split.holdout, base=settings, **run)
+    count = settings.tune_replicates if settings.tune_noise > 0 else 1
+
+    def noisy(config: Config) -> list[objectives.TaskOutcomes]:
+        return replicates(
+            config, split.holdout, base=settings, workers=options.workers, slots=options.slots,
+            noise=settings.tune_noise, count=count, seed=options.seed,
+        )  # fmt: skip
+
     verdict = judge(
-        held_base, held_cand, objective, Tolerances.from_settings(settings),
+        noisy(baseline.config), noisy(candidate), objective, Tolerances.from_settings(settings),
         same_config=candidate.key() == baseline.config.key(), seed=options.seed,
     )  # fmt: skip
     if consultation.config is None:
@@ -151,7 +159,6 @@ def tune(
         verdict = dataclasses.replace(verdict, proposed=False, reason=reason)
     study = optuna.load_study(study_name=study_name, storage=storage_for(options.storage))
     trials = study.get_trials(deepcopy=False)
-    hold_scale = objectives.value("mean_flow", held_base, 1.0) or 1.0
     record = {
         "id": study_name,
         "started": started,
@@ -186,19 +193,21 @@ def tune(
             **baseline.config.as_dict(),
             "source": baseline.source,
             "version": baseline.version,
-            "holdout": objectives.value(objective, held_base, hold_scale),
+            "holdout": verdict.baseline,
             "train": objectives.value(objective, base_train, scale),
             "metrics": held_base.metrics,
         },
         "best": {
             **candidate.as_dict(),
-            "holdout": objectives.value(objective, held_cand, hold_scale),
+            "holdout": verdict.candidate,
             "metrics": held_cand.metrics,
         },
         "improvement": {
             "value": verdict.improvement,
             "interval": list(verdict.interval),
             "confidence": settings.tune_confidence,
+            "replicates": verdict.replicates,
+            "noise": settings.tune_noise,
         },
         "gate": verdict.as_dict(),
     }
