@@ -85,7 +85,10 @@ def wait_for(check, timeout: float, what: str, c=None):
 
 
 def test_a_bad_configuration_applied_with_the_guard_is_rolled_back_within_the_window(cluster):
-    c = cluster(strategy="sjf", rollout_min_tasks=20, monitor_interval=0.5)
+    # Flows may worsen by half before the guard acts: at four fifths busy, two slots amplify
+    # a shared machine's swings in speed (a harmless change was once seen 70 % slower), and
+    # the bad configuration is about three times as slow.
+    c = cluster(strategy="sjf", rollout_min_tasks=20, monitor_interval=0.5, tune_p99_tolerance=0.5)
     c.dispatcher()
     c.worker("w1@test", slots=1)
     c.worker("w2@test", slots=1)

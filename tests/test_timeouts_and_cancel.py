@@ -91,8 +91,15 @@ def test_a_dispatched_task_that_has_not_started_is_cancelled_and_never_runs(clus
     for proc in frozen:
         os.kill(proc.pid, signal.SIGSTOP)  # the worker cannot take its message
     # A BRPOP the worker sent before it froze would still pop the message into its
-    # socket; kombu's BRPOP gives up after 1 s, so after that the message stays queued.
-    time.sleep(1.5)
+    # socket; kombu's BRPOP gives up after 1 s, so wait until Redis holds no blocked
+    # BRPOP (a slow machine may take longer than that), and the message stays queued.
+    end = time.monotonic() + 30
+    while any(
+        client["cmd"] == "brpop" and "b" in client["flags"]
+        for client in c.store.client.client_list()
+    ):
+        assert time.monotonic() < end, "the frozen worker's BRPOP never timed out"
+        time.sleep(0.1)
     try:
         handle = c.client.submit("marked_sleep", ["never", 0.1])
         wait_state(handle, TaskState.DISPATCHED)

@@ -51,7 +51,7 @@ def test_a_trace_exported_from_a_live_run_replays_in_the_simulator_within_ten_pe
     trace = load_workload(out)
     header = out.read_text().splitlines()[0]
     assert header.startswith("# yardmaster trace export: ")
-    overhead = float(header.split("dispatch overhead (median) ")[1].split()[0])
+    overhead = float(header.split("dispatch overhead (mean) ")[1].split()[0])
     # Row by row, what the live run was given and what it measured.
     row_of = {task_id: row for row, task_id in run.task_ids.items()}
     by_row = {rec.task.id: rec for rec in run.records}

@@ -61,8 +61,10 @@ class Trace:
         until: Its end.
         left_out: Tasks in the range not in the trace, by reason.
         estimated: Rows whose duration is an estimate (expired unrun).
-        overhead: Median seconds a run held its slot beyond its run time (dispatch
-            to finish, less the run time): the simulator's ``dispatch_overhead``.
+        overhead: Mean seconds a run held its slot beyond its run time (dispatch
+            to finish, less the run time): the simulator's ``dispatch_overhead``. The
+            mean, not the median: a mean flow adds up every run's overhead, and on a
+            loaded host the slow tail is what the median leaves out.
         warnings: What the trace cannot show, in sentences.
     """
 
@@ -82,7 +84,7 @@ class Trace:
         return (
             f"# yardmaster trace export: {len(self.tasks)} tasks submitted from {when} "
             f"(Redis time {self.origin:.6f}); left out: {left}; durations estimated: "
-            f"{self.estimated}; dispatch overhead (median) {self.overhead:.6f} s"
+            f"{self.estimated}; dispatch overhead (mean) {self.overhead:.6f} s"
         )
 
     def write(self, path: str | Path) -> None:
@@ -216,7 +218,7 @@ def _overhead(kept: Sequence[tuple[FinishEvent, dict[str, str]]]) -> float:
         for e, _ in kept
         if e.dispatched_at is not None and e.runtime is not None and e.state != "expired"
     ]
-    return max(0.0, statistics.median(held)) if held else 0.0
+    return max(0.0, statistics.fmean(held)) if held else 0.0
 
 
 def _name(event: FinishEvent, record: dict[str, str]) -> str:
