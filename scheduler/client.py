@@ -1,5 +1,8 @@
 """The Python client: submit tasks, follow them, cancel them.
 
+(Over 400 lines: the client's public surface (Client, TaskHandle and their docstrings)
+in one place, as users read it.)
+
 Submissions are validated in full before anything is written, so a bad task
 in a batch rejects the batch and leaves Redis as it was. Accepted tasks wait
 in Redis until the dispatcher binds them to a worker.

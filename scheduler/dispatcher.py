@@ -1,5 +1,8 @@
 """The dispatcher: fills every free worker slot with the strategy's choice.
 
+(Over 400 lines: decisions and I/O still share this loop; issue #15's pure DispatchState
+is the split that will shorten it.)
+
 It holds a lease, so one dispatcher is active and any others stand by. The
 active one mirrors the pending tasks in memory (in the strategy's order),
 wakes on its Redis inbox (submissions, freed slots, cancels, worker changes)

@@ -1,5 +1,8 @@
 """Plain data that crosses layers: task states, submissions, and what strategies see.
 
+(Over 400 lines: the types every layer shares, kept together so no layer imports another
+to reach one.)
+
 Submissions are pydantic models (they cross the wire); the records the
 dispatcher keeps for every pending task, and the decisions about them, are
 msgspec structs: a backlog can hold a million of them, and a struct is smaller

@@ -1,5 +1,8 @@
 """Replay a workload file on the live cluster and measure it like the simulator.
 
+(Over 400 lines: the replay and its measurement share the row bookkeeping; split, each
+half would carry the other's state.)
+
 Each row becomes a submission of the built-in ``sleep`` task at its
 ``submit_at`` offset; a row with ``depends_on`` is submitted once all its
 parents succeeded (and counted as cancelled when one did not, as the simulator

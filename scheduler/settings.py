@@ -1,5 +1,8 @@
 """Validated settings, read from ``YM_*`` environment variables.
 
+(Over 400 lines: one field per setting, each with its bounds and its help text; split, a
+reader would hunt for a setting across files.)
+
 Components take a :class:`Settings` object; none of them reads ``os.environ``.
 :func:`load_settings` turns pydantic's validation report into a
 :class:`~scheduler.errors.SettingsError` that names the variable, the value

@@ -1,5 +1,8 @@
 """Celery signal hooks that report to yardmaster's state store.
 
+(Over 400 lines: one delivery's worker side still spans this module; issue #15's
+Delivery object is the split that will shorten it.)
+
 Connected once per process by :func:`install`. The worker's main process
 registers the worker with its slots, keeps a heartbeat and deregisters on
 shutdown; pool processes report each delivery's start and finish, which
