@@ -151,6 +151,12 @@ class Keys:
         return f"{self.ns}:strategy:history"
 
     @property
+    def guard_watcher(self) -> str:
+        """String, present (with a short TTL) while a ``yardmaster monitor`` runs the
+        rollout guard: what ``strategy set --guard`` checks before promising a watch."""
+        return f"{self.ns}:strategy:watcher"
+
+    @property
     def strategy_switches(self) -> str:
         """List of the adaptive strategy's recent switches, newest first (JSON)."""
         return f"{self.ns}:strategy:switches"

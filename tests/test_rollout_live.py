@@ -100,6 +100,7 @@ def test_a_bad_configuration_applied_with_the_guard_is_rolled_back_within_the_wi
             "--window", str(WINDOW), "--note", "long tasks first, on purpose",
         )  # fmt: skip
         assert bad.returncode == 0, bad.stderr
+        assert "no `yardmaster monitor` runs" not in bad.stderr  # this one does
         assert f"watches it for {WINDOW:g}s" in bad.stdout
         guarded = c.client.strategy()
         assert guarded.guard["window"] == WINDOW

@@ -49,6 +49,8 @@ def test_tune_apply_makes_the_proposed_candidate_a_guarded_version_carrying_its_
         "window": 120.0, "previous": {"strategy": "priority", "params": {}, "version": 0},
     }  # fmt: skip
     assert applied["note"].startswith(f"candidate of experiment {record['id']} (mean_flow +")
+    # No monitor runs here, and the guard runs in the monitor: the command says so.
+    assert "no `yardmaster monitor` runs on this cluster" in done.stderr
     live = c.client.strategy()
     assert (live.version, live.experiment, live.strategy) == (1, record["id"], "sjf")
     shown = cli(c, tmp_path, "strategy", "history", "--json")
@@ -105,3 +107,4 @@ def test_an_experiment_the_gate_did_not_propose_is_applied_only_with_force(clust
     live = c.client.strategy()
     assert live.experiment == record["id"]
     assert live.guard is None
+    assert "yardmaster monitor" not in forced.stderr  # no guard, nothing to warn of

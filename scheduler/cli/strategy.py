@@ -196,6 +196,10 @@ def set_(
             f"back to version {config.guard['previous']['version']} if it regresses",
             highlight=False,
         )
+        from scheduler.tuning.steering import unwatched_warning
+
+        if (warning := unwatched_warning(client.store)) is not None:
+            typer.echo(warning, err=True)
 
 
 @strategy_app.command("history")

@@ -143,9 +143,12 @@ def _apply(record: dict[str, Any], settings: Settings, window: float | None) -> 
     if not record["gate"]["proposed"]:
         return None
     from scheduler.cli.connect import open_client
-    from scheduler.tuning.steering import apply
+    from scheduler.tuning.steering import apply, unwatched_warning
 
-    version = apply(open_client(settings), record, guard=window or settings.rollout_window)
+    client = open_client(settings)
+    version = apply(client, record, guard=window or settings.rollout_window)
+    if (warning := unwatched_warning(client.store)) is not None:
+        typer.echo(warning, err=True)
     return version.as_dict()
 
 

@@ -4,8 +4,8 @@ One :meth:`Monitor.poll` costs a handful of Redis round trips whatever the
 cluster does: the events stream is read incrementally from the last id seen,
 and the gauges (counters, backlog, workers, EMAs) in one pipeline each. No
 Celery event is needed, so the workers pay nothing for it. A companion (tuning's,
-in ``yardmaster monitor``) adds its own few reads: the strategy version, and a
-plan's reads of the backlog when one is due.
+in ``yardmaster monitor``) adds its own few round trips: the strategy version, a
+mark that the rollout guard runs, and a plan's reads of the backlog when one is due.
 """
 
 from __future__ import annotations

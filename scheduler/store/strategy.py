@@ -87,6 +87,16 @@ class StrategyVersions(Repository):
         return None if raw is None else cast(dict[str, Any], json.loads(raw))
 
     @translated
+    def mark_watched(self, ttl: float) -> None:
+        """Say that a rollout guard runs, for the next ``ttl`` seconds."""
+        self._client.set(self._keys.guard_watcher, "1", px=max(1, int(ttl * 1000)))
+
+    @translated
+    def watched(self) -> bool:
+        """Whether a rollout guard has said it runs (see :meth:`mark_watched`)."""
+        return bool(self._client.exists(self._keys.guard_watcher))
+
+    @translated
     def set_rollout(self, verdict: dict[str, Any]) -> None:
         """Record where the guarded rollout of ``verdict["version"]`` stands."""
         self._client.hset(self._keys.strategy, "rollout", json.dumps(verdict, sort_keys=True))

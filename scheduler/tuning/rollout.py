@@ -59,6 +59,8 @@ class RolloutWatcher:
         self.store = store
         self.tolerances = Tolerances.from_settings(settings)
         self.min_tasks = settings.rollout_min_tasks
+        # Three polls' worth: a guard that stops is missed within seconds.
+        self.presence_ttl = max(5.0, 3.0 * settings.monitor_interval)
         self.version = 0  # the version watched (0: none)
         self.events: dict[str, FinishEvent] = {}
         self.next_judgement = 0.0
@@ -66,6 +68,7 @@ class RolloutWatcher:
 
     def observe(self, now: float, events: Sequence[FinishEvent]) -> RolloutView | None:
         """Take the poll's new events; judge the watched version when due."""
+        self.store.strategy.mark_watched(self.presence_ttl)
         latest = self.store.strategy.latest()
         if latest is None or latest.guard is None:
             self._stop_watching(latest)

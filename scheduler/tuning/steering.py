@@ -31,6 +31,17 @@ NOT_STEERABLE = ("ema_alpha", "affinity_step")
 GUARD_WHO = "yardmaster guard"
 
 
+UNWATCHED = (
+    "warning: no `yardmaster monitor` runs on this cluster, and the guard runs in the "
+    "monitor: nothing watches this version until one starts"
+)
+
+
+def unwatched_warning(store: Store) -> str | None:
+    """The warning to give with a guarded version when no monitor runs its guard."""
+    return None if store.strategy.watched() else UNWATCHED
+
+
 def live_config(store: Store, settings: Settings | None = None) -> tuple[Config, int]:
     """What the cluster runs, as a configuration over ``settings`` (the store's by default),
     and its version (0: never steered, the dispatcher's own ``YM_STRATEGY``)."""
