@@ -205,6 +205,22 @@ def test_the_strategy_is_steered_versioned_and_rolled_back_over_http(api_stack):
     current = api.http.get("/v1/strategy", headers=READ).json()["config"]
     assert current["version"] == back["version"], "a refused change must not make a version"
 
+    # A guarded change over HTTP, as `strategy set --guard`; no monitor runs in this stack,
+    # and the strategy's view says so (nothing watches the version until one starts).
+    unguarded = api.http.put("/v1/strategy", json={"strategy": "fifo", "window": 60}, headers=ADMIN)
+    assert unguarded.status_code == 422
+    assert unguarded.json()["field"] == "window"
+    guarded = api.http.put(
+        "/v1/strategy", json={"strategy": "fifo", "guard": True, "window": 60}, headers=ADMIN
+    )
+    assert guarded.status_code == 200, guarded.text
+    assert guarded.json()["guard"]["window"] == 60.0
+    assert guarded.json()["guard"]["previous"]["version"] == back["version"]
+    view = api.http.get("/v1/strategy", headers=READ).json()
+    assert view["config"]["guard"] == guarded.json()["guard"]
+    assert view["guard_running"] is False
+    assert api.http.post("/v1/strategy/rollback", json={}, headers=ADMIN).status_code == 200
+
 
 def test_no_token_a_wrong_token_and_a_read_token_steering_are_each_refused(api_stack):
     api = api_stack

@@ -192,6 +192,11 @@ class StrategyVersionInfo(BaseModel):
     who: str
     at: float
     note: str = ""
+    experiment: str = Field(default="", description="The tune experiment it came from, if any.")
+    guard: dict[str, Any] | None = Field(
+        default=None,
+        description="Its guarded rollout: the window in seconds and the version it replaced.",
+    )
 
 
 class ActiveStrategyInfo(BaseModel):
@@ -208,6 +213,13 @@ class StrategyState(BaseModel):
 
     config: StrategyVersionInfo | None
     active: ActiveStrategyInfo | None
+    rollout: dict[str, Any] | None = Field(
+        default=None,
+        description="The verdict of the latest guarded rollout (version, state, reason, ...).",
+    )
+    guard_running: bool = Field(
+        default=False, description="Whether a `yardmaster monitor` runs the rollout guard now."
+    )
 
 
 class StrategyHistory(BaseModel):
@@ -225,6 +237,17 @@ class StrategySet(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     note: str = Field(default="", max_length=1000)
     expected_version: int | None = Field(default=None, ge=0)
+    guard: bool = Field(
+        default=False,
+        description="Watch the live metrics after the switch and roll back if they regress "
+        "(the guard runs in `yardmaster monitor`).",
+    )
+    window: float | None = Field(
+        default=None,
+        ge=1.0,
+        le=86400.0,
+        description="Seconds the guard watches (default YM_ROLLOUT_WINDOW); only with guard.",
+    )
 
 
 class Rollback(BaseModel):

@@ -34,8 +34,9 @@ def _client(request: Request) -> Client:
 
 def _info(v: StrategyVersion) -> StrategyVersionInfo:
     return StrategyVersionInfo(
-        version=v.version, strategy=v.strategy, params=v.params, who=v.who, at=v.at, note=v.note
-    )
+        version=v.version, strategy=v.strategy, params=v.params, who=v.who, at=v.at, note=v.note,
+        experiment=v.experiment, guard=v.guard,
+    )  # fmt: skip
 
 
 @router.get("", responses=documented(401, 403, 429, 503), summary="The live strategy")
@@ -53,6 +54,8 @@ def show(request: Request, _: Annotated[Principal, Depends(require("read"))]) ->
             since=active.since,
             dispatcher=active.dispatcher,
         ),
+        rollout=client.store.strategy.rollout(),
+        guard_running=client.store.strategy.watched(),
     )
 
 
@@ -69,14 +72,22 @@ def change(
     """Switch strategy and parameters without a restart; stored as a new version.
 
     With ``expected_version``, applies only if that is still the current version (else 409).
+    With ``guard``, a running ``yardmaster monitor`` watches the version for ``window``
+    seconds and rolls it back by itself if it regresses (``guard_running`` in the
+    strategy's view says whether one runs).
     """
+    client = _client(request)
+    if body.window is not None and not body.guard:
+        raise InvalidInputError("window", body.window, "a window only with guard: true")
+    watch = (body.window or client.store.settings.rollout_window) if body.guard else None
     try:
-        version = _client(request).set_strategy(
+        version = client.set_strategy(
             body.strategy,
             body.params,
             who=f"api:{who.name}",
             note=body.note,
             expected_version=body.expected_version,
+            guard=watch,
         )
     except InvalidInputError as exc:
         if exc.field == "expected_version":
