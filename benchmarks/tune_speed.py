@@ -109,7 +109,8 @@ def main() -> None:
     result = {"benchmark": "tune_speed", "machine": machine(), "code": code_state()}
     if not args.skip_speed:
         result["speed"] = speed(args.tasks, args.trials, args.jobs)
-    result["aa"] = aa(args.aa_seeds, args.aa_tasks, args.sigma, args.replicates)
+    if args.aa_seeds > 0:  # --aa-seeds 0: the wall time alone
+        result["aa"] = aa(args.aa_seeds, args.aa_tasks, args.sigma, args.replicates)
     emit(result, args.json_out)
 
 
