@@ -374,17 +374,18 @@ class Dispatcher:
     def _check_mirror(self) -> None:
         """Resync when Redis holds pending tasks the mirror lacks (a notification was lost).
 
-        With the inbox empty, every pending task is in the mirror or in the
-        hand-off list. A deposed dispatcher that wakes up (SIGSTOP, a long
+        With the inbox empty, every pending task is in the mirror, in the
+        hand-off list or held back by an open circuit breaker. A deposed dispatcher that wakes up (SIGSTOP, a long
         pause) can still pop inbox entries once before it learns it lost the
         lease; the tasks they announced are pending in Redis, and this finds them.
         """
         pending, inbox, handoff = self.store.pending.census()
-        if inbox == 0 and pending > len(self.queue) + handoff:
+        known = len(self.queue) + handoff + self.admission.held_count()
+        if inbox == 0 and pending > known:
             log.warning(
                 "%d pending tasks in Redis, %d known here: an inbox entry was lost; resyncing",
                 pending,
-                len(self.queue) + handoff,
+                known,
             )
             self.resync()
 

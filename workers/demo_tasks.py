@@ -79,11 +79,15 @@ def _demo_note(task: YardmasterTask, key: str, what: str) -> None:
 
 
 @shared_task(name="flaky", base=YardmasterTask, bind=True)
-def flaky(self: YardmasterTask, key: str, failures: int, error: str = "DemoError") -> int:
+def flaky(
+    self: YardmasterTask, key: str, failures: int, error: str = "DemoError", seconds: float = 0.0
+) -> int:
     """Fail the first ``failures`` runs for ``key`` (raising ``error``: DemoError,
-    OSError or ValueError), then succeed; returns the run number."""
+    OSError or ValueError), then succeed; returns the run number. Each run first
+    sleeps ``seconds`` (a call to a slow dependency, in ``yardmaster demo``)."""
     _demo_note(self, key, "start")
     run = store_for(self.app).demo.count_run(key)
+    time.sleep(seconds)
     if run <= failures:
         kinds: dict[str, type[Exception]] = {
             "DemoError": DemoError,
