@@ -32,6 +32,7 @@ from scheduler.models import (
     DEFAULT_PRIORITY,
     ActiveStrategy,
     StrategyVersion,
+    TaskProgress,
     TaskRecord,
     TaskSpec,
     TaskState,
@@ -465,6 +466,11 @@ class TaskHandle:
         if rec is None:
             raise TaskNotFoundError(self.id)
         return rec
+
+    def progress(self) -> TaskProgress | None:
+        """What the task last reported with ``self.progress(done, total, note)`` (``.done``,
+        ``.total``, ``.note``, ``.at``, ``.fraction``); None when it has not reported any."""
+        return self.record().progress
 
     def result(self, timeout: float | None = None) -> Any:
         """Wait for the task to finish and return what it returned.
