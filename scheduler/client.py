@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import logging
 import socket
 import time
 import uuid
@@ -28,6 +29,7 @@ from scheduler.errors import (
     TaskNotFoundError,
     UnknownTaskError,
 )
+from scheduler.logs import task_fields
 from scheduler.models import (
     DEFAULT_PRIORITY,
     ActiveStrategy,
@@ -42,6 +44,8 @@ from scheduler.models import (
 from scheduler.retry import RetryPolicy
 from scheduler.settings import STRATEGY_NAMES, STRATEGY_PARAMS, Settings, load_settings
 from scheduler.store import Store
+
+log = logging.getLogger("yardmaster.client")
 
 MAX_RATE = 100_000.0
 _ANSWERED = {"idem": "idempotent", "coalesced": "coalesced"}
@@ -169,6 +173,8 @@ class Client:
                 handles.append(TaskHandle(self, task_id, "cached"))
             else:
                 handles.append(TaskHandle(self, task_id))
+        if log.isEnabledFor(logging.DEBUG):
+            _log_submitted(specs, handles)
         return handles
 
     def _check_name(self, name: str, field: str) -> None:
@@ -406,6 +412,13 @@ class Client:
                 now = "nothing yet" if active is None else f"version {active.version}"
                 raise NotAppliedError(version, timeout, now)
             time.sleep(0.02)
+
+
+def _log_submitted(specs: Sequence[TaskSpec], handles: Sequence[TaskHandle]) -> None:
+    for spec, handle in zip(specs, handles, strict=True):
+        how = f", answered as {handle.answered_by}" if handle.answered_by else ""
+        fields = task_fields(handle.id, event="submitted")
+        log.debug("task %s (%s) submitted%s", handle.id, spec.name, how, extra=fields)
 
 
 def validate_strategy(name: str, params: Mapping[str, Any]) -> dict[str, Any]:

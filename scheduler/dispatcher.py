@@ -38,6 +38,7 @@ from scheduler.adaptive import build_strategy
 from scheduler.admission import Admission
 from scheduler.errors import NotLeaderError, StoreError, YardmasterError
 from scheduler.gate import Gate, GatedQueue
+from scheduler.logs import task_fields
 from scheduler.models import Decision, Estimates, PendingTask, StrategyVersion, WorkerView
 from scheduler.settings import load_settings
 from scheduler.store import Store
@@ -453,6 +454,12 @@ class Dispatcher:
                 self.gate.running[key] = max(self.gate.running.get(key, 0), 1 << 30)
         if ready:
             self._publish(ready)
+            if log.isEnabledFor(logging.DEBUG):
+                for item in ready:
+                    fields = task_fields(
+                        item.task_id, item.attempt, item.worker, event="dispatched"
+                    )
+                    log.debug("task %s (%s) dispatched", item.task_id, item.name, extra=fields)
         return len(ready)
 
     def _publish(self, ready: list[Dispatch]) -> None:
@@ -525,6 +532,12 @@ class Dispatcher:
         self._forget_taken(before)
         for task in tasks:
             self.ready[task.id] = task
+        if log.isEnabledFor(logging.DEBUG):
+            for task in tasks:
+                fields = task_fields(task.id, event="handoff")
+                log.debug(
+                    "task %s (%s) ready for the next freed slot", task.id, task.name, extra=fields
+                )
 
     def _forget_taken(self, remaining: int) -> None:
         """Drop the entries workers already took (all but the last ``remaining``)."""

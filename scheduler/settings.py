@@ -389,6 +389,10 @@ class Settings(BaseSettings):
         default="SIGTERM", description="SIGTERM, SIGKILL, SIGINT or SIGUSR1"
     )
     # -- observability (docs/observability.md) --
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="text or json (one JSON object per line)",
+    )
     progress_interval: float = Field(
         default=0.5,
         ge=0.0,
