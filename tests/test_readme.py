@@ -81,6 +81,7 @@ def test_the_readme_demo_command_runs(tmp_path):
     assert "breaker of flaky: half_open -> closed" in out, out
     assert re.search(r"(\d+) failed \(the outage\), (\d+) succeeded", out)
     assert "8 failed (the outage), 16 succeeded" in out
+    assert "The 16 tasks submitted while it was open stayed pending in Redis" in out
     logs = re.search(r"logs (\S+)\)", out)
     assert logs is not None, out
     text = {p.name: p.read_text() for p in Path(logs.group(1)).glob("*.log")}
