@@ -130,6 +130,13 @@ def test_a_task_reporting_progress_is_seen_at_each_intermediate_value_through_th
         assert "progress: 3 / 4" in out.stdout
         assert "75%" in out.stdout
         assert "step 3 of 4" in out.stdout
+        # and the dashboard's task view (the monitor's explorer route, which the API serves)
+        view = http.get(f"/monitor/tasks/{handle.id}", headers=AUTH)
+        assert view.status_code == 200, view.text
+        assert (view.json()["progress"]["done"], view.json()["progress"]["note"]) == (
+            3.0,
+            "step 3 of 4",
+        )
         c.store.demo.count_run(key)
         assert handle.result(timeout=30) == 4
         final = _api_progress(http, handle.id)
