@@ -72,6 +72,10 @@ class Admission:
             self.held.setdefault(task.name, {})[task.id] = task
         return False
 
+    def held_count(self) -> int:
+        """How many pending tasks the open breakers hold back here (still pending in Redis)."""
+        return sum(len(held) for held in self.held.values())
+
     def forget(self, task_id: str) -> None:
         """A cancelled task leaves the held tasks too."""
         for held in self.held.values():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import logging
 import socket
 import time
 import uuid
@@ -28,10 +29,12 @@ from scheduler.errors import (
     TaskNotFoundError,
     UnknownTaskError,
 )
+from scheduler.logs import task_fields
 from scheduler.models import (
     DEFAULT_PRIORITY,
     ActiveStrategy,
     StrategyVersion,
+    TaskProgress,
     TaskRecord,
     TaskSpec,
     TaskState,
@@ -41,6 +44,8 @@ from scheduler.models import (
 from scheduler.retry import RetryPolicy
 from scheduler.settings import STRATEGY_NAMES, STRATEGY_PARAMS, Settings, load_settings
 from scheduler.store import Store
+
+log = logging.getLogger("yardmaster.client")
 
 MAX_RATE = 100_000.0
 _ANSWERED = {"idem": "idempotent", "coalesced": "coalesced"}
@@ -168,6 +173,8 @@ class Client:
                 handles.append(TaskHandle(self, task_id, "cached"))
             else:
                 handles.append(TaskHandle(self, task_id))
+        if log.isEnabledFor(logging.DEBUG):
+            _log_submitted(specs, handles)
         return handles
 
     def _check_name(self, name: str, field: str) -> None:
@@ -407,6 +414,13 @@ class Client:
             time.sleep(0.02)
 
 
+def _log_submitted(specs: Sequence[TaskSpec], handles: Sequence[TaskHandle]) -> None:
+    for spec, handle in zip(specs, handles, strict=True):
+        how = f", answered as {handle.answered_by}" if handle.answered_by else ""
+        fields = task_fields(handle.id, event="submitted")
+        log.debug("task %s (%s) submitted%s", handle.id, spec.name, how, extra=fields)
+
+
 def validate_strategy(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """Check a strategy name and parameters; return the parameters in JSON form.
 
@@ -465,6 +479,11 @@ class TaskHandle:
         if rec is None:
             raise TaskNotFoundError(self.id)
         return rec
+
+    def progress(self) -> TaskProgress | None:
+        """What the task last reported with ``self.progress(done, total, note)`` (``.done``,
+        ``.total``, ``.note``, ``.at``, ``.fraction``); None when it has not reported any."""
+        return self.record().progress
 
     def result(self, timeout: float | None = None) -> Any:
         """Wait for the task to finish and return what it returned.

@@ -38,6 +38,7 @@ from scheduler.adaptive import build_strategy
 from scheduler.admission import Admission
 from scheduler.errors import NotLeaderError, StoreError, YardmasterError
 from scheduler.gate import Gate, GatedQueue
+from scheduler.logs import task_fields
 from scheduler.models import Decision, Estimates, PendingTask, StrategyVersion, WorkerView
 from scheduler.settings import load_settings
 from scheduler.store import Store
@@ -374,17 +375,18 @@ class Dispatcher:
     def _check_mirror(self) -> None:
         """Resync when Redis holds pending tasks the mirror lacks (a notification was lost).
 
-        With the inbox empty, every pending task is in the mirror or in the
-        hand-off list. A deposed dispatcher that wakes up (SIGSTOP, a long
+        With the inbox empty, every pending task is in the mirror, in the
+        hand-off list or held back by an open circuit breaker. A deposed dispatcher that wakes up (SIGSTOP, a long
         pause) can still pop inbox entries once before it learns it lost the
         lease; the tasks they announced are pending in Redis, and this finds them.
         """
         pending, inbox, handoff = self.store.pending.census()
-        if inbox == 0 and pending > len(self.queue) + handoff:
+        known = len(self.queue) + handoff + self.admission.held_count()
+        if inbox == 0 and pending > known:
             log.warning(
                 "%d pending tasks in Redis, %d known here: an inbox entry was lost; resyncing",
                 pending,
-                len(self.queue) + handoff,
+                known,
             )
             self.resync()
 
@@ -452,6 +454,12 @@ class Dispatcher:
                 self.gate.running[key] = max(self.gate.running.get(key, 0), 1 << 30)
         if ready:
             self._publish(ready)
+            if log.isEnabledFor(logging.DEBUG):
+                for item in ready:
+                    fields = task_fields(
+                        item.task_id, item.attempt, item.worker, event="dispatched"
+                    )
+                    log.debug("task %s (%s) dispatched", item.task_id, item.name, extra=fields)
         return len(ready)
 
     def _publish(self, ready: list[Dispatch]) -> None:
@@ -524,6 +532,12 @@ class Dispatcher:
         self._forget_taken(before)
         for task in tasks:
             self.ready[task.id] = task
+        if log.isEnabledFor(logging.DEBUG):
+            for task in tasks:
+                fields = task_fields(task.id, event="handoff")
+                log.debug(
+                    "task %s (%s) ready for the next freed slot", task.id, task.name, extra=fields
+                )
 
     def _forget_taken(self, remaining: int) -> None:
         """Drop the entries workers already took (all but the last ``remaining``)."""

@@ -400,6 +400,43 @@ class Estimates:
         return self.affinity.get((key, worker), 0.0)
 
 
+@dataclass(frozen=True, slots=True)
+class TaskProgress:
+    """What a running task last reported with ``self.progress(done, total, note)``.
+
+    Attributes:
+        done: Units done so far.
+        total: Units in all, when the task said (None otherwise).
+        note: Free text the task gave with it.
+        at: Redis server time of the write.
+    """
+
+    done: float
+    total: float | None = None
+    note: str = ""
+    at: float | None = None
+
+    @property
+    def fraction(self) -> float | None:
+        """``done / total`` in [0, 1], or None without a total."""
+        if not self.total:
+            return None
+        return min(1.0, max(0.0, self.done / self.total))
+
+    @classmethod
+    def from_hash(cls, raw: dict[str, str]) -> TaskProgress | None:
+        """From a task record's ``progress_*`` fields; None when it has none."""
+        done = _opt_float(raw.get("progress_done"))
+        if done is None:
+            return None
+        return cls(
+            done,
+            _opt_float(raw.get("progress_total")),
+            raw.get("progress_note", ""),
+            _opt_float(raw.get("progress_at")),
+        )
+
+
 @dataclass(slots=True)
 class TaskRecord:
     """A task's record as stored in Redis, decoded for callers."""
@@ -424,6 +461,7 @@ class TaskRecord:
     cancel_requested: bool = False
     max_attempts: int | None = None
     effects_error: str | None = None
+    progress: TaskProgress | None = None
 
     @property
     def wait(self) -> float | None:
@@ -459,6 +497,7 @@ class TaskRecord:
             cancel_requested=raw.get("cancel_requested") == "1",
             max_attempts=_max_attempts(raw.get("opts")),
             effects_error=raw.get("effects_error") or None,
+            progress=TaskProgress.from_hash(raw),
         )
 
 

@@ -388,6 +388,17 @@ class Settings(BaseSettings):
     cancel_signal: Literal["SIGTERM", "SIGKILL", "SIGINT", "SIGUSR1"] = Field(
         default="SIGTERM", description="SIGTERM, SIGKILL, SIGINT or SIGUSR1"
     )
+    # -- observability (docs/observability.md) --
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="text or json (one JSON object per line)",
+    )
+    progress_interval: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=3600.0,
+        description="seconds between two progress writes of one run, 0 (every call) to 3600",
+    )
     # -- tuning: the regression gate and advisors (docs/tuning.md) --
     tune_storage: str = Field(
         default="sqlite:///.yardmaster/tune.db",

@@ -150,3 +150,23 @@ def test_in_fail_mode_an_open_breaker_fails_tasks_fast_without_running_them(clus
     assert {r.attempt for r in records} == {0}, "none was ever dispatched"
     assert runs(c, "down") == 3
     assert c.client.breakers()["flaky"]["mode"] == "fail"
+
+
+def test_tasks_an_open_breaker_holds_are_known_to_the_dispatchers_census(cluster):
+    # The dispatcher compares Redis's pending count with what it knows every
+    # refresh; tasks an open breaker holds back are pending in Redis and known
+    # here, so no "inbox entry was lost" alarm (and no resync) may follow.
+    c = cluster(breaker_min_calls=3, breaker_cooldown=60, heartbeat_interval=0.2)
+    c.dispatcher()
+    c.worker("solo@test", slots=1)
+    c.client.wait([c.client.submit("flaky", ["down", 99]) for _ in range(3)], timeout=30)
+    wait_for(lambda: breaker_state(c, "flaky") == "open", "the breaker opening")
+    held = [c.client.submit("flaky", ["down", 99]) for _ in range(3)]
+    assert c.client.submit("noop").result(timeout=30) is None  # the held ones were seen by then
+    # many refreshes (0.2 s each) while the tasks are held
+    beats = c.store.workers.load()[0].heartbeat
+    wait_for(lambda: c.store.workers.load()[0].heartbeat > beats + 1.5, "eight heartbeats")
+    assert [h.status() for h in held] == [TaskState.PENDING] * 3
+    log = (c.log_dir / "dispatcher.log").read_text()
+    assert "breaker flaky: closed -> open" in log
+    assert "inbox entry was lost" not in log, log[-2000:]

@@ -45,8 +45,8 @@ def test_the_readme_demo_command_works_in_a_fresh_clone(tmp_path):
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
-    assert "tasks/s" in out
-    assert "wait and flow per priority" in out
+    assert "the same workload, two strategies" in out
+    assert "breaker of flaky: closed -> open" in out
     assert "demo finished" in out
 
 

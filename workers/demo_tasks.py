@@ -79,11 +79,15 @@ def _demo_note(task: YardmasterTask, key: str, what: str) -> None:
 
 
 @shared_task(name="flaky", base=YardmasterTask, bind=True)
-def flaky(self: YardmasterTask, key: str, failures: int, error: str = "DemoError") -> int:
+def flaky(
+    self: YardmasterTask, key: str, failures: int, error: str = "DemoError", seconds: float = 0.0
+) -> int:
     """Fail the first ``failures`` runs for ``key`` (raising ``error``: DemoError,
-    OSError or ValueError), then succeed; returns the run number."""
+    OSError or ValueError), then succeed; returns the run number. Each run first
+    sleeps ``seconds`` (a call to a slow dependency, in ``yardmaster demo``)."""
     _demo_note(self, key, "start")
     run = store_for(self.app).demo.count_run(key)
+    time.sleep(seconds)
     if run <= failures:
         kinds: dict[str, type[Exception]] = {
             "DemoError": DemoError,
@@ -131,6 +135,24 @@ def cooperative_sleep(self: YardmasterTask, key: str, seconds: float) -> float:
 
 
 # -- audit tasks for the reliability tests -----------------------------------------
+@shared_task(name="stepped", base=YardmasterTask, bind=True)
+def stepped(self: YardmasterTask, key: str, steps: int, seconds: float = 0.0) -> int:
+    """Run ``steps`` steps, reporting progress after each (``self.progress``) and noting
+    ``reported <i>`` in the demo list ``key``. With ``seconds`` each step sleeps that
+    long; without, step ``i`` waits until ``i`` runs of ``key`` were counted (a test
+    moves it on step by step with ``DemoRecords.count_run``)."""
+    demo = store_for(self.app).demo
+    for step in range(1, steps + 1):
+        if seconds:
+            time.sleep(seconds)
+        else:
+            while demo.runs(key) < step:
+                time.sleep(0.01)
+        self.progress(step, steps, note=f"step {step} of {steps}")
+        _demo_note(self, key, f"reported {step}")
+    return steps
+
+
 @shared_task(name="ledger", base=YardmasterTask, bind=True)
 def ledger(self: YardmasterTask, name: str, seconds: float = 0.0) -> None:
     """Sleep ``seconds``, then append ``<task id>:<attempt>:<worker>:<pid>`` to ledger ``name``.

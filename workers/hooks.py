@@ -161,6 +161,9 @@ def install(app: Celery) -> None:
     if id(app) in _installed:
         return
     _installed.add(id(app))
+    from workers import tasklog
+
+    tasklog.install_first(app)  # the task's log context is set before the hooks log
     signals.celeryd_after_setup.connect(_after_setup, weak=False)
     signals.worker_ready.connect(_ready, weak=False)
     signals.worker_shutdown.connect(_shutdown, weak=False)
@@ -171,6 +174,7 @@ def install(app: Celery) -> None:
     from workers.drain import on_shutting_down
 
     signals.worker_shutting_down.connect(on_shutting_down, weak=False)
+    tasklog.install_last(app)  # "started" and "finished" lines after the hooks' reports
 
 
 def _ours(app: Celery) -> bool:

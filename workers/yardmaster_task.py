@@ -13,7 +13,7 @@ from scheduler.client import Client, TaskHandle
 from scheduler.errors import InvalidInputError, TaskCancelRequestedError
 from scheduler.store import Store
 from scheduler.store.outbox import Outbox
-from workers import hooks
+from workers import hooks, progress
 
 _CLIENTS: dict[int, Client] = {}
 
@@ -43,7 +43,8 @@ class YardmasterTask(Task[Any, Any]):
     yardmaster's pending tasks after a backoff instead of publishing a new
     message; ``ym_retry`` (a :class:`~scheduler.retry.RetryPolicy` or a mapping)
     is the task's own retry policy; ``self.check_cancelled()`` lets a long body
-    stop when a cancel was asked for.
+    stop when a cancel was asked for; ``self.progress(done, total, note)``
+    reports how far a run is.
 
     ``self.effects`` is the run's :class:`~scheduler.store.outbox.Outbox`:
     Redis writes recorded there are committed with the body's success, once
@@ -136,6 +137,27 @@ class YardmasterTask(Task[Any, Any]):
         if throw:
             raise ret
         return ret
+
+    def progress(self, done: float, total: float | None = None, note: str = "") -> bool:
+        """Report how far this run is: ``done`` of ``total`` units, with a ``note``.
+
+        Written to the task's record (seen by ``yardmaster status ID``, the HTTP
+        API, ``TaskHandle.progress()`` and the dashboard) at most once per
+        ``YM_PROGRESS_INTERVAL``; a report inside the interval is kept and written
+        by a later one or when the run ends. Returns whether it was written now
+        (always False outside a yardmaster worker, e.g. when called directly).
+
+        Raises:
+            InvalidInputError: ``done`` is not a number >= 0, ``total`` not None or a
+                number > 0, or ``note`` not a string.
+        """
+        return progress.report(self, done, total, note)
+
+    def after_return(
+        self, status: str, retval: Any, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        progress.finish(self)  # the last report kept back by the interval
+        super().after_return(status, retval, task_id, args, kwargs, einfo)
 
     def cancel_requested(self) -> bool:
         """Whether a cancel was asked for while this run goes on (``TaskHandle.cancel()``)."""

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from scheduler.models import TaskRecord, TaskSpec, TaskState
+from scheduler.models import TaskProgress, TaskRecord, TaskSpec, TaskState
 from scheduler.settings import StrategyName
 from scheduler.store import WorkerSummary
 
@@ -94,7 +94,9 @@ class TaskInfo(BaseModel):
     attempt that was retried, ``not_before`` the earliest start of a retry waiting out
     its backoff, ``max_attempts`` the retry policy's bound, and ``reason`` why a task
     ended as it did where the state alone does not say (``timeout``, ``terminated``,
-    ``breaker_open``, an expiry or an orphan policy).
+    ``breaker_open``, an expiry or an orphan policy). ``progress`` is what the task
+    last reported with ``self.progress(done, total, note)`` (``at`` in Redis time), or
+    null when it never did.
     """
 
     id: str
@@ -116,6 +118,7 @@ class TaskInfo(BaseModel):
     not_before: float | None = None
     max_attempts: int | None = None
     effects_error: str | None = None
+    progress: TaskProgress | None = None
 
     @classmethod
     def of(cls, rec: TaskRecord) -> TaskInfo:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
 import typer
@@ -28,14 +27,13 @@ def api(
 
     from scheduler.api import create_app
     from scheduler.cli.connect import open_store
+    from scheduler.logs import configure as configure_logs
     from scheduler.monitor import Monitor
     from scheduler.monitor.web import build_router
     from scheduler.settings import API_AUTH_OFF_WARNING, load_settings
 
-    logging.basicConfig(
-        level=loglevel.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
     settings = load_settings()
+    configure_logs(settings.log_format, loglevel, "api")
     store = open_store(settings)
     # The monitor's pages and /metrics, behind the read scope; its snapshot is taken
     # on request (at most once per YM_MONITOR_INTERVAL): the history is the job of
@@ -50,6 +48,8 @@ def api(
         host=host or settings.api_host,
         port=port or settings.api_port,
         log_level=loglevel.lower(),
+        # JSON logs: uvicorn's loggers go through the root's handler, not its own text ones
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         # Paths and statuses only; headers (tokens) are never logged.
         access_log=loglevel.upper() == "DEBUG",
         server_header=False,

@@ -15,6 +15,7 @@ from scheduler.adaptive import build_strategy
 from scheduler.cli.base import app
 from scheduler.dispatcher import Dispatcher
 from scheduler.embedded import resolve_redis_url
+from scheduler.logs import configure as configure_logs
 from scheduler.redaction import redact_url
 from scheduler.settings import load_settings
 from scheduler.store import Store
@@ -28,11 +29,9 @@ def dispatcher(
     loglevel: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
 ) -> None:
     """Run a dispatcher: it fills free worker slots in the strategy's order (one active, others stand by)."""
-    logging.basicConfig(
-        level=loglevel.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
     overrides = {"strategy": strategy} if strategy else {}
     settings = load_settings(**overrides)
+    configure_logs(settings.log_format, loglevel, "dispatcher")
     url = resolve_redis_url(settings)
     store = Store.from_url(url, settings)
     publisher = CeleryPublisher(make_celery(settings, url), store)

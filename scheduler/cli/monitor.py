@@ -40,15 +40,17 @@ def monitor(
     """Serve /metrics (Prometheus), /dashboard and /monitor/* JSON from yardmaster's records."""
     import uvicorn
 
+    from scheduler.logs import configure as configure_logs
     from scheduler.monitor.web import build_app
 
-    logging.basicConfig(
-        level=loglevel.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
     mon = open_monitor(history, check=True, companion=True)
+    log_format = mon.settings.log_format
+    configure_logs(log_format, loglevel, "monitor")
     bind = port or mon.settings.monitor_port
     web = build_app(mon, api=_api_app(mon) if api else None)
-    uvicorn.run(web, host=host, port=bind, log_level=loglevel.lower())
+    # JSON logs: uvicorn's loggers go through the root's handler, not its own text ones
+    config = None if log_format == "json" else uvicorn.config.LOGGING_CONFIG
+    uvicorn.run(web, host=host, port=bind, log_level=loglevel.lower(), log_config=config)
 
 
 def _api_app(mon: Monitor) -> FastAPI | None:

@@ -1,9 +1,12 @@
-"""``yardmaster status``: workers, slots, pending tasks, throughput (live with ``--watch``)."""
+"""``yardmaster status``: workers, slots, pending tasks, throughput (live with ``--watch``);
+``yardmaster status ID``: one task, with the progress it reported."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -12,6 +15,8 @@ from rich.table import Table
 
 from scheduler.cli.base import app
 from scheduler.cli.connect import open_store
+from scheduler.client import Client
+from scheduler.models import TaskRecord
 from scheduler.status import cluster_status
 
 console = Console()
@@ -19,6 +24,10 @@ console = Console()
 
 @app.command()
 def status(
+    task_id: Annotated[
+        str | None,
+        typer.Argument(help="A task's id: show that task (state, worker, attempt, progress)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     watch: Annotated[
         bool, typer.Option("--watch", help="Live view: workers, backlog, latency, anomalies.")
@@ -26,7 +35,11 @@ def status(
     interval: Annotated[float, typer.Option(help="Seconds between redraws with --watch.")] = 1.0,
     count: Annotated[int, typer.Option(help="Stop after this many redraws (0: Ctrl-C).")] = 0,
 ) -> None:
-    """Workers, slots, pending tasks by priority, and recent throughput (live with --watch)."""
+    """Workers, slots, pending tasks by priority, and recent throughput (live with --watch);
+    with a task id, that task."""
+    if task_id is not None:
+        show_task(Client(open_store()).handle(task_id).record(), as_json)
+        return
     if watch:
         from scheduler.monitor import Monitor
         from scheduler.monitor.live import watch as live_watch
@@ -62,3 +75,36 @@ def status(
     thr = snap["throughput"]
     console.print(f"throughput: {thr['per_s']:.2f} tasks/s over the last {thr['window_s']:.0f}s")
     console.print("counters: " + ", ".join(f"{k}={v}" for k, v in sorted(snap["counters"].items())))
+
+
+def show_task(rec: TaskRecord, as_json: bool) -> None:
+    """One task's record, its progress as a bar (``--json``: the record as one object)."""
+    if as_json:
+        typer.echo(json.dumps(dataclasses.asdict(rec), indent=2, default=str))
+        return
+    console.print(
+        f"[bold]{rec.id}[/] {rec.name}: {rec.state}" + (f" ({rec.reason})" if rec.reason else "")
+    )
+    console.print(f"priority {rec.priority}, attempt {rec.attempt}, worker {rec.worker or '-'}")
+    for label, at in (
+        ("submitted", rec.submitted_at),
+        ("dispatched", rec.dispatched_at),
+        ("started", rec.started_at),
+        ("finished", rec.finished_at),
+    ):
+        if at is not None:
+            console.print(
+                f"{label:>10}: {datetime.fromtimestamp(at, UTC):%Y-%m-%d %H:%M:%S.%f} UTC"
+            )
+    p = rec.progress
+    if p is None:
+        console.print("  progress: none reported")
+    else:
+        of = "" if p.total is None else f" / {p.total:g}"
+        bar = (
+            "" if p.fraction is None else f" [{'#' * round(p.fraction * 20):<20}] {p.fraction:.0%}"
+        )
+        note = f"  {p.note}" if p.note else ""
+        console.print(f"  progress: {p.done:g}{of}{bar}{note}", markup=False)
+    if rec.error:
+        console.print(f"     error: {rec.error}", markup=False)

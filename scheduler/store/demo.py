@@ -40,3 +40,13 @@ class DemoRecords(Repository):
     def count_run(self, key: str) -> int:
         """Count one more run of the demo ``key``; returns the count."""
         return int(self._client.incr(self._keys.demo(key + ":runs")))
+
+    @translated
+    def runs(self, key: str) -> int:
+        """How many runs of the demo ``key`` were counted (:meth:`count_run`)."""
+        return int(cast(str | None, self._client.get(self._keys.demo(key + ":runs"))) or 0)
+
+    @translated
+    def timeline(self, key: str) -> list[str]:
+        """The demo timeline ``key`` (``what@<Redis time>`` entries, oldest first)."""
+        return cast(list[str], self._client.lrange(self._keys.demo(key), 0, -1))

@@ -102,6 +102,15 @@ class Tasks(Repository):
         return self.end(task_id, TaskState.EXPIRED.value, reason)
 
     @translated
+    def set_progress(
+        self, task_id: str, worker: str, attempt: int, done: float, total: float | None, note: str
+    ) -> bool:
+        """Write a running task's progress on its record, stamped with Redis time; only
+        the delivery the record names (``worker``, ``attempt``) may (``progress.lua``)."""
+        args = [worker, str(attempt), repr(float(done)), _opt(total), note]
+        return bool(self._scripts("progress", [self._keys.task(task_id)], args))
+
+    @translated
     def records(self, ids: Sequence[str]) -> list[TaskRecord | None]:
         """Task records for ``ids`` (None where no record exists), in one round trip."""
         with self._client.pipeline(transaction=False) as pipe:
