@@ -1,6 +1,6 @@
 """One Markdown table per benchmark result: the current figures of docs/benchmarks.md.
 
-Over 400 lines: fourteen small renderers, one per benchmark, sharing the helpers above them.
+Over 400 lines: fifteen small renderers, one per benchmark, sharing the helpers above them.
 
 Each renderer takes one benchmark's JSON and returns ``{marker: Markdown}``
 for the tables it feeds (``throughput`` feeds two). Figures are medians with
@@ -242,6 +242,23 @@ def memory(result: dict[str, Any]) -> dict[str, str]:
     return {"memory": _table(head, rows)}
 
 
+def mirror_bytes(result: dict[str, Any]) -> dict[str, str]:
+    parts = ("record", "id", "names", "numbers", "index", "order")
+    rows = [
+        [
+            f"`{name}`",
+            *(f"{f[p]:.0f}" for p in parts),
+            f"**{f['total']:.0f}**",
+            f"{f['tracemalloc']:.0f}",
+        ]
+        for name, f in result["figures"].items()
+    ]
+    head = ["strategy", "record", "id", "names", "numbers", "index by id", "order", "total"]
+    text = _table([*head, "tracemalloc"], rows)
+    text += f"\nBytes per pending task, {_n(int(result['tasks']))} tasks pending.\n"
+    return {"mirror_bytes": text}
+
+
 def simulator_speed(result: dict[str, Any]) -> dict[str, str]:
     rows = []
     for name, s in result["strategies"].items():
@@ -416,6 +433,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], dict[str, str]]] = {
     "scaling": scaling,
     "ceiling": ceiling,
     "memory": memory,
+    "mirror_bytes": mirror_bytes,
     "simulator_speed": simulator_speed,
     "decision_cost": decision_cost,
     "strategy_plot": strategy_plot,

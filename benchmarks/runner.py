@@ -70,6 +70,7 @@ BENCHMARKS = (
         ("--tasks", "2000", "--rounds", "1", "--strategies", "fifo,load_balance"),
     ),
     Benchmark("memory", (), ("--sizes", "10000", "--plain-max", "2000")),
+    Benchmark("mirror_bytes", (), ("--tasks", "2000", "--strategies", "priority,sjf")),
     Benchmark(
         "simulator_speed", ("--rounds", "3"), ("--tasks", "5000", "--strategies", "fifo,sjf")
     ),

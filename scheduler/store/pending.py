@@ -9,13 +9,14 @@ worker holds back in, and tell the dispatcher through its inbox.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 from redis.exceptions import RedisError
 
-from scheduler.models import PendingTask
+from scheduler.models import PendingTask, interned
 from scheduler.store.base import Repository
 from scheduler.store.connection import translate, translated
 
@@ -161,15 +162,15 @@ class PendingQueue(Repository):
                     continue
                 yield PendingTask(
                     id=task_id,
-                    name=row[0],
+                    name=sys.intern(row[0]),
                     priority=int(row[1]),
                     seq=int(row[2]),
                     submitted_at=float(row[3]),
                     deadline=_float_or_none(row[4]),
                     expected_duration=_float_or_none(row[5]),
-                    affinity_key=row[6],
-                    duration_key=row[7],
-                    concurrency_key=row[9],
+                    affinity_key=interned(row[6]),
+                    duration_key=interned(row[7]),
+                    concurrency_key=interned(row[9]),
                     max_concurrent=None if row[10] is None else int(row[10]),
                 )
             start += chunk

@@ -32,8 +32,11 @@ class DeadlineQueue(LazyHeapQueue):
     """The order of a :class:`~scheduler.strategies.HeapQueue` on
     :meth:`EdfStrategy.sort_key`, in flat heap entries.
 
-    An entry is ``(0.0, deadline, seq, id)``, or ``(1.0, 0.0, seq, id)``
-    without a deadline: the sort key's items and then the heap's
+    An entry is ``(0.0, deadline, seq, id)``, or ``(1.0, seq, id)`` without
+    a deadline (the key's ``0.0`` left out: the ``1.0`` already puts every
+    such entry after those with one, and among them ``seq`` decides, so the
+    order is the same with one field less per pending task, 16 B as
+    allocated): the sort key's items and then the heap's
     tie-breakers, in one tuple, so no key tuple is made per task and
     comparisons do not descend into one (``seq`` is an integer, equal to its
     float in the key). A task with a deadline on a workflow path has
@@ -49,7 +52,7 @@ class DeadlineQueue(LazyHeapQueue):
         self._tasks[task.id] = task
         deadline = task.deadline
         if deadline is None:
-            heapq.heappush(self._heap, (1.0, 0.0, task.seq, task.id))
+            heapq.heappush(self._heap, (1.0, task.seq, task.id))
         elif task.path:
             heapq.heappush(self._heap, (0.0, deadline, -task.path, task.seq, task.id))
         else:
