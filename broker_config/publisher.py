@@ -55,7 +55,9 @@ class CeleryPublisher:
 
         ``options`` (the submission's retry policy and time limits, JSON) travel
         in the message: the time limits as Celery's own ``timelimit`` header,
-        which the worker's pool enforces, the retry policy as ``ym_retry``.
+        which the worker's pool enforces, the retry policy as ``ym_retry``; a
+        Celery publish's ``message`` fields as Celery sends them (``priority`` in
+        the delivery info, ``expires``, the caller's own ``headers``).
 
         ``finish.lua`` replaces the five quoted placeholders (attempt, worker,
         queue, delivery tag, dispatch time) when it hands the task to a freed slot, so the
@@ -63,6 +65,8 @@ class CeleryPublisher:
         in Python for the dispatcher's own publishes.
         """
         opts: dict[str, Any] = json.loads(options) if options else {}
+        # Fields of a Celery publish (workers/publishing.py) the run sees in its request.
+        celery: dict[str, Any] = opts.get("message") or {}
         msg = self.app.amqp.as_task_v2(
             task_id,
             name,
@@ -71,6 +75,7 @@ class CeleryPublisher:
             origin=self.origin,
             time_limit=opts.get("time_limit"),
             soft_time_limit=opts.get("soft_time_limit"),
+            expires=celery.get("expires"),
             # user text must never look like a placeholder
             argsrepr=args.replace("@@ym-", "@@ym_"),
             kwargsrepr=kwargs.replace("@@ym-", "@@ym_"),
@@ -79,7 +84,7 @@ class CeleryPublisher:
         properties.update(
             delivery_mode=2,
             delivery_info={"exchange": "", "routing_key": _QUEUE},
-            priority=0,
+            priority=celery.get("priority", 0),
             body_encoding="base64",
             delivery_tag=_TAG,
         )
@@ -89,7 +94,8 @@ class CeleryPublisher:
             "content-encoding": "utf-8",
             "content-type": "application/json",
             "headers": dict(
-                msg.headers,
+                celery.get("headers") or {},
+                **msg.headers,
                 ym_attempt=_ATTEMPT,
                 ym_worker=_WORKER,
                 ym_at=_AT,
