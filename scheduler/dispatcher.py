@@ -182,6 +182,8 @@ class Dispatcher:
         if refresh or time.monotonic() >= self._next_refresh:
             self.refresh_workers()
             self._check_mirror()
+            # Celery `expires` of tasks still pending (workers/publishing.py)
+            self.expired += self.store.tasks.expire_due()[0]
         free = any(w.free for w in self.workers.values())
         if self.ready and (self._reclaim_due or free):
             self._reclaim()

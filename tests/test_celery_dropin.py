@@ -120,6 +120,25 @@ def test_a_task_not_started_by_its_expires_time_ends_expired_unrun(dropin):
     assert fine.get(timeout=30) == 3
 
 
+def test_a_pending_task_past_its_expires_time_ends_expired_without_a_free_slot(dropin):
+    c, mod = dropin
+    busy = mod.sleep.delay(60)  # holds the only slot throughout
+    late = mod.started.apply_async(expires=0.5)
+    waiting = mod.started.apply_async(countdown=60, expires=0.5)
+    with pytest.raises(TaskRevokedError):
+        late.get(timeout=30)
+    with pytest.raises(TaskRevokedError):
+        waiting.get(timeout=30)
+    for r in (late, waiting):
+        rec = record(c, r.id)
+        assert rec.state == "expired"
+        assert rec.started_at is None
+        assert "expires" in (rec.error or "")
+    assert c.store.pending.delayed_count() == 0
+    assert record(c, busy.id).state == "running"
+    busy.revoke(terminate=True)
+
+
 def test_priority_time_limits_and_headers_are_seen_by_the_task(dropin):
     c, mod = dropin
     r = mod.request.apply_async(
@@ -287,6 +306,7 @@ def test_options_that_cannot_be_honoured_raise_naming_them(dropin):
         assert raised.value.field == name, options
     with pytest.raises(UnknownTaskError):
         mod.app.send_task("dropin.no_such_task", (1,))
+
     first = mod.add.apply_async((1, 1), task_id="same")
     with pytest.raises(InvalidInputError) as raised:
         mod.add.apply_async((1, 1), task_id="same")
@@ -295,3 +315,14 @@ def test_options_that_cannot_be_honoured_raise_naming_them(dropin):
     assert c.store.events.counters().get("submitted", 0) == before + 1
     assert record(c, "same").name == "dropin.add"
     assert first.get(timeout=30) == 2
+
+
+def test_a_task_routes_setting_that_routes_a_task_raises_at_the_call(dropin):
+    c, mod = dropin
+    mod.app.conf.task_routes = {"dropin.add": {"queue": "other"}}
+    with pytest.raises(UnsupportedOptionError) as raised:
+        mod.add.delay(1, 1)
+    assert raised.value.field == "task_routes"
+    r = mod.started.delay()  # a task no route names is scheduled as usual
+    assert r.get(timeout=30) > 0
+    assert record(c, r.id).worker == "w1@test"

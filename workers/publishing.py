@@ -87,6 +87,7 @@ class Submission:
     task_id: str
     fields: dict[str, Any]
     not_before: float | None
+    expires: float | None = None
 
 
 def submission(
@@ -141,6 +142,9 @@ def submission(
             else _when("expires", expires)
         )
         message["expires"] = datetime.fromtimestamp(at, UTC).isoformat()
+        expires_at: float | None = at
+    else:
+        expires_at = None
     if "headers" in given:
         headers = given["headers"]
         if not isinstance(headers, Mapping) or not all(isinstance(k, str) for k in headers):
@@ -157,7 +161,7 @@ def submission(
         if key in given:
             fields[key] = given[key]
     task_id = given.get("task_id") or str(uuid.uuid4())
-    return Submission(str(task_id), fields, not_before)
+    return Submission(str(task_id), fields, not_before, expires_at)
 
 
 _HONOURED = {
@@ -253,7 +257,18 @@ class YardmasterCelery(LazyBrokerCelery):
 
         result_cls = options.get("result_cls")
         sub = submission(name, args, kwargs, options)
-        client_for(self).submit_many([sub.fields], ids=[sub.task_id], not_before=sub.not_before)
+        router = self.amqp.router
+        if getattr(router, "routes", None):  # the app's task_routes, as Celery prepared them
+            route = router.lookup_route(
+                name, tuple(args or ()), dict(kwargs or {}), options, options.get("task_type")
+            )
+            if route:  # the app's task_routes would send it to a queue
+                raise UnsupportedOptionError("task_routes", route, REFUSED["queue"])
+        client = client_for(self)
+        client.submit_many([sub.fields], ids=[sub.task_id], not_before=sub.not_before)
+        if sub.expires is not None:
+            # still pending then: the dispatcher ends it (a worker checks the message too)
+            client.store.tasks.watch_expiry(sub.task_id, sub.expires)
         if result_cls is not None:
             return result_cls(sub.task_id)
         return self.AsyncResult(sub.task_id)

@@ -111,6 +111,23 @@ class Tasks(Repository):
         return out
 
     @translated
+    def watch_expiry(self, task_id: str, at: float) -> None:
+        """End ``task_id`` as expired if it is still pending at ``at`` (UNIX seconds), by
+        :meth:`expire_due`."""
+        self._client.zadd(self._keys.expiring, {task_id: at})
+
+    @translated
+    def expire_due(self, limit: int = 10_000) -> tuple[int, float | None]:
+        """End as expired the watched tasks past their time and still pending
+        (``expire_due.lua``). Returns how many, and the next time watched (None: none)."""
+        k, s = self._keys, self._settings
+        keys = [k.expiring, k.pending, k.delayed, k.stats, k.pending_by_priority, k.events]
+        keys.append(k.inbox)
+        args = [k.task_prefix, s.result_ttl, s.events_maxlen, limit]
+        ended, nxt = self._scripts("expire_due", keys, args)
+        return int(ended), (float(nxt) if nxt not in ("", None) else None)
+
+    @translated
     def note_failure(self, task_id: str, exception: str, traceback: str) -> None:
         """Keep a failed run's exception (JSON: ``exc_type``, ``exc_module``,
         ``exc_message``) and traceback on its record, for Celery's result backend."""
