@@ -48,6 +48,16 @@ def request(self: Any) -> dict[str, Any]:
     }
 
 
+@app.task(name="dropin.limited", bind=True, priority=7, time_limit=40, soft_time_limit=30)
+def limited(self: Any) -> dict[str, Any]:
+    """A task whose decorator sets its priority and time limits."""
+    return {
+        "priority": (self.request.delivery_info or {}).get("priority"),
+        "time_limit": self.request.time_limit,
+        "soft_time_limit": self.request.soft_time_limit,
+    }
+
+
 @app.task(name="dropin.fail")
 def fail(code: int) -> None:
     raise DropinError("bad input", code)

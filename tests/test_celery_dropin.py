@@ -27,7 +27,11 @@ MODULE = "tests.dropin_tasks"
 
 # Each test imports the task module afresh (a cluster each); Celery then warns that
 # the earlier import's tasks hold the same names.
-pytestmark = pytest.mark.filterwarnings("ignore::celery.exceptions.DuplicateTaskNameWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::celery.exceptions.DuplicateTaskNameWarning"),
+    # dropin.limited sets its priority in its decorator, as users still do
+    pytest.mark.filterwarnings("ignore::celery.exceptions.CDeprecationWarning"),
+]
 
 
 def load_module(c: Any, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
@@ -326,3 +330,16 @@ def test_a_task_routes_setting_that_routes_a_task_raises_at_the_call(dropin):
     r = mod.started.delay()  # a task no route names is scheduled as usual
     assert r.get(timeout=30) > 0
     assert record(c, r.id).worker == "w1@test"
+
+
+def test_a_tasks_own_options_are_the_defaults_of_delay_and_send_task(dropin):
+    c, mod = dropin
+    expected = {"priority": 7, "time_limit": 40, "soft_time_limit": 30}
+    by_delay = mod.limited.delay()
+    by_name = mod.app.send_task("dropin.limited")
+    assert by_delay.get(timeout=30) == expected
+    assert by_name.get(timeout=30) == expected
+    assert mod.limited.apply_async(priority=2).get(timeout=30)["priority"] == 2
+    assert record(c, by_name.id).priority == 7
+    mod.app.conf.task_default_priority = 3
+    assert mod.request.delay().get(timeout=30)["priority"] == 3

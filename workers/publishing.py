@@ -256,6 +256,15 @@ class YardmasterCelery(LazyBrokerCelery):
         from workers.yardmaster_task import client_for  # the task module imports this one
 
         result_cls = options.get("result_cls")
+        task = self.tasks.get(name)
+        if options.get("task_type") is None and task is not None:
+            # send_task by name of a local task: its decorator's options are the defaults,
+            # as in Celery (apply_async has merged them already)
+            exec_options: dict[str, Any] = task._get_exec_options()  # type: ignore[attr-defined]
+            defaults = {k: v for k, v in exec_options.items() if v is not None}
+            options = {**defaults, **options}
+        if options.get("priority") is None and self.conf.task_default_priority is not None:
+            options = {**options, "priority": self.conf.task_default_priority}
         sub = submission(name, args, kwargs, options)
         router = self.amqp.router
         if getattr(router, "routes", None):  # the app's task_routes, as Celery prepared them
