@@ -143,6 +143,24 @@ def test_a_pending_task_past_its_expires_time_ends_expired_without_a_free_slot(d
     busy.revoke(terminate=True)
 
 
+def test_a_worker_ends_a_task_it_receives_past_its_expires_time_unrun(dropin):
+    c, mod = dropin
+    # a message already past its expires time (no dispatcher-side watch): the worker's check
+    past = (datetime.now(UTC) - timedelta(seconds=5)).isoformat()
+    [handle] = c.client.submit_many(
+        [{"name": "dropin.started", "message": {"expires": past, "priority": 5}}]
+    )
+    with pytest.raises(TaskRevokedError):
+        mod.app.AsyncResult(handle.id).get(timeout=30)
+    rec = record(c, handle.id)
+    assert rec.state == "expired"
+    assert rec.worker == "w1@test"
+    assert rec.started_at is None
+    # it never ran: not a failure for the circuit breakers
+    assert c.store.breakers.outcome_counts().get("dropin.started", (0, 0)) == (0, 0)
+    assert mod.add.delay(1, 1).get(timeout=30) == 2  # the slot was freed
+
+
 def test_priority_time_limits_and_headers_are_seen_by_the_task(dropin):
     c, mod = dropin
     r = mod.request.apply_async(
