@@ -122,11 +122,13 @@ class YardmasterBackend(BaseBackend):
 def failure_of(detail: dict[str, str]) -> dict[str, Any]:
     """Celery's serialized exception of a failed record: the worker's note of the
     exception (type, module, arguments), else its error text ``Type: message``."""
+    error = detail.get("error") or "unknown error"
     noted = detail.get("exc")
     if noted:
         found: dict[str, Any] = json.loads(noted)
-        return found
-    error = detail.get("error") or "unknown error"
+        # a note from an earlier attempt does not describe a later failure of another kind
+        if error.startswith(str(found.get("exc_type", "")).rpartition(".")[2] + ":"):
+            return found
     name, _, message = error.partition(": ")
     if not name.isidentifier():
         name, message = "TaskFailedError", error

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from broker_config.results import failure_of
 from scheduler.errors import InvalidInputError
 from workers.publishing import IGNORED, REFUSED, UnsupportedOptionError, submission
 
@@ -105,3 +106,17 @@ def test_a_malformed_value_raises_naming_the_option(options, field):
     with pytest.raises(InvalidInputError) as raised:
         submission("t", (), {}, options, now=NOW)
     assert raised.value.field == field
+
+
+def test_a_failure_is_described_by_the_workers_note_of_the_same_failure_only():
+    note = '{"exc_type": "DropinError", "exc_module": "tests.dropin_tasks", "exc_message": [1]}'
+    same = failure_of({"error": "DropinError: 1", "exc": note})
+    assert same["exc_module"] == "tests.dropin_tasks"
+    # a later attempt killed by its hard time limit: the note is an earlier attempt's
+    later = failure_of({"error": "TimeLimitExceeded: hard time limit (5s) exceeded", "exc": note})
+    assert later == {
+        "exc_type": "TimeLimitExceeded",
+        "exc_module": None,
+        "exc_message": ["hard time limit (5s) exceeded"],
+    }
+    assert failure_of({"error": "the run was interrupted"})["exc_type"] == "TaskFailedError"
