@@ -160,9 +160,29 @@ class Client:
         Raises:
             InvalidInputError: Naming ``tasks[i].field``; nothing is submitted.
         """
-        if not_before is None and ids is None:
-            return self._submit(tasks)
-        return self._submit_exactly(list(tasks), ids, not_before)
+        if ids is not None or not_before is not None:
+            return self._submit_exactly(list(tasks), ids, not_before)
+        specs: list[TaskSpec] = []
+        for i, item in enumerate(tasks):
+            if isinstance(item, TaskSpec):
+                spec = item
+                check_pairs(spec, f"tasks[{i}].")
+            else:
+                spec = validate_spec(dict(item), where=f"tasks[{i}].")
+            self._check_name(spec.name, f"tasks[{i}].name")
+            specs.append(spec)
+        ids = [uuid.uuid4().hex for _ in specs]
+        replies = self.store.tasks.submit(ids, specs)
+        handles: list[TaskHandle] = []
+        for task_id, reply in zip(ids, replies, strict=True):
+            if isinstance(reply, str) and ":" in reply:
+                how, existing = reply.split(":", 1)
+                handles.append(TaskHandle(self, existing, _ANSWERED[how]))
+            elif reply == "cached":
+                handles.append(TaskHandle(self, task_id, "cached"))
+            else:
+                handles.append(TaskHandle(self, task_id))
+        return handles
 
     def _submit_exactly(
         self,
@@ -219,29 +239,6 @@ class Client:
             self._check_name(spec.name, f"tasks[{i}].name")
             specs.append(spec)
         return specs
-
-    def _submit(self, tasks: Iterable[Mapping[str, Any] | TaskSpec]) -> list[TaskHandle]:
-        specs: list[TaskSpec] = []
-        for i, item in enumerate(tasks):
-            if isinstance(item, TaskSpec):
-                spec = item
-                check_pairs(spec, f"tasks[{i}].")
-            else:
-                spec = validate_spec(dict(item), where=f"tasks[{i}].")
-            self._check_name(spec.name, f"tasks[{i}].name")
-            specs.append(spec)
-        ids = [uuid.uuid4().hex for _ in specs]
-        replies = self.store.tasks.submit(ids, specs)
-        handles: list[TaskHandle] = []
-        for task_id, reply in zip(ids, replies, strict=True):
-            if isinstance(reply, str) and ":" in reply:
-                how, existing = reply.split(":", 1)
-                handles.append(TaskHandle(self, existing, _ANSWERED[how]))
-            elif reply == "cached":
-                handles.append(TaskHandle(self, task_id, "cached"))
-            else:
-                handles.append(TaskHandle(self, task_id))
-        return handles
 
     def _check_name(self, name: str, field: str) -> None:
         if name in self._local_names or name in self._remote_names:
