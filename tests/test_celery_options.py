@@ -120,3 +120,23 @@ def test_a_failure_is_described_by_the_workers_note_of_the_same_failure_only():
         "exc_message": ["hard time limit (5s) exceeded"],
     }
     assert failure_of({"error": "the run was interrupted"})["exc_type"] == "TaskFailedError"
+
+
+def test_minus_a_finds_an_app_by_celerys_rules_and_refuses_a_plain_one(monkeypatch):
+    from workers.loading import load_app
+
+    # reading an app's configuration resolves its broker URL (nothing connects to it)
+    monkeypatch.setenv("YM_REDIS_URL", "redis://127.0.0.1:1/0")
+
+    app = load_app("tests.dropin_pkg")  # a package with celery.py
+    assert "dropin_pkg.double" in app.tasks
+    assert load_app("tests.dropin_pkg.celery:app") is app
+    tuned = load_app("tests.dropin_tasks", {"slots": 7})
+    assert "dropin.add" in tuned.tasks
+    assert tuned.conf["yardmaster_settings"].slots == 7
+    with pytest.raises(InvalidInputError) as raised:
+        load_app("tests.dropin_tasks:plain")
+    assert raised.value.field == "-A"
+    assert "not a yardmaster app" in str(raised.value)
+    with pytest.raises(InvalidInputError, match="cannot load it"):
+        load_app("tests.no_such_module")
