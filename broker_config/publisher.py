@@ -50,14 +50,23 @@ class CeleryPublisher:
         self.store = store
         self.origin = f"yardmaster-dispatcher-{os.getpid()}@{socket.gethostname()}"
 
-    def template(self, task_id: str, name: str, args: str, kwargs: str, options: str = "") -> str:
+    def template(
+        self,
+        task_id: str,
+        name: str,
+        args: str,
+        kwargs: str,
+        options: str = "",
+        priority: int | None = None,
+    ) -> str:
         """The message of a task with its delivery fields left as placeholders.
 
         ``options`` (the submission's retry policy and time limits, JSON) travel
         in the message: the time limits as Celery's own ``timelimit`` header,
         which the worker's pool enforces, the retry policy as ``ym_retry``; a
         Celery publish's ``message`` fields as Celery sends them (``priority`` in
-        the delivery info, ``expires``, the caller's own ``headers``).
+        the delivery info, ``expires``, the caller's own ``headers``). ``priority``
+        (the task's yardmaster priority) is the delivery info's otherwise.
 
         ``finish.lua`` replaces the five quoted placeholders (attempt, worker,
         queue, delivery tag, dispatch time) when it hands the task to a freed slot, so the
@@ -84,7 +93,8 @@ class CeleryPublisher:
         properties.update(
             delivery_mode=2,
             delivery_info={"exchange": "", "routing_key": _QUEUE},
-            priority=celery.get("priority", 0),
+            # the run's delivery_info['priority']: yardmaster's priority (0..9, higher first)
+            priority=celery.get("priority", 0 if priority is None else priority),
             body_encoding="base64",
             delivery_tag=_TAG,
         )
@@ -118,7 +128,9 @@ class CeleryPublisher:
 
     def message(self, item: Dispatch) -> str:
         """The JSON text kombu's Redis transport expects on the worker's queue list."""
-        template = self.template(item.task_id, item.name, item.args, item.kwargs, item.options)
+        template = self.template(
+            item.task_id, item.name, item.args, item.kwargs, item.options, item.priority
+        )
         return self.bind(template, item)
 
     def publish(self, items: Sequence[Dispatch]) -> None:

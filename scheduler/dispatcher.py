@@ -57,6 +57,7 @@ class Dispatch:
     attempt: int
     options: str = ""
     at: float = 0.0  # Redis time of the claim; 0: unknown (the worker waits for its start)
+    priority: int | None = None  # shown to the run as delivery_info['priority']
 
 
 class Publisher(Protocol):
@@ -65,7 +66,15 @@ class Publisher(Protocol):
     def publish(self, items: Sequence[Dispatch]) -> None:
         """Publish every item, in order; raise if any could not be sent."""
 
-    def template(self, task_id: str, name: str, args: str, kwargs: str, options: str = "") -> str:
+    def template(
+        self,
+        task_id: str,
+        name: str,
+        args: str,
+        kwargs: str,
+        options: str = "",
+        priority: int | None = None,
+    ) -> str:
         """A task's message with the worker left open, for the hand-off list."""
 
 
@@ -434,6 +443,7 @@ class Dispatcher:
                         claim.attempt,
                         claim.options,
                         claim.at,
+                        decision.task.priority,
                     )
                 )
                 if worker is not None:
@@ -502,13 +512,13 @@ class Dispatcher:
             if task is None:
                 break
             tasks.append(task)
-        missing = [t.id for t in tasks if t.id not in self._templates]
-        for task_id, (state, name, args, kwargs, options) in zip(
-            missing, self.store.tasks.payloads(missing), strict=True
+        missing = [t for t in tasks if t.id not in self._templates]
+        for task, (state, name, args, kwargs, options) in zip(
+            missing, self.store.tasks.payloads([t.id for t in missing]), strict=True
         ):
             if state == "pending":
-                self._templates[task_id] = self.publisher.template(
-                    task_id, name, args, kwargs, options
+                self._templates[task.id] = self.publisher.template(
+                    task.id, name, args, kwargs, options, task.priority
                 )
         tasks = [t for t in tasks if t.id in self._templates]
         if not tasks:

@@ -361,3 +361,13 @@ def test_a_tasks_own_options_are_the_defaults_of_delay_and_send_task(dropin):
     assert record(c, by_name.id).priority == 7
     mod.app.conf.task_default_priority = 3
     assert mod.request.delay().get(timeout=30)["priority"] == 3
+
+
+def test_a_task_submitted_by_the_client_sees_its_priority_in_the_delivery_info(dropin):
+    c, mod = dropin
+    direct = c.client.submit("dropin.request", priority=9)  # published by the dispatcher
+    assert direct.result(timeout=30)["priority"] == 9
+    busy = mod.sleep.delay(1.5)
+    handed = c.client.submit("dropin.request", priority=2)  # waits behind the busy slot
+    assert busy.get(timeout=30) == 1.5
+    assert handed.result(timeout=30)["priority"] == 2
