@@ -33,7 +33,9 @@ submission
     The producer alone, no worker or dispatcher running: one
     ``submit_many`` of ``N`` noop specs against ``N`` ``apply_async`` calls,
     each after one warm-up call (connection set-up and script loading are
-    not counted).
+    not counted). Also ``N`` ``noop.delay()`` calls on a ``create_app()``
+    app (Celery's own call, one yardmaster submission each; docs/celery.md)
+    against the same plain ``apply_async`` calls: the JSON's ``delay``.
 
 Each system gets a fresh private ``redis-server`` for every measurement
 (``scheduler.embedded.EmbeddedRedis``). Progress goes to stderr; one JSON
@@ -109,6 +111,31 @@ def yardmaster_submission(tasks: int) -> dict[str, Any]:
         return {"tasks": tasks, "seconds": elapsed, "tasks_per_s": tasks / elapsed}
 
 
+def yardmaster_delay(tasks: int) -> dict[str, Any]:
+    """Rate of ``tasks`` ``noop.delay()`` calls on a ``create_app()`` app (each one
+    submission through ``workers.publishing``), with nothing consuming."""
+    from workers.app import create_app
+
+    with private_redis() as server:
+        settings = load_settings(redis_url=server.url)
+        app = create_app(settings, server.url)
+        try:
+            noop = app.tasks["noop"]
+            noop.delay()  # warm-up: connection, SCRIPT LOAD
+            t0 = time.perf_counter()
+            for _ in range(tasks):
+                noop.delay()
+            elapsed = time.perf_counter() - t0
+            store = Store(connect(server.url), settings)
+            submitted = store.events.counters().get("submitted", 0)
+            store.client.close()
+            if submitted != tasks + 1:
+                raise RuntimeError(f"delay: {submitted} submitted, expected {tasks + 1}")
+            return {"tasks": tasks, "seconds": elapsed, "tasks_per_s": tasks / elapsed}
+        finally:
+            app.close()
+
+
 def plain_submission(tasks: int) -> dict[str, Any]:
     """Rate of ``tasks`` ``noop.apply_async()`` calls, with no worker running."""
     with private_redis() as server:
@@ -163,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     e2e[shapes[0].label]["plain_celery_ym_transport"] = []
     sub: dict[str, list[dict[str, Any]]] = {"yardmaster": [], "plain_celery": []}
+    sub["yardmaster_delay"] = []
     for rnd in range(args.rounds):
         progress(f"round {rnd + 1}/{args.rounds}")
         log_dir = log_root / f"round{rnd + 1}"
@@ -181,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         sub_runs: list[tuple[str, Callable[[], dict[str, Any]]]] = [
             ("yardmaster", partial(yardmaster_submission, n)),
             ("plain_celery", partial(plain_submission, n)),
+            ("yardmaster_delay", partial(yardmaster_delay, n)),
         ]
         if rnd % 2:
             e2e_runs.reverse()
@@ -205,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
                 "rounds": runs["plain_celery_ym_transport"],
             }
     submission = summarize(sub["yardmaster"], sub["plain_celery"])
+    # Celery's own call on a yardmaster app, one submission per call, against apply_async.
+    delay = summarize(sub["yardmaster_delay"], sub["plain_celery"])
     code_end = code_state()
     if code_end["sources_sha256"] != code["sources_sha256"]:
         code["changed_during_run"] = code_end
@@ -224,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": finish_machine(info),
         "end_to_end": end_to_end,
         "submission": submission,
+        "delay": delay,
         "targets": {
             "end_to_end_ratio": TARGET_END_TO_END,
             "end_to_end_met": {
@@ -238,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     progress(
         f"end to end, yardmaster/plain: {shown} (target {TARGET_END_TO_END}); "
         f"submission: submit_many/apply_async = {submission['ratio']:.2f} "
-        f"(target {TARGET_SUBMISSION}); {report['wall_seconds']:.0f} s"
+        f"(target {TARGET_SUBMISSION}); delay/apply_async = {delay['ratio']:.2f}; "
+        f"{report['wall_seconds']:.0f} s"
     )
     text = json.dumps(report, indent=2)
     if args.json_out:

@@ -44,6 +44,8 @@ def celery_config(settings: Settings, redis_url: str | None) -> dict[str, Any]:
         "result_accept_content": ["json"],
         # Outcomes and results are written to yardmaster's own records.
         "task_ignore_result": True,
+        # AsyncResult reads those records (broker_config/results.py).
+        "result_backend": "broker_config.results:YardmasterBackend",
         "task_store_errors_even_if_ignored": False,
         "task_default_queue": keys.worker_queue("unbound"),
         # A long task must not be redelivered while it still runs
@@ -87,6 +89,7 @@ def make_celery(
     *,
     main: str = "yardmaster",
     task_cls: type[Task[Any, Any]] | str | None = None,
+    app_cls: type[LazyBrokerCelery] | None = None,
 ) -> Celery:
     """Create a Celery app configured for yardmaster.
 
@@ -97,10 +100,14 @@ def make_celery(
             running ``yardmaster up`` (see :class:`LazyBrokerCelery`).
         main: Name of the main module, as for :class:`celery.Celery`.
         task_cls: Base class for the app's tasks.
+        app_cls: The app's class (a :class:`LazyBrokerCelery`); by default a plain
+            :class:`celery.Celery` when ``redis_url`` is given.
     """
-    if redis_url is None:
-        app: Celery = LazyBrokerCelery(main, task_cls=task_cls, set_as_current=False)
-        app.ym_settings = settings  # type: ignore[attr-defined]
+    app: Celery
+    if app_cls is not None or redis_url is None:
+        lazy = (app_cls or LazyBrokerCelery)(main, task_cls=task_cls, set_as_current=False)
+        lazy.ym_settings = settings if redis_url is None else None
+        app = lazy
     else:
         app = Celery(main, task_cls=task_cls, set_as_current=False)
     app.conf.update(celery_config(settings, redis_url))

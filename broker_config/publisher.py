@@ -50,12 +50,23 @@ class CeleryPublisher:
         self.store = store
         self.origin = f"yardmaster-dispatcher-{os.getpid()}@{socket.gethostname()}"
 
-    def template(self, task_id: str, name: str, args: str, kwargs: str, options: str = "") -> str:
+    def template(
+        self,
+        task_id: str,
+        name: str,
+        args: str,
+        kwargs: str,
+        options: str = "",
+        priority: int | None = None,
+    ) -> str:
         """The message of a task with its delivery fields left as placeholders.
 
         ``options`` (the submission's retry policy and time limits, JSON) travel
         in the message: the time limits as Celery's own ``timelimit`` header,
-        which the worker's pool enforces, the retry policy as ``ym_retry``.
+        which the worker's pool enforces, the retry policy as ``ym_retry``; a
+        Celery publish's ``message`` fields as Celery sends them (``priority`` in
+        the delivery info, ``expires``, the caller's own ``headers``). ``priority``
+        (the task's yardmaster priority) is the delivery info's otherwise.
 
         ``finish.lua`` replaces the five quoted placeholders (attempt, worker,
         queue, delivery tag, dispatch time) when it hands the task to a freed slot, so the
@@ -63,6 +74,8 @@ class CeleryPublisher:
         in Python for the dispatcher's own publishes.
         """
         opts: dict[str, Any] = json.loads(options) if options else {}
+        # Fields of a Celery publish (workers/publishing.py) the run sees in its request.
+        celery: dict[str, Any] = opts.get("message") or {}
         msg = self.app.amqp.as_task_v2(
             task_id,
             name,
@@ -71,6 +84,7 @@ class CeleryPublisher:
             origin=self.origin,
             time_limit=opts.get("time_limit"),
             soft_time_limit=opts.get("soft_time_limit"),
+            expires=celery.get("expires"),
             # user text must never look like a placeholder
             argsrepr=args.replace("@@ym-", "@@ym_"),
             kwargsrepr=kwargs.replace("@@ym-", "@@ym_"),
@@ -79,7 +93,8 @@ class CeleryPublisher:
         properties.update(
             delivery_mode=2,
             delivery_info={"exchange": "", "routing_key": _QUEUE},
-            priority=0,
+            # the run's delivery_info['priority']: yardmaster's priority (0..9, higher first)
+            priority=celery.get("priority", 0 if priority is None else priority),
             body_encoding="base64",
             delivery_tag=_TAG,
         )
@@ -89,7 +104,8 @@ class CeleryPublisher:
             "content-encoding": "utf-8",
             "content-type": "application/json",
             "headers": dict(
-                msg.headers,
+                celery.get("headers") or {},
+                **msg.headers,
                 ym_attempt=_ATTEMPT,
                 ym_worker=_WORKER,
                 ym_at=_AT,
@@ -112,7 +128,9 @@ class CeleryPublisher:
 
     def message(self, item: Dispatch) -> str:
         """The JSON text kombu's Redis transport expects on the worker's queue list."""
-        template = self.template(item.task_id, item.name, item.args, item.kwargs, item.options)
+        template = self.template(
+            item.task_id, item.name, item.args, item.kwargs, item.options, item.priority
+        )
         return self.bind(template, item)
 
     def publish(self, items: Sequence[Dispatch]) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import getpass
 import json
 import logging
+import math
 import socket
 import time
 import uuid
@@ -144,15 +145,31 @@ class Client:
                 fields[key] = dict(value) if isinstance(value, Mapping) else value
         return self.submit_many([fields])[0]
 
-    def submit_many(self, tasks: Iterable[Mapping[str, Any] | TaskSpec]) -> list[TaskHandle]:
+    def submit_many(
+        self,
+        tasks: Iterable[Mapping[str, Any] | TaskSpec],
+        *,
+        ids: Sequence[str] | None = None,
+        not_before: float | None = None,
+    ) -> list[TaskHandle]:
         """Submit a batch in pipelined round trips; all are validated first.
 
         Each item is a :class:`TaskSpec` or a mapping with its fields
         (``name``, ``args``, ``kwargs``, ``priority``, ...).
 
+        Args:
+            tasks: The submissions.
+            ids: Their task ids (Celery's ``task_id``); new random ids by default. An id
+                already taken raises, and nothing is submitted with it.
+            not_before: UNIX seconds before which none of them starts (Celery's
+                ``countdown`` / ``eta``): they wait in Redis, held by no worker, until
+                then. Not with the cache, coalescing or an idempotency key.
+
         Raises:
             InvalidInputError: Naming ``tasks[i].field``; nothing is submitted.
         """
+        if ids is not None or not_before is not None:
+            return self._submit_exactly(list(tasks), ids, not_before)
         specs: list[TaskSpec] = []
         for i, item in enumerate(tasks):
             if isinstance(item, TaskSpec):
@@ -176,6 +193,64 @@ class Client:
         if log.isEnabledFor(logging.DEBUG):
             _log_submitted(specs, handles)
         return handles
+
+    def _submit_exactly(
+        self,
+        tasks: list[Mapping[str, Any] | TaskSpec],
+        ids: Sequence[str] | None,
+        not_before: float | None,
+    ) -> list[TaskHandle]:
+        """Submit with given ids and/or a start time: every one a new task."""
+        if not_before is not None and (
+            not isinstance(not_before, int | float)
+            or isinstance(not_before, bool)
+            or not math.isfinite(not_before)
+        ):
+            raise InvalidInputError("not_before", not_before, "UNIX seconds, a finite number")
+        if ids is None:
+            ids = [uuid.uuid4().hex for _ in tasks]
+        if len(ids) != len(tasks):
+            raise InvalidInputError("ids", len(ids), f"one id per task ({len(tasks)})")
+        for i, task_id in enumerate(ids):
+            if not isinstance(task_id, str) or not 1 <= len(task_id) <= 200:
+                raise InvalidInputError(f"ids[{i}]", task_id, "a string of 1 to 200 characters")
+        specs = self._validated(tasks)
+        if not_before is not None:
+            for i, spec in enumerate(specs):
+                if spec.deduplicated or spec.idempotency_key:
+                    raise InvalidInputError(
+                        f"tasks[{i}].not_before",
+                        not_before,
+                        "no start time with cache_ttl, coalesce or idempotency_key",
+                        problem="a delayed task cannot be answered by an earlier one",
+                    )
+            replies: list[int | str] = list(self.store.tasks.submit_delayed(ids, specs, not_before))
+        else:
+            replies = self.store.tasks.submit(ids, specs)
+        handles: list[TaskHandle] = []
+        for task_id, reply in zip(ids, replies, strict=True):
+            if reply == 0:
+                raise InvalidInputError("task_id", task_id, "an id no other task has")
+            if isinstance(reply, str) and ":" in reply:
+                how, existing = reply.split(":", 1)
+                handles.append(TaskHandle(self, existing, _ANSWERED[how]))
+            else:
+                handles.append(TaskHandle(self, task_id, "cached" if reply == "cached" else None))
+        if log.isEnabledFor(logging.DEBUG):
+            _log_submitted(specs, handles)
+        return handles
+
+    def _validated(self, tasks: Iterable[Mapping[str, Any] | TaskSpec]) -> list[TaskSpec]:
+        specs: list[TaskSpec] = []
+        for i, item in enumerate(tasks):
+            if isinstance(item, TaskSpec):
+                spec = item
+                check_pairs(spec, f"tasks[{i}].")
+            else:
+                spec = validate_spec(dict(item), where=f"tasks[{i}].")
+            self._check_name(spec.name, f"tasks[{i}].name")
+            specs.append(spec)
+        return specs
 
     def _check_name(self, name: str, field: str) -> None:
         if name in self._local_names or name in self._remote_names:

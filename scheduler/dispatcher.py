@@ -61,6 +61,7 @@ class Dispatch:
     attempt: int
     options: str = ""
     at: float = 0.0  # Redis time of the claim; 0: unknown (the worker waits for its start)
+    priority: int | None = None  # shown to the run as delivery_info['priority']
 
 
 class Publisher(Protocol):
@@ -69,7 +70,15 @@ class Publisher(Protocol):
     def publish(self, items: Sequence[Dispatch]) -> None:
         """Publish every item, in order; raise if any could not be sent."""
 
-    def template(self, task_id: str, name: str, args: str, kwargs: str, options: str = "") -> str:
+    def template(
+        self,
+        task_id: str,
+        name: str,
+        args: str,
+        kwargs: str,
+        options: str = "",
+        priority: int | None = None,
+    ) -> str:
         """A task's message with the worker left open, for the hand-off list."""
 
 
@@ -186,6 +195,8 @@ class Dispatcher:
         if refresh or time.monotonic() >= self._next_refresh:
             self.refresh_workers()
             self._check_mirror()
+            # Celery `expires` of tasks still pending (workers/publishing.py)
+            self.expired += self.store.tasks.expire_due()[0]
         free = any(w.free for w in self.workers.values())
         if self.ready and (self._reclaim_due or free):
             self._reclaim()
@@ -437,6 +448,7 @@ class Dispatcher:
                         claim.attempt,
                         claim.options,
                         claim.at,
+                        decision.task.priority,
                     )
                 )
                 if worker is not None:
@@ -511,13 +523,13 @@ class Dispatcher:
             if task is None:
                 break
             tasks.append(task)
-        missing = [t.id for t in tasks if t.id not in self._templates]
-        for task_id, (state, name, args, kwargs, options) in zip(
-            missing, self.store.tasks.payloads(missing), strict=True
+        missing = [t for t in tasks if t.id not in self._templates]
+        for task, (state, name, args, kwargs, options) in zip(
+            missing, self.store.tasks.payloads([t.id for t in missing]), strict=True
         ):
             if state == "pending":
-                self._templates[task_id] = self.publisher.template(
-                    task_id, name, args, kwargs, options
+                self._templates[task.id] = self.publisher.template(
+                    task.id, name, args, kwargs, options, task.priority
                 )
         tasks = [t for t in tasks if t.id in self._templates]
         if not tasks:

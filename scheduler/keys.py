@@ -214,6 +214,12 @@ class Keys:
         return f"{self.ns}:delayed"
 
     @property
+    def expiring(self) -> str:
+        """Sorted set of tasks with a Celery ``expires`` time, scored by it (UNIX seconds);
+        the dispatcher ends those still pending when it passes."""
+        return f"{self.ns}:expiring"
+
+    @property
     def outcomes(self) -> str:
         """Hash: ``<task name>\\tok`` and ``<task name>\\tfail`` -> runs that ended so (the
         circuit breakers' input; a retried failure counts as a failure)."""

@@ -146,10 +146,13 @@ class LocalCluster:
         events: bool = False,
         loglevel: str = "WARNING",
         wait: bool = True,
+        app_module: str | None = None,
     ) -> subprocess.Popen[bytes]:
         """Start ``yardmaster worker`` as process ``name`` (its Celery hostname
-        ``hostname``, else ``name``); with ``wait``, return once it registered."""
+        ``hostname``, else ``name``), running the app ``app_module`` (``-A``) if given;
+        with ``wait``, return once it registered."""
         cmd = [*CLI, "worker", "--slots", str(slots), "--name", hostname or name]
+        cmd += ["-A", app_module] if app_module else []
         cmd += ["--pool", pool, "--loglevel", loglevel] + (["--events"] if events else [])
         proc = self.spawn(name, cmd)
         self._workers.add(name)  # stopped first
@@ -236,6 +239,7 @@ class LocalCluster:
         api_port: int | None = None,
         loglevel: str = "WARNING",
         timeout: float = 60.0,
+        app_module: str | None = None,
     ) -> LocalCluster:
         """Start the whole cluster and wait until it is ready (``yardmaster up``).
 
@@ -249,6 +253,8 @@ class LocalCluster:
             loglevel: Log level of the dispatcher, workers and API (INFO logs every
                 task, which costs noticeable throughput on short tasks).
             timeout: Seconds to wait for each service to be ready.
+            app_module: The workers run this Celery app (``-A``, as ``celery -A``
+                reads it) instead of yardmaster's own.
         """
         self.start_redis()
         self.dispatcher(loglevel=loglevel, wait=False)
@@ -261,6 +267,7 @@ class LocalCluster:
                 events=flower,
                 loglevel=loglevel,
                 wait=False,
+                app_module=app_module,
             )
         if monitor_port is not None:
             # The monitor serves the API under /api with the same tokens, so that

@@ -77,6 +77,9 @@ class TaskSpec(BaseModel):
     retry: RetryPolicy | None = None
     soft_time_limit: float | None = Field(default=None, gt=0, le=7 * 86400, allow_inf_nan=False)
     time_limit: float | None = Field(default=None, gt=0, le=7 * 86400, allow_inf_nan=False)
+    message: dict[str, Any] | None = None
+    """Celery message fields the run sees in its request (``priority``, ``expires``,
+    ``headers``); set by the Celery publishing path (:mod:`workers.publishing`)."""
 
     @field_validator("time_limit")
     @classmethod
@@ -95,6 +98,8 @@ class TaskSpec(BaseModel):
             options["soft_time_limit"] = self.soft_time_limit
         if self.time_limit is not None:
             options["time_limit"] = self.time_limit
+        if self.message:
+            options["message"] = self.message
         return json.dumps(options, separators=(",", ":")) if options else ""
 
     @field_validator("args", mode="before")
@@ -166,6 +171,7 @@ _ALLOWED = {
     "retry": "a RetryPolicy or an object with " + ", ".join(RETRY_FIELDS),
     "soft_time_limit": "seconds, greater than 0 and at most 604800",
     "time_limit": "seconds, greater than 0 and at most 604800, longer than soft_time_limit",
+    "message": "an object of Celery message fields (priority, expires, headers)",
 }
 
 

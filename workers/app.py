@@ -13,7 +13,8 @@ from celery import Celery
 import workers.demo_tasks  # noqa: F401  (registers the built-in tasks)
 from broker_config.celery_app import make_celery
 from scheduler.settings import Settings, load_settings
-from workers import hooks
+from workers import failures, hooks
+from workers.publishing import YardmasterCelery
 from workers.yardmaster_task import YardmasterTask
 
 
@@ -22,6 +23,11 @@ def create_app(
 ) -> Celery:
     """A Celery app whose tasks yardmaster schedules, with the worker hooks installed.
 
+    Every publish on it (``delay``, ``apply_async``, ``send_task``) is a yardmaster
+    submission (:mod:`workers.publishing`), ``AsyncResult`` reads yardmaster's records
+    (:mod:`broker_config.results`), and it becomes Celery's current and default app, so
+    ``@shared_task`` functions bind to it.
+
     Args:
         settings: Cluster settings (``YM_*`` by default).
         redis_url: The Redis; by default ``YM_REDIS_URL``, else the embedded Redis of a
@@ -29,8 +35,14 @@ def create_app(
         main: Name of the main module, as for :class:`celery.Celery`.
     """
     settings = settings or load_settings()
-    app = make_celery(settings, redis_url, main=main, task_cls=YardmasterTask)
+    app = make_celery(
+        settings, redis_url, main=main, task_cls=YardmasterTask, app_cls=YardmasterCelery
+    )
     hooks.install(app)
+    failures.install(app)
+    # ``@shared_task`` functions bind to the current app, as under ``celery -A``.
+    app.set_current()
+    app.set_default()
     return app
 
 

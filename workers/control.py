@@ -13,6 +13,7 @@ import logging
 import threading
 
 from celery import Celery
+from celery.app.control import Control
 
 from scheduler.errors import StoreError
 from scheduler.store import Store
@@ -65,5 +66,9 @@ class Controller:
             log.info("terminate of %s ignored: it is %s on %r", task_id, state, worker)
             return False
         log.warning("terminating task %s attempt %d with %s", task_id, attempt, signal)
-        self.app.control.revoke(task_id, terminate=True, signal=signal, destination=[self.worker])
+        # Celery's own broadcast revoke: a yardmaster app's control.revoke cancels the
+        # record instead (workers/publishing.py), which is what asked for this.
+        Control.revoke(
+            self.app.control, task_id, terminate=True, signal=signal, destination=[self.worker]
+        )
         return True

@@ -482,10 +482,24 @@ def _replayed(done: Finished) -> Verdict:
     return Verdict(done.outcome, done.result, done.error, reason)
 
 
-def _revoked(request: Any = None, terminated: bool = False, **_: Any) -> None:
-    """A run revoked in the main process (terminated, or revoked before it started)."""
+def _revoked(
+    request: Any = None, terminated: bool = False, expired: bool = False, **_: Any
+) -> None:
+    """A run revoked in the main process (terminated, revoked before it started, or
+    received after its Celery ``expires`` time: then it ends expired, unrun)."""
     app = _worker.get("app")
     if app is None or request is None:
+        return
+    if expired:
+        outcome.report_from_main(
+            store_for(app),
+            str(request.id),
+            getattr(request, "ym_attempt", None),
+            _worker["name"],
+            "expired",
+            error=f"expired: not started by its expires time ({request.expires})",
+            reason="expired",
+        )
         return
     how = "terminated" if terminated else "revoked"
     outcome.report_from_main(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from scheduler.models import TaskProgress, TaskRecord, TaskSpec, TaskState
 from scheduler.settings import StrategyName
@@ -58,6 +59,9 @@ class SubmitRequest(TaskSpec):
             ]
         },
     )
+
+    # Celery message fields come from Celery's own calls only (workers/publishing.py).
+    message: SkipJsonSchema[None] = None
 
 
 class BatchRequest(BaseModel):

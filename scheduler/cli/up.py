@@ -36,6 +36,12 @@ def up(
     api_port: Annotated[
         int | None, typer.Option(min=1, max=65535, help="HTTP API port; default YM_API_PORT.")
     ] = None,
+    app_module: Annotated[
+        str | None,
+        typer.Option(
+            "--app", "-A", help="The workers run this Celery app, as `celery -A` reads it."
+        ),
+    ] = None,
 ) -> None:
     """Run the whole stack in the foreground until Ctrl-C."""
     settings = load_settings(**({"strategy": strategy} if strategy else {}))
@@ -54,6 +60,7 @@ def up(
             api=api,
             api_port=api_port,
             loglevel=loglevel.upper(),
+            app_module=app_module,
         )
         shown = redact_url(cluster.url)
         console.print(f"  Redis      {shown}" + ("  (embedded)" if cluster.redis else ""))

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from broker_config.celery_app import app_settings
 from scheduler.cli.base import app
 from scheduler.embedded import resolve_redis_url
 from scheduler.settings import load_settings
@@ -20,13 +21,27 @@ def worker(
     pool: Annotated[str, typer.Option(help="Celery pool: prefork, threads or solo.")] = "prefork",
     events: Annotated[bool, typer.Option(help="Send Celery task events (for Flower).")] = False,
     loglevel: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
+    app_module: Annotated[
+        str | None,
+        typer.Option(
+            "--app",
+            "-A",
+            help="Run this Celery app (a module, module:attr, or a package with celery.py, "
+            "as `celery -A` reads it), made by workers.app.create_app().",
+        ),
+    ] = None,
 ) -> None:
     """Run a Celery worker with yardmaster's hooks; it consumes only its own queue."""
     from workers.app import create_app
+    from workers.loading import load_app
 
     overrides = {"slots": slots} if slots is not None else {}
     settings = load_settings(**overrides)
-    celery_app = create_app(settings, resolve_redis_url(settings))
+    if app_module:
+        celery_app = load_app(app_module, overrides)
+        settings = app_settings(celery_app)
+    else:
+        celery_app = create_app(settings, resolve_redis_url(settings))
     hostname = name or f"w{os.getpid()}@{socket.gethostname()}"
     argv = [
         "worker",

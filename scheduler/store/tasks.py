@@ -80,6 +80,62 @@ class Tasks(Repository):
         return out
 
     @translated
+    def submit_delayed(
+        self, ids: Sequence[str], specs: Sequence[TaskSpec], not_before: float
+    ) -> list[int]:
+        """Accept tasks that start no earlier than ``not_before`` (UNIX seconds), atomically
+        per chunk (``submit_delayed.lua``): each waits in the delayed set, as a retry's
+        backoff does, until ``promote.lua`` moves it to the pending index.
+
+        Returns, per task, its sequence number (0 = duplicate id).
+        """
+        k, s = self._keys, self._settings
+        out: list[int] = []
+        head = [k.seq, k.delayed, k.inbox, k.stats, k.pending_by_priority]
+        with self._client.pipeline(transaction=False) as pipe:
+            for start in range(0, len(ids), s.submit_chunk):
+                part = range(start, min(start + s.submit_chunk, len(ids)))
+                args: list[Any] = [k.task_prefix, repr(float(not_before))]
+                for i in part:
+                    spec = specs[i]
+                    a, kw = spec.encoded_args()
+                    args += [ids[i], spec.name, a, kw, spec.priority, _opt(spec.deadline)]
+                    args += [_opt(spec.expected_duration), spec.affinity_key or ""]
+                    args += [spec.duration_key or "", spec.encoded_options()]
+                    args.append(spec.concurrency_key or "")
+                    args.append("" if spec.max_concurrent is None else spec.max_concurrent)
+                keys = head + [k.task(ids[i]) for i in part]
+                self._scripts("submit_delayed", keys, args, client=pipe)
+            for reply in pipe.execute():
+                out.extend(int(r) for r in reply)
+        return out
+
+    @translated
+    def watch_expiry(self, task_id: str, at: float) -> None:
+        """End ``task_id`` as expired if it is still pending at ``at`` (UNIX seconds), by
+        :meth:`expire_due`."""
+        self._client.zadd(self._keys.expiring, {task_id: at})
+
+    @translated
+    def expire_due(self, limit: int = 10_000) -> tuple[int, float | None]:
+        """End as expired the watched tasks past their time and still pending
+        (``expire_due.lua``). Returns how many, and the next time watched (None: none)."""
+        k, s = self._keys, self._settings
+        keys = [k.expiring, k.pending, k.delayed, k.stats, k.pending_by_priority, k.events]
+        keys.append(k.inbox)
+        args = [k.task_prefix, s.result_ttl, s.events_maxlen, limit]
+        ended, nxt = self._scripts("expire_due", keys, args)
+        return int(ended), (float(nxt) if nxt not in ("", None) else None)
+
+    @translated
+    def note_failure(self, task_id: str, exception: str, traceback: str) -> None:
+        """Keep a failed run's exception (JSON: ``exc_type``, ``exc_module``,
+        ``exc_message``) and traceback on its record, for Celery's result backend."""
+        self._client.hset(
+            self._keys.task(task_id), mapping={"exc": exception, "traceback": traceback}
+        )
+
+    @translated
     def cancel(self, task_id: str, reason: str = "cancelled by request") -> str:
         """Cancel a task that has not started; see ``cancel.lua`` for the replies."""
         k, s = self._keys, self._settings
@@ -149,6 +205,15 @@ class Tasks(Repository):
         fields = ["state", "result", "error"]
         row = cast(list[str | None], self._client.hmget(self._keys.task(task_id), fields))
         return row[0], row[1], row[2]
+
+    @translated
+    def outcome_detail(self, task_id: str) -> dict[str, str]:
+        """The fields of a task's record that say how it ended (``state``, ``result``,
+        ``error``, ``reason``, ``exc``, ``traceback``, ``finished_at``; those set), one
+        round trip: what Celery's result backend reads."""
+        names = ["state", "result", "error", "reason", "exc", "traceback", "finished_at"]
+        row = cast(list[str | None], self._client.hmget(self._keys.task(task_id), names))
+        return {name: value for name, value in zip(names, row, strict=True) if value is not None}
 
     @translated
     def running_on(self, task_id: str) -> tuple[str, str, int]:

@@ -12,7 +12,7 @@
 -- KEYS: task, stats, worker, worker tasks, ema, ema counts, affinity, events,
 --       inbox, hand-off list, pending, pending by priority, worker queue,
 --       delayed, outcomes (per task name, for the circuit breakers).
--- ARGV: id, worker, outcome (succeeded|failed|cancelled|retry|skipped), result,
+-- ARGV: id, worker, outcome (succeeded|failed|cancelled|expired|retry|skipped), result,
 --       error, runtime, duration key, alpha, affinity step, affinity key,
 --       result ttl, events maxlen, attempt, task key prefix, reason ('' = none),
 --       retry delay in seconds, concurrency set prefix[, start nonce, affinity prefix].
@@ -93,7 +93,7 @@ if outcome == 'retry' and cancel_requested == '1' then
   outcome = 'cancelled'
   reason = 'cancelled'
 end
-if outcome ~= 'cancelled' and outcomes then
+if outcome ~= 'cancelled' and outcome ~= 'expired' and outcomes then  -- neither ran
   local failed = outcome ~= 'succeeded'
   redis.call('HINCRBY', outcomes, (name or '') .. (failed and '\tfail' or '\tok'), 1)
 end
@@ -122,7 +122,7 @@ local prior = ''  -- the EMA this run was predicted by, for the monitors
 if outcome == 'succeeded' and runtime then
   prior = learn_duration(freed, ema, ema_counts, duration_key, runtime, tonumber(alpha))
 end
-if affinity_key ~= '' and outcome ~= 'cancelled' then
+if affinity_key ~= '' and outcome ~= 'cancelled' and outcome ~= 'expired' then
   learn_affinity(freed, affinity, worker, affinity_key, outcome == 'succeeded',
                  tonumber(affinity_step))
 end

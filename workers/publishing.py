@@ -1,0 +1,288 @@
+"""Celery's publishing, through the scheduler: every ``send_task`` becomes a submission.
+
+``Task.delay``, ``Task.apply_async``, ``app.send_task`` and tasks sent from
+inside tasks all end in ``Celery.send_task``; :class:`YardmasterCelery`
+overrides that one method, so each of them becomes a yardmaster task record
+(scheduled by the dispatcher, run by a yardmaster worker) instead of a message
+on a queue. The caller gets Celery's own ``AsyncResult``, read through
+:class:`broker_config.results.YardmasterBackend`.
+
+Celery's options are mapped by :func:`submission` (docs/celery.md lists each);
+an option that cannot be honoured raises :class:`UnsupportedOptionError` at the
+call, naming it and why, so nothing is silently dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from celery import Celery
+from celery.app.control import Control
+
+from broker_config.celery_app import LazyBrokerCelery, app_settings
+from scheduler.errors import InvalidInputError, TaskNotFoundError
+from scheduler.models import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY
+
+_CANVAS = "canvas (chain, group, chord, link) is not built on yardmaster yet"
+REFUSED: dict[str, str] = {
+    "link": _CANVAS,
+    "link_error": _CANVAS,
+    "chain": _CANVAS,
+    "chord": _CANVAS,
+    "group_id": _CANVAS,
+    "group_index": _CANVAS,
+    "queue": "routing to queues is not built yet: the dispatcher picks the worker",
+    "routing_key": "routing to queues is not built yet: the dispatcher picks the worker",
+    "exchange": "routing to queues is not built yet: the dispatcher picks the worker",
+    "exchange_type": "routing to queues is not built yet: the dispatcher picks the worker",
+    "serializer": "yardmaster sends JSON only (pickle and the others are refused)",
+    "compression": "yardmaster keeps arguments as JSON text in Redis, uncompressed",
+    "retry_policy": "a submission is one atomic Redis call; a Redis error raises at once",
+    "stamped_headers": "stamping belongs to canvas, which is not built yet",
+    "stamps": "stamping belongs to canvas, which is not built yet",
+    "immediate": "an AMQP flag with no meaning without a broker queue",
+    "mandatory": "an AMQP flag with no meaning without a broker queue",
+}
+"""Options refused when given a value other than their default, and why."""
+
+_DEFAULTS: dict[str, tuple[Any, ...]] = {
+    "serializer": (None, "json"),
+    "retries": (None, 0),
+    "replaced_task_nesting": (None, 0),
+    "delivery_mode": (None, 2, "persistent"),
+    "retry": (None, True, False),
+}
+"""Accepted values of options that are harmless at these values (else refused)."""
+
+IGNORED = {
+    "producer", "connection", "router", "result_cls", "publisher", "add_to_parent",
+    "reply_to", "root_id", "parent_id", "route_name", "shadow", "task_type",
+    "ignore_result",
+}  # fmt: skip
+"""Options that are Celery's plumbing, not the task's: a yardmaster submission has no
+producer, connection, router or reply queue, and always records its outcome."""
+
+YARDMASTER = ("deadline", "expected_duration", "affinity_key", "duration_key")
+"""yardmaster's own scheduling hints, accepted as ``apply_async`` options."""
+
+
+class UnsupportedOptionError(InvalidInputError):
+    """A Celery publishing option yardmaster cannot honour (yet)."""
+
+    def __init__(self, option: str, value: Any, why: str) -> None:
+        super().__init__(option, value, "the option left out", problem=f"cannot be honoured: {why}")
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One Celery publish, mapped onto yardmaster's fields."""
+
+    task_id: str
+    fields: dict[str, Any]
+    not_before: float | None
+    expires: float | None = None
+
+
+def submission(
+    name: str,
+    args: Sequence[Any] | None,
+    kwargs: Mapping[str, Any] | None,
+    options: Mapping[str, Any],
+    *,
+    now: float | None = None,
+) -> Submission:
+    """Map ``send_task``'s arguments and options onto a yardmaster submission.
+
+    Raises:
+        UnsupportedOptionError: An option that cannot be honoured, naming it.
+        InvalidInputError: A malformed value (countdown, eta, expires, priority, ...).
+    """
+    now = time.time() if now is None else now
+    given = {key: value for key, value in options.items() if value is not None}
+    for key, value in given.items():
+        if key in _DEFAULTS and value in _DEFAULTS[key]:
+            continue
+        if key in REFUSED or key in _DEFAULTS:
+            raise UnsupportedOptionError(key, value, REFUSED.get(key, "only its default"))
+        if key in IGNORED or key in _HONOURED or key in YARDMASTER:
+            continue
+        raise UnsupportedOptionError(key, value, "yardmaster does not know this option")
+    if "countdown" in given and "eta" in given:
+        raise InvalidInputError("countdown", given["countdown"], "countdown or eta, not both")
+    not_before = None
+    if "countdown" in given:
+        not_before = now + _seconds("countdown", given["countdown"])
+    elif "eta" in given:
+        not_before = _when("eta", given["eta"])
+    message: dict[str, Any] = {}
+    priority = given.get("priority", DEFAULT_PRIORITY)
+    if (
+        not isinstance(priority, int)
+        or isinstance(priority, bool)
+        or not MIN_PRIORITY <= priority <= MAX_PRIORITY
+    ):
+        raise InvalidInputError(
+            "priority",
+            priority,
+            f"an integer from {MIN_PRIORITY} to {MAX_PRIORITY} (higher runs first)",
+        )
+    message["priority"] = priority
+    if "expires" in given:
+        expires = given["expires"]
+        at = (
+            now + _seconds("expires", expires)
+            if isinstance(expires, int | float) and not isinstance(expires, bool)
+            else _when("expires", expires)
+        )
+        message["expires"] = datetime.fromtimestamp(at, UTC).isoformat()
+        expires_at: float | None = at
+    else:
+        expires_at = None
+    if "headers" in given:
+        headers = given["headers"]
+        if not isinstance(headers, Mapping) or not all(isinstance(k, str) for k in headers):
+            raise InvalidInputError("headers", headers, "an object keyed by strings")
+        message["headers"] = dict(headers)
+    fields: dict[str, Any] = {
+        "name": name,
+        "args": list(args or ()),
+        "kwargs": dict(kwargs or {}),
+        "priority": priority,
+        "message": message,
+    }
+    for key in ("time_limit", "soft_time_limit", *YARDMASTER):
+        if key in given:
+            fields[key] = given[key]
+    task_id = given.get("task_id") or str(uuid.uuid4())
+    return Submission(str(task_id), fields, not_before, expires_at)
+
+
+_HONOURED = {
+    "countdown", "eta", "expires", "priority", "time_limit", "soft_time_limit",
+    "task_id", "headers",
+}  # fmt: skip
+
+
+def _seconds(field: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidInputError(field, value, "seconds from now, a finite number")
+    return float(value)
+
+
+def _when(field: str, value: Any) -> float:
+    """UNIX seconds of a datetime or an ISO 8601 text (naive: UTC, as Celery's default)."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidInputError(
+                field, value, "a datetime or an ISO 8601 time", problem="not a valid time"
+            ) from None
+    if not isinstance(value, datetime):
+        raise InvalidInputError(field, value, "a datetime or an ISO 8601 time")
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return aware.timestamp()
+
+
+class YardmasterControl(Control):
+    """Celery's remote control, with ``revoke`` done by yardmaster's cancel.
+
+    A broadcast revoke only reaches workers, and a task waiting in Redis is on none
+    of them; so ``revoke(id)`` cancels the task's record instead: a pending or
+    waiting (countdown / eta) task ends cancelled at once and never runs; a running
+    one is flagged (the body may call ``self.check_cancelled()``), and with
+    ``terminate=True`` its worker kills the run with ``YM_CANCEL_SIGNAL``, as
+    :meth:`TaskHandle.cancel <scheduler.client.TaskHandle.cancel>` does.
+    """
+
+    def revoke(
+        self,
+        task_id: str | Sequence[str],
+        destination: Any = None,
+        terminate: bool = False,
+        signal: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Cancel ``task_id`` (one id or several) wherever it is.
+
+        Raises:
+            UnsupportedOptionError: ``destination`` was given, or a ``signal`` other
+                than ``YM_CANCEL_SIGNAL`` with ``terminate``.
+        """
+        from workers.yardmaster_task import client_for  # the task module imports this one
+
+        if destination is not None:
+            raise UnsupportedOptionError(
+                "destination", destination, "a task is cancelled wherever it is"
+            )
+        wanted = app_settings(self.app).cancel_signal
+        if terminate and signal not in (None, "TERM", "SIGTERM", wanted):
+            raise UnsupportedOptionError(
+                "signal", signal, f"the cluster terminates runs with YM_CANCEL_SIGNAL={wanted}"
+            )
+        client = client_for(self.app)
+        for one in [task_id] if isinstance(task_id, str) else list(task_id):
+            # as Celery: revoking an id nobody sent does nothing
+            with contextlib.suppress(TaskNotFoundError):
+                client.handle(str(one)).cancel(terminate=bool(terminate))
+
+
+class YardmasterCelery(LazyBrokerCelery):
+    """A Celery app whose publishes are yardmaster submissions (see the module's docstring)."""
+
+    control_cls = "workers.publishing:YardmasterControl"
+
+    def send_task(  # type: ignore[override]
+        self,
+        name: str,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Any:
+        """Submit task ``name`` to yardmaster; returns Celery's ``AsyncResult`` for it.
+
+        Raises:
+            UnsupportedOptionError: An option that cannot be honoured, naming it.
+            InvalidInputError: A malformed option value.
+            UnknownTaskError: No worker or this app registers ``name``.
+        """
+        from workers.yardmaster_task import client_for  # the task module imports this one
+
+        result_cls = options.get("result_cls")
+        task = self.tasks.get(name)
+        if options.get("task_type") is None and task is not None:
+            # send_task by name of a local task: its decorator's options are the defaults,
+            # as in Celery (apply_async has merged them already)
+            exec_options: dict[str, Any] = task._get_exec_options()  # type: ignore[attr-defined]
+            defaults = {k: v for k, v in exec_options.items() if v is not None}
+            options = {**defaults, **options}
+        if options.get("priority") is None and self.conf.task_default_priority is not None:
+            options = {**options, "priority": self.conf.task_default_priority}
+        sub = submission(name, args, kwargs, options)
+        router = self.amqp.router
+        if getattr(router, "routes", None):  # the app's task_routes, as Celery prepared them
+            route = router.lookup_route(
+                name, tuple(args or ()), dict(kwargs or {}), options, options.get("task_type")
+            )
+            if route:  # the app's task_routes would send it to a queue
+                raise UnsupportedOptionError("task_routes", route, REFUSED["queue"])
+        client = client_for(self)
+        client.submit_many([sub.fields], ids=[sub.task_id], not_before=sub.not_before)
+        if sub.expires is not None:
+            # still pending then: the dispatcher ends it (a worker checks the message too)
+            client.store.tasks.watch_expiry(sub.task_id, sub.expires)
+        if result_cls is not None:
+            return result_cls(sub.task_id)
+        return self.AsyncResult(sub.task_id)
+
+
+def is_yardmaster_app(app: Celery) -> bool:
+    """Whether ``app`` publishes through yardmaster."""
+    return isinstance(app, YardmasterCelery)
