@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from scheduler.errors import (
+    BackpressureError,
     InvalidInputError,
     NotAppliedError,
     ResultTimeoutError,
@@ -87,6 +88,8 @@ class Client:
         retry: RetryPolicy | Mapping[str, Any] | None = None,
         soft_time_limit: float | None = None,
         time_limit: float | None = None,
+        block: bool = False,
+        timeout: float | None = None,
     ) -> TaskHandle:
         """Submit one task and return its handle.
 
@@ -116,10 +119,15 @@ class Client:
             soft_time_limit: Seconds after which ``SoftTimeLimitExceeded`` is raised
                 inside the task (Celery's soft time limit).
             time_limit: Seconds after which the worker kills the run (hard limit).
+            block: When the cluster refuses the submission (backpressure), wait as it
+                says and try again instead of raising at once.
+            timeout: With ``block``, give up after this many seconds (None: never).
 
         Raises:
             InvalidInputError: A field is not acceptable (the error names it).
             UnknownTaskError: No worker or app registers ``name``.
+            BackpressureError: The cluster is full (``YM_MAX_PENDING`` or Redis memory);
+                nothing was stored. With ``block``, only once ``timeout`` has passed.
         """
         fields: dict[str, Any] = {"name": name, "args": args, "kwargs": dict(kwargs or {})}
         fields.update(priority=priority, deadline=deadline, expected_duration=expected_duration)
@@ -134,17 +142,34 @@ class Client:
         ):
             if value is not None:
                 fields[key] = dict(value) if isinstance(value, Mapping) else value
-        return self.submit_many([fields])[0]
+        return self.submit_many([fields], block=block, timeout=timeout)[0]
 
-    def submit_many(self, tasks: Iterable[Mapping[str, Any] | TaskSpec]) -> list[TaskHandle]:
+    def submit_many(
+        self,
+        tasks: Iterable[Mapping[str, Any] | TaskSpec],
+        *,
+        block: bool = False,
+        timeout: float | None = None,
+    ) -> list[TaskHandle]:
         """Submit a batch in pipelined round trips; all are validated first.
 
         Each item is a :class:`TaskSpec` or a mapping with its fields
-        (``name``, ``args``, ``kwargs``, ``priority``, ...).
+        (``name``, ``args``, ``kwargs``, ``priority``, ...). The batch is accepted
+        or refused as a whole (see docs/reliability.md, "Backpressure").
+
+        Args:
+            tasks: The tasks.
+            block: When the cluster refuses the batch (backpressure), wait as it says
+                and try again instead of raising at once.
+            timeout: With ``block``, give up after this many seconds (None: never).
 
         Raises:
             InvalidInputError: Naming ``tasks[i].field``; nothing is submitted.
+            BackpressureError: The cluster is full; nothing of the batch was stored.
+                With ``block``, only once ``timeout`` has passed.
         """
+        if timeout is not None and not timeout >= 0:
+            raise InvalidInputError("timeout", timeout, "seconds, 0 or more, or None")
         specs: list[TaskSpec] = []
         for i, item in enumerate(tasks):
             if isinstance(item, TaskSpec):
@@ -155,7 +180,7 @@ class Client:
             self._check_name(spec.name, f"tasks[{i}].name")
             specs.append(spec)
         ids = [uuid.uuid4().hex for _ in specs]
-        replies = self.store.tasks.submit(ids, specs)
+        replies = self._admitted(ids, specs, block, timeout)
         handles: list[TaskHandle] = []
         for task_id, reply in zip(ids, replies, strict=True):
             if isinstance(reply, str) and ":" in reply:
@@ -166,6 +191,22 @@ class Client:
             else:
                 handles.append(TaskHandle(self, task_id))
         return handles
+
+    def _admitted(
+        self, ids: list[str], specs: list[TaskSpec], block: bool, timeout: float | None
+    ) -> list[int | str]:
+        """The store's replies to the batch, waiting out backpressure when ``block``."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                return self.store.tasks.submit(ids, specs)
+            except BackpressureError as exc:
+                if not block:
+                    raise
+                left = None if end is None else end - time.monotonic()
+                if left is not None and left <= 0:
+                    raise
+                time.sleep(exc.retry_after if left is None else min(exc.retry_after, left))
 
     def _check_name(self, name: str, field: str) -> None:
         if name in self._local_names or name in self._remote_names:

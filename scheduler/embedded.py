@@ -52,6 +52,7 @@ class EmbeddedRedis:
         port: Port to listen on; a free one when omitted.
         appendonly: Turn on AOF persistence (kept in the server's own directory).
         bind: Addresses to listen on (loopback first; more for other hosts).
+        options: More ``redis-server`` options, such as ``("--maxmemory", "8mb")``.
     """
 
     def __init__(
@@ -60,10 +61,12 @@ class EmbeddedRedis:
         *,
         appendonly: bool = False,
         bind: tuple[str, ...] = ("127.0.0.1",),
+        options: tuple[str, ...] = (),
     ) -> None:
         self.port = port or free_port()
         self.appendonly = appendonly
         self.bind = bind
+        self.options = options
         self.dir = tempfile.mkdtemp(prefix="yardmaster-redis-")
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -83,6 +86,7 @@ class EmbeddedRedis:
             "--appendonly", "yes" if self.appendonly else "no",
             "--protected-mode", "yes",
             "--maxclients", "4096",
+            *self.options,
         ]  # fmt: skip
         log = open(os.path.join(self.dir, "redis.log"), "ab")  # noqa: SIM115
         self._proc = subprocess.Popen(
