@@ -56,6 +56,12 @@ class Keys:
         return f"{self.ns}:admission:memory"
 
     @property
+    def memory_sample(self) -> str:
+        """String: the last reading of Redis's used share of ``maxmemory`` by ``submit.lua``
+        ('' without a limit), kept ``YM_MEMORY_SAMPLE_MS``."""
+        return f"{self.ns}:admission:sample"
+
+    @property
     def orphan_policy(self) -> str:
         """Hash: task name -> ``fail`` for task types that must not run again after a lost worker."""
         return f"{self.ns}:orphan_policy"

@@ -306,6 +306,13 @@ class Settings(BaseSettings):
         description="share of Redis's maxmemory under which submissions are accepted again, "
         "0..1, at most YM_MEMORY_HIGH_WATER",
     )
+    memory_sample_ms: int = Field(
+        default=100,
+        ge=0,
+        le=10_000,
+        description="milliseconds a reading of Redis's memory is reused by submissions, "
+        "0 to 10000 (0: read every time)",
+    )
     backpressure_retry_after: float = Field(
         default=1.0,
         gt=0.0,

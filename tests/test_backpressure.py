@@ -12,19 +12,22 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from redis import Redis
+from redis.exceptions import RedisError
 
 from scheduler.client import Client
-from scheduler.embedded import EmbeddedRedis
+from scheduler.embedded import EmbeddedRedis, free_port
 from scheduler.errors import BackpressureError
 from scheduler.local_cluster import CLI
 from scheduler.models import TaskState
 from scheduler.settings import load_settings
 from scheduler.store import Store
+from scheduler.store.scripts import Scripts, allows_oom, script_names, server_major, source
 from tests.conftest import BUILTIN, Cluster
 
 NOEVICTION = ("--maxmemory-policy", "noeviction")
@@ -125,7 +128,7 @@ def _free_to(raw: Redis, limit: int, share: float) -> None:
 
 def test_memory_over_the_high_water_mark_refuses_until_under_the_low_water_mark(small_redis):
     raw = Redis.from_url(small_redis.url)
-    client = _client(small_redis, memory_high_water=0.8, memory_low_water=0.6)
+    client = _client(small_redis, memory_high_water=0.8, memory_low_water=0.6, memory_sample_ms=0)
     client.submit_many(_batch(3))
     limit = _used(raw) * 3
     raw.config_set("maxmemory", limit)
@@ -146,6 +149,20 @@ def test_memory_over_the_high_water_mark_refuses_until_under_the_low_water_mark(
     assert _submitted(client) == 9
     _fill_to(raw, limit, 0.7)  # the episode over, the high-water mark is the limit again
     assert len(client.submit_many(_batch(3))) == 3
+
+
+def test_a_reading_of_memory_is_reused_for_the_sample_period(small_redis):
+    raw = Redis.from_url(small_redis.url)
+    client = _client(small_redis, memory_sample_ms=1500)
+    limit = _used(raw) * 3
+    raw.config_set("maxmemory", limit)
+    client.submit_many(_batch(3))  # reads memory: about a third full
+    _fill_to(raw, limit, 0.9)
+    client.submit_many(_batch(3))  # the reading is still fresh: accepted
+    time.sleep(1.6)
+    with pytest.raises(BackpressureError):
+        client.submit_many(_batch(3))  # read again: refused
+    assert _submitted(client) == 6
 
 
 def test_a_redis_already_over_maxmemory_gives_the_typed_error_even_with_the_check_off(
@@ -196,7 +213,9 @@ def test_memory_settings_are_validated_naming_the_setting():
 def test_the_api_answers_429_for_a_full_backlog_and_503_for_full_memory_with_retry_after(
     small_redis, tmp_path
 ):
-    c = Cluster(small_redis, tmp_path, max_pending=3, backpressure_retry_after=1.5)
+    c = Cluster(
+        small_redis, tmp_path, max_pending=3, backpressure_retry_after=1.5, memory_sample_ms=0
+    )
     try:
         c.worker("w1@bp", slots=1)  # registers the task names; no dispatcher, so nothing drains
         c.wait_worker("w1@bp")
@@ -237,3 +256,172 @@ def test_the_api_answers_429_for_a_full_backlog_and_503_for_full_memory_with_ret
         assert _submitted(c.client) == 3
     finally:
         c.stop()
+
+
+@pytest.mark.parametrize(
+    "high_water",
+    [pytest.param(0.85, id="admission-on"), pytest.param(0.0, id="redis-itself-refuses")],
+)
+def test_a_producer_filling_redis_gets_the_typed_error_and_the_cluster_drains(
+    small_redis, tmp_path, high_water
+):
+    """The issue's scenario: one dispatcher, one worker with two slots, a producer
+    submitting batches until Redis is full (with the high-water check on, and off so
+    that Redis's own maxmemory refuses). Every accepted task ends exactly once, every
+    process lives on, and submissions are accepted again once the records expire."""
+    c = Cluster(
+        small_redis,
+        tmp_path,
+        result_ttl=60,
+        events_maxlen=1000,
+        memory_high_water=high_water,
+        memory_low_water=high_water * 0.9,
+    )
+    try:
+        dispatcher = c.dispatcher()
+        worker = c.worker("w1@bp", slots=2)
+        raw = Redis.from_url(small_redis.url)
+        limit = _used(raw) + 2_500_000
+        raw.config_set("maxmemory", limit)
+        accepted = []
+        refusal = None
+        while refusal is None:
+            try:
+                accepted += c.client.submit_many(_batch(200))
+            except BackpressureError as exc:
+                refusal = exc
+        assert refusal.reason == "memory"
+        assert _submitted(c.client) == len(accepted), "the refused batch stored nothing"
+        assert len(accepted) > 2000
+
+        records = c.client.wait(accepted, timeout=240)
+        assert {r.state for r in records} <= {TaskState.SUCCEEDED, TaskState.FAILED}
+        ended = [fields["id"] for _, fields in c.store.events.read(count=len(accepted) * 2)]
+        recent = {h.id for h in accepted[-500:]}  # the stream keeps the newest 1000 (or so)
+        assert sorted(i for i in ended if i in recent) == sorted(recent), "ended exactly once"
+        counters = c.store.events.counters()
+        ended_total = sum(counters.get(s, 0) for s in ("succeeded", "failed", "cancelled"))
+        assert ended_total == len(accepted)
+
+        # once the finished records expire, new work is accepted and runs
+        handle = c.client.submit("noop", block=True, timeout=150)
+        assert handle.result(timeout=60) is None
+        assert dispatcher.poll() is None, "the dispatcher is still running"
+        assert worker.poll() is None, "the worker is still running"
+    finally:
+        c.stop()
+
+
+def test_an_evicting_policy_gets_a_start_up_warning_naming_it(tmp_path):
+    server = EmbeddedRedis(options=("--maxmemory-policy", "allkeys-lru")).start()
+    c = Cluster(server, tmp_path)
+    try:
+        assert "allkeys-lru" in (c.store.eviction_warning() or "")
+        c.dispatcher()
+        c.worker("w1@bp", slots=1)
+        for log in ("dispatcher.log", "w1@bp.log"):
+            text = (tmp_path / log).read_text()
+            assert "maxmemory-policy allkeys-lru" in text, log
+            assert "Set maxmemory-policy noeviction" in text, log
+        Redis.from_url(server.url).config_set("maxmemory-policy", "noeviction")
+        assert c.store.eviction_warning() is None
+    finally:
+        c.stop()
+        server.stop()
+
+
+def test_redis_memory_is_an_anomaly_and_a_metric():
+    from scheduler.monitor.anomalies import Observation, detect, redis_memory
+
+    s = load_settings(memory_high_water=0.85)
+
+    def seen(ratio: float | None) -> list[Any]:
+        obs = Observation(
+            now=100.0, short=[], base=[], workers=[], running=[], durations={}, backlog=[],
+            memory_ratio=ratio,
+        )  # fmt: skip
+        return redis_memory(obs, s)
+
+    assert seen(None) == []
+    assert seen(0.84) == []
+    (warn,) = seen(0.9)
+    assert (warn.id, warn.severity) == ("redis_memory:cluster", "warning")
+    assert "90%" in warn.reason
+    assert "YM_MEMORY_HIGH_WATER" in warn.reason
+    assert seen(0.99)[0].severity == "critical"
+    assert redis_memory(
+        Observation(100.0, [], [], [], [], {}, [], memory_ratio=0.9), load_settings()
+    )
+    quiet = Observation(100.0, [], [], [], [], {}, [], memory_ratio=0.5)
+    assert detect(quiet, s) == []
+
+
+def test_the_monitor_reports_the_memory_ratio_and_raises_redis_memory(small_redis, tmp_path):
+    from scheduler.monitor.monitor import Monitor
+    from scheduler.monitor.prometheus import render
+
+    c = Cluster(small_redis, tmp_path)
+    try:
+        raw = Redis.from_url(small_redis.url)
+        limit = _used(raw) * 3
+        raw.config_set("maxmemory", limit)
+        _fill_to(raw, limit, 0.9)
+        snap = Monitor(c.store).poll()
+        assert snap.redis is not None
+        assert snap.redis.ratio is not None
+        assert snap.redis.ratio > 0.85
+        assert [a.type for a in snap.anomalies] == ["redis_memory"]
+        text = render(snap)
+        line = next(x for x in text.splitlines() if x.startswith("ym_redis_memory_ratio "))
+        assert float(line.split()[1]) > 0.85
+    finally:
+        c.stop()
+
+
+REDIS_7 = "/usr/bin/redis-server"
+
+
+def test_the_scripts_that_only_move_or_free_state_may_run_over_maxmemory_and_submit_may_not():
+    flagged = {name for name in script_names() if allows_oom(name)}
+    assert "submit" not in flagged
+    assert "steer" not in flagged
+    for name in ("finish", "start", "claim", "requeue", "cancel", "end_pending", "push"):
+        assert name in flagged
+    assert {"heartbeat", "guard_exit", "recover", "kombu_unacked", "kombu_acked"} <= flagged
+    assert source("finish", major=7).startswith("#!lua flags=allow-oom\n")
+    assert source("finish", major=6).startswith("redis.call('DEL', KEYS[1]")
+    assert source("submit", major=7) == source("submit", major=6) == source("submit")
+
+
+@pytest.mark.skipif(
+    not Path(REDIS_7).exists(), reason=f"no Redis 7 at {REDIS_7} (script flags need 7)"
+)
+def test_on_redis_7_every_script_compiles_with_its_shebang_and_flagged_ones_write_when_full(
+    tmp_path,
+):
+    port = free_port()
+    proc = subprocess.Popen(
+        [REDIS_7, "--port", str(port), "--save", "", "--dir", str(tmp_path), *NOEVICTION],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        raw = Redis(port=port, decode_responses=True)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                raw.ping()
+                break
+            except RedisError:
+                time.sleep(0.05)
+        assert server_major(raw) >= 7
+        scripts = Scripts(raw)
+        for name in script_names():
+            assert raw.script_load(scripts.source(name)) == scripts.sha(name), name
+        raw.config_set("maxmemory", 1)
+        with pytest.raises(RedisError, match="maxmemory"):
+            raw.set("x", "y")
+        assert scripts("push", ["q"], ["m"]) == 1  # a flagged script writes over the limit
+        assert raw.lrange("q", 0, -1) == ["m"]
+    finally:
+        proc.terminate()
+        proc.wait()

@@ -22,6 +22,7 @@ from scheduler.api.schemas import ErrorBody, ErrorCode
 from scheduler.errors import (
     BackpressureError,
     InvalidInputError,
+    RedisOutOfMemoryError,
     RedisUnavailableError,
     TaskNotFoundError,
     UnknownTaskError,
@@ -154,6 +155,17 @@ def install(app: FastAPI) -> None:
         status = 429 if exc.reason == "pending" else 503
         retry = str(max(1, math.ceil(exc.retry_after)))
         return error_response(status, "backpressure", str(exc), headers={"Retry-After": retry})
+
+    @app.exception_handler(RedisOutOfMemoryError)
+    async def _full(request: Request, exc: RedisOutOfMemoryError) -> JSONResponse:
+        # any other write Redis refused over its maxmemory (a strategy change): retriable
+        log.warning("Redis is full: %s", exc.reply)
+        return error_response(
+            503,
+            "backpressure",
+            "Redis is over its maxmemory and refused the write; try again once the backlog drained",
+            headers={"Retry-After": "1"},
+        )
 
     @app.exception_handler(TaskNotFoundError)
     async def _missing(request: Request, exc: TaskNotFoundError) -> JSONResponse:

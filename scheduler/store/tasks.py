@@ -90,9 +90,10 @@ class Tasks(Repository):
         """Run ``submit.lua`` for tasks ``part`` on ``to`` (the client, or a pipeline)."""
         k, s = self._keys, self._settings
         head = [k.seq, k.pending, k.inbox, k.stats, k.pending_by_priority]
-        head += [k.cache_stats, k.cache_index, k.delayed, k.admission]
+        head += [k.cache_stats, k.cache_index, k.delayed, k.admission, k.memory_sample]
         args: list[Any] = [s.result_ttl, s.idempotency_window, k.task_prefix]
         args += [1 if check else 0, s.max_pending, s.memory_high_water, s.memory_low_water]
+        args.append(s.memory_sample_ms)
         for i in part:
             spec = specs[i]
             a, kw = spec.encoded_args()

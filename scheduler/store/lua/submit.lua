@@ -7,12 +7,14 @@
 -- first chunk of a batch; later chunks of an admitted batch are not checked again), the
 -- batch is refused, writing no task, when the backlog (pending + delayed) has reached
 -- max pending, or when Redis's used memory passed the high-water share of maxmemory
--- (read from INFO memory here, so concurrent producers see one decision); once refused
+-- (read from INFO memory here, at most every sample ms: the memory sample key keeps the
+-- last reading; so concurrent producers see one decision); once refused
 -- for memory, the memory flag key keeps refusing until usage falls under the low-water share.
 -- KEYS: seq, pending, inbox, stats, pending_by_priority, cache stats, cache index,
---       delayed, memory flag, then one task key per task.
+--       delayed, memory flag, memory sample, then one task key per task.
 -- ARGV: result ttl (s), idempotency window (s), task key prefix, check (1 or 0),
 --       max pending (0: none), high water, low water (shares of maxmemory; 0: no check),
+--       sample ms (how long a reading of INFO memory is reused; 0: read every time),
 --       then 16 fields per task:
 --       id, name, args, kwargs, priority, deadline, expected_duration, affinity_key,
 --       duration_key, options (retry policy and time limits as JSON), concurrency_key,
@@ -25,11 +27,12 @@
 -- @include _time
 local seq_key, pending, inbox, stats, by_priority = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local cache_stats, cache_index, delayed, memory_flag = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local KEYS_BEFORE = 9  -- then one task key per task
+local memory_sample = KEYS[10]
+local KEYS_BEFORE = 10  -- then one task key per task
 local ttl, window, prefix = ARGV[1], ARGV[2], ARGV[3]
 local check, max_pending = ARGV[4] == '1', tonumber(ARGV[5])
-local high, low = tonumber(ARGV[6]), tonumber(ARGV[7])
-local ARGV_BEFORE, W = 7, 16  -- then W fields per task
+local high, low, sample_ms = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local ARGV_BEFORE, W = 8, 16  -- then W fields per task
 
 if check then
   if max_pending > 0 then
@@ -39,10 +42,20 @@ if check then
     end
   end
   if high > 0 then
-    local info = redis.call('INFO', 'memory')
-    local limit = tonumber(string.match(info, 'maxmemory:(%d+)'))
-    if limit and limit > 0 then
-      local ratio = tonumber(string.match(info, 'used_memory:(%d+)')) / limit
+    -- the share of maxmemory used, from a sample at most sample_ms old ('' : no limit)
+    local sampled = redis.call('GET', memory_sample)
+    if not sampled then
+      local info = redis.call('INFO', 'memory')
+      local limit = tonumber(string.match(info, 'maxmemory:(%d+)'))
+      sampled = ''
+      if limit and limit > 0 then
+        sampled = tostring(tonumber(string.match(info, 'used_memory:(%d+)')) / limit)
+      end
+      -- pcall: over maxmemory the sample cannot be kept, and need not be
+      if sample_ms > 0 then redis.pcall('SET', memory_sample, sampled, 'PX', sample_ms) end
+    end
+    local ratio = tonumber(sampled)
+    if ratio then
       local refusing = redis.call('EXISTS', memory_flag) == 1
       if ratio >= high or (refusing and ratio >= low) then
         -- pcall: over maxmemory itself the flag cannot be written, and need not be
