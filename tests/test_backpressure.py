@@ -34,7 +34,11 @@ NOEVICTION = ("--maxmemory-policy", "noeviction")
 
 
 def _client(server: EmbeddedRedis, **settings: Any) -> Client:
-    store = Store.from_url(server.url, load_settings(redis_url=server.url, **settings))
+    return _client_at(server.url, **settings)
+
+
+def _client_at(url: str, **settings: Any) -> Client:
+    store = Store.from_url(url, load_settings(redis_url=url, **settings))
     return Client(store, known_tasks=BUILTIN)
 
 
@@ -450,3 +454,21 @@ def test_on_redis_7_every_script_compiles_with_its_shebang_and_flagged_ones_writ
     finally:
         proc.terminate()
         proc.wait()
+
+
+def test_a_user_the_acl_denies_info_still_submits_and_runs_scripts_over_maxmemory(small_redis):
+    raw = Redis.from_url(small_redis.url)
+    raw.acl_setuser(
+        "ym", enabled=True, passwords=["+pw-for-the-test"], keys=["*"], channels=["*"],
+        commands=["+@all", "-info"],
+    )  # fmt: skip
+    url = small_redis.url.replace("redis://", "redis://ym:pw-for-the-test@")
+    client = _client_at(url, max_pending=0)
+    assert len(client.submit_many(_batch(3))) == 3  # no memory check without INFO
+    raw.config_set("maxmemory", 1)
+    # the scripts that may run over maxmemory still do (the Redis 6 way, on any version)
+    client.store.workers.push([("q", "m")])
+    assert raw.lrange("q", 0, -1) == [b"m"]
+    with pytest.raises(BackpressureError):
+        client.submit_many(_batch(3))  # Redis itself refuses the first write
+    assert _submitted(client) == 3

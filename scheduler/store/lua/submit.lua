@@ -45,8 +45,9 @@ if check then
     -- the share of maxmemory used, from a sample at most sample_ms old ('' : no limit)
     local sampled = redis.call('GET', memory_sample)
     if not sampled then
-      local info = redis.call('INFO', 'memory')
-      local limit = tonumber(string.match(info, 'maxmemory:(%d+)'))
+      -- pcall: a user the ACL denies INFO gets no memory check rather than no submissions
+      local info = redis.pcall('INFO', 'memory')
+      local limit = type(info) == 'string' and tonumber(string.match(info, 'maxmemory:(%d+)'))
       sampled = ''
       if limit and limit > 0 then
         sampled = tostring(tonumber(string.match(info, 'used_memory:(%d+)')) / limit)
