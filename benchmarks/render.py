@@ -427,6 +427,23 @@ def chaos(result: dict[str, Any]) -> dict[str, str]:
     return {"chaos": text}
 
 
+def backpressure(result: dict[str, Any]) -> dict[str, str]:
+    rows = [
+        [
+            "one task per call" if shape == "single" else f"batches of {result['batch']}",
+            _n(r["off_tasks_per_s"]),
+            _n(r["on_tasks_per_s"]),
+            f"{r['on_vs_off']:+.1%}",
+            f"{r['redis_us_per_call_off']:.1f} / {r['redis_us_per_call_on']:.1f}",
+            _met(bool(r["within_target"])),
+        ]
+        for shape, r in result["shapes"].items()
+    ]
+    head = ["submissions", "off tasks/s", "on tasks/s", "on vs off"]
+    head += ["Redis µs per call (off / on)", "within 5 %?"]
+    return {"backpressure": _table(head, rows)}
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], dict[str, str]]] = {
     "throughput": throughput,
     "io_bound": io_bound,
@@ -443,4 +460,5 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], dict[str, str]]] = {
     "monitoring": monitoring,
     "outbox": outbox,
     "chaos": chaos,
+    "backpressure": backpressure,
 }

@@ -89,6 +89,11 @@ BENCHMARKS = (
     ),
     Benchmark("outbox", ("--rounds", "15"), ("--calls", "2000", "--rounds", "1")),
     Benchmark("chaos", ("--runs", "3"), ("--runs", "1")),
+    Benchmark(
+        "backpressure",
+        ("--tasks", "5000", "--rounds", "7"),
+        ("--tasks", "300", "--rounds", "1"),
+    ),
 )
 NAMES = tuple(b.name for b in BENCHMARKS)
 

@@ -22,7 +22,15 @@ This transport is kombu's own, with two changes:
   (``tests/test_redis_restart.py`` failed on it in 2 of 25 runs one day and 1 of 4
   another).
 
-Every message, key and command on the wire is unchanged, so a plain Celery
+- a delivery is recorded in kombu's ``unacked`` hash and index, and forgotten on
+  its acknowledgement, by small Lua scripts (``scheduler/store/lua/kombu_unacked.lua``
+  and ``kombu_acked.lua``: the same ZADD and HSET, ZREM and HDEL) that Redis 7
+  runs even over its ``maxmemory`` (see :mod:`scheduler.store.scripts`). Redis
+  refuses every command queued in a MULTI over the limit, so kombu's own blocks
+  failed there: the acknowledgement's error ended the worker ("Unrecoverable
+  error"), and a full Redis could not drain (docs/reliability.md, "Backpressure").
+
+Every message, key and value on the wire is unchanged, so a plain Celery
 worker and a yardmaster worker read each other's queues.
 
 The Celery apps of :mod:`broker_config.celery_app` select it by the alias
@@ -34,21 +42,70 @@ options mean what they mean to kombu's transport.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual as kombu_virtual
+from kombu.utils.json import dumps
+
+from scheduler.store.scripts import server_major, source
 
 ALIAS = "ymredis"
 """The name ``broker_transport`` selects this transport by."""
 
 log = logging.getLogger("yardmaster.transport")
 
+SCRIPTS = ("kombu_unacked", "kombu_acked")
+"""The store's scripts this transport runs in place of kombu's MULTI/EXEC blocks."""
+
 
 class QoS(kombu_redis.QoS):
-    """kombu's Redis QoS; see the module's docstring for :meth:`restore_unacked`."""
+    """kombu's Redis QoS; see the module's docstring for :meth:`append` and
+    :meth:`restore_unacked`."""
+
+    _ym_scripts: dict[str, Any] | None = None  # made on first use, for the server's version
+
+    def _ym_script(self, client: Any, name: str) -> Any:
+        """Script ``name`` registered on ``client``."""
+        if self._ym_scripts is None:
+            major = server_major(client)
+            self._ym_scripts = {n: client.register_script(source(n, major=major)) for n in SCRIPTS}
+        return self._ym_scripts[name]
+
+    def append(self, message: Any, delivery_tag: Any) -> None:
+        """Record the delivery as unacknowledged, over ``maxmemory`` too."""
+        channel: Any = self.channel  # our Channel; kombu's hints name its base
+        info = message.delivery_info
+        delivery = dumps([message._raw, info["exchange"], info["routing_key"]])
+        keys = [self.unacked_index_key, self.unacked_key]
+        with channel.conn_or_acquire() as client:
+            script = self._ym_script(client, "kombu_unacked")
+            script(keys=keys, args=[delivery_tag, time.time(), delivery], client=client)
+        kombu_virtual.QoS.append(self, message, delivery_tag)
+
+    def ack(self, delivery_tag: Any) -> None:
+        """Forget an acknowledged delivery, over ``maxmemory`` too."""
+        self._ym_forget(delivery_tag)
+        kombu_virtual.QoS.ack(self, delivery_tag)
+
+    def reject(self, delivery_tag: Any, requeue: bool = False) -> None:
+        """Like kombu's; a rejection without requeue is forgotten as :meth:`ack` does."""
+        if requeue:
+            super().reject(delivery_tag, requeue)
+            return
+        self._ym_forget(delivery_tag)
+        kombu_virtual.QoS.ack(self, delivery_tag)
+
+    def _ym_forget(self, delivery_tag: Any) -> None:
+        """Remove the delivery from kombu's unacked records."""
+        channel: Any = self.channel
+        with channel.conn_or_acquire() as client:
+            script = self._ym_script(client, "kombu_acked")
+            script(keys=[self.unacked_index_key, self.unacked_key], args=[delivery_tag])
 
     def restore_unacked(self, client: Any = None) -> None:
         """Put unacknowledged deliveries back on their queues, if the channel can still

@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from scheduler.errors import (
+    BackpressureError,
     InvalidInputError,
     NotAppliedError,
     ResultTimeoutError,
@@ -96,6 +97,8 @@ class Client:
         retry: RetryPolicy | Mapping[str, Any] | None = None,
         soft_time_limit: float | None = None,
         time_limit: float | None = None,
+        block: bool = False,
+        timeout: float | None = None,
     ) -> TaskHandle:
         """Submit one task and return its handle.
 
@@ -125,10 +128,15 @@ class Client:
             soft_time_limit: Seconds after which ``SoftTimeLimitExceeded`` is raised
                 inside the task (Celery's soft time limit).
             time_limit: Seconds after which the worker kills the run (hard limit).
+            block: When the cluster refuses the submission (backpressure), wait as it
+                says and try again instead of raising at once.
+            timeout: With ``block``, give up after this many seconds (None: never).
 
         Raises:
             InvalidInputError: A field is not acceptable (the error names it).
             UnknownTaskError: No worker or app registers ``name``.
+            BackpressureError: The cluster is full (``YM_MAX_PENDING`` or Redis memory);
+                nothing was stored. With ``block``, only once ``timeout`` has passed.
         """
         fields: dict[str, Any] = {"name": name, "args": args, "kwargs": dict(kwargs or {})}
         fields.update(priority=priority, deadline=deadline, expected_duration=expected_duration)
@@ -143,7 +151,7 @@ class Client:
         ):
             if value is not None:
                 fields[key] = dict(value) if isinstance(value, Mapping) else value
-        return self.submit_many([fields])[0]
+        return self.submit_many([fields], block=block, timeout=timeout)[0]
 
     def submit_many(
         self,
@@ -151,11 +159,14 @@ class Client:
         *,
         ids: Sequence[str] | None = None,
         not_before: float | None = None,
+        block: bool = False,
+        timeout: float | None = None,
     ) -> list[TaskHandle]:
         """Submit a batch in pipelined round trips; all are validated first.
 
         Each item is a :class:`TaskSpec` or a mapping with its fields
-        (``name``, ``args``, ``kwargs``, ``priority``, ...).
+        (``name``, ``args``, ``kwargs``, ``priority``, ...). The batch is accepted
+        or refused as a whole (see docs/reliability.md, "Backpressure").
 
         Args:
             tasks: The submissions.
@@ -164,12 +175,19 @@ class Client:
             not_before: UNIX seconds before which none of them starts (Celery's
                 ``countdown`` / ``eta``): they wait in Redis, held by no worker, until
                 then. Not with the cache, coalescing or an idempotency key.
+            block: When the cluster refuses the batch (backpressure), wait as it says
+                and try again instead of raising at once.
+            timeout: With ``block``, give up after this many seconds (None: never).
 
         Raises:
             InvalidInputError: Naming ``tasks[i].field``; nothing is submitted.
+            BackpressureError: The cluster is full; nothing of the batch was stored.
+                With ``block``, only once ``timeout`` has passed.
         """
+        if timeout is not None and not timeout >= 0:
+            raise InvalidInputError("timeout", timeout, "seconds, 0 or more, or None")
         if ids is not None or not_before is not None:
-            return self._submit_exactly(list(tasks), ids, not_before)
+            return self._submit_exactly(list(tasks), ids, not_before, block, timeout)
         specs: list[TaskSpec] = []
         for i, item in enumerate(tasks):
             if isinstance(item, TaskSpec):
@@ -180,7 +198,7 @@ class Client:
             self._check_name(spec.name, f"tasks[{i}].name")
             specs.append(spec)
         ids = [uuid.uuid4().hex for _ in specs]
-        replies = self.store.tasks.submit(ids, specs)
+        replies = self._admitted(ids, specs, block, timeout)
         handles: list[TaskHandle] = []
         for task_id, reply in zip(ids, replies, strict=True):
             if isinstance(reply, str) and ":" in reply:
@@ -199,6 +217,8 @@ class Client:
         tasks: list[Mapping[str, Any] | TaskSpec],
         ids: Sequence[str] | None,
         not_before: float | None,
+        block: bool,
+        timeout: float | None,
     ) -> list[TaskHandle]:
         """Submit with given ids and/or a start time: every one a new task."""
         if not_before is not None and (
@@ -226,7 +246,7 @@ class Client:
                     )
             replies: list[int | str] = list(self.store.tasks.submit_delayed(ids, specs, not_before))
         else:
-            replies = self.store.tasks.submit(ids, specs)
+            replies = self._admitted(list(ids), specs, block, timeout)
         handles: list[TaskHandle] = []
         for task_id, reply in zip(ids, replies, strict=True):
             if reply == 0:
@@ -239,6 +259,22 @@ class Client:
         if log.isEnabledFor(logging.DEBUG):
             _log_submitted(specs, handles)
         return handles
+
+    def _admitted(
+        self, ids: list[str], specs: list[TaskSpec], block: bool, timeout: float | None
+    ) -> list[int | str]:
+        """The store's replies to the batch, waiting out backpressure when ``block``."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                return self.store.tasks.submit(ids, specs)
+            except BackpressureError as exc:
+                if not block:
+                    raise
+                left = None if end is None else end - time.monotonic()
+                if left is not None and left <= 0:
+                    raise
+                time.sleep(exc.retry_after if left is None else min(exc.retry_after, left))
 
     def _validated(self, tasks: Iterable[Mapping[str, Any] | TaskSpec]) -> list[TaskSpec]:
         specs: list[TaskSpec] = []

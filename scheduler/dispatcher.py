@@ -36,7 +36,12 @@ from typing import Any, Protocol
 
 from scheduler.adaptive import build_strategy
 from scheduler.admission import Admission
-from scheduler.errors import NotLeaderError, StoreError, YardmasterError
+from scheduler.errors import (
+    NotLeaderError,
+    RedisOutOfMemoryError,
+    StoreError,
+    YardmasterError,
+)
 from scheduler.gate import Gate, GatedQueue
 from scheduler.logs import task_fields
 from scheduler.models import Decision, Estimates, PendingTask, StrategyVersion, WorkerView
@@ -117,6 +122,7 @@ class Dispatcher:
         self._led_since = 0.0
         self.leader = False
         self.admission = Admission(store)
+        self._full = False  # a Redis over maxmemory refused a step, and none passed since
 
     # -- the loop --------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -132,13 +138,22 @@ class Dispatcher:
                     log.warning("lost the dispatcher lease; standing by")
                     self.leader = False
                     self.ready = {}
-                except StoreError:
-                    # Redis restarting or unreachable: back off, then take the
+                except StoreError as exc:
+                    # Redis restarting, unreachable or full: back off, then take the
                     # lease again and rebuild the mirror from Redis.
-                    log.exception("Redis error in the dispatch loop; retrying in 1s")
+                    if isinstance(exc, RedisOutOfMemoryError):
+                        if not self._full:  # once per episode
+                            log.warning("Redis is full (%s); retrying every second", exc)
+                        self._full = True
+                    else:
+                        log.exception("Redis error in the dispatch loop; retrying in 1s")
                     self.leader = False
                     self.ready = {}
                     stop.wait(1.0)
+                else:
+                    if self._full:
+                        log.warning("Redis accepts the dispatcher's writes again")
+                    self._full = False
         finally:
             if self.leader:
                 with contextlib.suppress(StoreError):
@@ -153,6 +168,12 @@ class Dispatcher:
             self._lease_renewed = self._led_since = time.monotonic()
             self.resync()
         except NotLeaderError:
+            self.leader = False
+            return False
+        except RedisOutOfMemoryError as exc:
+            if not self._full:  # once per episode
+                log.warning("Redis is full (%s); taking the lead again every second", exc)
+            self._full = True
             self.leader = False
             return False
         except StoreError as exc:
@@ -178,8 +199,16 @@ class Dispatcher:
         for task in self.store.pending.load():
             if self.admission.admit(task):
                 self.queue.add(task)
-        self.store.strategy.set_active(self.strategy.name, self.strategy_version, self.token)
+        self._say_active()
         self.refresh_workers()
+
+    def _say_active(self) -> None:
+        """Record what this dispatcher runs; over Redis's maxmemory that record waits for
+        the next change (dispatching must not: it is what frees memory)."""
+        try:
+            self.store.strategy.set_active(self.strategy.name, self.strategy_version, self.token)
+        except RedisOutOfMemoryError:
+            log.warning("Redis is full: the active strategy is not recorded this time")
 
     def step(self, block: float = 0.0) -> int:
         """One round: read the inbox, refresh workers when due, dispatch. Returns tasks sent."""
@@ -246,7 +275,7 @@ class Dispatcher:
         self.queue = self._new_queue()
         for task in tasks:
             self.queue.add(task)
-        self.store.strategy.set_active(self.strategy.name, self.strategy_version, self.token)
+        self._say_active()
         log.info(
             "strategy version %d applied: %s %s (set by %s); %d pending tasks re-ordered",
             config.version,

@@ -52,6 +52,8 @@ class EmbeddedRedis:
         port: Port to listen on; a free one when omitted.
         appendonly: Turn on AOF persistence (kept in the server's own directory).
         bind: Addresses to listen on (loopback first; more for other hosts).
+        options: More ``redis-server`` options, such as ``("--maxmemory", "8mb")``.
+        binary: The ``redis-server`` to run (default: :func:`redis_server_binary`).
     """
 
     def __init__(
@@ -60,10 +62,14 @@ class EmbeddedRedis:
         *,
         appendonly: bool = False,
         bind: tuple[str, ...] = ("127.0.0.1",),
+        options: tuple[str, ...] = (),
+        binary: str | None = None,
     ) -> None:
         self.port = port or free_port()
         self.appendonly = appendonly
         self.bind = bind
+        self.options = options
+        self.binary = binary
         self.dir = tempfile.mkdtemp(prefix="yardmaster-redis-")
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -75,7 +81,7 @@ class EmbeddedRedis:
     def start(self, timeout: float = 10.0) -> EmbeddedRedis:
         """Start the server and wait until it answers PING."""
         args = [
-            redis_server_binary(),
+            self.binary or redis_server_binary(),
             "--port", str(self.port),
             "--bind", *self.bind,
             "--dir", self.dir,
@@ -83,6 +89,7 @@ class EmbeddedRedis:
             "--appendonly", "yes" if self.appendonly else "no",
             "--protected-mode", "yes",
             "--maxclients", "4096",
+            *self.options,
         ]  # fmt: skip
         log = open(os.path.join(self.dir, "redis.log"), "ab")  # noqa: SIM115
         self._proc = subprocess.Popen(

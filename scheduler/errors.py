@@ -181,6 +181,39 @@ class RedisOutOfMemoryError(RedisRefusedError):
     """Redis refused a write because it reached its ``maxmemory`` (an ``OOM`` reply)."""
 
 
+class BackpressureError(YardmasterError):
+    """A submission was refused because the cluster is full; nothing of it was stored.
+
+    Retriable: submit again after ``retry_after`` seconds (or pass ``block=True`` to
+    :meth:`Client.submit <scheduler.client.Client.submit>`).
+
+    Attributes:
+        reason: ``pending`` (the backlog reached ``YM_MAX_PENDING``) or ``memory`` (Redis's
+            used memory passed ``YM_MEMORY_HIGH_WATER`` of its ``maxmemory``, and has not
+            yet come back under ``YM_MEMORY_LOW_WATER``, or Redis refused the write itself).
+        retry_after: Seconds to wait before trying again.
+        current: The backlog (tasks) or the used memory's share of ``maxmemory``.
+        limit: The bound that was passed, in the same unit.
+    """
+
+    def __init__(self, reason: str, retry_after: float, current: float, limit: float) -> None:
+        if reason == "pending":
+            what = f"the backlog holds {current:g} tasks, at or above YM_MAX_PENDING={limit:g}"
+        else:
+            what = (
+                f"Redis uses {current:.0%} of its maxmemory, above the high-water mark "
+                f"({limit:.0%}, YM_MEMORY_HIGH_WATER; accepted again under YM_MEMORY_LOW_WATER)"
+            )
+        super().__init__(
+            f"submission refused, nothing was stored: {what}; retry after {retry_after:g}s "
+            "(Client.submit(..., block=True) waits and retries)"
+        )
+        self.reason = reason
+        self.retry_after = retry_after
+        self.current = current
+        self.limit = limit
+
+
 class NotLeaderError(YardmasterError):
     """A write fenced by the dispatcher lease was refused: this dispatcher no longer holds it
     (another took over), so it must stand by."""

@@ -50,6 +50,18 @@ class Keys:
         return f"{self.ns}:stats"
 
     @property
+    def admission(self) -> str:
+        """String set while submissions are refused for Redis's memory (the hysteresis of
+        ``submit.lua``: set above the high-water mark, deleted under the low-water mark)."""
+        return f"{self.ns}:admission:memory"
+
+    @property
+    def memory_sample(self) -> str:
+        """String: the last reading of Redis's used share of ``maxmemory`` by ``submit.lua``
+        ('' without a limit), kept ``YM_MEMORY_SAMPLE_MS``."""
+        return f"{self.ns}:admission:sample"
+
+    @property
     def orphan_policy(self) -> str:
         """Hash: task name -> ``fail`` for task types that must not run again after a lost worker."""
         return f"{self.ns}:orphan_policy"

@@ -288,6 +288,40 @@ class Settings(BaseSettings):
     submit_chunk: int = Field(
         default=1000, ge=1, le=100_000, description="tasks per Redis call in submit_many, 1..100000"
     )
+    max_pending: int = Field(
+        default=0,
+        ge=0,
+        le=1_000_000_000,
+        description="tasks waiting (pending or delayed) above which submissions are refused; "
+        "0 = no bound",
+    )
+    memory_high_water: float = Field(
+        default=0.85,
+        ge=0.0,
+        le=1.0,
+        description="share of Redis's maxmemory above which submissions are refused, 0..1 "
+        "(0 = no memory check)",
+    )
+    memory_low_water: float = Field(
+        default=0.75,
+        ge=0.0,
+        le=1.0,
+        description="share of Redis's maxmemory under which submissions are accepted again, "
+        "0..1, at most YM_MEMORY_HIGH_WATER",
+    )
+    memory_sample_ms: int = Field(
+        default=100,
+        ge=0,
+        le=10_000,
+        description="milliseconds a reading of Redis's memory is reused by submissions, "
+        "0 to 10000 (0: read every time)",
+    )
+    backpressure_retry_after: float = Field(
+        default=1.0,
+        gt=0.0,
+        le=3600.0,
+        description="seconds a refused submission is told to wait, more than 0, at most 3600",
+    )
     cache_max_entries: int = Field(
         default=10_000,
         ge=1,
@@ -658,6 +692,14 @@ class Settings(BaseSettings):
         short = info.data.get("monitor_short_window")
         if short is not None and value <= short:
             raise ValueError(f"it must be greater than YM_MONITOR_SHORT_WINDOW ({short:g})")
+        return value
+
+    @field_validator("memory_low_water")
+    @classmethod
+    def _waters_ordered(cls, value: float, info: ValidationInfo) -> float:
+        high = info.data.get("memory_high_water")
+        if high is not None and value > high:
+            raise ValueError(f"it must be at most YM_MEMORY_HIGH_WATER ({high:g})")
         return value
 
     @field_validator("redis_url")

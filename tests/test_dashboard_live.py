@@ -28,7 +28,14 @@ pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)"
 )
 IMG = Path(__file__).resolve().parent.parent / "docs" / "img"
-CHARTS = ("chart-throughput", "chart-wait", "chart-backlog", "chart-utilization", "chart-health")
+CHARTS = (
+    "chart-throughput",
+    "chart-wait",
+    "chart-backlog",
+    "chart-utilization",
+    "chart-health",
+    "chart-memory",
+)
 
 
 class Feeder(threading.Thread):

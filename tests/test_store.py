@@ -10,6 +10,7 @@ import pytest
 from scheduler.client import Client
 from scheduler.embedded import free_port
 from scheduler.errors import (
+    BackpressureError,
     NotLeaderError,
     RedisOutOfMemoryError,
     RedisRefusedError,
@@ -69,8 +70,12 @@ def test_an_error_reply_and_an_out_of_memory_refusal_are_typed(redis_server):
     store.client.delete(store.keys.stats)
     store.client.config_set("maxmemory", 1)
     try:
-        with pytest.raises(RedisOutOfMemoryError, match="OOM"):
+        with pytest.raises(RedisOutOfMemoryError, match="maxmemory"):
+            store.limits.set_rate_limit("noop", 5.0)
+        # a submission refused so is backpressure (test_backpressure.py), typed the same below
+        with pytest.raises(BackpressureError) as refused:
             Client(store, known_tasks=["noop"]).submit_many([{"name": "noop"}])
+        assert refused.value.reason == "memory"
     finally:
         store.client.config_set("maxmemory", 0)
 

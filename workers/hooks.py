@@ -207,6 +207,9 @@ def _ready(sender: Any, **_: Any) -> None:
         log.critical("worker %s cannot start: %s", _worker["name"], exc)
         os.kill(os.getpid(), signal.SIGTERM)
         return
+    warning = store.eviction_warning()
+    if warning:
+        log.warning(warning)
     store.workers.register(
         _worker["name"], _worker["slots"], socket.gethostname(), os.getpid(), names
     )

@@ -8,6 +8,7 @@ every status an operation can answer.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,7 +20,9 @@ from starlette.routing import Match
 
 from scheduler.api.schemas import ErrorBody, ErrorCode
 from scheduler.errors import (
+    BackpressureError,
     InvalidInputError,
+    RedisOutOfMemoryError,
     RedisUnavailableError,
     TaskNotFoundError,
     UnknownTaskError,
@@ -74,8 +77,9 @@ _DESCRIPTIONS = {
     413: "The request body is larger than YM_API_MAX_BODY",
     415: "The body is not application/json",
     422: "A field is not acceptable (the error names it)",
-    429: "Too many requests for this token (see Retry-After)",
-    503: "Redis cannot be reached",
+    429: "Too many requests for this token, or the backlog reached YM_MAX_PENDING "
+    "(see Retry-After)",
+    503: "Redis cannot be reached, or its memory passed YM_MEMORY_HIGH_WATER (see Retry-After)",
 }
 
 
@@ -143,6 +147,25 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(InvalidInputError)
     async def _invalid(request: Request, exc: InvalidInputError) -> JSONResponse:
         return error_response(422, "invalid_input", str(exc), exc.field)
+
+    @app.exception_handler(BackpressureError)
+    async def _backpressure(request: Request, exc: BackpressureError) -> JSONResponse:
+        # a full backlog is the client's to slow down (429); a full Redis is the
+        # service's condition (503); both are retriable after Retry-After
+        status = 429 if exc.reason == "pending" else 503
+        retry = str(max(1, math.ceil(exc.retry_after)))
+        return error_response(status, "backpressure", str(exc), headers={"Retry-After": retry})
+
+    @app.exception_handler(RedisOutOfMemoryError)
+    async def _full(request: Request, exc: RedisOutOfMemoryError) -> JSONResponse:
+        # any other write Redis refused over its maxmemory (a strategy change): retriable
+        log.warning("Redis is full: %s", exc.reply)
+        return error_response(
+            503,
+            "backpressure",
+            "Redis is over its maxmemory and refused the write; try again once the backlog drained",
+            headers={"Retry-After": "1"},
+        )
 
     @app.exception_handler(TaskNotFoundError)
     async def _missing(request: Request, exc: TaskNotFoundError) -> JSONResponse:

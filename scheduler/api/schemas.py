@@ -29,6 +29,7 @@ ErrorCode = Literal[
     "method_not_allowed",
     "conflict",
     "rate_limited",
+    "backpressure",
     "unavailable",
     "internal",
 ]

@@ -15,6 +15,7 @@ from scheduler.adaptive import build_strategy
 from scheduler.cli.base import app
 from scheduler.dispatcher import Dispatcher
 from scheduler.embedded import resolve_redis_url
+from scheduler.errors import StoreError
 from scheduler.logs import configure as configure_logs
 from scheduler.redaction import redact_url
 from scheduler.settings import load_settings
@@ -43,7 +44,12 @@ def dispatcher(
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    logging.getLogger("yardmaster.dispatcher").info(
-        "dispatcher starting: strategy %s, Redis %s", settings.strategy, redact_url(url)
-    )
+    log = logging.getLogger("yardmaster.dispatcher")
+    log.info("dispatcher starting: strategy %s, Redis %s", settings.strategy, redact_url(url))
+    try:
+        warning = store.eviction_warning()
+    except StoreError:
+        warning = None  # not reachable yet: the loop waits for it and says so
+    if warning:
+        log.warning(warning)
     loop.run(stop)

@@ -18,7 +18,17 @@ from scheduler.settings import Settings
 from scheduler.store import RunningTask
 
 SEVERITIES = ("info", "warning", "critical")
-TYPES = ("stalled_worker", "throughput_drop", "failure_spike", "prediction_drift", "backlog_growth")
+TYPES = (
+    "stalled_worker",
+    "throughput_drop",
+    "failure_spike",
+    "prediction_drift",
+    "backlog_growth",
+    "redis_memory",
+)
+FULL = 0.98
+"""Share of ``maxmemory`` past which Redis is about to refuse writes: ``redis_memory`` is
+critical."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +88,8 @@ class Observation:
         counts: Finished in the short window and in the baseline, when known
             apart from ``short`` and ``base`` (which may be capped).
         plan: The latest plan for the backlog against what happened (None without one).
+        memory_ratio: Redis's used memory over its ``maxmemory`` (None: no limit, or
+            unknown).
     """
 
     now: float
@@ -90,6 +102,7 @@ class Observation:
     drained: tuple[int, int] = (0, 0)
     counts: tuple[int, int] | None = None
     plan: PlanAccuracy | None = None
+    memory_ratio: float | None = None
 
     @property
     def finished(self) -> tuple[int, int]:
@@ -107,6 +120,7 @@ def detect(obs: Observation, s: Settings) -> list[Anomaly]:
     found += prediction_drift(obs, s)
     found += plan_drift(obs, s)
     found += backlog_growth(obs, s)
+    found += redis_memory(obs, s)
     return found
 
 
@@ -334,6 +348,36 @@ def backlog_growth(obs: Observation, s: Settings) -> list[Anomaly]:
                 else "no task finished meanwhile: check that workers and the dispatcher run"
             ),
             workers=tuple(sorted(w.name for w in obs.workers)),
+        )
+    ]
+
+
+def redis_memory(obs: Observation, s: Settings) -> list[Anomaly]:
+    """Redis's used memory passed the high-water mark (submissions are refused: warning), or
+    nearly its whole ``maxmemory`` (Redis is about to refuse writes: critical)."""
+    ratio = obs.memory_ratio
+    high = s.memory_high_water or FULL
+    if ratio is None or ratio < min(high, FULL):
+        return []
+    critical = ratio >= FULL
+    return [
+        Anomaly(
+            id="redis_memory:cluster",
+            type="redis_memory",
+            severity="critical" if critical else "warning",
+            reason=(
+                f"Redis uses {ratio:.0%} of its maxmemory"
+                + (
+                    "; it refuses writes at 100 %"
+                    if critical
+                    else f", above YM_MEMORY_HIGH_WATER ({high:.0%}): submissions are refused"
+                )
+            ),
+            recommendation=(
+                "let the backlog drain (add workers or slots), raise Redis's maxmemory, or "
+                "shorten YM_RESULT_TTL so finished records leave sooner (reliability.md, "
+                '"Backpressure")'
+            ),
         )
     ]
 

@@ -214,6 +214,7 @@ class Monitor:
         long_n = sum(self.window.counts(now - s.monitor_long_window).values())
 
         views = [WorkerView(w.name, w.slots, w.inflight, w.heartbeat_age(now)) for w in workers]
+        memory = self.store.memory()
         obs = Observation(
             now=now,
             short=short,
@@ -225,6 +226,7 @@ class Monitor:
             drained=(self._backlog[0][2], self._backlog[-1][2]),
             counts=(short_n, long_n - short_n),
             plan=None if tuning is None else tuning.plan,
+            memory_ratio=None if memory is None else memory["ratio"],
         )
         raised, cleared = self.tracker.update(detect(obs, s), now)
         active = sorted(self.tracker.active.values(), key=lambda a: (a.since, a.id))
@@ -236,7 +238,6 @@ class Monitor:
         dl = m.deadlines(long_events)
         pred = m.prediction(long_events, labels, s.monitor_drift_floor)
         cache = m.cache_rate(rec.counters)
-        memory = self.store.memory()
         score = health(
             prediction_error=pred["mean_rel_error"],
             deadline_miss_ratio=dl["miss_ratio"],

@@ -261,6 +261,14 @@ def render(snap: Snapshot) -> str:
             "Redis's maxmemory limit in bytes; 0 when it has none.",
             [({}, memory.max_bytes)],
         )
+        if memory.ratio is not None:
+            w.family(
+                "ym_redis_memory_ratio",
+                "gauge",
+                "Redis's used memory over its maxmemory (submissions are refused above "
+                "YM_MEMORY_HIGH_WATER).",
+                [({}, memory.ratio)],
+            )
     if snap.tuning is not None:
         _tuning(w, snap.tuning)
     w.family(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from redis import Redis
 from redis.exceptions import ResponseError
@@ -127,6 +127,26 @@ class Store:
         used = int(info.get("used_memory", 0))
         limit = int(info.get("maxmemory", 0))
         return {"used_bytes": used, "max_bytes": limit, "ratio": used / limit if limit else None}
+
+    @translated
+    def eviction_warning(self) -> str | None:
+        """A warning to log at start-up when Redis's ``maxmemory-policy`` evicts keys
+        (anything but ``noeviction``): evicted keys are lost tasks and results. None when
+        the policy is ``noeviction``, or when the server refuses ``CONFIG GET`` (a managed
+        Redis or an ACL user without it: nothing is known, so nothing is said)."""
+        try:
+            reply = cast(dict[str, str], self.client.config_get("maxmemory-policy"))
+        except ResponseError:
+            return None
+        policy = reply.get("maxmemory-policy", "noeviction")
+        if policy == "noeviction":
+            return None
+        return (
+            f"Redis at {address(self.client)} has maxmemory-policy {policy}: when it fills, "
+            "it evicts keys, and an evicted key is a lost task, result or lock. Set "
+            "maxmemory-policy noeviction; yardmaster then refuses new work before Redis is "
+            'full (docs/reliability.md, "Backpressure")'
+        )
 
     @contextmanager
     def batch(self, *, transaction: bool = True) -> Iterator[Batch]:

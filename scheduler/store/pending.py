@@ -136,11 +136,7 @@ class PendingQueue(Repository):
     def census(self) -> tuple[int, int, int]:
         """(pending tasks, inbox entries, hand-off entries), read at one instant."""
         k = self._keys
-        with self._client.pipeline(transaction=True) as pipe:
-            pipe.zcard(k.pending)
-            pipe.llen(k.inbox)
-            pipe.llen(k.handoff)
-            pending, inbox, handoff = pipe.execute()
+        pending, inbox, handoff = self._scripts("census", [k.pending, k.inbox, k.handoff], [])
         return int(pending), int(inbox), int(handoff)
 
     def load(self, chunk: int = 2000) -> Iterator[PendingTask]:

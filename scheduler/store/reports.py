@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import NoScriptError, ResponseError
 
-from scheduler.errors import StoreError
+from scheduler.errors import RedisOutOfMemoryError, StoreError
 from scheduler.store.connection import LOST, translate
 from scheduler.store.deliveries import FinishReport, guard_answer, start_verdict
 
@@ -110,6 +110,7 @@ class ReportLine:
         self._hold = 0.0  # the latest held start's hold: how often the sender looks
         self._idle = True  # the sender waits without a timeout (a held start wakes it)
         self._active = 0.0  # when a report was last queued
+        self._full = False  # an outcome was refused for memory, and none recorded since
 
     def start(self, task_id: str, attempt: int, nonce: str = "") -> tuple[bool, str, str]:
         """Mark a delivery as running: (run?, duration key or state, affinity key).
@@ -379,10 +380,22 @@ class ReportLine:
             except ResponseError as exc:
                 if call is last:
                     raise
+                refusal = translate(exc, self._client)
                 if call.early is not None:  # take_start raises it
-                    call.early.reply, call.early.answered = translate(exc, self._client), True
+                    call.early.reply, call.early.answered = refusal, True
+                elif isinstance(refusal, RedisOutOfMemoryError):
+                    # Redis over maxmemory (a server without script flags): the outcome
+                    # is sent again with the next settle, like one sent on a lost line
+                    if not self._full:
+                        log.warning("Redis is full; outcomes will be sent again: %s", exc)
+                    self._full = True
+                    self._unsent.append(call)
                 else:
                     log.error("the outcome of %s was not recorded: %s", call.task_id, exc)
+            else:
+                if self._full and call.early is None:
+                    log.warning("Redis records outcomes again")
+                    self._full = False
             if call is not last:
                 self._sent.popleft()
         if missing:

@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from redis import Redis
+from redis.exceptions import ResponseError
 
+from scheduler.errors import BackpressureError, RedisOutOfMemoryError
 from scheduler.keys import Keys
 from scheduler.models import TaskRecord, TaskSpec, TaskState
 from scheduler.settings import Settings
 from scheduler.store.base import Repository
-from scheduler.store.connection import translated
+from scheduler.store.connection import translate, translated
 from scheduler.store.listing import SCAN_BUDGET, TaskPages
 from scheduler.store.scripts import Scripts
 
@@ -45,39 +47,69 @@ class Tasks(Repository):
 
     @translated
     def submit(self, ids: Sequence[str], specs: Sequence[TaskSpec]) -> list[int | str]:
-        """Accept tasks atomically per chunk (``submit.lua``).
+        """Accept tasks atomically per chunk (``submit.lua``), the batch as a whole or not at all.
+
+        The first chunk is sent alone and decides admission for the batch (see
+        docs/reliability.md, "Backpressure"); the others follow in one pipeline.
 
         Returns, per task, its sequence number (0 = duplicate id), or for a task
         answered without a new run: ``idem:<id>``, ``coalesced:<id>`` or ``cached``.
+
+        Raises:
+            BackpressureError: The batch was refused (backlog or memory bound); nothing
+                of it was stored.
         """
-        k, s = self._keys, self._settings
-        out: list[int | str] = []
+        s = self._settings
         chunk = s.submit_chunk
+        first = range(0, min(chunk, len(ids)))
+        try:
+            replies = [self._submit_chunk(ids, specs, first, True, self._client)]
+        except ResponseError as exc:
+            refusal = translate(exc, self._client)
+            if not isinstance(refusal, RedisOutOfMemoryError):
+                raise
+            # over maxmemory before the high-water check saw it: Redis refused the first write
+            raise BackpressureError(
+                "memory", s.backpressure_retry_after, 1.0, s.memory_high_water or 1.0
+            ) from refusal
+        head = replies[0]
+        if head and head[0] == "backpressure":
+            reason, current, limit = head[1], float(head[2]), float(head[3])
+            raise BackpressureError(reason, s.backpressure_retry_after, current, limit)
+        if len(ids) > chunk:
+            with self._client.pipeline(transaction=False) as pipe:
+                for start in range(chunk, len(ids), chunk):
+                    part = range(start, min(start + chunk, len(ids)))
+                    self._submit_chunk(ids, specs, part, False, pipe)
+                replies += pipe.execute()
+        return [r if isinstance(r, str) else int(r) for reply in replies for r in reply]
+
+    def _submit_chunk(
+        self, ids: Sequence[str], specs: Sequence[TaskSpec], part: range, check: bool, to: Any
+    ) -> Any:
+        """Run ``submit.lua`` for tasks ``part`` on ``to`` (the client, or a pipeline)."""
+        k, s = self._keys, self._settings
         head = [k.seq, k.pending, k.inbox, k.stats, k.pending_by_priority]
-        head += [k.cache_stats, k.cache_index]
-        with self._client.pipeline(transaction=False) as pipe:
-            for start in range(0, len(ids), chunk):
-                part = range(start, min(start + chunk, len(ids)))
-                args: list[Any] = [s.result_ttl, s.idempotency_window, k.task_prefix]
-                for i in part:
-                    spec = specs[i]
-                    a, kw = spec.encoded_args()
-                    args += [ids[i], spec.name, a, kw, spec.priority, _opt(spec.deadline)]
-                    args += [_opt(spec.expected_duration), spec.affinity_key or ""]
-                    args += [spec.duration_key or "", spec.encoded_options()]
-                    args.append(spec.concurrency_key or "")
-                    args.append("" if spec.max_concurrent is None else spec.max_concurrent)
-                    args.append(k.idempotency(spec.idempotency_key) if spec.idempotency_key else "")
-                    digest = spec.call_digest() if spec.deduplicated else ""
-                    args.append(k.inflight(digest) if digest else "")
-                    if spec.cache_ttl is not None:
-                        args += [k.cache_entry(digest), int(spec.cache_ttl * 1000)]
-                    else:
-                        args += ["", ""]
-                self._scripts("submit", head + [k.task(ids[i]) for i in part], args, client=pipe)
-            for reply in pipe.execute():
-                out.extend(r if isinstance(r, str) else int(r) for r in reply)
-        return out
+        head += [k.cache_stats, k.cache_index, k.delayed, k.admission, k.memory_sample]
+        args: list[Any] = [s.result_ttl, s.idempotency_window, k.task_prefix]
+        args += [1 if check else 0, s.max_pending, s.memory_high_water, s.memory_low_water]
+        args.append(s.memory_sample_ms)
+        for i in part:
+            spec = specs[i]
+            a, kw = spec.encoded_args()
+            args += [ids[i], spec.name, a, kw, spec.priority, _opt(spec.deadline)]
+            args += [_opt(spec.expected_duration), spec.affinity_key or ""]
+            args += [spec.duration_key or "", spec.encoded_options()]
+            args.append(spec.concurrency_key or "")
+            args.append("" if spec.max_concurrent is None else spec.max_concurrent)
+            args.append(k.idempotency(spec.idempotency_key) if spec.idempotency_key else "")
+            digest = spec.call_digest() if spec.deduplicated else ""
+            args.append(k.inflight(digest) if digest else "")
+            if spec.cache_ttl is not None:
+                args += [k.cache_entry(digest), int(spec.cache_ttl * 1000)]
+            else:
+                args += ["", ""]
+        return self._scripts("submit", head + [k.task(ids[i]) for i in part], args, client=to)
 
     @translated
     def submit_delayed(

@@ -228,11 +228,10 @@ class Workers(Repository):
     @translated
     def push(self, messages: Sequence[tuple[str, str]]) -> None:
         """Push (worker queue, message) pairs, in order, in one round trip (the publisher's
-        prepared Celery messages)."""
-        with self._client.pipeline(transaction=False) as pipe:
-            for queue, message in messages:
-                pipe.lpush(queue, message)
-            pipe.execute()
+        prepared Celery messages; ``push.lua``, which may run over Redis's ``maxmemory``:
+        the tasks are claimed already)."""
+        if messages:
+            self._scripts("push", [q for q, _ in messages], [m for _, m in messages])
 
     @translated
     def request_terminate(

@@ -165,6 +165,8 @@ function drawCharts(cols) {
   chart("chart-utilization", [line("busy slots %", "#a371f7")],
     [t, cols.utilization.map((u) => u === null ? null : 100 * u)]);
   chart("chart-health", [line("score", "#3fb950")], [t, cols.health]);
+  chart("chart-memory", [line("used %", "#f85149")],
+    [t, cols.redis_memory_ratio.map((r) => r === null ? null : 100 * r)]);
   $("series-span").textContent = t.length ? t.length + " points since " + when(t[0]) : "";
 }
 async function pollSeries() {

@@ -1,3 +1,4 @@
+-- @flags allow-oom: it only moves or frees state (docs/reliability.md, "Backpressure").
 -- Cancel a task that has not started. A pending task leaves the index. A
 -- dispatched one is cancelled only while its message still waits in its
 -- worker's queue: the message is marked so that the worker waits for its start

@@ -1,3 +1,4 @@
+-- @flags allow-oom: it only moves or frees state (docs/reliability.md, "Backpressure").
 -- Claim a batch of (task, worker) decisions: pending -> dispatched, slot taken.
 -- KEYS: pending, stats, pending_by_priority, leader, then per decision:
 --       task key, worker key, worker tasks key.

@@ -1,3 +1,4 @@
+-- @flags allow-oom: it only moves or frees state (docs/reliability.md, "Backpressure").
 -- A worker is shutting down: it takes no new work. Its slot count drops to 0,
 -- so neither a claim nor a hand-off gives it another task, and the dispatcher
 -- is told (it re-reads the workers). Tasks it runs keep their slots until they finish.

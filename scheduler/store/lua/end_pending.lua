@@ -1,3 +1,4 @@
+-- @flags allow-oom: it only moves or frees state (docs/reliability.md, "Backpressure").
 -- End a pending task without running it, in a given terminal state: a strategy
 -- gave up on it (expired: its deadline can no longer be met) or a circuit
 -- breaker fails it fast (failed, reason 'breaker_open').

@@ -1,3 +1,4 @@
+-- @flags allow-oom: it only moves or frees state (docs/reliability.md, "Backpressure").
 -- A worker is done with a delivery: record the outcome once, free the slot,
 -- learn the duration and affinity (_learn.lua), publish the event. Then hand
 -- the freed slot the next task of the hand-off list (the strategy's order,

@@ -1,3 +1,4 @@
+-- @flags allow-oom: it only moves or frees state (docs/reliability.md, "Backpressure").
 -- Execution guard of a run killed in its pool process (a hard time limit, a
 -- terminate request): the main process frees the guard, so a later delivery
 -- is not held back for the guard's TTL. Only the killed attempt's guard goes.

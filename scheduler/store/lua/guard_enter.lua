@@ -1,3 +1,4 @@
+-- @flags allow-oom: it only moves or frees state (docs/reliability.md, "Backpressure").
 -- Execution guard, before a task body runs: take the task's guard lock unless
 -- the body already finished (a redelivery) or another live delivery runs it
 -- (see _guard_take.lua).

@@ -1,3 +1,4 @@
+-- @flags allow-oom: it only moves or frees state (docs/reliability.md, "Backpressure").
 -- Execution guard, after a task body returned: record that it finished (with
 -- its outcome, for redeliveries), release the guard lock if still ours, put a
 -- successful result in the solution cache when the task asked for it, and

@@ -1,3 +1,4 @@
+-- @flags allow-oom: it only moves or frees state (docs/reliability.md, "Backpressure").
 -- Append prepared tasks to the hand-off list, only while holding the lease.
 -- KEYS: leader, hand-off list.
 -- ARGV: token, then entries ("<id>\t<flag><message template>", see _hand_off.lua).

@@ -1,3 +1,4 @@
+-- @flags allow-oom: it only moves or frees state (docs/reliability.md, "Backpressure").
 -- Take the whole hand-off list back (its tasks are still pending). Returns the
 -- ids that were still waiting; the others were already bound to a worker.
 -- KEYS: hand-off list, leader.  ARGV: lease token ('' to skip the lease check).

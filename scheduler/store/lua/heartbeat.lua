@@ -1,3 +1,4 @@
+-- @flags allow-oom: it only moves or frees state (docs/reliability.md, "Backpressure").
 -- Refresh a worker's heartbeat. Returns 0 when the worker is no longer
 -- registered (it was declared dead), so it can register again.
 -- KEYS: worker.  ARGV: none.  Returns 1 or 0.

@@ -1,3 +1,4 @@
+-- @flags allow-oom: it only moves or frees state (docs/reliability.md, "Backpressure").
 -- Take a lock, or extend it when the caller already holds it.
 -- KEYS: lock key.  ARGV: owner token, ttl in milliseconds.
 -- Returns 1 when the caller holds the lock for ttl from now, else 0.

@@ -1,3 +1,4 @@
+-- @flags allow-oom: it only moves or frees state (docs/reliability.md, "Backpressure").
 -- Release a lock only if the caller holds it, so a holder whose lock lapsed
 -- and was taken by another cannot delete the new holder's lock.
 -- KEYS: lock key.  ARGV: owner token.  Returns 1 if released, else 0.

@@ -1,3 +1,4 @@
+-- @flags allow-oom: it only moves or frees state (docs/reliability.md, "Backpressure").
 -- Extend a lock only while the caller still holds it (never re-take a lapsed one).
 -- KEYS: lock key.  ARGV: owner token, ttl in milliseconds.  Returns 1 or 0.
 local lock = KEYS[1]

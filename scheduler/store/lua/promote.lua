@@ -1,3 +1,4 @@
+-- @flags allow-oom: it only moves or frees state (docs/reliability.md, "Backpressure").
 -- Move retried tasks whose backoff has passed from the delayed set to the
 -- pending index, and tell the dispatcher (inbox), which orders them again.
 -- (They are still 'pending' in their record and counted by priority: only

@@ -1,3 +1,4 @@
+-- @flags allow-oom: it only moves or frees state (docs/reliability.md, "Backpressure").
 -- Recover dispatches that never started: a task claimed for a worker whose
 -- message never reached it (the dispatcher died between claim and publish, or
 -- a publish was lost with a Redis restart) would hold that worker's slot and

@@ -1,3 +1,4 @@
+-- @flags allow-oom: it only moves or frees state (docs/reliability.md, "Backpressure").
 -- Register (or re-register) a worker. Tasks a previous life of the same
 -- worker left behind go back to pending first (see requeue.lua, which the
 -- store runs before this).

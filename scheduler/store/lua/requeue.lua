@@ -1,3 +1,4 @@
+-- @flags allow-oom: it only moves or frees state (docs/reliability.md, "Backpressure").
 -- Give a worker's unfinished tasks back to the pending index (the worker died,
 -- restarted, shut down, or a publish failed), and optionally forget the worker.
 -- A task whose body had started and whose type's orphan policy is 'fail' (it

@@ -1,3 +1,4 @@
+-- @flags allow-oom: it only moves or frees state (docs/reliability.md, "Backpressure").
 -- A worker is about to run a task body: dispatched -> running, only for the
 -- worker and attempt it was dispatched to. Anything else is a stale or
 -- repeated delivery, and the body must not run.

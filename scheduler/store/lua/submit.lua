@@ -3,21 +3,70 @@
 -- by its idempotency key (the task submitted with it), by the solution cache
 -- (a new record, succeeded at once with the cached result) or by coalescing
 -- (the identical task still pending or running).
+-- Admission control (docs/reliability.md, "Backpressure"): when asked to check (the
+-- first chunk of a batch; later chunks of an admitted batch are not checked again), the
+-- batch is refused, writing no task, when the backlog (pending + delayed) has reached
+-- max pending, or when Redis's used memory passed the high-water share of maxmemory
+-- (read from INFO memory here, at most every sample ms: the memory sample key keeps the
+-- last reading; so concurrent producers see one decision); once refused
+-- for memory, the memory flag key keeps refusing until usage falls under the low-water share.
 -- KEYS: seq, pending, inbox, stats, pending_by_priority, cache stats, cache index,
---       then one task key per task.
--- ARGV: result ttl (s), idempotency window (s), task key prefix, then 16 fields per task:
+--       delayed, memory flag, memory sample, then one task key per task.
+-- ARGV: result ttl (s), idempotency window (s), task key prefix, check (1 or 0),
+--       max pending (0: none), high water, low water (shares of maxmemory; 0: no check),
+--       sample ms (how long a reading of INFO memory is reused; 0: read every time),
+--       then 16 fields per task:
 --       id, name, args, kwargs, priority, deadline, expected_duration, affinity_key,
 --       duration_key, options (retry policy and time limits as JSON), concurrency_key,
 --       max_concurrent, idempotency key, in-flight key, cache key, cache ttl (ms)
 --       ('' when absent; the last four keys are full Redis keys).
 -- Returns, per task, its sequence number; 0 when the id already existed; or the
--- string 'idem:<id>', 'coalesced:<id>' (an existing task answers) or 'cached'.
+-- string 'idem:<id>', 'coalesced:<id>' (an existing task answers) or 'cached';
+-- or, for a refused batch, {'backpressure', 'pending' or 'memory', current, limit}
+-- (current and limit as text: tasks, or shares of maxmemory).
 -- @include _time
 local seq_key, pending, inbox, stats, by_priority = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local cache_stats, cache_index = KEYS[6], KEYS[7]
-local KEYS_BEFORE = 7  -- then one task key per task
+local cache_stats, cache_index, delayed, memory_flag = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local memory_sample = KEYS[10]
+local KEYS_BEFORE = 10  -- then one task key per task
 local ttl, window, prefix = ARGV[1], ARGV[2], ARGV[3]
-local ARGV_BEFORE, W = 3, 16  -- then W fields per task
+local check, max_pending = ARGV[4] == '1', tonumber(ARGV[5])
+local high, low, sample_ms = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local ARGV_BEFORE, W = 8, 16  -- then W fields per task
+
+if check then
+  if max_pending > 0 then
+    local backlog = redis.call('ZCARD', pending) + redis.call('ZCARD', delayed)
+    if backlog >= max_pending then
+      return {'backpressure', 'pending', tostring(backlog), tostring(max_pending)}
+    end
+  end
+  if high > 0 then
+    -- the share of maxmemory used, from a sample at most sample_ms old ('' : no limit)
+    local sampled = redis.call('GET', memory_sample)
+    if not sampled then
+      -- pcall: a user the ACL denies INFO gets no memory check rather than no submissions
+      local info = redis.pcall('INFO', 'memory')
+      local limit = type(info) == 'string' and tonumber(string.match(info, 'maxmemory:(%d+)'))
+      sampled = ''
+      if limit and limit > 0 then
+        sampled = tostring(tonumber(string.match(info, 'used_memory:(%d+)')) / limit)
+      end
+      -- pcall: over maxmemory the sample cannot be kept, and need not be
+      if sample_ms > 0 then redis.pcall('SET', memory_sample, sampled, 'PX', sample_ms) end
+    end
+    local ratio = tonumber(sampled)
+    if ratio then
+      local refusing = redis.call('EXISTS', memory_flag) == 1
+      if ratio >= high or (refusing and ratio >= low) then
+        -- pcall: over maxmemory itself the flag cannot be written, and need not be
+        if not refusing then redis.pcall('SET', memory_flag, '1') end
+        return {'backpressure', 'memory', tostring(ratio), tostring(high)}
+      end
+      if refusing then redis.call('DEL', memory_flag) end
+    end
+  end
+end
 local now = now_text()
 local out = {}
 local accepted = 0

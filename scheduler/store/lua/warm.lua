@@ -1,3 +1,4 @@
+-- @flags allow-oom: it only moves or frees state (docs/reliability.md, "Backpressure").
 -- Touch an affinity key in a worker's warm list (most recent first, capped).
 -- KEYS: warm list.  ARGV: affinity key, capacity.  Returns 1 if it was warm.
 local warm = KEYS[1]
