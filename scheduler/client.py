@@ -41,6 +41,13 @@ from scheduler.models import (
 from scheduler.retry import RetryPolicy
 from scheduler.settings import STRATEGY_NAMES, STRATEGY_PARAMS, Settings, load_settings
 from scheduler.store import Store
+from scheduler.workflow_client import (
+    WorkflowStatus,
+    cancel_workflow,
+    check_id,
+    store_dependent,
+    workflow_status,
+)
 
 MAX_RATE = 100_000.0
 _ANSWERED = {"idem": "idempotent", "coalesced": "coalesced"}
@@ -90,6 +97,9 @@ class Client:
         retry: RetryPolicy | Mapping[str, Any] | None = None,
         soft_time_limit: float | None = None,
         time_limit: float | None = None,
+        depends_on: Sequence[str] = (),
+        on_parent_failure: str = "cancel",
+        pass_results: bool = False,
     ) -> TaskHandle:
         """Submit one task and return its handle.
 
@@ -119,6 +129,12 @@ class Client:
             soft_time_limit: Seconds after which ``SoftTimeLimitExceeded`` is raised
                 inside the task (Celery's soft time limit).
             time_limit: Seconds after which the worker kills the run (hard limit).
+            depends_on: Ids of tasks that must finish first; it waits (state
+                ``waiting``) and is released when the last one succeeds.
+            on_parent_failure: ``cancel`` (default): a parent that fails, is
+                cancelled or expires cancels it; ``run``: it runs anyway.
+            pass_results: The parents' results (a list in ``depends_on`` order,
+                null for a parent that did not succeed) become its first argument.
 
         Raises:
             InvalidInputError: A field is not acceptable (the error names it).
@@ -137,27 +153,52 @@ class Client:
         ):
             if value is not None:
                 fields[key] = dict(value) if isinstance(value, Mapping) else value
+        if depends_on or on_parent_failure != "cancel" or pass_results:
+            fields.update(depends_on=list(depends_on), on_parent_failure=on_parent_failure)
+            fields.update(pass_results=pass_results)
         return self.submit_many([fields])[0]
 
     def submit_many(self, tasks: Iterable[Mapping[str, Any] | TaskSpec]) -> list[TaskHandle]:
         """Submit a batch in pipelined round trips; all are validated first.
 
         Each item is a :class:`TaskSpec` or a mapping with its fields
-        (``name``, ``args``, ``kwargs``, ``priority``, ...).
+        (``name``, ``args``, ``kwargs``, ``priority``, ``depends_on``, ...). A
+        mapping may carry its own ``id``, which other items' ``depends_on`` may
+        name; a batch with dependencies or own ids is stored in one atomic step
+        (docs/workflows.md).
 
         Raises:
             InvalidInputError: Naming ``tasks[i].field``; nothing is submitted.
+            WorkflowError: A cycle, a self-dependency, a repeated id, too many
+                tasks, or a parent missing or expired; nothing is submitted.
         """
+        return self._submit_batch(tasks)
+
+    def _submit_batch(
+        self, tasks: Iterable[Mapping[str, Any] | TaskSpec], workflow_id: str = ""
+    ) -> list[TaskHandle]:
         specs: list[TaskSpec] = []
+        ids: list[str] = []
+        own_ids = bool(workflow_id)
         for i, item in enumerate(tasks):
             if isinstance(item, TaskSpec):
                 spec = item
                 check_pairs(spec, f"tasks[{i}].")
+                ids.append(uuid.uuid4().hex)
             else:
-                spec = validate_spec(dict(item), where=f"tasks[{i}].")
+                data = dict(item)
+                given = data.pop("id", None)
+                if given is not None:
+                    own_ids = True
+                    ids.append(check_id(given, f"tasks[{i}].id"))
+                else:
+                    ids.append(uuid.uuid4().hex)
+                spec = validate_spec(data, where=f"tasks[{i}].")
             self._check_name(spec.name, f"tasks[{i}].name")
             specs.append(spec)
-        ids = [uuid.uuid4().hex for _ in specs]
+        if own_ids or any(spec.depends_on for spec in specs):
+            store_dependent(self.store, ids, specs, workflow_id)
+            return [TaskHandle(self, task_id) for task_id in ids]
         replies = self.store.tasks.submit(ids, specs)
         handles: list[TaskHandle] = []
         for task_id, reply in zip(ids, replies, strict=True):
@@ -169,6 +210,33 @@ class Client:
             else:
                 handles.append(TaskHandle(self, task_id))
         return handles
+
+    def submit_workflow(
+        self, tasks: Iterable[Mapping[str, Any] | TaskSpec], workflow_id: str | None = None
+    ) -> tuple[str, list[TaskHandle]]:
+        """Submit a workflow: a batch of tasks with dependencies, as one unit.
+
+        Items are as for :meth:`submit_many` (give each an ``id`` its children
+        name in ``depends_on``). The graph is validated first: unknown parents,
+        cycles, self-dependencies, repeated ids and more than
+        ``YM_MAX_WORKFLOW`` tasks are refused with an error naming the ids, and
+        nothing is stored. Every record carries the workflow's id.
+
+        Returns:
+            The workflow's id and the tasks' handles, in the order given.
+        """
+        wf = workflow_id or uuid.uuid4().hex
+        check_id(wf, "workflow_id")
+        return wf, self._submit_batch(tasks, wf)
+
+    def workflow(self, workflow_id: str) -> WorkflowStatus:
+        """A workflow's status: its tasks' states and the counts by state."""
+        return workflow_status(self.store, workflow_id)
+
+    def cancel_workflow(self, workflow_id: str) -> int:
+        """Cancel every unfinished task of a workflow; returns how many were cancelled
+        (running ones are flagged, as :meth:`TaskHandle.cancel` without terminate does)."""
+        return cancel_workflow(self.store, workflow_id)
 
     def _check_name(self, name: str, field: str) -> None:
         if name in self._local_names or name in self._remote_names:

@@ -288,6 +288,15 @@ class Settings(BaseSettings):
     submit_chunk: int = Field(
         default=1000, ge=1, le=100_000, description="tasks per Redis call in submit_many, 1..100000"
     )
+    max_workflow: int = Field(
+        default=100_000,
+        ge=1,
+        le=1_000_000,
+        description=(
+            "an integer from 1 to 1000000: most tasks one submit_workflow (or one batch with "
+            "dependencies) may hold; such a batch is stored in one atomic step"
+        ),
+    )
     cache_max_entries: int = Field(
         default=10_000,
         ge=1,
