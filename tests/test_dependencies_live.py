@@ -272,6 +272,9 @@ def test_workflows_over_http_submit_show_and_cancel(tmp_path):
         assert [t["id"] for t in r.json()["tasks"]] == ["h.a", "h.b", "h.c"]
         res = api.http.get("/v1/tasks/h.c/result", params={"wait": 30}, headers=auth("read"))
         assert res.json()["result"] == [[[1], [2]]]
+        rec = api.http.get("/v1/tasks/h.c", headers=auth("read")).json()
+        assert rec["depends_on"] == ["h.a", "h.b"]
+        assert rec["workflow"] == "wf-http"
         info = api.http.get("/v1/workflows/wf-http", headers=auth("read")).json()
         assert info["counts"] == {"succeeded": 3}
         assert info["finished"] is True
