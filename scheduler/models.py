@@ -488,7 +488,7 @@ class TaskRecord:
             cancel_requested=raw.get("cancel_requested") == "1",
             max_attempts=_max_attempts(raw.get("opts")),
             effects_error=raw.get("effects_error") or None,
-            depends_on=tuple(json.loads(raw["parents"])) if raw.get("parents") else (),
+            depends_on=tuple(json.loads(raw["depends_on"])) if raw.get("depends_on") else (),
             workflow=raw.get("workflow") or None,
             released_at=_opt_float(raw.get("released_at")),
         )

@@ -1,6 +1,6 @@
 -- Shared by the scripts that end a task (finish.lua, cancel.lua, end_pending.lua,
 -- requeue.lua) and by submit_after.lua: the tasks waiting on a task
--- (docs/workflows.md). A waiting task's record holds 'parents' (JSON, in
+-- (docs/workflows.md). A waiting task's record holds 'depends_on' (JSON, in
 -- depends_on order), 'waiting_on' (how many have not finished),
 -- 'on_parent_failure' ('cancel' or 'run') and, with 'pass_results', each
 -- parent's result as 'pr:<parent id>', noted when that parent ended (so a
@@ -16,7 +16,7 @@
 -- the dispatcher hears of it, as of any submission. 'releases' counts the
 -- releases, which the chaos test checks is never more than one.
 local function release_waiting(task_key, id, pending, by_priority, inbox)
-  local f = redis.call('HMGET', task_key, 'pass_results', 'parents', 'args')
+  local f = redis.call('HMGET', task_key, 'pass_results', 'depends_on', 'args')
   if f[1] == '1' then
     local parts = {}
     for i, parent in ipairs(cjson.decode(f[2])) do

@@ -56,7 +56,7 @@ for i = 0, n - 1 do
   local seq = redis.call('INCR', seq_key)
   local rec = {'name', name, 'args', args, 'kwargs', kwargs, 'priority', priority,
                'state', 'waiting', 'submitted_at', now, 'seq', seq, 'attempt', 0,
-               'parents', parents_text, 'on_parent_failure', policy, 'pass_results', pass}
+               'depends_on', parents_text, 'on_parent_failure', policy, 'pass_results', pass}
   if deadline ~= '' then rec[#rec + 1] = 'deadline'; rec[#rec + 1] = deadline end
   if expected ~= '' then rec[#rec + 1] = 'expected_duration'; rec[#rec + 1] = expected end
   if affinity ~= '' then rec[#rec + 1] = 'affinity_key'; rec[#rec + 1] = affinity end
