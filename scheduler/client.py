@@ -46,6 +46,13 @@ from scheduler.models import (
 from scheduler.retry import RetryPolicy
 from scheduler.settings import STRATEGY_NAMES, STRATEGY_PARAMS, Settings, load_settings
 from scheduler.store import Store
+from scheduler.workflow_client import (
+    WorkflowStatus,
+    cancel_workflow,
+    check_id,
+    store_dependent,
+    workflow_status,
+)
 
 log = logging.getLogger("yardmaster.client")
 
@@ -99,6 +106,9 @@ class Client:
         time_limit: float | None = None,
         block: bool = False,
         timeout: float | None = None,
+        depends_on: Sequence[str] = (),
+        on_parent_failure: str = "cancel",
+        pass_results: bool = False,
     ) -> TaskHandle:
         """Submit one task and return its handle.
 
@@ -131,6 +141,12 @@ class Client:
             block: When the cluster refuses the submission (backpressure), wait as it
                 says and try again instead of raising at once.
             timeout: With ``block``, give up after this many seconds (None: never).
+            depends_on: Ids of tasks that must finish first; it waits (state
+                ``waiting``) and is released when the last one succeeds.
+            on_parent_failure: ``cancel`` (default): a parent that fails, is
+                cancelled or expires cancels it; ``run``: it runs anyway.
+            pass_results: The parents' results (a list in ``depends_on`` order,
+                null for a parent that did not succeed) become its first argument.
 
         Raises:
             InvalidInputError: A field is not acceptable (the error names it).
@@ -151,6 +167,9 @@ class Client:
         ):
             if value is not None:
                 fields[key] = dict(value) if isinstance(value, Mapping) else value
+        if depends_on or on_parent_failure != "cancel" or pass_results:
+            fields.update(depends_on=list(depends_on), on_parent_failure=on_parent_failure)
+            fields.update(pass_results=pass_results)
         return self.submit_many([fields], block=block, timeout=timeout)[0]
 
     def submit_many(
@@ -165,22 +184,28 @@ class Client:
         """Submit a batch in pipelined round trips; all are validated first.
 
         Each item is a :class:`TaskSpec` or a mapping with its fields
-        (``name``, ``args``, ``kwargs``, ``priority``, ...). The batch is accepted
-        or refused as a whole (see docs/reliability.md, "Backpressure").
+        (``name``, ``args``, ``kwargs``, ``priority``, ``depends_on``, ...). A
+        mapping may carry its own ``id``, which other items' ``depends_on`` may
+        name; a batch with dependencies or own ids is stored in one atomic step
+        (docs/workflows.md). The batch is accepted or refused as a whole (see
+        docs/reliability.md, "Backpressure").
 
         Args:
             tasks: The submissions.
             ids: Their task ids (Celery's ``task_id``); new random ids by default. An id
-                already taken raises, and nothing is submitted with it.
+                already taken raises, and nothing is submitted with it. Not with
+                ``depends_on`` (give the items their own ``id`` instead).
             not_before: UNIX seconds before which none of them starts (Celery's
                 ``countdown`` / ``eta``): they wait in Redis, held by no worker, until
-                then. Not with the cache, coalescing or an idempotency key.
+                then. Not with the cache, coalescing, an idempotency key or ``depends_on``.
             block: When the cluster refuses the batch (backpressure), wait as it says
                 and try again instead of raising at once.
             timeout: With ``block``, give up after this many seconds (None: never).
 
         Raises:
             InvalidInputError: Naming ``tasks[i].field``; nothing is submitted.
+            WorkflowError: A cycle, a self-dependency, a repeated id, too many
+                tasks, or a parent missing or expired; nothing is submitted.
             BackpressureError: The cluster is full; nothing of the batch was stored.
                 With ``block``, only once ``timeout`` has passed.
         """
@@ -188,18 +213,43 @@ class Client:
             raise InvalidInputError("timeout", timeout, "seconds, 0 or more, or None")
         if ids is not None or not_before is not None:
             return self._submit_exactly(list(tasks), ids, not_before, block, timeout)
+        return self._submit_batch(tasks, block=block, timeout=timeout)
+
+    def _submit_batch(
+        self,
+        tasks: Iterable[Mapping[str, Any] | TaskSpec],
+        workflow_id: str = "",
+        *,
+        block: bool = False,
+        timeout: float | None = None,
+    ) -> list[TaskHandle]:
         specs: list[TaskSpec] = []
+        ids: list[str] = []
+        own_ids = bool(workflow_id)
         for i, item in enumerate(tasks):
             if isinstance(item, TaskSpec):
                 spec = item
                 check_pairs(spec, f"tasks[{i}].")
+                ids.append(uuid.uuid4().hex)
             else:
-                spec = validate_spec(dict(item), where=f"tasks[{i}].")
+                data = dict(item)
+                given = data.pop("id", None)
+                if given is not None:
+                    own_ids = True
+                    ids.append(check_id(given, f"tasks[{i}].id"))
+                else:
+                    ids.append(uuid.uuid4().hex)
+                spec = validate_spec(data, where=f"tasks[{i}].")
             self._check_name(spec.name, f"tasks[{i}].name")
             specs.append(spec)
-        ids = [uuid.uuid4().hex for _ in specs]
+        if own_ids or any(spec.depends_on for spec in specs):
+            store_dependent(self.store, ids, specs, workflow_id)
+            handles: list[TaskHandle] = [TaskHandle(self, task_id) for task_id in ids]
+            if log.isEnabledFor(logging.DEBUG):
+                _log_submitted(specs, handles)
+            return handles
         replies = self._admitted(ids, specs, block, timeout)
-        handles: list[TaskHandle] = []
+        handles = []
         for task_id, reply in zip(ids, replies, strict=True):
             if isinstance(reply, str) and ":" in reply:
                 how, existing = reply.split(":", 1)
@@ -235,6 +285,13 @@ class Client:
             if not isinstance(task_id, str) or not 1 <= len(task_id) <= 200:
                 raise InvalidInputError(f"ids[{i}]", task_id, "a string of 1 to 200 characters")
         specs = self._validated(tasks)
+        for i, spec in enumerate(specs):
+            if spec.depends_on:
+                raise InvalidInputError(
+                    f"tasks[{i}].depends_on",
+                    list(spec.depends_on),
+                    "no dependencies with ids= or not_before= (give each item its own 'id')",
+                )
         if not_before is not None:
             for i, spec in enumerate(specs):
                 if spec.deduplicated or spec.idempotency_key:
@@ -287,6 +344,33 @@ class Client:
             self._check_name(spec.name, f"tasks[{i}].name")
             specs.append(spec)
         return specs
+
+    def submit_workflow(
+        self, tasks: Iterable[Mapping[str, Any] | TaskSpec], workflow_id: str | None = None
+    ) -> tuple[str, list[TaskHandle]]:
+        """Submit a workflow: a batch of tasks with dependencies, as one unit.
+
+        Items are as for :meth:`submit_many` (give each an ``id`` its children
+        name in ``depends_on``). The graph is validated first: unknown parents,
+        cycles, self-dependencies, repeated ids and more than
+        ``YM_MAX_WORKFLOW`` tasks are refused with an error naming the ids, and
+        nothing is stored. Every record carries the workflow's id.
+
+        Returns:
+            The workflow's id and the tasks' handles, in the order given.
+        """
+        wf = workflow_id or uuid.uuid4().hex
+        check_id(wf, "workflow_id")
+        return wf, self._submit_batch(tasks, wf)
+
+    def workflow(self, workflow_id: str) -> WorkflowStatus:
+        """A workflow's status: its tasks' states and the counts by state."""
+        return workflow_status(self.store, workflow_id)
+
+    def cancel_workflow(self, workflow_id: str) -> int:
+        """Cancel every unfinished task of a workflow; returns how many were cancelled
+        (running ones are flagged, as :meth:`TaskHandle.cancel` without terminate does)."""
+        return cancel_workflow(self.store, workflow_id)
 
     def _check_name(self, name: str, field: str) -> None:
         if name in self._local_names or name in self._remote_names:

@@ -39,6 +39,14 @@ class Keys:
         """The common prefix of every task key (for Lua scripts that derive them)."""
         return self.task("")
 
+    def dependents(self, task_id: str) -> str:
+        """List of the ids of the tasks waiting on one task (workflows, docs/workflows.md)."""
+        return f"{self.ns}:deps:{task_id}"
+
+    def workflow(self, workflow_id: str) -> str:
+        """Set of the task ids of one workflow."""
+        return f"{self.ns}:workflow:{workflow_id}"
+
     @property
     def seq(self) -> str:
         """Counter giving every submission a cluster-wide sequence number."""

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from sys import intern
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
@@ -37,6 +37,7 @@ class TaskState(StrEnum):
     """Where a task is in its life; the last four are terminal."""
 
     PENDING = "pending"
+    WAITING = "waiting"
     DISPATCHED = "dispatched"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -80,6 +81,12 @@ class TaskSpec(BaseModel):
     message: dict[str, Any] | None = None
     """Celery message fields the run sees in its request (``priority``, ``expires``,
     ``headers``); set by the Celery publishing path (:mod:`workers.publishing`)."""
+    # No bound on the count here: a batch's whole graph is bounded by YM_MAX_WORKFLOW.
+    depends_on: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list
+    )
+    on_parent_failure: Literal["cancel", "run"] = "cancel"
+    pass_results: bool = Field(default=False, strict=True)
 
     @field_validator("time_limit")
     @classmethod
@@ -172,6 +179,9 @@ _ALLOWED = {
     "soft_time_limit": "seconds, greater than 0 and at most 604800",
     "time_limit": "seconds, greater than 0 and at most 604800, longer than soft_time_limit",
     "message": "an object of Celery message fields (priority, expires, headers)",
+    "depends_on": "a list of task ids (1 to 200 characters each) that must finish first",
+    "on_parent_failure": "'cancel' (the default) or 'run'",
+    "pass_results": "true or false (the parents' results as the first argument)",
 }
 
 
@@ -233,6 +243,22 @@ def check_pairs(spec: TaskSpec, where: str = "") -> None:
             _ALLOWED["cache_version"],
             problem="a version has no effect without cache_ttl or coalesce=True",
         )
+    if spec.depends_on:
+        for name in ("cache_ttl", "idempotency_key"):
+            if getattr(spec, name) is not None:
+                raise InvalidInputError(
+                    where + name,
+                    getattr(spec, name),
+                    _ALLOWED[name],
+                    problem="cannot be combined with depends_on (the answer would skip the wait)",
+                )
+        if spec.coalesce:
+            raise InvalidInputError(
+                where + "coalesce",
+                True,
+                _ALLOWED["coalesce"],
+                problem="cannot be combined with depends_on (the answer would skip the wait)",
+            )
 
 
 def _strict_json(value: Any, field_name: str) -> str:
@@ -482,6 +508,9 @@ class TaskRecord:
     max_attempts: int | None = None
     effects_error: str | None = None
     progress: TaskProgress | None = None
+    depends_on: tuple[str, ...] = ()
+    workflow: str | None = None
+    released_at: float | None = None
 
     @property
     def wait(self) -> float | None:
@@ -518,6 +547,9 @@ class TaskRecord:
             max_attempts=_max_attempts(raw.get("opts")),
             effects_error=raw.get("effects_error") or None,
             progress=TaskProgress.from_hash(raw),
+            depends_on=tuple(json.loads(raw["depends_on"])) if raw.get("depends_on") else (),
+            workflow=raw.get("workflow") or None,
+            released_at=_opt_float(raw.get("released_at")),
         )
 
 

@@ -322,6 +322,15 @@ class Settings(BaseSettings):
         le=3600.0,
         description="seconds a refused submission is told to wait, more than 0, at most 3600",
     )
+    max_workflow: int = Field(
+        default=100_000,
+        ge=1,
+        le=1_000_000,
+        description=(
+            "an integer from 1 to 1000000: most tasks one submit_workflow (or one batch with "
+            "dependencies) may hold; such a batch is stored in one atomic step"
+        ),
+    )
     cache_max_entries: int = Field(
         default=10_000,
         ge=1,

@@ -1,7 +1,7 @@
 """Built-in demo tasks: ``noop``, ``sleep`` (with warm affinity), ``spin`` and ``fail``;
 for retries, timeouts and cancellation, ``flaky``, ``flaky_celery_retry``,
 ``marked_sleep`` and ``cooperative_sleep``; for the reliability tests, ``ledger`` and
-``ledger_once``.
+``ledger_once``; for result passing in workflows, ``echo``.
 
 ``sleep`` models DESIGN.md's warm affinity: when the task's affinity key is
 among the worker's most recently used keys, it takes ``seconds * warm_factor``.
@@ -106,6 +106,12 @@ def flaky_celery_retry(self: YardmasterTask, key: str, failures: int, countdown:
     if run <= failures:
         raise self.retry(exc=DemoError(f"{key}: run {run}"), countdown=countdown)
     return run
+
+
+@shared_task(name="echo", base=YardmasterTask)
+def echo(*args: Any) -> list[Any]:
+    """Return the arguments it was given (shows what result passing hands a child)."""
+    return list(args)
 
 
 @shared_task(name="marked_sleep", base=YardmasterTask, bind=True)

@@ -20,7 +20,7 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 
-from scheduler.api import cluster, errors, strategy, tasks
+from scheduler.api import cluster, errors, strategy, tasks, workflows
 from scheduler.api.limits import BodyLimits
 from scheduler.api.security import Guard, require
 from scheduler.client import Client
@@ -87,7 +87,7 @@ def create_app(
     app.state.client = Client(store)
     app.state.guard = Guard(settings)
     errors.install(app)
-    for router in (tasks.router, cluster.router, strategy.router, *extra_routers):
+    for router in (tasks.router, workflows.router, cluster.router, strategy.router, *extra_routers):
         app.include_router(router)
     for router in read_routers:
         app.include_router(router, dependencies=[Depends(require("read"))], include_in_schema=False)

@@ -124,6 +124,10 @@ class TaskInfo(BaseModel):
     max_attempts: int | None = None
     effects_error: str | None = None
     progress: TaskProgress | None = None
+    depends_on: list[str] = Field(
+        default_factory=list, description="The tasks it waited for (docs/workflows.md)."
+    )
+    workflow: str | None = Field(default=None, description="The workflow it belongs to.")
 
     @classmethod
     def of(cls, rec: TaskRecord) -> TaskInfo:

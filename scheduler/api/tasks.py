@@ -76,12 +76,15 @@ def _submit(request: Request, specs: list[SubmitRequest], single: bool) -> list[
         if isinstance(exc, UnknownTaskError):
             raise ApiError(422, "unknown_task", message, field=field) from None
         raise ApiError(422, "invalid_input", message, field=field) from None
-    return [_submitted(h) for h in handles]
+    return [_submitted(h, bool(spec.depends_on)) for h, spec in zip(handles, specs, strict=True)]
 
 
-def _submitted(handle: TaskHandle) -> Submitted:
-    """A new task is pending; one answered without a new run (cache, coalescing,
-    idempotency key; see cache-and-locks.md) is in whatever state it has."""
+def _submitted(handle: TaskHandle, dependent: bool = False) -> Submitted:
+    """A new task is pending (or waiting, with unfinished parents); one answered without
+    a new run (cache, coalescing, idempotency key; see cache-and-locks.md) is in whatever
+    state it has."""
+    if dependent:
+        return Submitted(id=handle.id, state=handle.status())
     if handle.answered_by is None:
         return Submitted(id=handle.id, state=TaskState.PENDING)
     return Submitted(id=handle.id, state=handle.status(), answered_by=handle.answered_by)

@@ -22,7 +22,7 @@ COMMANDS: dict[str, str] = {
     for name in (
         "api", "breaker", "cache", "cancel", "demo", "dispatcher", "health", "monitor",
         "ratelimit", "run", "simulate", "status", "strategy", "submit", "trace", "tune", "up",
-        "worker", "workload",
+        "worker", "workflow", "workload",
     )
 }  # fmt: skip
 # The order of the help listing.

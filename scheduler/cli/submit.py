@@ -58,6 +58,16 @@ def submit(
     ] = None,
     soft_time_limit: Annotated[float | None, typer.Option(help="Soft time limit, s.")] = None,
     time_limit: Annotated[float | None, typer.Option(help="Hard time limit, s.")] = None,
+    after: Annotated[
+        list[str] | None,
+        typer.Option(help="Run after this task succeeded (repeat for several parents)."),
+    ] = None,
+    on_parent_failure: Annotated[
+        str, typer.Option(help="cancel (default) or run: what a parent's failure does.")
+    ] = "cancel",
+    pass_results: Annotated[
+        bool, typer.Option(help="The parents' results become the first argument.")
+    ] = False,
     wait: Annotated[bool, typer.Option(help="Wait for the result and print it.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 60.0,
 ) -> None:
@@ -81,6 +91,9 @@ def submit(
         retry=None if retry is None else _json_arg("retry", retry, dict),
         soft_time_limit=soft_time_limit,
         time_limit=time_limit,
+        depends_on=after or (),
+        on_parent_failure=on_parent_failure,
+        pass_results=pass_results,
     )
     typer.echo(handle.id)
     if wait:

@@ -111,7 +111,7 @@ class Deliveries(Repository):
         keys = [k.task(report.task_id), k.stats, k.worker(worker), k.worker_tasks(worker)]
         keys += [k.durations, k.duration_counts, k.affinity(affinity_key or "-")]
         keys += [k.events, k.inbox, k.handoff, k.pending, k.pending_by_priority]
-        keys += [k.worker_queue(worker), k.delayed, k.outcomes]
+        keys += [k.worker_queue(worker), k.delayed, k.outcomes, k.dependents(report.task_id)]
         args: list[Any] = [report.task_id, worker, v.outcome, v.result, v.error]
         args += [f"{report.runtime:.6f}", report.duration_key, s.ema_alpha, s.affinity_step]
         args += [affinity_key, s.result_ttl, s.events_maxlen, report.attempt, k.task_prefix]

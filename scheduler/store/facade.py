@@ -38,6 +38,7 @@ from scheduler.store.scripts import Scripts
 from scheduler.store.strategy import StrategyVersions
 from scheduler.store.tasks import Tasks
 from scheduler.store.workers import Workers
+from scheduler.store.workflows import Workflows
 
 
 class Store:
@@ -50,6 +51,7 @@ class Store:
 
     Attributes:
         tasks: Task records: submit, cancel, end unrun, read, page by state.
+        workflows: Submission with dependencies, and the tasks of each workflow.
         deliveries: A worker's start and finish of each delivery.
         pending: The pending queue: claim, requeue, recover, promote retries, counts.
         handoff: The hand-off list the dispatcher keeps for freed slots.
@@ -80,6 +82,7 @@ class Store:
         self.url = address(client)
         shared = (client, self.keys, settings, self.scripts)
         self.tasks = Tasks(*shared)
+        self.workflows = Workflows(*shared)
         self.deliveries = Deliveries(*shared)
         self.pending = PendingQueue(*shared)
         self.handoff = HandOff(*shared)

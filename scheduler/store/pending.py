@@ -91,7 +91,7 @@ class PendingQueue(Repository):
         k, s = self._keys, self._settings
         keys = [k.worker_tasks(worker), k.pending, k.pending_by_priority, k.inbox, k.workers]
         keys += [k.worker(worker), k.worker_warm(worker), k.orphan_policy, k.stats, k.events]
-        keys.append(k.worker_queue(worker))
+        keys += [k.worker_queue(worker), k.dependents("")]
         mode = "forget" if forget else "keep"
         args: list[Any] = [mode, k.task_prefix, s.result_ttl, s.events_maxlen]
         args += [k.concurrency_prefix, *ids]

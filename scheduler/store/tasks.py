@@ -172,7 +172,7 @@ class Tasks(Repository):
         """Cancel a task that has not started; see ``cancel.lua`` for the replies."""
         k, s = self._keys, self._settings
         keys = [k.task(task_id), k.pending, k.stats, k.pending_by_priority, k.events, k.inbox]
-        keys.append(k.delayed)
+        keys += [k.delayed, k.dependents(task_id)]
         args = [task_id, reason, s.result_ttl, s.events_maxlen, k.worker_queue("")]
         return str(self._scripts("cancel", keys, args))
 
@@ -182,6 +182,7 @@ class Tasks(Repository):
         any) on its record; see ``end_pending.lua`` for the replies."""
         k, s = self._keys, self._settings
         keys = [k.task(task_id), k.pending, k.stats, k.pending_by_priority, k.events]
+        keys += [k.inbox, k.dependents(task_id)]
         args = [task_id, state, error, reason, s.result_ttl, s.events_maxlen]
         return str(self._scripts("end_pending", keys, args))
 

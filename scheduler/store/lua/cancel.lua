@@ -6,14 +6,18 @@
 -- frees the slot without running it. A message the worker has already taken
 -- may be starting its body this instant (an early start, see start.lua), so
 -- the task is then treated as running: flagged, and the answer is 'running'.
--- KEYS: task, pending, stats, pending_by_priority, events, inbox, delayed (retry backoff).
+-- A waiting task (unfinished parents) is cancelled at once, and its own dependents
+-- with it unless they run on a parent's failure (_dependents.lua).
+-- KEYS: task, pending, stats, pending_by_priority, events, inbox, delayed (retry backoff),
+--       the task's dependents list.
 -- ARGV: id, reason, result ttl, events maxlen, worker queue prefix.
 -- Returns 'cancelled', 'running', 'missing' or 'already:<terminal state>'.
 -- @include _time
 -- @include _event
 -- @include _hold_message
+-- @include _dependents
 local task_key, pending, stats, by_priority = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local events, inbox, delayed = KEYS[5], KEYS[6], KEYS[7]
+local events, inbox, delayed, deps_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local id, reason, result_ttl, events_maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local queue_prefix = ARGV[5]
 
@@ -41,7 +45,9 @@ if state == 'running' then
   redis.call('HSET', task_key, 'cancel_requested', '1')
   return 'running'
 end
-if state ~= 'pending' and state ~= 'dispatched' then return 'already:' .. state end
+if state ~= 'pending' and state ~= 'dispatched' and state ~= 'waiting' then
+  return 'already:' .. state
+end
 local now = now_text()
 if state == 'pending' then
   redis.call('ZREM', pending, id)
@@ -54,5 +60,11 @@ redis.call('HSET', task_key, 'state', 'cancelled', 'finished_at', now, 'error', 
 redis.call('HINCRBY', stats, 'cancelled', 1)
 append_event(events, events_maxlen, id, name, 'cancelled', worker, priority, submitted_at,
   'finished_at', now)
+if deps_key then
+  local task_prefix = string.sub(task_key, 1, #task_key - #id)
+  settle_dependents(id, 'cancelled', nil, {deps = string.sub(deps_key, 1, #deps_key - #id), tasks = task_prefix,
+    pending = pending, by_priority = by_priority, inbox = inbox, stats = stats, events = events,
+    maxlen = events_maxlen, ttl = result_ttl})
+end
 redis.call('EXPIRE', task_key, result_ttl)
 return 'cancelled'

@@ -12,7 +12,8 @@
 -- strategy again.
 -- KEYS: task, stats, worker, worker tasks, ema, ema counts, affinity, events,
 --       inbox, hand-off list, pending, pending by priority, worker queue,
---       delayed, outcomes (per task name, for the circuit breakers).
+--       delayed, outcomes (per task name, for the circuit breakers), this task's
+--       dependents list (its waiting children; _dependents.lua).
 -- ARGV: id, worker, outcome (succeeded|failed|cancelled|expired|retry|skipped), result,
 --       error, runtime, duration key, alpha, affinity step, affinity key,
 --       result ttl, events maxlen, attempt, task key prefix, reason ('' = none),
@@ -35,10 +36,11 @@
 -- @include _hand_off
 -- @include _learn
 -- @include _retry_later
+-- @include _dependents
 local task_key, stats, worker_key, worker_tasks = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local ema, ema_counts, affinity, events = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local inbox, handoff, pending, by_priority = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
-local queue, delayed, outcomes = KEYS[13], KEYS[14], KEYS[15]
+local queue, delayed, outcomes, deps_key = KEYS[13], KEYS[14], KEYS[15], KEYS[16]
 local id, worker, outcome, result, error_text = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local runtime_text, duration_key, alpha, affinity_step = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local affinity_key, result_ttl, events_maxlen, attempt = ARGV[10], ARGV[11], ARGV[12], ARGV[13]
@@ -131,6 +133,11 @@ append_event(events, events_maxlen, id, name, outcome, worker, priority, submitt
   'dispatched_at', dispatched_at or '', 'started_at', started_at or now, 'finished_at', now,
   'runtime', runtime_text, 'deadline', deadline or '', 'attempt', current or '',
   'expected', prior)
+if deps_key then
+  settle_dependents(id, outcome, result, {deps = string.sub(deps_key, 1, #deps_key - #id), tasks = task_prefix,
+    pending = pending, by_priority = by_priority, inbox = inbox, stats = stats, events = events,
+    maxlen = events_maxlen, ttl = result_ttl})
+end
 redis.call('EXPIRE', task_key, result_ttl)
 fill_slot(freed)
 return 'ok'

@@ -6,7 +6,8 @@
 -- Every message still waiting in the worker's queue is held back (a restarted
 -- worker of the same name takes them only after a start that refuses them).
 -- KEYS: worker tasks, pending, pending_by_priority, inbox, workers, worker, warm,
---       orphan policy, stats, events, worker queue.
+--       orphan policy, stats, events, worker queue, the dependents prefix (a task that
+--       fails here settles its waiting dependents; _dependents.lua).
 -- ARGV: 'forget' or 'keep', the task key prefix, result ttl, events maxlen,
 --       the concurrency set prefix, then optional task ids (none = all).
 -- A task of a concurrency key leaves the key's count either way. A requeued task
@@ -16,9 +17,10 @@
 -- @include _event
 -- @include _to_pending
 -- @include _hold_message
+-- @include _dependents
 local worker_tasks, pending, by_priority, inbox = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local workers, worker_key, warm, orphan_policy = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local stats, events, queue = KEYS[9], KEYS[10], KEYS[11]
+local stats, events, queue, deps_prefix = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
 local mode, task_prefix, result_ttl, events_maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local concurrency_prefix = ARGV[5]
 local FIRST_ID = 6
@@ -48,6 +50,11 @@ for _, id in ipairs(ids) do
       append_event(events, events_maxlen, id, name, 'failed', worker, priority, submitted_at,
         'dispatched_at', dispatched_at or '', 'started_at', started_at or now,
         'finished_at', now, 'runtime', '', 'deadline', deadline or '', 'attempt', attempt or '')
+      if deps_prefix then
+        settle_dependents(id, 'failed', nil, {deps = deps_prefix, tasks = task_prefix,
+          pending = pending, by_priority = by_priority, inbox = inbox, stats = stats,
+          events = events, maxlen = events_maxlen, ttl = result_ttl})
+      end
       redis.call('EXPIRE', task_key, result_ttl)
       n = n + 1
     elseif state == 'dispatched' or state == 'running' then

@@ -1,0 +1,64 @@
+"""Tasks with dependencies and workflows: their atomic submission and their members.
+
+A task with parents is stored ``waiting`` and released by the step that ends
+its last parent (``_dependents.lua``, included by every script that ends a
+task); see docs/workflows.md. A batch with dependencies goes through
+``submit_after.lua`` in one call, so a refusal (a parent missing, expired or
+already failed) stores nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from scheduler.models import TaskSpec
+from scheduler.store.base import Repository
+from scheduler.store.connection import translated
+from scheduler.store.tasks import _opt
+
+REFUSALS = ("exists", "missing", "expired", "ended")
+"""The first word of a ``submit_after.lua`` refusal."""
+
+
+class Workflows(Repository):
+    """Dependent submissions and the task sets of workflows."""
+
+    @translated
+    def submit(
+        self, ids: Sequence[str], specs: Sequence[TaskSpec], workflow_id: str = ""
+    ) -> list[int] | list[str]:
+        """Store a batch whose tasks may wait on each other or on stored tasks.
+
+        ``ids`` come with each parent before its children. Returns each task's
+        sequence number, or the refusal ``[kind, id, parent, state]`` (kind in
+        :data:`REFUSALS`) with nothing stored.
+        """
+        k = self._keys
+        keys = [k.seq, k.pending, k.inbox, k.stats, k.pending_by_priority]
+        keys += [k.workflow(workflow_id), *(k.task(i) for i in ids)]
+        args: list[Any] = [k.task_prefix, k.dependents(""), workflow_id]
+        for task_id, spec in zip(ids, specs, strict=True):
+            a, kw = spec.encoded_args()
+            args += [task_id, spec.name, a, kw, spec.priority, _opt(spec.deadline)]
+            args += [_opt(spec.expected_duration), spec.affinity_key or ""]
+            args += [spec.duration_key or "", spec.encoded_options()]
+            args.append(spec.concurrency_key or "")
+            args.append("" if spec.max_concurrent is None else spec.max_concurrent)
+            args.append(json.dumps(list(dict.fromkeys(spec.depends_on)), separators=(",", ":")))
+            args += [spec.on_parent_failure, "1" if spec.pass_results else "0"]
+        reply = self._scripts("submit_after", keys, args)
+        head = _text(reply[0])
+        if head != "ok":
+            return [head, *(_text(r) for r in reply[1:])]
+        return [int(r) for r in reply[1:]]
+
+    @translated
+    def members(self, workflow_id: str) -> list[str]:
+        """The task ids of a workflow (empty once it expired or if it never existed)."""
+        return sorted(_text(m) for m in self._client.smembers(self._keys.workflow(workflow_id)))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,162 @@
+"""The client's side of dependencies and workflows (docs/workflows.md).
+
+A batch in which a task names parents (``depends_on``) or carries its own id
+is checked as a graph first (:func:`scheduler.workflow.build_graph`: repeated
+ids, self-dependency, cycles, the ``YM_MAX_WORKFLOW`` size limit, every error
+naming the ids), then stored in one atomic step, each parent before its
+children; the server refuses, storing nothing, a parent outside the batch
+whose record is missing or expired. Parents outside the batch are checked
+there, not here, because only the server knows them atomically.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from scheduler.errors import InvalidInputError, WorkflowError
+from scheduler.models import TaskSpec, TaskState
+from scheduler.store import Store
+from scheduler.workflow import build_graph
+
+ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,200}$"
+"""A client-chosen task or workflow id: what the HTTP API's paths accept."""
+
+
+def check_id(value: object, where: str) -> str:
+    """A client-chosen task or workflow id, checked against :data:`ID_PATTERN`."""
+    if not isinstance(value, str) or not re.fullmatch(ID_PATTERN, value):
+        raise InvalidInputError(
+            where, value, "1 to 200 letters, digits, '_', '.', ':' or '-', unique"
+        )
+    return value
+
+
+def store_dependent(
+    store: Store, ids: Sequence[str], specs: Sequence[TaskSpec], workflow_id: str = ""
+) -> None:
+    """Validate the batch's graph and store it atomically (``submit_after.lua``).
+
+    Raises:
+        WorkflowError: A repeated id, a self-dependency, a cycle, too many tasks,
+            or a parent outside the batch that is missing, expired, or already
+            failed or cancelled (for a task that would then not run); nothing is
+            stored.
+        InvalidInputError: A task id already exists.
+    """
+    inside = set(ids)
+    outside = {p for spec in specs for p in spec.depends_on if p not in inside}
+    graph = build_graph(
+        ids,
+        [spec.depends_on for spec in specs],
+        limit=store.settings.max_workflow,
+        outside=outside,
+    )
+    order = graph.order
+    reply = store.workflows.submit([ids[i] for i in order], [specs[i] for i in order], workflow_id)
+    if reply and isinstance(reply[0], str):
+        _refuse([str(r) for r in reply])
+
+
+def _refuse(reply: list[str]) -> None:
+    kind, task_id = reply[0], reply[1]
+    if kind == "exists":
+        raise InvalidInputError(
+            "id", task_id, "an id no stored task has", problem="a task with this id exists"
+        )
+    parent = reply[2]
+    problems = {
+        "missing": f"parent {parent!r} of task {task_id!r} has no record (never submitted, "
+        "or its record expired)",
+        "expired": f"parent {parent!r} of task {task_id!r} expired unrun",
+        "ended": f"parent {parent!r} of task {task_id!r} already "
+        f"{reply[3] if len(reply) > 3 else 'ended'} (on_parent_failure='cancel')",
+    }
+    raise WorkflowError(
+        f"{task_id}.depends_on",
+        parent,
+        "ids of stored tasks that did not expire (failed or cancelled ones only with "
+        "on_parent_failure='run')",
+        problem=problems[kind],
+        ids=(task_id, parent),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowStatus:
+    """Where a workflow is: how many of its tasks are in each state.
+
+    Attributes:
+        id: The workflow's id.
+        counts: Tasks per state (only states that occur).
+        states: Each task's state, by task id (``missing`` once a record expired).
+    """
+
+    id: str
+    counts: dict[str, int] = field(default_factory=dict)
+    states: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        """How many tasks the workflow holds."""
+        return len(self.states)
+
+    @property
+    def finished(self) -> bool:
+        """Whether every task reached a terminal state."""
+        return all(s not in _UNFINISHED for s in self.states.values())
+
+    def as_json(self) -> dict[str, object]:
+        """The status as the HTTP API and ``yardmaster workflow show --json`` give it."""
+        return {
+            "id": self.id,
+            "total": self.total,
+            "finished": self.finished,
+            "counts": self.counts,
+            "tasks": self.states,
+        }
+
+
+_UNFINISHED = {s.value for s in TaskState if not s.terminal}
+
+
+def workflow_status(store: Store, workflow_id: str) -> WorkflowStatus:
+    """The status of workflow ``workflow_id``.
+
+    Raises:
+        WorkflowError: No such workflow (never submitted, or expired).
+    """
+    ids = store.workflows.members(workflow_id)
+    if not ids:
+        raise WorkflowError(
+            "workflow",
+            workflow_id,
+            "the id of a stored workflow",
+            problem="unknown or expired",
+            ids=(workflow_id,),
+        )
+    states: dict[str, str] = {}
+    for start in range(0, len(ids), 5000):
+        part = ids[start : start + 5000]
+        for task_id, state in zip(part, store.tasks.states(part), strict=True):
+            states[task_id] = state or "missing"
+    return WorkflowStatus(workflow_id, dict(Counter(states.values())), states)
+
+
+def cancel_workflow(store: Store, workflow_id: str) -> int:
+    """Cancel every unfinished task of a workflow; return how many were cancelled or flagged.
+
+    Waiting tasks go first, so each is cancelled as part of the workflow
+    rather than for its parent; running ones are flagged (and, as for one
+    task, ended by the worker when the body checks or with terminate).
+    """
+    status = workflow_status(store, workflow_id)
+    rank = {TaskState.WAITING.value: 0, TaskState.PENDING.value: 1}
+    todo = sorted(
+        (t for t, s in status.states.items() if s in _UNFINISHED),
+        key=lambda t: rank.get(status.states[t], 2),
+    )
+    reason = f"workflow {workflow_id} cancelled"
+    return sum(store.tasks.cancel(t, reason) in ("cancelled", "running") for t in todo)
