@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from scheduler import tracing
 from scheduler.errors import (
     InvalidInputError,
     NotAppliedError,
@@ -163,7 +164,8 @@ class Client:
             self._check_name(spec.name, f"tasks[{i}].name")
             specs.append(spec)
         ids = [uuid.uuid4().hex for _ in specs]
-        replies = self.store.tasks.submit(ids, specs)
+        with tracing.submit(self.store.settings, [s.name for s in specs]) as trace:
+            replies = self.store.tasks.submit(ids, specs, trace=trace)
         handles: list[TaskHandle] = []
         for task_id, reply in zip(ids, replies, strict=True):
             if isinstance(reply, str) and ":" in reply:

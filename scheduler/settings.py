@@ -399,6 +399,15 @@ class Settings(BaseSettings):
         le=3600.0,
         description="seconds between two progress writes of one run, 0 (every call) to 3600",
     )
+    otel: Literal["none", "console", "otlp", "file"] = Field(
+        default="none",
+        description="none, console, otlp or file: where this process exports its trace spans",
+    )
+    otel_file: str = Field(
+        default="",
+        max_length=4096,
+        description="the JSON-lines file YM_OTEL=file appends spans to",
+    )
     # -- tuning: the regression gate and advisors (docs/tuning.md) --
     tune_storage: str = Field(
         default="sqlite:///.yardmaster/tune.db",
@@ -658,6 +667,13 @@ class Settings(BaseSettings):
         short = info.data.get("monitor_short_window")
         if short is not None and value <= short:
             raise ValueError(f"it must be greater than YM_MONITOR_SHORT_WINDOW ({short:g})")
+        return value
+
+    @field_validator("otel_file")
+    @classmethod
+    def _file_named(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("otel") == "file" and not value:
+            raise ValueError("YM_OTEL=file needs a path here (YM_OTEL_FILE)")
         return value
 
     @field_validator("redis_url")

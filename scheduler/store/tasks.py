@@ -9,7 +9,8 @@ ones a client or the dispatcher asks for.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -44,8 +45,17 @@ class Tasks(Repository):
         self._pages = TaskPages(client, keys, self.records)
 
     @translated
-    def submit(self, ids: Sequence[str], specs: Sequence[TaskSpec]) -> list[int | str]:
+    def submit(
+        self,
+        ids: Sequence[str],
+        specs: Sequence[TaskSpec],
+        *,
+        trace: Mapping[str, Any] | None = None,
+    ) -> list[int | str]:
         """Accept tasks atomically per chunk (``submit.lua``).
+
+        ``trace`` (the submit span's context, scheduler/tracing.py) goes into
+        every record's options, which carry it to the dispatcher on both routes.
 
         Returns, per task, its sequence number (0 = duplicate id), or for a task
         answered without a new run: ``idem:<id>``, ``coalesced:<id>`` or ``cached``.
@@ -64,7 +74,7 @@ class Tasks(Repository):
                     a, kw = spec.encoded_args()
                     args += [ids[i], spec.name, a, kw, spec.priority, _opt(spec.deadline)]
                     args += [_opt(spec.expected_duration), spec.affinity_key or ""]
-                    args += [spec.duration_key or "", spec.encoded_options()]
+                    args += [spec.duration_key or "", _traced(spec.encoded_options(), trace)]
                     args.append(spec.concurrency_key or "")
                     args.append("" if spec.max_concurrent is None else spec.max_concurrent)
                     args.append(k.idempotency(spec.idempotency_key) if spec.idempotency_key else "")
@@ -245,3 +255,12 @@ class Tasks(Repository):
 
 def _opt(value: float | None) -> str:
     return "" if value is None else repr(float(value))
+
+
+def _traced(options: str, trace: Mapping[str, Any] | None) -> str:
+    """A record's options text with the trace entry added (unchanged without one)."""
+    if not trace:
+        return options
+    merged = dict(json.loads(options)) if options else {}
+    merged["trace"] = dict(trace)
+    return json.dumps(merged, separators=(",", ":"))
