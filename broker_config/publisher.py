@@ -23,6 +23,7 @@ from typing import Any
 
 from celery import Celery
 
+from scheduler import tracing
 from scheduler.dispatcher import Dispatch
 from scheduler.store import Store
 
@@ -110,6 +111,7 @@ class CeleryPublisher:
                 ym_worker=_WORKER,
                 ym_at=_AT,
                 ym_retry=opts.get("retry"),
+                **tracing.dispatch(self.store.settings, opts.get("trace"), task_id, name),
             ),
             "properties": properties,
         }

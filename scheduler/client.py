@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from scheduler import tracing
 from scheduler.errors import (
     BackpressureError,
     InvalidInputError,
@@ -324,7 +325,8 @@ class Client:
         end = None if timeout is None else time.monotonic() + timeout
         while True:
             try:
-                return self.store.tasks.submit(ids, specs)
+                with tracing.submit(self.store.settings, [s.name for s in specs]) as trace:
+                    return self.store.tasks.submit(ids, specs, trace=trace)
             except BackpressureError as exc:
                 if not block:
                     raise

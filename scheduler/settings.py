@@ -442,6 +442,15 @@ class Settings(BaseSettings):
         le=3600.0,
         description="seconds between two progress writes of one run, 0 (every call) to 3600",
     )
+    otel: Literal["none", "console", "otlp", "file"] = Field(
+        default="none",
+        description="none, console, otlp or file: where this process exports its trace spans",
+    )
+    otel_file: str = Field(
+        default="",
+        max_length=4096,
+        description="the JSON-lines file YM_OTEL=file appends spans to",
+    )
     # -- tuning: the regression gate and advisors (docs/tuning.md) --
     tune_storage: str = Field(
         default="sqlite:///.yardmaster/tune.db",
@@ -709,6 +718,13 @@ class Settings(BaseSettings):
         high = info.data.get("memory_high_water")
         if high is not None and value > high:
             raise ValueError(f"it must be at most YM_MEMORY_HIGH_WATER ({high:g})")
+        return value
+
+    @field_validator("otel_file")
+    @classmethod
+    def _file_named(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("otel") == "file" and not value:
+            raise ValueError("YM_OTEL=file needs a path here (YM_OTEL_FILE)")
         return value
 
     @field_validator("redis_url")

@@ -26,6 +26,7 @@ from celery import Celery, signals
 from kombu import Queue
 
 from broker_config.celery_app import app_settings
+from scheduler import tracing
 from scheduler.errors import (
     InvalidInputError,
     OutboxUnavailableError,
@@ -276,7 +277,11 @@ def _prerun(task_id: str, task: Any, **_: Any) -> None:
     attempt = getattr(task.request, "ym_attempt", None)
     if attempt is None or not _ours(task.app):
         return
-    line = line_for(task.app, str(task.request.hostname))
+    worker = str(task.request.hostname)
+    tracing.start_run(
+        app_settings(task.app), task.request, task_id, task.name, int(attempt), worker
+    )
+    line = line_for(task.app, worker)
     guard = store_for(task.app).guards.for_delivery(task_id, int(attempt))
     # Names this delivery: a retry of the call repeats it, a redelivery does not.
     nonce = guard.lock.token
@@ -430,6 +435,7 @@ def _postrun(
 ) -> None:
     delivery = _deliveries.pop((task_id, threading.get_ident()), None)
     if delivery is None:
+        tracing.finish_run(task_id, "unrecorded")
         return
     runtime = time.monotonic() - delivery.started
     if delivery.early is not None and not delivery.held:
@@ -450,6 +456,7 @@ def _postrun(
         )
     else:
         verdict = Verdict("skipped", "", "")
+    tracing.finish_run(task_id, verdict.outcome, verdict.error)
     if delivery.guard is not None:
         # Goes out on the report line just before the finish, so it is recorded first;
         # it commits the body's effects, which only a success keeps.

@@ -9,7 +9,8 @@ ones a client or the dispatcher asks for.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -46,11 +47,20 @@ class Tasks(Repository):
         self._pages = TaskPages(client, keys, self.records)
 
     @translated
-    def submit(self, ids: Sequence[str], specs: Sequence[TaskSpec]) -> list[int | str]:
+    def submit(
+        self,
+        ids: Sequence[str],
+        specs: Sequence[TaskSpec],
+        *,
+        trace: Mapping[str, Any] | None = None,
+    ) -> list[int | str]:
         """Accept tasks atomically per chunk (``submit.lua``), the batch as a whole or not at all.
 
         The first chunk is sent alone and decides admission for the batch (see
         docs/reliability.md, "Backpressure"); the others follow in one pipeline.
+
+        ``trace`` (the submit span's context, scheduler/tracing.py) goes into
+        every record's options, which carry it to the dispatcher on both routes.
 
         Returns, per task, its sequence number (0 = duplicate id), or for a task
         answered without a new run: ``idem:<id>``, ``coalesced:<id>`` or ``cached``.
@@ -63,7 +73,7 @@ class Tasks(Repository):
         chunk = s.submit_chunk
         first = range(0, min(chunk, len(ids)))
         try:
-            replies = [self._submit_chunk(ids, specs, first, True, self._client)]
+            replies = [self._submit_chunk(ids, specs, first, True, self._client, trace)]
         except ResponseError as exc:
             refusal = translate(exc, self._client)
             if not isinstance(refusal, RedisOutOfMemoryError):
@@ -80,12 +90,18 @@ class Tasks(Repository):
             with self._client.pipeline(transaction=False) as pipe:
                 for start in range(chunk, len(ids), chunk):
                     part = range(start, min(start + chunk, len(ids)))
-                    self._submit_chunk(ids, specs, part, False, pipe)
+                    self._submit_chunk(ids, specs, part, False, pipe, trace)
                 replies += pipe.execute()
         return [r if isinstance(r, str) else int(r) for reply in replies for r in reply]
 
     def _submit_chunk(
-        self, ids: Sequence[str], specs: Sequence[TaskSpec], part: range, check: bool, to: Any
+        self,
+        ids: Sequence[str],
+        specs: Sequence[TaskSpec],
+        part: range,
+        check: bool,
+        to: Any,
+        trace: Mapping[str, Any] | None = None,
     ) -> Any:
         """Run ``submit.lua`` for tasks ``part`` on ``to`` (the client, or a pipeline)."""
         k, s = self._keys, self._settings
@@ -99,7 +115,7 @@ class Tasks(Repository):
             a, kw = spec.encoded_args()
             args += [ids[i], spec.name, a, kw, spec.priority, _opt(spec.deadline)]
             args += [_opt(spec.expected_duration), spec.affinity_key or ""]
-            args += [spec.duration_key or "", spec.encoded_options()]
+            args += [spec.duration_key or "", _traced(spec.encoded_options(), trace)]
             args.append(spec.concurrency_key or "")
             args.append("" if spec.max_concurrent is None else spec.max_concurrent)
             args.append(k.idempotency(spec.idempotency_key) if spec.idempotency_key else "")
@@ -343,3 +359,12 @@ class Tasks(Repository):
 
 def _opt(value: float | None) -> str:
     return "" if value is None else repr(float(value))
+
+
+def _traced(options: str, trace: Mapping[str, Any] | None) -> str:
+    """A record's options text with the trace entry added (unchanged without one)."""
+    if not trace:
+        return options
+    merged = dict(json.loads(options)) if options else {}
+    merged["trace"] = dict(trace)
+    return json.dumps(merged, separators=(",", ":"))
