@@ -17,9 +17,9 @@ import math
 import socket
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from scheduler import tracing
 from scheduler.errors import (
@@ -56,6 +56,8 @@ from scheduler.workflow_client import (
 )
 
 log = logging.getLogger("yardmaster.client")
+
+_T = TypeVar("_T")
 
 MAX_RATE = 100_000.0
 _ANSWERED = {"idem": "idempotent", "coalesced": "coalesced"}
@@ -244,12 +246,19 @@ class Client:
             self._check_name(spec.name, f"tasks[{i}].name")
             specs.append(spec)
         if own_ids or any(spec.depends_on for spec in specs):
-            store_dependent(self.store, ids, specs, workflow_id)
+            self._admitted(
+                specs,
+                lambda trace: store_dependent(self.store, ids, specs, workflow_id, trace=trace),
+                block,
+                timeout,
+            )
             handles: list[TaskHandle] = [TaskHandle(self, task_id) for task_id in ids]
             if log.isEnabledFor(logging.DEBUG):
                 _log_submitted(specs, handles)
             return handles
-        replies = self._admitted(ids, specs, block, timeout)
+        replies = self._admitted(
+            specs, lambda trace: self.store.tasks.submit(ids, specs, trace=trace), block, timeout
+        )
         handles = []
         for task_id, reply in zip(ids, replies, strict=True):
             if isinstance(reply, str) and ":" in reply:
@@ -286,6 +295,7 @@ class Client:
             if not isinstance(task_id, str) or not 1 <= len(task_id) <= 200:
                 raise InvalidInputError(f"ids[{i}]", task_id, "a string of 1 to 200 characters")
         specs = self._validated(tasks)
+        given = list(ids)
         for i, spec in enumerate(specs):
             if spec.depends_on:
                 raise InvalidInputError(
@@ -302,9 +312,22 @@ class Client:
                         "no start time with cache_ttl, coalesce or idempotency_key",
                         problem="a delayed task cannot be answered by an earlier one",
                     )
-            replies: list[int | str] = list(self.store.tasks.submit_delayed(ids, specs, not_before))
+            due = not_before
+            replies: list[int | str] = list(
+                self._admitted(
+                    specs,
+                    lambda trace: self.store.tasks.submit_delayed(given, specs, due, trace=trace),
+                    block,
+                    timeout,
+                )
+            )
         else:
-            replies = self._admitted(list(ids), specs, block, timeout)
+            replies = self._admitted(
+                specs,
+                lambda trace: self.store.tasks.submit(given, specs, trace=trace),
+                block,
+                timeout,
+            )
         handles: list[TaskHandle] = []
         for task_id, reply in zip(ids, replies, strict=True):
             if reply == 0:
@@ -319,14 +342,20 @@ class Client:
         return handles
 
     def _admitted(
-        self, ids: list[str], specs: list[TaskSpec], block: bool, timeout: float | None
-    ) -> list[int | str]:
-        """The store's replies to the batch, waiting out backpressure when ``block``."""
+        self,
+        specs: list[TaskSpec],
+        store: Callable[[dict[str, Any] | None], _T],
+        block: bool,
+        timeout: float | None,
+    ) -> _T:
+        """What ``store`` (one of the submission routes, given the submit span's context)
+        returns for the batch, inside the submit span, waiting out backpressure when
+        ``block``."""
         end = None if timeout is None else time.monotonic() + timeout
         while True:
             try:
                 with tracing.submit(self.store.settings, [s.name for s in specs]) as trace:
-                    return self.store.tasks.submit(ids, specs, trace=trace)
+                    return store(trace)
             except BackpressureError as exc:
                 if not block:
                     raise
@@ -348,7 +377,12 @@ class Client:
         return specs
 
     def submit_workflow(
-        self, tasks: Iterable[Mapping[str, Any] | TaskSpec], workflow_id: str | None = None
+        self,
+        tasks: Iterable[Mapping[str, Any] | TaskSpec],
+        workflow_id: str | None = None,
+        *,
+        block: bool = False,
+        timeout: float | None = None,
     ) -> tuple[str, list[TaskHandle]]:
         """Submit a workflow: a batch of tasks with dependencies, as one unit.
 
@@ -356,14 +390,28 @@ class Client:
         name in ``depends_on``). The graph is validated first: unknown parents,
         cycles, self-dependencies, repeated ids and more than
         ``YM_MAX_WORKFLOW`` tasks are refused with an error naming the ids, and
-        nothing is stored. Every record carries the workflow's id.
+        nothing is stored. Every record carries the workflow's id. It passes
+        admission control as a whole, as :meth:`submit_many` does.
+
+        Args:
+            tasks: The workflow's tasks.
+            workflow_id: Its id (a new random one by default).
+            block: When the cluster refuses the workflow (backpressure), wait as it
+                says and try again instead of raising at once.
+            timeout: With ``block``, give up after this many seconds (None: never).
 
         Returns:
             The workflow's id and the tasks' handles, in the order given.
+
+        Raises:
+            BackpressureError: The cluster is full; nothing of the workflow was
+                stored. With ``block``, only once ``timeout`` has passed.
         """
+        if timeout is not None and not timeout >= 0:
+            raise InvalidInputError("timeout", timeout, "seconds, 0 or more, or None")
         wf = workflow_id or uuid.uuid4().hex
         check_id(wf, "workflow_id")
-        return wf, self._submit_batch(tasks, wf)
+        return wf, self._submit_batch(tasks, wf, block=block, timeout=timeout)
 
     def workflow(self, workflow_id: str) -> WorkflowStatus:
         """A workflow's status: its tasks' states and the counts by state."""

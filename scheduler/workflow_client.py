@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from scheduler.errors import InvalidInputError, WorkflowError
 from scheduler.models import TaskSpec, TaskState
@@ -35,11 +36,18 @@ def check_id(value: object, where: str) -> str:
 
 
 def store_dependent(
-    store: Store, ids: Sequence[str], specs: Sequence[TaskSpec], workflow_id: str = ""
+    store: Store,
+    ids: Sequence[str],
+    specs: Sequence[TaskSpec],
+    workflow_id: str = "",
+    *,
+    trace: Mapping[str, Any] | None = None,
 ) -> None:
-    """Validate the batch's graph and store it atomically (``submit_after.lua``).
+    """Validate the batch's graph and store it atomically (``submit_after.lua``), past
+    admission control; ``trace`` is the submit span's context for the records.
 
     Raises:
+        BackpressureError: The cluster is full; nothing is stored.
         WorkflowError: A repeated id, a self-dependency, a cycle, too many tasks,
             or a parent outside the batch that is missing, expired, or already
             failed or cancelled (for a task that would then not run); nothing is
@@ -55,7 +63,9 @@ def store_dependent(
         outside=outside,
     )
     order = graph.order
-    reply = store.workflows.submit([ids[i] for i in order], [specs[i] for i in order], workflow_id)
+    reply = store.workflows.submit(
+        [ids[i] for i in order], [specs[i] for i in order], workflow_id, trace=trace
+    )
     if reply and isinstance(reply[0], str):
         _refuse([str(r) for r in reply])
 

@@ -472,3 +472,86 @@ def test_a_user_the_acl_denies_info_still_submits_and_runs_scripts_over_maxmemor
     with pytest.raises(BackpressureError):
         client.submit_many(_batch(3))  # Redis itself refuses the first write
     assert _submitted(client) == 3
+
+
+def test_a_countdown_batch_is_refused_whole_under_the_pending_bound_and_stores_nothing(
+    redis_server,
+):
+    client = _client(redis_server, max_pending=10, submit_chunk=4)
+    later = time.time() + 3600
+    client.submit_many(_batch(10), not_before=later)  # delayed: counted in the backlog
+    assert client.store.pending.delayed_count() == 10
+    ids = [f"late-{i}" for i in range(9)]  # three chunks: none of them may land
+    with pytest.raises(BackpressureError) as caught:
+        client.submit_many(_batch(9), ids=ids, not_before=later)
+    assert (caught.value.reason, caught.value.current, caught.value.limit) == ("pending", 10, 10)
+    assert client.store.tasks.states(ids) == [None] * 9
+    assert _submitted(client) == 10
+    with pytest.raises(BackpressureError):  # and a plain batch sees the same backlog
+        client.submit_many(_batch(1))
+
+
+def test_a_workflow_is_refused_whole_under_the_pending_bound_and_stores_nothing(redis_server):
+    client = _client(redis_server, max_pending=5)
+    client.submit_many(_batch(5))
+    graph = [
+        {"id": "root", "name": "noop"},
+        {"id": "child", "name": "noop", "depends_on": ["root"]},
+    ]
+    with pytest.raises(BackpressureError) as caught:
+        client.submit_workflow(graph, "wf-full")
+    assert caught.value.reason == "pending"
+    with pytest.raises(BackpressureError):  # a dependent batch outside a workflow too
+        client.submit_many([{"name": "noop", "depends_on": ["root"]}, {"id": "x", "name": "noop"}])
+    assert client.store.tasks.states(["root", "child", "x"]) == [None, None, None]
+    assert client.store.workflows.members("wf-full") == []
+    assert _submitted(client) == 5
+
+
+def test_a_workflows_waiting_tasks_count_in_the_backlog_only_once_released(redis_server):
+    client = _client(redis_server, max_pending=3)
+    graph = [{"id": "a", "name": "noop"}]
+    graph += [{"id": f"c{i}", "name": "noop", "depends_on": ["a"]} for i in range(5)]
+    client.submit_workflow(graph, "wf")  # backlog 0 before; 1 pending + 5 waiting after
+    assert client.store.pending.census()[0] == 1
+    client.submit_many(_batch(2))  # 1 < 3: admitted
+    with pytest.raises(BackpressureError):
+        client.submit_many(_batch(1))
+
+
+@pytest.mark.parametrize("route", ["countdown", "workflow"])
+def test_block_waits_out_backpressure_on_every_route_and_then_submits(cluster, route):
+    c = cluster(strategy="fifo", max_pending=4, backpressure_retry_after=0.05)
+    first = c.client.submit_many(_batch(4))
+
+    def submit(**wait: Any) -> list[str]:
+        if route == "countdown":
+            handles = c.client.submit_many(_batch(3), not_before=time.time() + 0.5, **wait)
+        else:
+            graph = [{"id": "p", "name": "noop"}, {"id": "q", "name": "noop", "depends_on": ["p"]}]
+            handles = c.client.submit_workflow(graph, "wf-late", **wait)[1]
+        return [h.id for h in handles]
+
+    with pytest.raises(BackpressureError):
+        submit()
+    with pytest.raises(BackpressureError):
+        submit(block=True, timeout=0.3)  # no worker drains: gives up
+    assert _submitted(c.client) == 4
+    got: list[list[str]] = []
+    blocked = threading.Thread(target=lambda: got.append(submit(block=True, timeout=120)))
+    blocked.start()  # refused, and waits: nothing drains the backlog yet
+    c.dispatcher()
+    c.worker("w1@test", slots=2)  # drains it, so the blocked submission goes in
+    blocked.join()
+    (ids,) = got
+    records = c.client.wait([c.client.handle(i) for i in ids + [h.id for h in first]], timeout=60)
+    assert [r.state for r in records] == [TaskState.SUCCEEDED] * (len(ids) + 4)
+    assert _submitted(c.client) == 4 + len(ids)
+
+
+def test_submit_workflow_refuses_a_negative_timeout_naming_it(redis_server):
+    from scheduler.errors import InvalidInputError
+
+    client = _client(redis_server)
+    with pytest.raises(InvalidInputError, match="timeout"):
+        client.submit_workflow([{"id": "a", "name": "noop"}], block=True, timeout=-1)

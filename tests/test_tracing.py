@@ -224,3 +224,56 @@ def test_spans_of_opentelemetry_instrumentation_celery_join_the_same_trace(clust
     assert by_name["run/tests.traced"]["parent_id"] == dispatch["span_id"]
     assert by_name["body"]["parent_id"] == by_name["run/tests.traced"]["span_id"]
     assert len({s["trace_id"] for s in spans}) == 1
+
+
+SUBMIT_DELAYED_AND_DEPENDENT = """
+import json, os, time
+from scheduler.client import Client
+c = Client.connect(os.environ["YM_REDIS_URL"])
+late = c.submit_many([{"name": "noop"}], not_before=time.time() + 0.5)
+_, wf = c.submit_workflow(
+    [{"id": "parent", "name": "noop"}, {"id": "child", "name": "noop", "depends_on": ["parent"]}]
+)
+print(json.dumps([late[0].id, wf[0].id, wf[1].id]))
+"""
+
+
+def test_a_countdown_tasks_and_a_dependent_tasks_spans_form_one_trace(cluster, tmp_path):
+    path = tmp_path / "spans.jsonl"
+    c = cluster(strategy="fifo", otel="file", otel_file=str(path))
+    c.dispatcher()
+    c.worker("w1@test", slots=1)
+    c.wait_worker("w1@test")
+    done = subprocess.run(
+        [sys.executable, "-c", SUBMIT_DELAYED_AND_DEPENDENT],
+        env=c.env(), cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    late, parent, child = json.loads(done.stdout)
+    records = c.client.wait([c.client.handle(i) for i in (late, parent, child)], timeout=60)
+    assert [r.state for r in records] == ["succeeded"] * 3
+
+    spans = spans_of(path)
+    by_id = {s["span_id"]: s for s in spans}
+    runs = {
+        s["attributes"]["yardmaster.task.id"]: s for s in spans if s["name"] == "yardmaster.run"
+    }
+    submits = {}
+    for task_id in (late, parent, child):
+        run = runs[task_id]
+        dispatch = by_id[run["parent_id"]]
+        assert dispatch["name"] == "yardmaster.dispatch"
+        submit = by_id[dispatch["parent_id"]]
+        assert submit["name"] == "yardmaster.submit"
+        assert submit["service"] == "yardmaster-client"
+        waits = [
+            s for s in spans
+            if s["name"] == "yardmaster.wait" and s["attributes"]["yardmaster.task.id"] == task_id
+        ]  # fmt: skip
+        assert waits
+        assert all(w["parent_id"] == submit["span_id"] for w in waits)
+        assert {s["trace_id"] for s in (submit, dispatch, run, *waits)} == {submit["trace_id"]}
+        submits[task_id] = submit
+    # the workflow is one submission: parent and child share its span and trace
+    assert submits[parent]["span_id"] == submits[child]["span_id"]
+    assert submits[late]["trace_id"] != submits[parent]["trace_id"]

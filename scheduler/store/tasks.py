@@ -10,7 +10,7 @@ ones a client or the dispatcher asks for.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -69,23 +69,15 @@ class Tasks(Repository):
             BackpressureError: The batch was refused (backlog or memory bound); nothing
                 of it was stored.
         """
-        s = self._settings
-        chunk = s.submit_chunk
+        chunk = self._settings.submit_chunk
         first = range(0, min(chunk, len(ids)))
-        try:
-            replies = [self._submit_chunk(ids, specs, first, True, self._client, trace)]
-        except ResponseError as exc:
-            refusal = translate(exc, self._client)
-            if not isinstance(refusal, RedisOutOfMemoryError):
-                raise
-            # over maxmemory before the high-water check saw it: Redis refused the first write
-            raise BackpressureError(
-                "memory", s.backpressure_retry_after, 1.0, s.memory_high_water or 1.0
-            ) from refusal
-        head = replies[0]
-        if head and head[0] == "backpressure":
-            reason, current, limit = head[1], float(head[2]), float(head[3])
-            raise BackpressureError(reason, s.backpressure_retry_after, current, limit)
+        replies = [
+            admitted(
+                lambda: self._submit_chunk(ids, specs, first, True, self._client, trace),
+                self._client,
+                self._settings,
+            )
+        ]
         if len(ids) > chunk:
             with self._client.pipeline(transaction=False) as pipe:
                 for start in range(chunk, len(ids), chunk):
@@ -108,8 +100,7 @@ class Tasks(Repository):
         head = [k.seq, k.pending, k.inbox, k.stats, k.pending_by_priority]
         head += [k.cache_stats, k.cache_index, k.delayed, k.admission, k.memory_sample]
         args: list[Any] = [s.result_ttl, s.idempotency_window, k.task_prefix]
-        args += [1 if check else 0, s.max_pending, s.memory_high_water, s.memory_low_water]
-        args.append(s.memory_sample_ms)
+        args += [1 if check else 0, *admission_args(self._settings)]
         for i in part:
             spec = specs[i]
             a, kw = spec.encoded_args()
@@ -129,34 +120,69 @@ class Tasks(Repository):
 
     @translated
     def submit_delayed(
-        self, ids: Sequence[str], specs: Sequence[TaskSpec], not_before: float
+        self,
+        ids: Sequence[str],
+        specs: Sequence[TaskSpec],
+        not_before: float,
+        *,
+        trace: Mapping[str, Any] | None = None,
     ) -> list[int]:
         """Accept tasks that start no earlier than ``not_before`` (UNIX seconds), atomically
-        per chunk (``submit_delayed.lua``): each waits in the delayed set, as a retry's
-        backoff does, until ``promote.lua`` moves it to the pending index.
+        per chunk (``submit_delayed.lua``), the batch as a whole or not at all: each waits
+        in the delayed set, as a retry's backoff does, until ``promote.lua`` moves it to
+        the pending index. The first chunk is sent alone and decides admission, as in
+        :meth:`submit`; ``trace`` goes into every record's options, as there.
 
         Returns, per task, its sequence number (0 = duplicate id).
+
+        Raises:
+            BackpressureError: The batch was refused (backlog or memory bound); nothing
+                of it was stored.
         """
-        k, s = self._keys, self._settings
-        out: list[int] = []
-        head = [k.seq, k.delayed, k.inbox, k.stats, k.pending_by_priority]
-        with self._client.pipeline(transaction=False) as pipe:
-            for start in range(0, len(ids), s.submit_chunk):
-                part = range(start, min(start + s.submit_chunk, len(ids)))
-                args: list[Any] = [k.task_prefix, repr(float(not_before))]
-                for i in part:
-                    spec = specs[i]
-                    a, kw = spec.encoded_args()
-                    args += [ids[i], spec.name, a, kw, spec.priority, _opt(spec.deadline)]
-                    args += [_opt(spec.expected_duration), spec.affinity_key or ""]
-                    args += [spec.duration_key or "", spec.encoded_options()]
-                    args.append(spec.concurrency_key or "")
-                    args.append("" if spec.max_concurrent is None else spec.max_concurrent)
-                keys = head + [k.task(ids[i]) for i in part]
-                self._scripts("submit_delayed", keys, args, client=pipe)
-            for reply in pipe.execute():
-                out.extend(int(r) for r in reply)
-        return out
+        chunk = self._settings.submit_chunk
+        first = range(0, min(chunk, len(ids)))
+        replies = [
+            admitted(
+                lambda: self._delayed_chunk(
+                    ids, specs, first, not_before, True, self._client, trace
+                ),
+                self._client,
+                self._settings,
+            )
+        ]
+        if len(ids) > chunk:
+            with self._client.pipeline(transaction=False) as pipe:
+                for start in range(chunk, len(ids), chunk):
+                    part = range(start, min(start + chunk, len(ids)))
+                    self._delayed_chunk(ids, specs, part, not_before, False, pipe, trace)
+                replies += pipe.execute()
+        return [int(r) for reply in replies for r in reply]
+
+    def _delayed_chunk(
+        self,
+        ids: Sequence[str],
+        specs: Sequence[TaskSpec],
+        part: range,
+        not_before: float,
+        check: bool,
+        to: Any,
+        trace: Mapping[str, Any] | None,
+    ) -> Any:
+        """Run ``submit_delayed.lua`` for tasks ``part`` on ``to`` (the client, or a pipeline)."""
+        k = self._keys
+        keys = [k.seq, k.delayed, k.inbox, k.stats, k.pending_by_priority]
+        keys += [k.pending, k.admission, k.memory_sample, *(k.task(ids[i]) for i in part)]
+        args: list[Any] = [k.task_prefix, repr(float(not_before)), 1 if check else 0]
+        args += admission_args(self._settings)
+        for i in part:
+            spec = specs[i]
+            a, kw = spec.encoded_args()
+            args += [ids[i], spec.name, a, kw, spec.priority, _opt(spec.deadline)]
+            args += [_opt(spec.expected_duration), spec.affinity_key or ""]
+            args += [spec.duration_key or "", _traced(spec.encoded_options(), trace)]
+            args.append(spec.concurrency_key or "")
+            args.append("" if spec.max_concurrent is None else spec.max_concurrent)
+        return self._scripts("submit_delayed", keys, args, client=to)
 
     @translated
     def watch_expiry(self, task_id: str, at: float) -> None:
@@ -368,3 +394,38 @@ def _traced(options: str, trace: Mapping[str, Any] | None) -> str:
     merged = dict(json.loads(options)) if options else {}
     merged["trace"] = dict(trace)
     return json.dumps(merged, separators=(",", ":"))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def admitted(call: Callable[[], Any], client: Redis, settings: Settings) -> Any:
+    """The reply of ``call`` (a submission script run on ``client`` with the admission
+    check on, _admission.lua), a backpressure refusal raised as the typed error.
+
+    Raises:
+        BackpressureError: The script refused the batch, or Redis refused its first
+            write over ``maxmemory`` before the high-water check saw it.
+    """
+    s = settings
+    try:
+        reply = call()
+    except ResponseError as exc:
+        refusal = translate(exc, client)
+        if not isinstance(refusal, RedisOutOfMemoryError):
+            raise
+        raise BackpressureError(
+            "memory", s.backpressure_retry_after, 1.0, s.memory_high_water or 1.0
+        ) from refusal
+    if reply and _text(reply[0]) == "backpressure":
+        reason, current, limit = _text(reply[1]), float(reply[2]), float(reply[3])
+        raise BackpressureError(reason, s.backpressure_retry_after, current, limit)
+    return reply
+
+
+def admission_args(settings: Settings) -> list[Any]:
+    """The admission check's arguments, as every submission script takes them: max
+    pending, high water, low water (shares of maxmemory), sample ms."""
+    s = settings
+    return [s.max_pending, s.memory_high_water, s.memory_low_water, s.memory_sample_ms]

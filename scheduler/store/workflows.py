@@ -10,13 +10,13 @@ already failed) stores nothing.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from scheduler.models import TaskSpec
 from scheduler.store.base import Repository
 from scheduler.store.connection import translated
-from scheduler.store.tasks import _opt
+from scheduler.store.tasks import _opt, _traced, admission_args, admitted
 
 REFUSALS = ("exists", "missing", "expired", "ended")
 """The first word of a ``submit_after.lua`` refusal."""
@@ -27,28 +27,44 @@ class Workflows(Repository):
 
     @translated
     def submit(
-        self, ids: Sequence[str], specs: Sequence[TaskSpec], workflow_id: str = ""
+        self,
+        ids: Sequence[str],
+        specs: Sequence[TaskSpec],
+        workflow_id: str = "",
+        *,
+        trace: Mapping[str, Any] | None = None,
     ) -> list[int] | list[str]:
         """Store a batch whose tasks may wait on each other or on stored tasks.
 
-        ``ids`` come with each parent before its children. Returns each task's
-        sequence number, or the refusal ``[kind, id, parent, state]`` (kind in
-        :data:`REFUSALS`) with nothing stored.
+        ``ids`` come with each parent before its children. The batch passes
+        admission control first (docs/reliability.md, "Backpressure"); ``trace``
+        (the submit span's context) goes into every record's options, as for
+        :meth:`Tasks.submit`. Returns each task's sequence number, or the
+        refusal ``[kind, id, parent, state]`` (kind in :data:`REFUSALS`) with
+        nothing stored.
+
+        Raises:
+            BackpressureError: The batch was refused (backlog or memory bound);
+                nothing of it was stored.
         """
         k = self._keys
         keys = [k.seq, k.pending, k.inbox, k.stats, k.pending_by_priority]
-        keys += [k.workflow(workflow_id), *(k.task(i) for i in ids)]
+        keys += [k.workflow(workflow_id), k.delayed, k.admission, k.memory_sample]
+        keys += [k.task(i) for i in ids]
         args: list[Any] = [k.task_prefix, k.dependents(""), workflow_id]
+        args += admission_args(self._settings)
         for task_id, spec in zip(ids, specs, strict=True):
             a, kw = spec.encoded_args()
             args += [task_id, spec.name, a, kw, spec.priority, _opt(spec.deadline)]
             args += [_opt(spec.expected_duration), spec.affinity_key or ""]
-            args += [spec.duration_key or "", spec.encoded_options()]
+            args += [spec.duration_key or "", _traced(spec.encoded_options(), trace)]
             args.append(spec.concurrency_key or "")
             args.append("" if spec.max_concurrent is None else spec.max_concurrent)
             args.append(json.dumps(list(dict.fromkeys(spec.depends_on)), separators=(",", ":")))
             args += [spec.on_parent_failure, "1" if spec.pass_results else "0"]
-        reply = self._scripts("submit_after", keys, args)
+        reply = admitted(
+            lambda: self._scripts("submit_after", keys, args), self._client, self._settings
+        )
         head = _text(reply[0])
         if head != "ok":
             return [head, *(_text(r) for r in reply[1:])]

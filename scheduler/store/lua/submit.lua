@@ -3,13 +3,9 @@
 -- by its idempotency key (the task submitted with it), by the solution cache
 -- (a new record, succeeded at once with the cached result) or by coalescing
 -- (the identical task still pending or running).
--- Admission control (docs/reliability.md, "Backpressure"): when asked to check (the
--- first chunk of a batch; later chunks of an admitted batch are not checked again), the
--- batch is refused, writing no task, when the backlog (pending + delayed) has reached
--- max pending, or when Redis's used memory passed the high-water share of maxmemory
--- (read from INFO memory here, at most every sample ms: the memory sample key keeps the
--- last reading; so concurrent producers see one decision); once refused
--- for memory, the memory flag key keeps refusing until usage falls under the low-water share.
+-- Admission control (_admission.lua; docs/reliability.md, "Backpressure"): when asked to
+-- check (the first chunk of a batch; later chunks of an admitted batch are not checked
+-- again), the batch is refused, writing no task, under backpressure.
 -- KEYS: seq, pending, inbox, stats, pending_by_priority, cache stats, cache index,
 --       delayed, memory flag, memory sample, then one task key per task.
 -- ARGV: result ttl (s), idempotency window (s), task key prefix, check (1 or 0),
@@ -25,6 +21,7 @@
 -- or, for a refused batch, {'backpressure', 'pending' or 'memory', current, limit}
 -- (current and limit as text: tasks, or shares of maxmemory).
 -- @include _time
+-- @include _admission
 local seq_key, pending, inbox, stats, by_priority = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local cache_stats, cache_index, delayed, memory_flag = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local memory_sample = KEYS[10]
@@ -35,37 +32,9 @@ local high, low, sample_ms = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV
 local ARGV_BEFORE, W = 8, 16  -- then W fields per task
 
 if check then
-  if max_pending > 0 then
-    local backlog = redis.call('ZCARD', pending) + redis.call('ZCARD', delayed)
-    if backlog >= max_pending then
-      return {'backpressure', 'pending', tostring(backlog), tostring(max_pending)}
-    end
-  end
-  if high > 0 then
-    -- the share of maxmemory used, from a sample at most sample_ms old ('' : no limit)
-    local sampled = redis.call('GET', memory_sample)
-    if not sampled then
-      -- pcall: a user the ACL denies INFO gets no memory check rather than no submissions
-      local info = redis.pcall('INFO', 'memory')
-      local limit = type(info) == 'string' and tonumber(string.match(info, 'maxmemory:(%d+)'))
-      sampled = ''
-      if limit and limit > 0 then
-        sampled = tostring(tonumber(string.match(info, 'used_memory:(%d+)')) / limit)
-      end
-      -- pcall: over maxmemory the sample cannot be kept, and need not be
-      if sample_ms > 0 then redis.pcall('SET', memory_sample, sampled, 'PX', sample_ms) end
-    end
-    local ratio = tonumber(sampled)
-    if ratio then
-      local refusing = redis.call('EXISTS', memory_flag) == 1
-      if ratio >= high or (refusing and ratio >= low) then
-        -- pcall: over maxmemory itself the flag cannot be written, and need not be
-        if not refusing then redis.pcall('SET', memory_flag, '1') end
-        return {'backpressure', 'memory', tostring(ratio), tostring(high)}
-      end
-      if refusing then redis.call('DEL', memory_flag) end
-    end
-  end
+  local refusal = admission_refusal(pending, delayed, memory_flag, memory_sample, max_pending,
+                                    high, low, sample_ms)
+  if refusal then return refusal end
 end
 local now = now_text()
 local out = {}

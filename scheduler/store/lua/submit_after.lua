@@ -6,22 +6,36 @@
 -- its id appended to each such parent's dependents list; _dependents.lua
 -- releases it. Kept apart from submit.lua: no solution cache, coalescing or
 -- idempotency key applies to a task that must wait (the client refuses them).
+-- Admission control (_admission.lua) as in submit.lua, for the whole batch (one
+-- call): under backpressure it is refused before any other check, writing nothing.
+-- The backlog it counts is pending + delayed: the batch's waiting tasks do not
+-- count while they wait (they cannot run yet) and count once released.
 -- KEYS: seq, pending, inbox, stats, pending_by_priority, workflow set (its
---       name even when there is no workflow), then one task key per task.
--- ARGV: task key prefix, dependents prefix, workflow id ('' = none), then 15
+--       name even when there is no workflow), delayed, memory flag, memory
+--       sample, then one task key per task.
+-- ARGV: task key prefix, dependents prefix, workflow id ('' = none), max pending
+--       (0: none), high water, low water, sample ms (as for submit.lua), then 15
 --       fields per task: id, name, args, kwargs, priority, deadline,
 --       expected_duration, affinity_key, duration_key, options, concurrency_key,
 --       max_concurrent, parents (JSON list), on_parent_failure, pass_results ('1'/'0').
--- Returns {'ok', seq...} or a refusal: {'exists', id}, {'missing', id, parent},
+-- Returns {'ok', seq...}, {'backpressure', 'pending' or 'memory', current, limit}, or a refusal: {'exists', id}, {'missing', id, parent},
 -- {'expired', id, parent} or {'ended', id, parent, state} (a parent failed or
 -- was cancelled and the task would not run anyway).
 -- @include _dependents
+-- @include _admission
 local seq_key, pending, inbox, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local by_priority, workflow = KEYS[5], KEYS[6]
-local KEYS_BEFORE = 6
+local delayed, memory_flag, memory_sample = KEYS[7], KEYS[8], KEYS[9]
+local KEYS_BEFORE = 9
 local task_prefix, deps_prefix, workflow_id = ARGV[1], ARGV[2], ARGV[3]
-local ARGV_BEFORE, W = 3, 15
+local max_pending, high, low = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local sample_ms = tonumber(ARGV[7])
+local ARGV_BEFORE, W = 7, 15
 local n = (#ARGV - ARGV_BEFORE) / W
+
+local refusal = admission_refusal(pending, delayed, memory_flag, memory_sample, max_pending,
+                                  high, low, sample_ms)
+if refusal then return refusal end
 
 local batch = {}
 for i = 0, n - 1 do batch[ARGV[ARGV_BEFORE + i * W + 1]] = true end

@@ -5,16 +5,33 @@
 -- that is. No worker holds it meanwhile, and cancel.lua takes it out of both.
 -- (Idempotency keys, the solution cache and coalescing answer at once, so
 -- the client refuses them together with a start time; this script has none.)
--- KEYS: seq, delayed, inbox, stats, pending_by_priority, then one task key per task.
--- ARGV: task key prefix, not-before time (UNIX seconds), then 12 fields per task:
---       id, name, args, kwargs, priority, deadline, expected_duration, affinity_key,
---       duration_key, options (JSON), concurrency_key, max_concurrent ('' when absent).
--- Returns, per task, its sequence number; 0 when the id already existed.
+-- Admission control (_admission.lua) as in submit.lua: when asked to check (the
+-- first chunk of a batch), the batch is refused, writing no task, under
+-- backpressure; a delayed task counts in the backlog from its submission.
+-- KEYS: seq, delayed, inbox, stats, pending_by_priority, pending, memory flag,
+--       memory sample, then one task key per task.
+-- ARGV: task key prefix, not-before time (UNIX seconds), check (1 or 0), max pending
+--       (0: none), high water, low water, sample ms (as for submit.lua), then 12
+--       fields per task: id, name, args, kwargs, priority, deadline,
+--       expected_duration, affinity_key, duration_key, options (JSON),
+--       concurrency_key, max_concurrent ('' when absent).
+-- Returns, per task, its sequence number; 0 when the id already existed; or, for a
+-- refused batch, {'backpressure', 'pending' or 'memory', current, limit}.
 -- @include _time
+-- @include _admission
 local seq_key, delayed, inbox, stats, by_priority = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local KEYS_BEFORE = 5  -- then one task key per task
+local pending, memory_flag, memory_sample = KEYS[6], KEYS[7], KEYS[8]
+local KEYS_BEFORE = 8  -- then one task key per task
 local prefix, due = ARGV[1], string.format('%.6f', tonumber(ARGV[2]))
-local ARGV_BEFORE, W = 2, 12  -- then W fields per task
+local check, max_pending = ARGV[3] == '1', tonumber(ARGV[4])
+local high, low, sample_ms = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local ARGV_BEFORE, W = 7, 12  -- then W fields per task
+
+if check then
+  local refusal = admission_refusal(pending, delayed, memory_flag, memory_sample, max_pending,
+                                    high, low, sample_ms)
+  if refusal then return refusal end
+end
 local now = now_text()
 local out = {}
 local accepted = 0
