@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from scheduler import placement
 from scheduler.errors import (
     InvalidInputError,
     NotAppliedError,
@@ -95,6 +96,9 @@ class Client:
         retry: RetryPolicy | Mapping[str, Any] | None = None,
         soft_time_limit: float | None = None,
         time_limit: float | None = None,
+        resources: Mapping[str, float | str] | None = None,
+        labels: Mapping[str, str] | None = None,
+        strict: bool = False,
     ) -> TaskHandle:
         """Submit one task and return its handle.
 
@@ -124,6 +128,11 @@ class Client:
             soft_time_limit: Seconds after which ``SoftTimeLimitExceeded`` is raised
                 inside the task (Celery's soft time limit).
             time_limit: Seconds after which the worker kills the run (hard limit).
+            resources: Amounts it holds on its worker while it runs (``{"gpu": 1,
+                "mem": "4G"}``); it goes only to a worker with that much free.
+            labels: Labels its worker must carry (``{"zone": "eu"}``).
+            strict: Refuse the task now (``InvalidInputError`` with the reason) when no
+                live worker could ever run it, instead of letting it wait as unschedulable.
 
         Raises:
             InvalidInputError: A field is not acceptable (the error names it).
@@ -139,16 +148,22 @@ class Client:
             ("retry", retry),
             ("soft_time_limit", soft_time_limit),
             ("time_limit", time_limit),
+            ("resources", resources),
+            ("labels", labels),
         ):
             if value is not None:
                 fields[key] = dict(value) if isinstance(value, Mapping) else value
-        return self.submit_many([fields])[0]
+        return self.submit_many([fields], strict=strict)[0]
 
-    def submit_many(self, tasks: Iterable[Mapping[str, Any] | TaskSpec]) -> list[TaskHandle]:
+    def submit_many(
+        self, tasks: Iterable[Mapping[str, Any] | TaskSpec], *, strict: bool = False
+    ) -> list[TaskHandle]:
         """Submit a batch in pipelined round trips; all are validated first.
 
         Each item is a :class:`TaskSpec` or a mapping with its fields
-        (``name``, ``args``, ``kwargs``, ``priority``, ...).
+        (``name``, ``args``, ``kwargs``, ``priority``, ``resources``, ``labels``, ...).
+        With ``strict``, a task no live worker could ever run (its name, labels or
+        resources) refuses the whole batch.
 
         Raises:
             InvalidInputError: Naming ``tasks[i].field``; nothing is submitted.
@@ -162,6 +177,8 @@ class Client:
                 spec = validate_spec(dict(item), where=f"tasks[{i}].")
             self._check_name(spec.name, f"tasks[{i}].name")
             specs.append(spec)
+        if strict:
+            self._check_placement(specs)
         ids = [uuid.uuid4().hex for _ in specs]
         replies = self.store.tasks.submit(ids, specs)
         handles: list[TaskHandle] = []
@@ -186,6 +203,30 @@ class Client:
         if name not in self._remote_names:
             raise UnknownTaskError(
                 name, sorted(self._local_names | self._remote_names), field=field
+            )
+
+    def _check_placement(self, specs: Sequence[TaskSpec]) -> None:
+        """Refuse (naming the task and the requirement) a task no live worker could ever run."""
+        offers = [(w.task_names, w.labels, w.resources) for w in self.store.workers.load()]
+        for i, spec in enumerate(specs):
+            needs = spec.needs
+            reason = placement.never_reason(spec.name, needs, offers)
+            if reason is None and offers:
+                continue
+            text = reason or ""
+            field = (
+                "name"
+                if not offers or text.startswith("no live worker registered")
+                else "labels"
+                if text.startswith("no live worker serving")
+                else "resources"
+            )
+            value = {"name": spec.name, "labels": spec.labels, "resources": spec.resources}
+            raise InvalidInputError(
+                f"tasks[{i}].{field}",
+                value[field],
+                "requirements some live worker meets (strict=True)",
+                problem=reason or "no worker is registered",
             )
 
     # -- following -------------------------------------------------------------

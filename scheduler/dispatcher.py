@@ -93,6 +93,8 @@ class Dispatcher:
         self.gate = Gate(self.settings.rate_burst)
         self.queue: GatedQueue = self._new_queue()
         self.workers: dict[str, WorkerView] = {}
+        self.served: frozenset[str] | None = None  # task names every live worker serves
+        self._held_due: set[str] = set()  # workers whose held resources are to be reread
         self.worker_queues: dict[str, str] = {}
         self.dispatched = 0
         self.expired = 0
@@ -186,6 +188,8 @@ class Dispatcher:
         if refresh or time.monotonic() >= self._next_refresh:
             self.refresh_workers()
             self._check_mirror()
+        if self._held_due:
+            self._reload_held(sorted(self._held_due))
         free = any(w.free for w in self.workers.values())
         if self.ready and (self._reclaim_due or free):
             self._reclaim()
@@ -193,7 +197,9 @@ class Dispatcher:
         if self.queue.keys():
             self.gate.running = self.store.limits.concurrency_counts(self.queue.keys())
         while len(self.queue):
-            snapshot = Snapshot(self.now(), list(self.workers.values()), self.estimates)
+            snapshot = Snapshot(
+                self.now(), list(self.workers.values()), self.estimates, self.served
+            )
             plain = self.queue.plain()
             queue: TaskQueue = self.queue if plain is None else plain
             decisions = plan(self.strategy, queue, snapshot, self.settings.dispatch_batch)
@@ -317,6 +323,8 @@ class Dispatcher:
                     self.estimates.affinity[(entry["a"], entry["free"])] = float(entry["s"])
                 if "k" in entry:
                     self.estimates.durations[entry["k"]] = float(entry["e"])
+            elif "held" in entry:  # a task that held resources left the worker
+                self._held_due.add(entry["held"])
             elif "cancel" in entry:
                 # A cancelled task still in the hand-off list keeps its place
                 # there (workers skip it); the local copy stays aligned with it.
@@ -353,10 +361,21 @@ class Dispatcher:
                 )
                 continue
             live[rec.name] = WorkerView(
-                rec.name, rec.slots, rec.inflight, rec.succeeded, rec.failed
+                rec.name,
+                rec.slots,
+                rec.inflight,
+                rec.succeeded,
+                rec.failed,
+                rec.resources or None,
+                dict(rec.resources) if rec.resources else None,
+                rec.labels or None,
+                rec.task_names,
             )
             self.worker_queues[rec.name] = rec.queue
         self.workers = live
+        known = [w.names for w in live.values() if w.names is not None]
+        self.served = frozenset.intersection(*known) if known else None
+        self._reload_held([w.name for w in live.values() if w.resources])
         recovered = self.store.pending.recover_unstarted(list(live), self.settings.dispatch_timeout)
         if recovered:
             log.warning(
@@ -371,6 +390,18 @@ class Dispatcher:
         if self.strategy.uses_estimates:
             self._learn_overrun(server_now)
         self._next_refresh = time.monotonic() + self.settings.heartbeat_interval
+
+    def _reload_held(self, names: Sequence[str]) -> None:
+        """Reread from Redis what the tasks on ``names`` hold: their free resources are
+        their capacities less that (the dispatcher's own debits are a forecast)."""
+        self._held_due.difference_update(names)
+        names = [n for n in names if n in self.workers and self.workers[n].resources]
+        if not names:
+            return
+        for name, held in self.store.workers.held(names).items():
+            worker = self.workers[name]
+            capacity = worker.resources or {}
+            worker.free_resources = {r: cap - held.get(r, 0.0) for r, cap in capacity.items()}
 
     def _check_mirror(self) -> None:
         """Resync when Redis holds pending tasks the mirror lacks (a notification was lost).
@@ -441,6 +472,9 @@ class Dispatcher:
                 )
                 if worker is not None:
                     worker.inflight += 1
+                    needs = decision.task.needs
+                    if needs is not None:
+                        worker.hold(needs.resources)
             elif claim.status == "full":
                 self.queue.add(decision.task)
                 if worker is not None:
@@ -448,6 +482,9 @@ class Dispatcher:
             elif claim.status == "noworker":
                 self.queue.add(decision.task)
                 self.workers.pop(decision.worker, None)
+            elif claim.status == "short":  # Redis says its resources are taken: reread them
+                self.queue.add(decision.task)
+                self._held_due.add(decision.worker)
             elif claim.status == "limited":  # its key is at its cap in Redis: wait for a slot
                 self.queue.add(decision.task)
                 key = decision.task.concurrency_key or ""
@@ -472,6 +509,7 @@ class Dispatcher:
                 by_worker.setdefault(item.worker, []).append(item.task_id)
             for name, ids in by_worker.items():
                 self.store.pending.requeue(name, ids)
+                self._held_due.add(name)
                 if name in self.workers:
                     self.workers[name].inflight = max(0, self.workers[name].inflight - len(ids))
             raise
@@ -506,9 +544,16 @@ class Dispatcher:
             return
         tasks: list[PendingTask] = []
         plain = self.queue.plain()
+        served = self.served
         while plain is not None and len(tasks) < want:
             task = plain.pop()
             if task is None:
+                break
+            if task.needs is not None or (served is not None and task.name not in served):
+                # Any finishing worker takes the list's head, unchecked: a task with
+                # placement requirements, or one not every worker serves, waits for
+                # the dispatcher, and so does everything after it (order kept).
+                plain.add(task)
                 break
             tasks.append(task)
         missing = [t.id for t in tasks if t.id not in self._templates]

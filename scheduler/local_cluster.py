@@ -146,11 +146,17 @@ class LocalCluster:
         events: bool = False,
         loglevel: str = "WARNING",
         wait: bool = True,
+        resources: str | None = None,
+        labels: tuple[str, ...] = (),
     ) -> subprocess.Popen[bytes]:
         """Start ``yardmaster worker`` as process ``name`` (its Celery hostname
-        ``hostname``, else ``name``); with ``wait``, return once it registered."""
+        ``hostname``, else ``name``), with ``--resources`` and a ``--label`` per
+        ``labels`` item when given; with ``wait``, return once it registered."""
         cmd = [*CLI, "worker", "--slots", str(slots), "--name", hostname or name]
         cmd += ["--pool", pool, "--loglevel", loglevel] + (["--events"] if events else [])
+        cmd += ["--resources", resources] if resources is not None else []
+        for label in labels:
+            cmd += ["--label", label]
         proc = self.spawn(name, cmd)
         self._workers.add(name)  # stopped first
         if wait:
@@ -158,12 +164,13 @@ class LocalCluster:
         return proc
 
     def native_worker(
-        self, name: str, module: str, slots: int = 1, *, wait: bool = True
+        self, name: str, module: str, slots: int = 1, *, wait: bool = True, **extra_env: str
     ) -> subprocess.Popen[bytes]:
-        """Start a plain ``celery -A module worker`` named ``name`` (an app with its own tasks)."""
+        """Start a plain ``celery -A module worker`` named ``name`` (an app with its own
+        tasks), with ``extra_env`` (``YM_WORKER_RESOURCES=...``) in its environment."""
         cmd = [sys.executable, "-m", "celery", "-A", module, "worker", "-c", str(slots)]
         cmd += ["-n", name, "--without-gossip", "--without-mingle", "-l", "WARNING"]
-        proc = self.spawn(name, cmd)
+        proc = self.spawn(name, cmd, **extra_env)
         self._workers.add(name)
         if wait:
             self.wait_worker(name)

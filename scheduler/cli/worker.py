@@ -20,11 +20,26 @@ def worker(
     pool: Annotated[str, typer.Option(help="Celery pool: prefork, threads or solo.")] = "prefork",
     events: Annotated[bool, typer.Option(help="Send Celery task events (for Flower).")] = False,
     loglevel: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
+    resources: Annotated[
+        str | None,
+        typer.Option(
+            help="Capacities, e.g. gpu=2,mem=16G (K/M/G/T: powers of 1024); "
+            "default YM_WORKER_RESOURCES."
+        ),
+    ] = None,
+    label: Annotated[
+        list[str] | None,
+        typer.Option(help="A label key=value (repeatable); default YM_WORKER_LABELS."),
+    ] = None,
 ) -> None:
     """Run a Celery worker with yardmaster's hooks; it consumes only its own queue."""
     from workers.app import create_app
 
-    overrides = {"slots": slots} if slots is not None else {}
+    overrides: dict[str, object] = {"slots": slots} if slots is not None else {}
+    if resources is not None:
+        overrides["worker_resources"] = resources
+    if label:
+        overrides["worker_labels"] = ",".join(label)
     settings = load_settings(**overrides)
     celery_app = create_app(settings, resolve_redis_url(settings))
     hostname = name or f"w{os.getpid()}@{socket.gethostname()}"

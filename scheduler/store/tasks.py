@@ -15,6 +15,7 @@ from typing import Any, cast
 
 from redis import Redis
 
+from scheduler import placement
 from scheduler.keys import Keys
 from scheduler.models import TaskRecord, TaskSpec, TaskState
 from scheduler.settings import Settings
@@ -74,6 +75,7 @@ class Tasks(Repository):
                         args += [k.cache_entry(digest), int(spec.cache_ttl * 1000)]
                     else:
                         args += ["", ""]
+                    args += [placement.to_json(spec.resources), placement.to_json(spec.labels)]
                 self._scripts("submit", head + [k.task(ids[i]) for i in part], args, client=pipe)
             for reply in pipe.execute():
                 out.extend(r if isinstance(r, str) else int(r) for r in reply)
