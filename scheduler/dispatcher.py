@@ -40,6 +40,7 @@ from scheduler.errors import NotLeaderError, StoreError, YardmasterError
 from scheduler.gate import Gate, GatedQueue
 from scheduler.logs import task_fields
 from scheduler.models import Decision, Estimates, PendingTask, StrategyVersion, WorkerView
+from scheduler.placement import never_reason
 from scheduler.settings import load_settings
 from scheduler.store import Store
 from scheduler.strategies import Snapshot, Strategy, TaskQueue, plan
@@ -95,6 +96,10 @@ class Dispatcher:
         self.workers: dict[str, WorkerView] = {}
         self.served: frozenset[str] | None = None  # task names every live worker serves
         self._held_due: set[str] = set()  # workers whose held resources are to be reread
+        # Tasks no live worker could ever run (placement), by id, with the reason; they
+        # wait here, out of the queue, until a fitting worker registers.
+        self.parked: dict[str, tuple[PendingTask, str]] = {}
+        self._offers_seen: object = None
         self.worker_queues: dict[str, str] = {}
         self.dispatched = 0
         self.expired = 0
@@ -167,6 +172,8 @@ class Dispatcher:
         self.gate = Gate(self.settings.rate_burst)  # a new leader's buckets start empty
         self.gate.set_rates(self.store.limits.rate_limits())
         self.queue = self._new_queue()
+        self.parked = {}
+        self._offers_seen = None  # reviewed again once the workers are read
         self.admission.resync()
         for task in self.store.pending.load():
             if self.admission.admit(task):
@@ -309,6 +316,8 @@ class Dispatcher:
                 task = PendingTask.from_wire(entry)
                 if not self.admission.admit(task):
                     continue
+                if self._park([task]):
+                    continue
                 self.queue.add(task)
                 if self.ready and not self._reclaim_due:
                     last = next(reversed(self.ready.values()))
@@ -330,6 +339,8 @@ class Dispatcher:
                 # there (workers skip it); the local copy stays aligned with it.
                 self.queue.discard(entry["cancel"])
                 self.admission.forget(entry["cancel"])
+                if self.parked.pop(entry["cancel"], None) is not None:
+                    self.store.tasks.clear_unschedulable([entry["cancel"]], records=False)
             elif "delayed" in entry:
                 self.admission.note_delayed(float(entry["at"]))
             elif "worker" in entry:
@@ -376,6 +387,7 @@ class Dispatcher:
         known = [w.names for w in live.values() if w.names is not None]
         self.served = frozenset.intersection(*known) if known else None
         self._reload_held([w.name for w in live.values() if w.resources])
+        self._review_placement()
         recovered = self.store.pending.recover_unstarted(list(live), self.settings.dispatch_timeout)
         if recovered:
             log.warning(
@@ -390,6 +402,63 @@ class Dispatcher:
         if self.strategy.uses_estimates:
             self._learn_overrun(server_now)
         self._next_refresh = time.monotonic() + self.settings.heartbeat_interval
+
+    def _offers(self) -> list[tuple[frozenset[str] | None, dict[str, str], dict[str, float]]]:
+        return [(w.names, w.labels or {}, w.resources or {}) for w in self.workers.values()]
+
+    def _park(self, tasks: Sequence[PendingTask]) -> list[PendingTask]:
+        """Park (out of the queue, marked with the reason) those of ``tasks`` that no live
+        worker could ever run; returns them. With no worker at all nothing is parked:
+        every task simply waits for workers."""
+        if not self.workers:
+            return []
+        served, offers = self.served, None
+        parked: list[PendingTask] = []
+        reasons: dict[str, str] = {}
+        for task in tasks:
+            if task.needs is None and (served is None or task.name in served):
+                continue
+            offers = offers if offers is not None else self._offers()
+            why = never_reason(task.name, task.needs, offers)
+            if why is not None:
+                self.parked[task.id] = (task, why)
+                reasons[task.id] = why
+                parked.append(task)
+        if reasons:
+            self.store.tasks.mark_unschedulable(reasons)
+            log.warning(
+                "%d tasks no live worker can run wait as unschedulable (first: %s)",
+                len(reasons),
+                next(iter(reasons.values())),
+            )
+        return parked
+
+    def _review_placement(self) -> None:
+        """When what the workers offer changed: parked tasks a worker now fits go back to
+        the queue, and queued tasks no worker fits any more are parked."""
+        seen = sorted(
+            (w.name, w.names, sorted((w.labels or {}).items()), sorted((w.resources or {}).items()))
+            for w in self.workers.values()
+        )
+        if seen == self._offers_seen:
+            return
+        self._offers_seen = seen
+        if not self.workers:
+            return
+        offers = self._offers()
+        back = [
+            task
+            for task, _ in self.parked.values()
+            if never_reason(task.name, task.needs, offers) is None
+        ]
+        for task in back:
+            del self.parked[task.id]
+            self.queue.add(task)
+        if back:
+            self.store.tasks.clear_unschedulable([t.id for t in back])
+            log.info("%d unschedulable tasks can run now: back in the queue", len(back))
+        for task in self._park(list(self.queue.tasks())):
+            self.queue.discard(task.id)
 
     def _reload_held(self, names: Sequence[str]) -> None:
         """Reread from Redis what the tasks on ``names`` hold: their free resources are
@@ -412,7 +481,7 @@ class Dispatcher:
         lease; the tasks they announced are pending in Redis, and this finds them.
         """
         pending, inbox, handoff = self.store.pending.census()
-        known = len(self.queue) + handoff + self.admission.held_count()
+        known = len(self.queue) + handoff + self.admission.held_count() + len(self.parked)
         if inbox == 0 and pending > known:
             log.warning(
                 "%d pending tasks in Redis, %d known here: an inbox entry was lost; resyncing",

@@ -47,6 +47,7 @@ def cluster_status(store: Store, window: float = 60.0) -> dict[str, Any]:
         },
         "counters": store.events.counters(),
         "retrying": store.pending.delayed_count(),
+        "unschedulable": store.tasks.unschedulable(),
         "breakers": {n: b["state"] for n, b in store.breakers.states().items()},
         "throughput": {
             "window_s": window,

@@ -169,3 +169,74 @@ def test_bad_requirements_are_refused_naming_the_field_and_value(cluster, fields
         c.client.submit("sleep", [0.01], **fields)
     assert err.value.field.endswith(field)
     assert shown in str(err.value)
+
+
+def test_an_unschedulable_task_shows_why_raises_an_anomaly_and_runs_when_a_worker_fits(cluster):
+    from scheduler.monitor import Monitor
+    from scheduler.status import cluster_status
+
+    c = cluster(strategy="fifo")
+    c.dispatcher()
+    c.worker("small@test", slots=2, resources="gpu=1")
+    big = c.client.submit("sleep", [0.01], resources={"gpu": 4})
+    elsewhere = c.client.submit("sleep", [0.01], labels={"zone": "eu"})
+    plain = c.client.submit("sleep", [0.01])
+    assert plain.result(timeout=30) is not None, "plain tasks are not held up"
+    c.wait_for(lambda: len(c.store.tasks.unschedulable()) == 2, "both tasks marked")
+    reasons = c.store.tasks.unschedulable()
+    assert (
+        reasons[big.id] == "resource 'gpu': the task needs 4, the largest fitting worker offers 1"
+    )
+    assert "has the labels {'zone': 'eu'}" in reasons[elsewhere.id]
+    assert big.record().state == TaskState.PENDING
+    assert big.record().reason == "unschedulable: " + reasons[big.id]
+    assert cluster_status(c.store)["unschedulable"] == reasons
+    found = [a for a in Monitor(c.store).poll().anomalies if a.type == "unschedulable"]
+    assert sorted(len(a.tasks) for a in found) == [1, 1]
+    assert any("needs 4" in a.reason for a in found)
+
+    c.worker("big@test", slots=1, resources="gpu=4", labels=("zone=eu",))
+    records = c.client.wait([big, elsewhere], timeout=60)
+    assert [r.worker for r in records] == ["big@test", "big@test"]
+    assert all(r.reason is None for r in records)
+    assert c.store.tasks.unschedulable() == {}
+
+
+def test_the_cli_submits_requirements_and_the_worker_refuses_bad_offers(cluster):
+    import subprocess
+
+    from scheduler.local_cluster import CLI
+
+    c = cluster(strategy="fifo")
+    c.dispatcher()
+    c.worker("eu@test", slots=1, labels=("zone=eu",))
+    c.worker("us@test", slots=1, labels=("zone=us",))
+    run = subprocess.run(
+        [*CLI, "submit", "sleep", "0.01", "--label", "zone=us", "--resources", "", "--wait"],
+        env=c.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    task_id = run.stdout.splitlines()[0]
+    assert c.client.handle(task_id).record().worker == "us@test"
+    bad = subprocess.run(
+        [*CLI, "worker", "--name", "bad@test", "--resources", "gpu=-1"],
+        env=c.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode != 0
+    assert "worker_resources='gpu=-1'" in bad.stderr + bad.stdout
+    assert "resources.gpu='-1'" in bad.stderr + bad.stdout
+    bad = subprocess.run(
+        [*CLI, "submit", "sleep", "0.01", "--label", "zone=e u"],
+        env=c.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode != 0
+    assert "--label.zone='e u'" in bad.stderr + bad.stdout

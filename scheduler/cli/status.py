@@ -73,6 +73,11 @@ def status(
     console.print(f"pending: {pending['total']} ({by_pri})")
     if snap["retrying"]:
         console.print(f"waiting out a retry backoff: {snap['retrying']}")
+    stuck = snap["unschedulable"]
+    if stuck:
+        console.print(f"[red]unschedulable:[/] {len(stuck)} tasks no live worker can run")
+        for task_id, why in sorted(stuck.items())[:10]:
+            console.print(f"  {task_id}: {why}", markup=False)
     tripped = {n: st for n, st in snap["breakers"].items() if st != "closed"}
     if tripped:
         shown = ", ".join(f"{n}: {st}" for n, st in tripped.items())

@@ -9,7 +9,7 @@ still going, and clear it when the rule stops returning it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from scheduler.monitor.metrics import FinishEvent, failures
@@ -18,7 +18,14 @@ from scheduler.settings import Settings
 from scheduler.store import RunningTask
 
 SEVERITIES = ("info", "warning", "critical")
-TYPES = ("stalled_worker", "throughput_drop", "failure_spike", "prediction_drift", "backlog_growth")
+TYPES = (
+    "stalled_worker",
+    "throughput_drop",
+    "failure_spike",
+    "prediction_drift",
+    "backlog_growth",
+    "unschedulable",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +85,7 @@ class Observation:
         counts: Finished in the short window and in the baseline, when known
             apart from ``short`` and ``base`` (which may be capped).
         plan: The latest plan for the backlog against what happened (None without one).
+        unschedulable: Pending tasks no live worker could ever run, id -> reason.
     """
 
     now: float
@@ -90,6 +98,7 @@ class Observation:
     drained: tuple[int, int] = (0, 0)
     counts: tuple[int, int] | None = None
     plan: PlanAccuracy | None = None
+    unschedulable: dict[str, str] = field(default_factory=dict)
 
     @property
     def finished(self) -> tuple[int, int]:
@@ -107,7 +116,30 @@ def detect(obs: Observation, s: Settings) -> list[Anomaly]:
     found += prediction_drift(obs, s)
     found += plan_drift(obs, s)
     found += backlog_growth(obs, s)
+    found += unschedulable(obs, s)
     return found
+
+
+def unschedulable(obs: Observation, s: Settings) -> list[Anomaly]:
+    """Tasks wait that no live worker could ever run (placement): one anomaly per reason."""
+    by_reason: dict[str, list[str]] = {}
+    for task_id, why in obs.unschedulable.items():
+        by_reason.setdefault(why, []).append(task_id)
+    return [
+        Anomaly(
+            id=f"unschedulable:{why}",
+            type="unschedulable",
+            severity="warning",
+            reason=f"{len(ids)} tasks cannot run on any live worker: {why}",
+            recommendation=(
+                "start a worker that offers what they need (yardmaster worker --resources/"
+                "--label, with their task module), or cancel them; they run as soon as one "
+                "registers"
+            ),
+            tasks=tuple(sorted(ids)[:20]),
+        )
+        for why, ids in sorted(by_reason.items())
+    ]
 
 
 def stalled_workers(obs: Observation, s: Settings) -> list[Anomaly]:

@@ -225,6 +225,7 @@ class Monitor:
             drained=(self._backlog[0][2], self._backlog[-1][2]),
             counts=(short_n, long_n - short_n),
             plan=None if tuning is None else tuning.plan,
+            unschedulable=self.store.tasks.unschedulable(),
         )
         raised, cleared = self.tracker.update(detect(obs, s), now)
         active = sorted(self.tracker.active.values(), key=lambda a: (a.since, a.id))
