@@ -240,3 +240,42 @@ def test_the_cli_submits_requirements_and_the_worker_refuses_bad_offers(cluster)
     )
     assert bad.returncode != 0
     assert "--label.zone='e u'" in bad.stderr + bad.stdout
+
+
+def test_http_submits_requirements_refuses_strict_and_shows_the_reason(tmp_path):
+    from tests.api_live import auth, live_stack
+
+    submit, read = auth("submit"), auth("read")
+    with live_stack(tmp_path) as api:
+        (worker,) = api.http.get("/v1/workers", headers=read).json()["workers"]
+        assert "sleep" in worker["task_names"]
+        assert worker["resources"] == {}
+        refused = api.http.post(
+            "/v1/tasks",
+            json={"name": "sleep", "args": [0.01], "resources": {"gpu": 1}, "strict": True},
+            headers=submit,
+        )
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["field"] == "resources"
+        assert "'gpu'" in refused.json()["message"]
+        bad = api.http.post(
+            "/v1/tasks", json={"name": "sleep", "labels": {"zone": "e u"}}, headers=submit
+        )
+        assert bad.status_code == 422, bad.text
+        assert "e u" in bad.json()["message"]
+        waiting = api.http.post(
+            "/v1/tasks",
+            json={"name": "sleep", "args": [0.01], "resources": {"gpu": 1}},
+            headers=submit,
+        )
+        assert waiting.status_code == 201, waiting.text
+        task_id = waiting.json()["id"]
+        deadline = time.monotonic() + 30
+        while True:
+            record = api.http.get(f"/v1/tasks/{task_id}", headers=read).json()
+            if record.get("reason"):
+                break
+            assert time.monotonic() < deadline, record
+            time.sleep(0.05)
+        assert record["state"] == "pending"
+        assert record["reason"].startswith("unschedulable: resource 'gpu'")
