@@ -174,6 +174,15 @@ class Dispatcher:
         self.queue = self._new_queue()
         self.parked = {}
         self._offers_seen = None  # reviewed again once the workers are read
+        # a previous leader's marks are redone by the review (what fits may have changed)
+        marked = list(self.store.tasks.unschedulable())
+        states = self.store.tasks.states(marked)
+        self.store.tasks.clear_unschedulable(
+            [i for i, st in zip(marked, states, strict=True) if st == "pending"]
+        )
+        self.store.tasks.clear_unschedulable(
+            [i for i, st in zip(marked, states, strict=True) if st != "pending"], records=False
+        )
         self.admission.resync()
         for task in self.store.pending.load():
             if self.admission.admit(task):
@@ -558,6 +567,8 @@ class Dispatcher:
                 self.queue.add(decision.task)
                 key = decision.task.concurrency_key or ""
                 self.gate.running[key] = max(self.gate.running.get(key, 0), 1 << 30)
+        if self._held_due:  # a 'short' claim: the forecast was wrong; reread before planning on
+            self._reload_held(sorted(self._held_due))
         if ready:
             self._publish(ready)
             if log.isEnabledFor(logging.DEBUG):

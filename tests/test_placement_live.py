@@ -279,3 +279,26 @@ def test_http_submits_requirements_refuses_strict_and_shows_the_reason(tmp_path)
             time.sleep(0.05)
         assert record["state"] == "pending"
         assert record["reason"].startswith("unschedulable: resource 'gpu'")
+
+
+def test_a_new_dispatcher_rebuilds_held_resources_and_unschedulable_marks(cluster):
+    c = cluster(strategy="fifo")
+    first = c.dispatcher("first")
+    c.worker("gpu@test", slots=2, resources="gpu=1")
+    running = c.client.submit("sleep", [1.5], resources={"gpu": 1})
+    big = c.client.submit("sleep", [0.01], resources={"gpu": 4})
+    deadline = time.monotonic() + 30
+    while running.status() != TaskState.RUNNING:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    c.wait_for(lambda: big.id in c.store.tasks.unschedulable(), "the first leader's mark")
+    first.terminate()
+    first.wait(timeout=30)
+    del c.procs["first"]
+    c.dispatcher("second")
+    after = c.client.submit("sleep", [0.01], resources={"gpu": 1})
+    records = c.client.wait([running, after], timeout=60)
+    assert [r.state for r in records] == [TaskState.SUCCEEDED, TaskState.SUCCEEDED]
+    assert overlaps(records) == 1, "the new leader saw the gpu held by the running task"
+    assert c.store.tasks.unschedulable() == {big.id: big.record().reason.split(": ", 1)[1]}
+    assert big.record().state == TaskState.PENDING
