@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from scheduler import tracing
+from scheduler import placement, tracing
 from scheduler.errors import (
     BackpressureError,
     InvalidInputError,
@@ -112,6 +112,9 @@ class Client:
         depends_on: Sequence[str] = (),
         on_parent_failure: str = "cancel",
         pass_results: bool = False,
+        resources: Mapping[str, float | str] | None = None,
+        labels: Mapping[str, str] | None = None,
+        strict: bool = False,
     ) -> TaskHandle:
         """Submit one task and return its handle.
 
@@ -150,6 +153,11 @@ class Client:
                 cancelled or expires cancels it; ``run``: it runs anyway.
             pass_results: The parents' results (a list in ``depends_on`` order,
                 null for a parent that did not succeed) become its first argument.
+            resources: Amounts it holds on its worker while it runs (``{"gpu": 1,
+                "mem": "4G"}``); it goes only to a worker with that much free.
+            labels: Labels its worker must carry (``{"zone": "eu"}``).
+            strict: Refuse the task now (``InvalidInputError`` with the reason) when no
+                live worker could ever run it, instead of letting it wait as unschedulable.
 
         Raises:
             InvalidInputError: A field is not acceptable (the error names it).
@@ -167,13 +175,15 @@ class Client:
             ("retry", retry),
             ("soft_time_limit", soft_time_limit),
             ("time_limit", time_limit),
+            ("resources", resources),
+            ("labels", labels),
         ):
             if value is not None:
                 fields[key] = dict(value) if isinstance(value, Mapping) else value
         if depends_on or on_parent_failure != "cancel" or pass_results:
             fields.update(depends_on=list(depends_on), on_parent_failure=on_parent_failure)
             fields.update(pass_results=pass_results)
-        return self.submit_many([fields], block=block, timeout=timeout)[0]
+        return self.submit_many([fields], block=block, timeout=timeout, strict=strict)[0]
 
     def submit_many(
         self,
@@ -183,11 +193,13 @@ class Client:
         not_before: float | None = None,
         block: bool = False,
         timeout: float | None = None,
+        strict: bool = False,
     ) -> list[TaskHandle]:
         """Submit a batch in pipelined round trips; all are validated first.
 
         Each item is a :class:`TaskSpec` or a mapping with its fields
-        (``name``, ``args``, ``kwargs``, ``priority``, ``depends_on``, ...). A
+        (``name``, ``args``, ``kwargs``, ``priority``, ``depends_on``, ``resources``,
+        ``labels``, ...). A
         mapping may carry its own ``id``, which other items' ``depends_on`` may
         name; a batch with dependencies or own ids is stored in one atomic step
         (docs/workflows.md). The batch is accepted or refused as a whole (see
@@ -204,6 +216,8 @@ class Client:
             block: When the cluster refuses the batch (backpressure), wait as it says
                 and try again instead of raising at once.
             timeout: With ``block``, give up after this many seconds (None: never).
+            strict: Refuse the whole batch when a task in it could never run on any live
+                worker (its name, labels or resources; see docs/placement.md).
 
         Raises:
             InvalidInputError: Naming ``tasks[i].field``; nothing is submitted.
@@ -215,8 +229,8 @@ class Client:
         if timeout is not None and not timeout >= 0:
             raise InvalidInputError("timeout", timeout, "seconds, 0 or more, or None")
         if ids is not None or not_before is not None:
-            return self._submit_exactly(list(tasks), ids, not_before, block, timeout)
-        return self._submit_batch(tasks, block=block, timeout=timeout)
+            return self._submit_exactly(list(tasks), ids, not_before, block, timeout, strict)
+        return self._submit_batch(tasks, block=block, timeout=timeout, strict=strict)
 
     def _submit_batch(
         self,
@@ -225,6 +239,7 @@ class Client:
         *,
         block: bool = False,
         timeout: float | None = None,
+        strict: bool = False,
     ) -> list[TaskHandle]:
         specs: list[TaskSpec] = []
         ids: list[str] = []
@@ -245,7 +260,10 @@ class Client:
                 spec = validate_spec(data, where=f"tasks[{i}].")
             self._check_name(spec.name, f"tasks[{i}].name")
             specs.append(spec)
+        if strict:
+            self._check_placement(specs)
         if own_ids or any(spec.depends_on for spec in specs):
+            _refuse_placement(specs, "dependencies or ids of its own")
             self._admitted(
                 specs,
                 lambda trace: store_dependent(self.store, ids, specs, workflow_id, trace=trace),
@@ -279,6 +297,7 @@ class Client:
         not_before: float | None,
         block: bool,
         timeout: float | None,
+        strict: bool = False,
     ) -> list[TaskHandle]:
         """Submit with given ids and/or a start time: every one a new task."""
         if not_before is not None and (
@@ -295,6 +314,10 @@ class Client:
             if not isinstance(task_id, str) or not 1 <= len(task_id) <= 200:
                 raise InvalidInputError(f"ids[{i}]", task_id, "a string of 1 to 200 characters")
         specs = self._validated(tasks)
+        if strict:
+            self._check_placement(specs)
+        if not_before is not None:
+            _refuse_placement(specs, "a start time (countdown / eta)")
         given = list(ids)
         for i, spec in enumerate(specs):
             if spec.depends_on:
@@ -431,6 +454,30 @@ class Client:
         if name not in self._remote_names:
             raise UnknownTaskError(
                 name, sorted(self._local_names | self._remote_names), field=field
+            )
+
+    def _check_placement(self, specs: Sequence[TaskSpec]) -> None:
+        """Refuse (naming the task and the requirement) a task no live worker could ever run."""
+        offers = [(w.task_names, w.labels, w.resources) for w in self.store.workers.load()]
+        for i, spec in enumerate(specs):
+            needs = spec.needs
+            reason = placement.never_reason(spec.name, needs, offers)
+            if reason is None and offers:
+                continue
+            text = reason or ""
+            field = (
+                "name"
+                if not offers or text.startswith("no live worker registered")
+                else "labels"
+                if text.startswith("no live worker serving")
+                else "resources"
+            )
+            value = {"name": spec.name, "labels": spec.labels, "resources": spec.resources}
+            raise InvalidInputError(
+                f"tasks[{i}].{field}",
+                value[field],
+                "requirements some live worker meets (strict=True)",
+                problem=reason or "no worker is registered",
             )
 
     # -- following -------------------------------------------------------------
@@ -791,3 +838,16 @@ class TaskHandle:
             if TaskState(state).terminal or time.monotonic() > end:
                 return state == TaskState.CANCELLED
             time.sleep(0.02)
+
+
+def _refuse_placement(specs: Sequence[TaskSpec], route: str) -> None:
+    """Placement requirements travel only on the plain submission route so far: refuse
+    them on another rather than drop them (docs/placement.md, "Not built yet")."""
+    for i, spec in enumerate(specs):
+        if spec.resources or spec.labels:
+            field = "resources" if spec.resources else "labels"
+            raise InvalidInputError(
+                f"tasks[{i}].{field}",
+                spec.resources or spec.labels,
+                f"no placement requirements on a task with {route} yet",
+            )

@@ -45,6 +45,7 @@ from scheduler.errors import (
 from scheduler.gate import Gate, GatedQueue
 from scheduler.logs import task_fields
 from scheduler.models import Decision, Estimates, PendingTask, StrategyVersion, WorkerView
+from scheduler.placement import never_reason
 from scheduler.settings import load_settings
 from scheduler.store import Store
 from scheduler.strategies import Snapshot, Strategy, TaskQueue, plan
@@ -107,6 +108,12 @@ class Dispatcher:
         self.gate = Gate(self.settings.rate_burst)
         self.queue: GatedQueue = self._new_queue()
         self.workers: dict[str, WorkerView] = {}
+        self.served: frozenset[str] | None = None  # task names every live worker serves
+        self._held_due: set[str] = set()  # workers whose held resources are to be reread
+        # Tasks no live worker could ever run (placement), by id, with the reason; they
+        # wait here, out of the queue, until a fitting worker registers.
+        self.parked: dict[str, tuple[PendingTask, str]] = {}
+        self._offers_seen: object = None
         self.worker_queues: dict[str, str] = {}
         self.dispatched = 0
         self.expired = 0
@@ -195,6 +202,17 @@ class Dispatcher:
         self.gate = Gate(self.settings.rate_burst)  # a new leader's buckets start empty
         self.gate.set_rates(self.store.limits.rate_limits())
         self.queue = self._new_queue()
+        self.parked = {}
+        self._offers_seen = None  # reviewed again once the workers are read
+        # a previous leader's marks are redone by the review (what fits may have changed)
+        marked = list(self.store.tasks.unschedulable())
+        states = self.store.tasks.states(marked)
+        self.store.tasks.clear_unschedulable(
+            [i for i, st in zip(marked, states, strict=True) if st == "pending"]
+        )
+        self.store.tasks.clear_unschedulable(
+            [i for i, st in zip(marked, states, strict=True) if st != "pending"], records=False
+        )
         self.admission.resync()
         for task in self.store.pending.load():
             if self.admission.admit(task):
@@ -226,6 +244,8 @@ class Dispatcher:
             self._check_mirror()
             # Celery `expires` of tasks still pending (workers/publishing.py)
             self.expired += self.store.tasks.expire_due()[0]
+        if self._held_due:
+            self._reload_held(sorted(self._held_due))
         free = any(w.free for w in self.workers.values())
         if self.ready and (self._reclaim_due or free):
             self._reclaim()
@@ -233,7 +253,9 @@ class Dispatcher:
         if self.queue.keys():
             self.gate.running = self.store.limits.concurrency_counts(self.queue.keys())
         while len(self.queue):
-            snapshot = Snapshot(self.now(), list(self.workers.values()), self.estimates)
+            snapshot = Snapshot(
+                self.now(), list(self.workers.values()), self.estimates, self.served
+            )
             plain = self.queue.plain()
             queue: TaskQueue = self.queue if plain is None else plain
             decisions = plan(self.strategy, queue, snapshot, self.settings.dispatch_batch)
@@ -343,6 +365,8 @@ class Dispatcher:
                 task = PendingTask.from_wire(entry)
                 if not self.admission.admit(task):
                     continue
+                if self._park([task]):
+                    continue
                 self.queue.add(task)
                 if self.ready and not self._reclaim_due:
                     last = next(reversed(self.ready.values()))
@@ -357,11 +381,15 @@ class Dispatcher:
                     self.estimates.affinity[(entry["a"], entry["free"])] = float(entry["s"])
                 if "k" in entry:
                     self.estimates.durations[entry["k"]] = float(entry["e"])
+            elif "held" in entry:  # a task that held resources left the worker
+                self._held_due.add(entry["held"])
             elif "cancel" in entry:
                 # A cancelled task still in the hand-off list keeps its place
                 # there (workers skip it); the local copy stays aligned with it.
                 self.queue.discard(entry["cancel"])
                 self.admission.forget(entry["cancel"])
+                if self.parked.pop(entry["cancel"], None) is not None:
+                    self.store.tasks.clear_unschedulable([entry["cancel"]], records=False)
             elif "delayed" in entry:
                 self.admission.note_delayed(float(entry["at"]))
             elif "worker" in entry:
@@ -393,10 +421,22 @@ class Dispatcher:
                 )
                 continue
             live[rec.name] = WorkerView(
-                rec.name, rec.slots, rec.inflight, rec.succeeded, rec.failed
+                rec.name,
+                rec.slots,
+                rec.inflight,
+                rec.succeeded,
+                rec.failed,
+                rec.resources or None,
+                dict(rec.resources) if rec.resources else None,
+                rec.labels or None,
+                rec.task_names,
             )
             self.worker_queues[rec.name] = rec.queue
         self.workers = live
+        known = [w.names for w in live.values() if w.names is not None]
+        self.served = frozenset.intersection(*known) if known else None
+        self._reload_held([w.name for w in live.values() if w.resources])
+        self._review_placement()
         recovered = self.store.pending.recover_unstarted(list(live), self.settings.dispatch_timeout)
         if recovered:
             log.warning(
@@ -412,6 +452,75 @@ class Dispatcher:
             self._learn_overrun(server_now)
         self._next_refresh = time.monotonic() + self.settings.heartbeat_interval
 
+    def _offers(self) -> list[tuple[frozenset[str] | None, dict[str, str], dict[str, float]]]:
+        return [(w.names, w.labels or {}, w.resources or {}) for w in self.workers.values()]
+
+    def _park(self, tasks: Sequence[PendingTask]) -> list[PendingTask]:
+        """Park (out of the queue, marked with the reason) those of ``tasks`` that no live
+        worker could ever run; returns them. With no worker at all nothing is parked:
+        every task simply waits for workers."""
+        if not self.workers:
+            return []
+        served, offers = self.served, None
+        parked: list[PendingTask] = []
+        reasons: dict[str, str] = {}
+        for task in tasks:
+            if task.needs is None and (served is None or task.name in served):
+                continue
+            offers = offers if offers is not None else self._offers()
+            why = never_reason(task.name, task.needs, offers)
+            if why is not None:
+                self.parked[task.id] = (task, why)
+                reasons[task.id] = why
+                parked.append(task)
+        if reasons:
+            self.store.tasks.mark_unschedulable(reasons)
+            log.warning(
+                "%d tasks no live worker can run wait as unschedulable (first: %s)",
+                len(reasons),
+                next(iter(reasons.values())),
+            )
+        return parked
+
+    def _review_placement(self) -> None:
+        """When what the workers offer changed: parked tasks a worker now fits go back to
+        the queue, and queued tasks no worker fits any more are parked."""
+        seen = sorted(
+            (w.name, w.names, sorted((w.labels or {}).items()), sorted((w.resources or {}).items()))
+            for w in self.workers.values()
+        )
+        if seen == self._offers_seen:
+            return
+        self._offers_seen = seen
+        if not self.workers:
+            return
+        offers = self._offers()
+        back = [
+            task
+            for task, _ in self.parked.values()
+            if never_reason(task.name, task.needs, offers) is None
+        ]
+        for task in back:
+            del self.parked[task.id]
+            self.queue.add(task)
+        if back:
+            self.store.tasks.clear_unschedulable([t.id for t in back])
+            log.info("%d unschedulable tasks can run now: back in the queue", len(back))
+        for task in self._park(list(self.queue.tasks())):
+            self.queue.discard(task.id)
+
+    def _reload_held(self, names: Sequence[str]) -> None:
+        """Reread from Redis what the tasks on ``names`` hold: their free resources are
+        their capacities less that (the dispatcher's own debits are a forecast)."""
+        self._held_due.difference_update(names)
+        names = [n for n in names if n in self.workers and self.workers[n].resources]
+        if not names:
+            return
+        for name, held in self.store.workers.held(names).items():
+            worker = self.workers[name]
+            capacity = worker.resources or {}
+            worker.free_resources = {r: cap - held.get(r, 0.0) for r, cap in capacity.items()}
+
     def _check_mirror(self) -> None:
         """Resync when Redis holds pending tasks the mirror lacks (a notification was lost).
 
@@ -421,7 +530,7 @@ class Dispatcher:
         lease; the tasks they announced are pending in Redis, and this finds them.
         """
         pending, inbox, handoff = self.store.pending.census()
-        known = len(self.queue) + handoff + self.admission.held_count()
+        known = len(self.queue) + handoff + self.admission.held_count() + len(self.parked)
         if inbox == 0 and pending > known:
             log.warning(
                 "%d pending tasks in Redis, %d known here: an inbox entry was lost; resyncing",
@@ -482,6 +591,9 @@ class Dispatcher:
                 )
                 if worker is not None:
                     worker.inflight += 1
+                    needs = decision.task.needs
+                    if needs is not None:
+                        worker.hold(needs.resources)
             elif claim.status == "full":
                 self.queue.add(decision.task)
                 if worker is not None:
@@ -489,10 +601,15 @@ class Dispatcher:
             elif claim.status == "noworker":
                 self.queue.add(decision.task)
                 self.workers.pop(decision.worker, None)
+            elif claim.status == "short":  # Redis says its resources are taken: reread them
+                self.queue.add(decision.task)
+                self._held_due.add(decision.worker)
             elif claim.status == "limited":  # its key is at its cap in Redis: wait for a slot
                 self.queue.add(decision.task)
                 key = decision.task.concurrency_key or ""
                 self.gate.running[key] = max(self.gate.running.get(key, 0), 1 << 30)
+        if self._held_due:  # a 'short' claim: the forecast was wrong; reread before planning on
+            self._reload_held(sorted(self._held_due))
         if ready:
             self._publish(ready)
             if log.isEnabledFor(logging.DEBUG):
@@ -513,6 +630,7 @@ class Dispatcher:
                 by_worker.setdefault(item.worker, []).append(item.task_id)
             for name, ids in by_worker.items():
                 self.store.pending.requeue(name, ids)
+                self._held_due.add(name)
                 if name in self.workers:
                     self.workers[name].inflight = max(0, self.workers[name].inflight - len(ids))
             raise
@@ -547,9 +665,16 @@ class Dispatcher:
             return
         tasks: list[PendingTask] = []
         plain = self.queue.plain()
+        served = self.served
         while plain is not None and len(tasks) < want:
             task = plain.pop()
             if task is None:
+                break
+            if task.needs is not None or (served is not None and task.name not in served):
+                # Any finishing worker takes the list's head, unchecked: a task with
+                # placement requirements, or one not every worker serves, waits for
+                # the dispatcher, and so does everything after it (order kept).
+                plain.add(task)
                 break
             tasks.append(task)
         missing = [t for t in tasks if t.id not in self._templates]

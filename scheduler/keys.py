@@ -79,6 +79,11 @@ class Keys:
         """Set of task names registered by the workers that have started."""
         return f"{self.ns}:tasknames"
 
+    @property
+    def unschedulable(self) -> str:
+        """Hash: id -> reason of each pending task no live worker could ever run (placement)."""
+        return f"{self.ns}:unschedulable"
+
     # -- dispatcher ------------------------------------------------------------
     @property
     def inbox(self) -> str:

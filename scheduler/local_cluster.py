@@ -147,13 +147,19 @@ class LocalCluster:
         loglevel: str = "WARNING",
         wait: bool = True,
         app_module: str | None = None,
+        resources: str | None = None,
+        labels: tuple[str, ...] = (),
     ) -> subprocess.Popen[bytes]:
         """Start ``yardmaster worker`` as process ``name`` (its Celery hostname
-        ``hostname``, else ``name``), running the app ``app_module`` (``-A``) if given;
-        with ``wait``, return once it registered."""
+        ``hostname``, else ``name``), running the app ``app_module`` (``-A``) if given,
+        with ``--resources`` and a ``--label`` per ``labels`` item when given; with
+        ``wait``, return once it registered."""
         cmd = [*CLI, "worker", "--slots", str(slots), "--name", hostname or name]
         cmd += ["-A", app_module] if app_module else []
         cmd += ["--pool", pool, "--loglevel", loglevel] + (["--events"] if events else [])
+        cmd += ["--resources", resources] if resources is not None else []
+        for label in labels:
+            cmd += ["--label", label]
         proc = self.spawn(name, cmd)
         self._workers.add(name)  # stopped first
         if wait:
@@ -161,12 +167,13 @@ class LocalCluster:
         return proc
 
     def native_worker(
-        self, name: str, module: str, slots: int = 1, *, wait: bool = True
+        self, name: str, module: str, slots: int = 1, *, wait: bool = True, **extra_env: str
     ) -> subprocess.Popen[bytes]:
-        """Start a plain ``celery -A module worker`` named ``name`` (an app with its own tasks)."""
+        """Start a plain ``celery -A module worker`` named ``name`` (an app with its own
+        tasks), with ``extra_env`` (``YM_WORKER_RESOURCES=...``) in its environment."""
         cmd = [sys.executable, "-m", "celery", "-A", module, "worker", "-c", str(slots)]
         cmd += ["-n", name, "--without-gossip", "--without-mingle", "-l", "WARNING"]
-        proc = self.spawn(name, cmd)
+        proc = self.spawn(name, cmd, **extra_env)
         self._workers.add(name)
         if wait:
             self.wait_worker(name)

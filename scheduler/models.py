@@ -20,12 +20,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from sys import intern
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from scheduler import placement
 from scheduler.errors import InvalidInputError
+from scheduler.placement import Needs, fits
+from scheduler.placement import needs as placement_needs
 from scheduler.retry import RETRY_FIELDS, RetryPolicy
 
 MIN_PRIORITY = 0
@@ -87,6 +90,33 @@ class TaskSpec(BaseModel):
     )
     on_parent_failure: Literal["cancel", "run"] = "cancel"
     pass_results: bool = Field(default=False, strict=True)
+    resources: dict[str, float] | None = None
+    labels: dict[str, str] | None = None
+
+    @field_validator("resources", mode="before")
+    @classmethod
+    def _resources(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return placement.resources("resources", value) or None
+        except InvalidInputError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return placement.labels("labels", value) or None
+        except InvalidInputError as exc:
+            raise ValueError(str(exc)) from None
+
+    @property
+    def needs(self) -> Needs | None:
+        """Its placement requirements (None without any)."""
+        return placement_needs(self.resources, self.labels)
 
     @field_validator("time_limit")
     @classmethod
@@ -170,6 +200,11 @@ _ALLOWED = {
     "affinity_key": "a string of 1 to 200 characters",
     "duration_key": "a string of 1 to 200 characters",
     "cache_ttl": "seconds the result stays cached, greater than 0 and at most 2592000",
+    "resources": "resource name to amount, e.g. {'gpu': 1, 'mem': '4G'}: " + placement.AMOUNT_RULE,
+    "labels": "label key to value, e.g. {'zone': 'eu'}: keys "
+    + placement.NAME_RULE
+    + "; values "
+    + placement.VALUE_RULE,
     "cache_version": "a string of 1 to 200 characters, used with cache_ttl or coalesce",
     "coalesce": "true or false",
     "idempotency_key": "a string of 1 to 200 characters",
@@ -304,6 +339,9 @@ class PendingTask(msgspec.Struct, gc=False):
     concurrency_key: str | None = None
     max_concurrent: int | None = None
     path: float = 0.0
+    # Placement requirements: None on a plain task, which so carries no slot for them;
+    # a task with requirements is a PlacedTask (see there).
+    needs: ClassVar[Needs | None] = None
 
     @property
     def estimate_key(self) -> str:
@@ -316,12 +354,19 @@ class PendingTask(msgspec.Struct, gc=False):
 
         Keys: ``id``, ``n`` name, ``p`` priority, ``s`` sequence, ``t`` submitted
         at; optional ``d`` deadline, ``e`` expected duration, ``a`` affinity key,
-        ``k`` duration key, ``c`` concurrency key, ``m`` its cap.
+        ``k`` duration key, ``c`` concurrency key, ``m`` its cap, ``r`` resources and
+        ``l`` labels (placement requirements: the task is then a :class:`PlacedTask`).
         """
         # The texts are interned inline: three calls of ``interned`` would cost a
         # few percent of the decoding, once per task reaching the dispatcher.
+        if "r" in data or "l" in data:
+            return PlacedTask.placed(cls._plain(data), data.get("r"), data.get("l"))
+        return cls._plain(data)
+
+    @classmethod
+    def _plain(cls, data: dict[str, Any]) -> PendingTask:
         affinity, duration, concurrency = data.get("a"), data.get("k"), data.get("c")
-        return cls(
+        return PendingTask(
             id=data["id"],
             name=intern(data["n"]),
             priority=int(data["p"]),
@@ -334,6 +379,31 @@ class PendingTask(msgspec.Struct, gc=False):
             concurrency_key=intern(concurrency) if concurrency else None,
             max_concurrent=int(data["m"]) if data.get("m") else None,
         )
+
+
+class PlacedTask(PendingTask, gc=False):
+    """A pending task with placement requirements (resources to hold, labels to match).
+
+    A subclass, so that the plain tasks that make up most backlogs carry no
+    slot for requirements they do not have.
+    """
+
+    needs: Needs | None = None  # type: ignore[misc]  # a field here, None on the base class
+
+    @classmethod
+    def placed(cls, task: PendingTask, resources: Any, labels: Any) -> PendingTask:
+        """``task`` with the requirements given as decoded JSON (a plain task when none)."""
+        res = (
+            {str(k): float(v) for k, v in resources.items()}
+            if isinstance(resources, dict)
+            else None
+        )
+        lab = {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else None
+        found = placement_needs(res, lab)
+        if found is None:
+            return task
+        fields = {f: getattr(task, f) for f in PendingTask.__struct_fields__}
+        return cls(**fields, needs=found)
 
 
 def interned(value: str | None) -> str | None:
@@ -360,6 +430,10 @@ class WorkerView:
         inflight: Tasks dispatched to it and not finished yet.
         succeeded: Lifetime successes (for the success rate).
         failed: Lifetime failures.
+        resources: Capacity of each resource it declared (None: none).
+        free_resources: What of them no task of its holds now (None: none declared).
+        labels: Its labels (None: none).
+        names: The task names it registered (None: it runs any).
     """
 
     name: str
@@ -367,6 +441,25 @@ class WorkerView:
     inflight: int = 0
     succeeded: int = 0
     failed: int = 0
+    resources: dict[str, float] | None = None
+    free_resources: dict[str, float] | None = None
+    labels: dict[str, str] | None = None
+    names: frozenset[str] | None = None
+
+    def can_take(self, task: PendingTask) -> bool:
+        """Whether it registered ``task``'s name and has its labels and resources free now."""
+        names = self.names
+        if names is not None and task.name not in names:
+            return False
+        return fits(task.needs, self.labels, self.free_resources)
+
+    def hold(self, resources: dict[str, float] | None, sign: float = 1.0) -> None:
+        """Take (``sign`` 1) or give back (-1) ``resources`` from its free ones."""
+        free = self.free_resources
+        if not resources or free is None:
+            return
+        for name, amount in resources.items():
+            free[name] = free.get(name, 0.0) - sign * amount
 
     @property
     def free(self) -> int:
@@ -376,7 +469,18 @@ class WorkerView:
 
     def copy(self) -> WorkerView:
         """An independent copy (planning updates copies, not the driver's view)."""
-        return WorkerView(self.name, self.slots, self.inflight, self.succeeded, self.failed)
+        free = self.free_resources
+        return WorkerView(
+            self.name,
+            self.slots,
+            self.inflight,
+            self.succeeded,
+            self.failed,
+            self.resources,
+            None if free is None else dict(free),
+            self.labels,
+            self.names,
+        )
 
     @property
     def load(self) -> float:

@@ -29,8 +29,9 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError as PydanticSettingsError
 
+from scheduler import placement
 from scheduler.breaker import BreakerPolicy
-from scheduler.errors import SettingsError
+from scheduler.errors import InvalidInputError, SettingsError
 from scheduler.redaction import HIDDEN, redact_url
 from scheduler.retry import RetryPolicy
 from scheduler.searchable import Choice, Range
@@ -251,6 +252,15 @@ class Settings(BaseSettings):
     )
     heartbeat_interval: float = Field(
         default=2.0, gt=0.0, le=300.0, description="seconds, greater than 0 and at most 300"
+    )
+    worker_resources: str = Field(
+        default="",
+        description="name=amount pairs separated by commas (gpu=2,mem=16G; K/M/G/T are powers "
+        "of 1024), '' for none",
+    )
+    worker_labels: str = Field(
+        default="",
+        description="key=value pairs separated by commas (zone=eu,arch=arm64), '' for none",
     )
     worker_timeout: float = Field(
         default=15.0, gt=0.0, le=3600.0, description="seconds without a heartbeat, up to 3600"
@@ -550,6 +560,24 @@ class Settings(BaseSettings):
         le=1_000_000,
         description="requests a token may send at once above its rate, 1..1000000",
     )
+
+    @field_validator("worker_resources")
+    @classmethod
+    def _worker_resources(cls, value: str) -> str:
+        try:
+            placement.resources("resources", value)
+        except InvalidInputError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("worker_labels")
+    @classmethod
+    def _worker_labels(cls, value: str) -> str:
+        try:
+            placement.labels("labels", value)
+        except InvalidInputError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("retry_on", mode="before")
     @classmethod

@@ -25,6 +25,9 @@ def cluster_status(store: Store, window: float = 60.0) -> dict[str, Any]:
             "succeeded": w.succeeded,
             "failed": w.failed,
             "host": w.host,
+            "resources": w.resources,
+            "labels": w.labels,
+            "task_names": None if w.task_names is None else sorted(w.task_names),
         }
         for w in store.workers.load()
     ]
@@ -44,6 +47,7 @@ def cluster_status(store: Store, window: float = 60.0) -> dict[str, Any]:
         },
         "counters": store.events.counters(),
         "retrying": store.pending.delayed_count(),
+        "unschedulable": store.tasks.unschedulable(),
         "breakers": {n: b["state"] for n, b in store.breakers.states().items()},
         "throughput": {
             "window_s": window,

@@ -26,7 +26,7 @@ from celery import Celery, signals
 from kombu import Queue
 
 from broker_config.celery_app import app_settings
-from scheduler import tracing
+from scheduler import placement, tracing
 from scheduler.errors import (
     InvalidInputError,
     OutboxUnavailableError,
@@ -211,8 +211,14 @@ def _ready(sender: Any, **_: Any) -> None:
     warning = store.eviction_warning()
     if warning:
         log.warning(warning)
+    s = store.settings
+    offers: dict[str, Any] = {
+        "resources": placement.resources("YM_WORKER_RESOURCES", s.worker_resources),
+        "labels": placement.labels("YM_WORKER_LABELS", s.worker_labels),
+    }
+    _worker["offers"] = offers
     store.workers.register(
-        _worker["name"], _worker["slots"], socket.gethostname(), os.getpid(), names
+        _worker["name"], _worker["slots"], socket.gethostname(), os.getpid(), names, **offers
     )
     store.workers.set_orphan_policies(policies)
     stop = threading.Event()
@@ -251,7 +257,9 @@ def _heartbeat(store: Store, stop: threading.Event, names: list[str]) -> None:
             if not store.workers.heartbeat(name):
                 log.warning("worker %s was declared dead; registering again", name)
                 again = 0 if _worker.get("draining") else slots
-                store.workers.register(name, again, socket.gethostname(), os.getpid(), names)
+                store.workers.register(
+                    name, again, socket.gethostname(), os.getpid(), names, **_worker["offers"]
+                )
         except Exception:
             log.exception("heartbeat of %s failed; retrying", name)
 

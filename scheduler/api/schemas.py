@@ -60,6 +60,11 @@ class SubmitRequest(TaskSpec):
             ]
         },
     )
+    strict: bool = Field(
+        default=False,
+        description="refuse the task (422) when no live worker could ever run it, "
+        "instead of letting it wait as unschedulable",
+    )
 
     # Celery message fields come from Celery's own calls only (workers/publishing.py).
     message: SkipJsonSchema[None] = None
@@ -168,7 +173,9 @@ class TaskPage(BaseModel):
 
 
 class WorkerInfo(BaseModel):
-    """A registered worker: slots, tasks it holds, heartbeat age, lifetime counters."""
+    """A registered worker: slots, tasks it holds, heartbeat age, lifetime counters, and
+    what it offers for placement (resource capacities, labels, the task names it registered;
+    ``task_names`` null for a worker that did not say)."""
 
     name: str
     slots: int
@@ -179,12 +186,17 @@ class WorkerInfo(BaseModel):
     heartbeat_age: float
     succeeded: int
     failed: int
+    resources: dict[str, float] = {}
+    labels: dict[str, str] = {}
+    task_names: list[str] | None = None
 
     @classmethod
     def of(cls, w: WorkerSummary, now: float) -> WorkerInfo:
         """From the store's summary, with ``now`` the Redis server time."""
-        same = ("name", "slots", "free", "host", "pid", "succeeded", "failed")
-        values = {name: getattr(w, name) for name in same}
+        same = ("name", "slots", "free", "host", "pid", "succeeded", "failed", "resources")
+        values: dict[str, object] = {name: getattr(w, name) for name in same}
+        values["labels"] = w.labels
+        values["task_names"] = None if w.task_names is None else sorted(w.task_names)
         values.update(in_flight=w.inflight, heartbeat_age=round(w.heartbeat_age(now), 3))
         return cls.model_validate(values)
 

@@ -69,7 +69,8 @@ def _submit(request: Request, specs: list[SubmitRequest], single: bool) -> list[
             )
     plain: list[TaskSpec] = list(specs)
     try:
-        handles = _client(request).submit_many(plain)
+        strict = any(getattr(spec, "strict", False) for spec in specs)
+        handles = _client(request).submit_many(plain, strict=strict)
     except InvalidInputError as exc:
         field = exc.field.removeprefix("tasks[0].") if single else exc.field
         message = str(exc).replace("tasks[0].", "", 1) if single else str(exc)

@@ -52,12 +52,17 @@ def status(
         typer.echo(json.dumps(snap, indent=2))
         return
     table = Table(title="workers")
-    for col in ("name", "slots", "in flight", "heartbeat age", "succeeded", "failed"):
+    cols = ("name", "slots", "in flight", "heartbeat age", "succeeded", "failed", "offers", "tasks")
+    for col in cols:
         table.add_column(col)
     for w in snap["workers"]:
+        offers = [f"{k}={v:g}" for k, v in w["resources"].items()]
+        offers += [f"{k}={v}" for k, v in w["labels"].items()]
+        names = w["task_names"]
         table.add_row(
             w["name"], str(w["slots"]), str(w["in_flight"]), f"{w['heartbeat_age']:.1f}s",
-            str(w["succeeded"]), str(w["failed"]),
+            str(w["succeeded"]), str(w["failed"]), ", ".join(offers) or "-",
+            "any" if names is None else str(len(names)),
         )  # fmt: skip
     console.print(table)
     pending = snap["pending"]
@@ -68,6 +73,11 @@ def status(
     console.print(f"pending: {pending['total']} ({by_pri})")
     if snap["retrying"]:
         console.print(f"waiting out a retry backoff: {snap['retrying']}")
+    stuck = snap["unschedulable"]
+    if stuck:
+        console.print(f"[red]unschedulable:[/] {len(stuck)} tasks no live worker can run")
+        for task_id, why in sorted(stuck.items())[:10]:
+            console.print(f"  {task_id}: {why}", markup=False)
     tripped = {n: st for n, st in snap["breakers"].items() if st != "closed"}
     if tripped:
         shown = ", ".join(f"{n}: {st}" for n, st in tripped.items())

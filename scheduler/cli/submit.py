@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from scheduler import placement
 from scheduler.cli.base import app
 from scheduler.cli.connect import open_client
 from scheduler.errors import InvalidInputError
@@ -68,6 +69,15 @@ def submit(
     pass_results: Annotated[
         bool, typer.Option(help="The parents' results become the first argument.")
     ] = False,
+    resources: Annotated[
+        str | None, typer.Option(help="Resources it holds while it runs, e.g. gpu=1,mem=4G.")
+    ] = None,
+    label: Annotated[
+        list[str] | None, typer.Option(help="A label key=value its worker must carry (repeatable).")
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option(help="Refuse it now if no live worker could ever run it.")
+    ] = False,
     wait: Annotated[bool, typer.Option(help="Wait for the result and print it.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 60.0,
 ) -> None:
@@ -94,6 +104,9 @@ def submit(
         depends_on=after or (),
         on_parent_failure=on_parent_failure,
         pass_results=pass_results,
+        resources=None if resources is None else placement.resources("--resources", resources),
+        labels=None if not label else placement.labels("--label", label),
+        strict=strict,
     )
     typer.echo(handle.id)
     if wait:

@@ -30,12 +30,27 @@ def worker(
             "as `celery -A` reads it), made by workers.app.create_app().",
         ),
     ] = None,
+    resources: Annotated[
+        str | None,
+        typer.Option(
+            help="Capacities, e.g. gpu=2,mem=16G (K/M/G/T: powers of 1024); "
+            "default YM_WORKER_RESOURCES."
+        ),
+    ] = None,
+    label: Annotated[
+        list[str] | None,
+        typer.Option(help="A label key=value (repeatable); default YM_WORKER_LABELS."),
+    ] = None,
 ) -> None:
     """Run a Celery worker with yardmaster's hooks; it consumes only its own queue."""
     from workers.app import create_app
     from workers.loading import load_app
 
-    overrides = {"slots": slots} if slots is not None else {}
+    overrides: dict[str, object] = {"slots": slots} if slots is not None else {}
+    if resources is not None:
+        overrides["worker_resources"] = resources
+    if label:
+        overrides["worker_labels"] = ",".join(label)
     settings = load_settings(**overrides)
     if app_module:
         celery_app = load_app(app_module, overrides)

@@ -9,7 +9,7 @@ still going, and clear it when the rule stops returning it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from scheduler.monitor.metrics import FinishEvent, failures
@@ -25,6 +25,7 @@ TYPES = (
     "prediction_drift",
     "backlog_growth",
     "redis_memory",
+    "unschedulable",
 )
 FULL = 0.98
 """Share of ``maxmemory`` past which Redis is about to refuse writes: ``redis_memory`` is
@@ -90,6 +91,7 @@ class Observation:
         plan: The latest plan for the backlog against what happened (None without one).
         memory_ratio: Redis's used memory over its ``maxmemory`` (None: no limit, or
             unknown).
+        unschedulable: Pending tasks no live worker could ever run, id -> reason.
     """
 
     now: float
@@ -103,6 +105,7 @@ class Observation:
     counts: tuple[int, int] | None = None
     plan: PlanAccuracy | None = None
     memory_ratio: float | None = None
+    unschedulable: dict[str, str] = field(default_factory=dict)
 
     @property
     def finished(self) -> tuple[int, int]:
@@ -121,7 +124,30 @@ def detect(obs: Observation, s: Settings) -> list[Anomaly]:
     found += plan_drift(obs, s)
     found += backlog_growth(obs, s)
     found += redis_memory(obs, s)
+    found += unschedulable(obs, s)
     return found
+
+
+def unschedulable(obs: Observation, s: Settings) -> list[Anomaly]:
+    """Tasks wait that no live worker could ever run (placement): one anomaly per reason."""
+    by_reason: dict[str, list[str]] = {}
+    for task_id, why in obs.unschedulable.items():
+        by_reason.setdefault(why, []).append(task_id)
+    return [
+        Anomaly(
+            id=f"unschedulable:{why}",
+            type="unschedulable",
+            severity="warning",
+            reason=f"{len(ids)} tasks cannot run on any live worker: {why}",
+            recommendation=(
+                "start a worker that offers what they need (yardmaster worker --resources/"
+                "--label, with their task module), or cancel them; they run as soon as one "
+                "registers"
+            ),
+            tasks=tuple(sorted(ids)[:20]),
+        )
+        for why, ids in sorted(by_reason.items())
+    ]
 
 
 def stalled_workers(obs: Observation, s: Settings) -> list[Anomaly]:

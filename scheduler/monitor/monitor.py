@@ -227,6 +227,7 @@ class Monitor:
             counts=(short_n, long_n - short_n),
             plan=None if tuning is None else tuning.plan,
             memory_ratio=None if memory is None else memory["ratio"],
+            unschedulable=self.store.tasks.unschedulable(),
         )
         raised, cleared = self.tracker.update(detect(obs, s), now)
         active = sorted(self.tracker.active.values(), key=lambda a: (a.since, a.id))

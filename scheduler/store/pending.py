@@ -16,7 +16,8 @@ from typing import Any, cast
 
 from redis.exceptions import RedisError
 
-from scheduler.models import PendingTask, interned
+from scheduler import placement
+from scheduler.models import PendingTask, PlacedTask, interned
 from scheduler.store.base import Repository
 from scheduler.store.connection import translate, translated
 
@@ -29,7 +30,7 @@ class Claim:
         task_id: The task.
         status: ``ok``, ``gone`` (no longer pending), ``full`` (worker has no
             free slot), ``noworker`` (worker not registered) or ``limited`` (its
-            concurrency key is at its cap).
+            concurrency key is at its cap) or ``short`` (the worker lacks a resource it needs).
         name: Celery task name (when ok).
         args: JSON text of positional arguments (when ok).
         kwargs: JSON text of keyword arguments (when ok).
@@ -50,6 +51,7 @@ class Claim:
 
 _LOADED = ["name", "priority", "seq", "submitted_at", "deadline", "expected_duration"]
 _LOADED += ["affinity_key", "duration_key", "state", "concurrency_key", "max_concurrent"]
+_LOADED += ["resources", "labels"]
 
 
 class PendingQueue(Repository):
@@ -156,7 +158,7 @@ class PendingQueue(Repository):
             for task_id, row in zip(ids, rows, strict=True):
                 if row[8] != "pending":
                     continue
-                yield PendingTask(
+                task = PendingTask(
                     id=task_id,
                     name=sys.intern(row[0]),
                     priority=int(row[1]),
@@ -169,6 +171,10 @@ class PendingQueue(Repository):
                     concurrency_key=interned(row[9]),
                     max_concurrent=None if row[10] is None else int(row[10]),
                 )
+                if row[11] or row[12]:
+                    res, lab = placement.from_json(row[11]), placement.from_json(row[12])
+                    task = PlacedTask.placed(task, res, lab)
+                yield task
             start += chunk
 
     def _load_chunk(self, start: int, chunk: int) -> tuple[list[str], list[Any]]:

@@ -17,6 +17,7 @@ from typing import Any, cast
 from redis import Redis
 from redis.exceptions import ResponseError
 
+from scheduler import placement
 from scheduler.errors import BackpressureError, RedisOutOfMemoryError
 from scheduler.keys import Keys
 from scheduler.models import TaskRecord, TaskSpec, TaskState
@@ -116,6 +117,7 @@ class Tasks(Repository):
                 args += [k.cache_entry(digest), int(spec.cache_ttl * 1000)]
             else:
                 args += ["", ""]
+            args += [placement.to_json(spec.resources), placement.to_json(spec.labels)]
         return self._scripts("submit", head + [k.task(ids[i]) for i in part], args, client=to)
 
     @translated
@@ -240,6 +242,37 @@ class Tasks(Repository):
         the delivery the record names (``worker``, ``attempt``) may (``progress.lua``)."""
         args = [worker, str(attempt), repr(float(done)), _opt(total), note]
         return bool(self._scripts("progress", [self._keys.task(task_id)], args))
+
+    @translated
+    def mark_unschedulable(self, reasons: dict[str, str]) -> None:
+        """Record why each of these pending tasks cannot run on any live worker: the
+        ``unschedulable`` index and each record's ``reason`` (``unschedulable: ...``)."""
+        if not reasons:
+            return
+        k = self._keys
+        with self._client.pipeline(transaction=False) as pipe:
+            for task_id, why in reasons.items():
+                pipe.hset(k.task(task_id), "reason", f"unschedulable: {why}")
+            pipe.hset(k.unschedulable, mapping=cast(Any, reasons))
+            pipe.execute()
+
+    @translated
+    def clear_unschedulable(self, ids: Sequence[str], *, records: bool = True) -> None:
+        """These tasks can run again (a fitting worker registered); with ``records``
+        False (they ended: a cancel), only the index forgets them."""
+        if not ids:
+            return
+        k = self._keys
+        with self._client.pipeline(transaction=False) as pipe:
+            for task_id in ids if records else ():
+                pipe.hdel(k.task(task_id), "reason")
+            pipe.hdel(k.unschedulable, *ids)
+            pipe.execute()
+
+    @translated
+    def unschedulable(self) -> dict[str, str]:
+        """Each pending task no live worker could ever run, with the reason."""
+        return cast(dict[str, str], self._client.hgetall(self._keys.unschedulable))
 
     @translated
     def records(self, ids: Sequence[str]) -> list[TaskRecord | None]:

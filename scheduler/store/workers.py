@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 from redis import Redis
 
+from scheduler import placement
 from scheduler.keys import Keys
 from scheduler.settings import Settings
 from scheduler.store.base import Batch, Repository
@@ -40,6 +41,10 @@ class WorkerSummary:
         inflight: Tasks dispatched to it and not finished (its taken slots).
         succeeded: Tasks it finished as succeeded.
         failed: Tasks it finished as failed.
+        resources: Capacity of each resource it declared (``--resources``).
+        labels: Its labels (``--label``).
+        task_names: The task names it registered (celery.* built-ins left out);
+            None for a worker registered before placement existed (it serves any).
     """
 
     name: str
@@ -52,6 +57,9 @@ class WorkerSummary:
     inflight: int
     succeeded: int
     failed: int
+    resources: dict[str, float] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    task_names: frozenset[str] | None = None
 
     @property
     def busy(self) -> int:
@@ -109,13 +117,23 @@ class Workers(Repository):
 
     @translated
     def register(
-        self, name: str, slots: int, host: str, pid: int, task_names: Sequence[str]
+        self,
+        name: str,
+        slots: int,
+        host: str,
+        pid: int,
+        task_names: Sequence[str],
+        resources: dict[str, float] | None = None,
+        labels: dict[str, str] | None = None,
     ) -> None:
-        """Register a worker; tasks left by an earlier life of the same name return to pending."""
+        """Register a worker with what it offers (capacities, labels, the task names it
+        serves); tasks left by an earlier life of the same name return to pending."""
         self._pending.requeue(name)
         k = self._keys
         keys = [k.workers, k.worker(name), k.task_names, k.inbox]
-        self._scripts("register", keys, [name, slots, k.worker_queue(name), host, pid, *task_names])
+        args: list[object] = [name, slots, k.worker_queue(name), host, pid]
+        args += [placement.to_json(resources), placement.to_json(labels), *task_names]
+        self._scripts("register", keys, args)
 
     @translated
     def heartbeat(self, name: str) -> bool:
@@ -147,6 +165,13 @@ class Workers(Repository):
                 inflight=int(inflight),
                 succeeded=int(raw.get("succeeded", 0)),
                 failed=int(raw.get("failed", 0)),
+                resources={
+                    k: float(v) for k, v in placement.from_json(raw.get("resources")).items()
+                },
+                labels={k: str(v) for k, v in placement.from_json(raw.get("labels")).items()},
+                task_names=(
+                    frozenset(json.loads(raw["task_names"])) if "task_names" in raw else None
+                ),
             )
             for name, raw, inflight in self._each("scard")
         ]
@@ -172,6 +197,29 @@ class Workers(Repository):
             for i, name in enumerate(names)
             if replies[2 * i]
         ]
+
+    @translated
+    def held(self, workers: Sequence[str]) -> dict[str, dict[str, float]]:
+        """The resources the tasks in each of ``workers``' slots hold now (the sum of their
+        ``resources``), in two round trips; a worker holding none maps to {}."""
+        k = self._keys
+        with self._client.pipeline(transaction=False) as pipe:
+            for name in workers:
+                pipe.smembers(k.worker_tasks(name))
+            members = [sorted(m) for m in pipe.execute()]
+        with self._client.pipeline(transaction=False) as pipe:
+            for ids in members:
+                for task_id in ids:
+                    pipe.hget(k.task(task_id), "resources")
+            texts = iter(pipe.execute())
+        out: dict[str, dict[str, float]] = {}
+        for name, ids in zip(workers, members, strict=True):
+            total: dict[str, float] = {}
+            for _ in ids:
+                for res, amount in placement.from_json(next(texts)).items():
+                    total[res] = total.get(res, 0.0) + float(amount)
+            out[name] = total
+        return out
 
     @translated
     def task_names(self) -> set[str]:

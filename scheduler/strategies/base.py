@@ -39,11 +39,14 @@ class Snapshot:
         now: The clock (Redis server time live, simulated time in the simulator).
         workers: Every live worker with its slots and load.
         estimates: Duration estimates and affinity scores.
+        served: Task names every live worker registered (a plain task of such a name
+            fits any free worker); None when no worker said which names it serves.
     """
 
     now: float
     workers: list[WorkerView]
     estimates: Estimates = field(default_factory=Estimates)
+    served: frozenset[str] | None = None
 
 
 class TaskQueue(ABC):
@@ -307,7 +310,11 @@ def plan(
     later choices in the same round see earlier ones (the dispatcher's case).
     A driver that keeps its own pool (the simulator) passes it: its workers
     are then the driver's own, and each decision has already taken its slot.
-    Tasks the strategy holds back go back into the queue. A task the strategy
+    Tasks the strategy holds back go back into the queue, and so do tasks that
+    fit no free worker now (placement: a task goes only to a worker that
+    registered its name, carries its labels and has its resources free; the
+    strategy chooses among those). Such a task is skipped, never blocking the
+    ones behind it. A task the strategy
     expires (:meth:`Strategy.expire_reason`) becomes a decision with
     ``expire`` set and takes no slot; only tasks that take a slot count
     towards ``limit``.
@@ -323,6 +330,7 @@ def plan(
         pool.order_by(key)
     decisions: list[Decision] = []
     held: list[PendingTask] | None = None  # made when a task is first held back
+    served = snapshot.served
     while pool.free_slots > 0 and limit > 0:
         task = queue.pop()
         if task is None:
@@ -331,7 +339,12 @@ def plan(
         if reason is not None:
             decisions.append(Decision(task, "", reason))
             continue
-        worker = strategy.pick_worker(task, pool, snapshot)
+        needs = task.needs
+        if needs is None and (served is None or task.name in served):
+            worker = strategy.pick_worker(task, pool, snapshot)
+        else:
+            fit = [w for w in pool if w.can_take(task)]
+            worker = strategy.pick_worker(task, fit, snapshot) if fit else None
         if worker is None:
             if held is None:
                 held = []
@@ -340,6 +353,8 @@ def plan(
         decisions.append(Decision(task, worker.name))
         limit -= 1
         pool.take(worker)
+        if needs is not None:
+            worker.hold(needs.resources)
     if held is not None:
         for task in held:
             queue.add(task)

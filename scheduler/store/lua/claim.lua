@@ -5,7 +5,10 @@
 -- ARGV: leader token ('' to skip the lease check), concurrency set prefix,
 --       then per decision: task id, worker name.
 -- Returns per decision: {id, 'ok', name, args, kwargs, attempt, options, claim time} or
--- {id, reason, detail}; reason 'limited' means the task's concurrency key is at its cap.
+-- {id, reason, detail}; reason 'limited' means the task's concurrency key is at its cap,
+-- 'short' that the worker lacks a resource the task needs (placement): what a worker's
+-- tasks hold is the sum of their records' 'resources', so it is rebuilt by any reader
+-- and given back as soon as a task leaves the worker's slot set (finish, requeue, reap).
 -- @include _time
 local pending, stats, by_priority, leader = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local token, concurrency_prefix = ARGV[1], ARGV[2]
@@ -14,6 +17,24 @@ local KEYS_BEFORE, ARGV_BEFORE = 4, 2  -- then 3 keys and 2 arguments per decisi
 if token ~= '' and redis.call('GET', leader) ~= token then
   return redis.error_reply('NOTLEADER this dispatcher no longer holds the lease')
 end
+-- Whether the worker (its capacities, JSON) has the task's resources (JSON) free now.
+local function has_free(task_key, id, worker_tasks, capacity, needs)
+  local cap = capacity and cjson.decode(capacity) or {}
+  local want = cjson.decode(needs)
+  local prefix = string.sub(task_key, 1, #task_key - #id)
+  local held = {}
+  for _, other in ipairs(redis.call('SMEMBERS', worker_tasks)) do
+    local r = redis.call('HGET', prefix .. other, 'resources')
+    if r then
+      for name, amount in pairs(cjson.decode(r)) do held[name] = (held[name] or 0) + amount end
+    end
+  end
+  for name, amount in pairs(want) do
+    if (held[name] or 0) + amount > (cap[name] or 0) + 1e-9 then return false end
+  end
+  return true
+end
+
 local now = now_text()
 local out = {}
 local claimed = 0
@@ -23,7 +44,7 @@ for i = 0, n - 1 do
   local base = KEYS_BEFORE + i * 3
   local task_key, worker_key, worker_tasks = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3]
   local f = redis.call('HMGET', task_key, 'state', 'name', 'args', 'kwargs', 'attempt', 'priority',
-                       'opts', 'concurrency_key', 'max_concurrent')
+                       'opts', 'concurrency_key', 'max_concurrent', 'resources')
   local ckey = f[8] and (concurrency_prefix .. f[8])
   local slots = tonumber(redis.call('HGET', worker_key, 'slots') or '0')
   if f[1] ~= 'pending' then
@@ -34,6 +55,9 @@ for i = 0, n - 1 do
     out[#out + 1] = {id, 'full', worker}
   elseif ckey and redis.call('SCARD', ckey) >= tonumber(f[9]) then
     out[#out + 1] = {id, 'limited', f[8]}
+  elseif f[10] and not has_free(task_key, id, worker_tasks,
+                                redis.call('HGET', worker_key, 'resources'), f[10]) then
+    out[#out + 1] = {id, 'short', worker}
   else
     local attempt = tonumber(f[5] or '0') + 1
     redis.call('ZREM', pending, id)

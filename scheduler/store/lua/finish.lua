@@ -49,7 +49,7 @@ local nonce, affinity_prefix = ARGV[18], ARGV[19]
 
 local f = redis.call('HMGET', task_key, 'state', 'worker', 'attempt', 'name', 'priority',
                      'submitted_at', 'dispatched_at', 'started_at', 'deadline', 'affinity_key',
-                     'duration_key', 'cancel_requested', 'start_nonce')
+                     'duration_key', 'cancel_requested', 'start_nonce', 'resources')
 local state, holder, current, name, priority = f[1], f[2], f[3], f[4], f[5]
 local submitted_at, dispatched_at, started_at, deadline = f[6], f[7], f[8], f[9]
 local recorded_affinity, recorded_duration, cancel_requested, start_nonce = f[10], f[11], f[12], f[13]
@@ -64,6 +64,8 @@ if nonce then  -- a held start's nonce (finish_call sends none when empty)
 end
 if outcome == 'skipped' and state == 'running' then return 'stale' end
 if redis.call('SREM', worker_tasks, id) == 0 then return 'stale' end
+-- resources it held are free again (claim.lua sums the slot set): tell the dispatcher
+if f[14] then redis.call('RPUSH', inbox, cjson.encode({held = worker})) end
 -- A task of a concurrency key leaves the key's count with its slot (whatever
 -- the outcome, retry and cancelled included), and the dispatcher is woken to
 -- fill that key's freed place.

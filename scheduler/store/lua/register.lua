@@ -3,16 +3,29 @@
 -- worker left behind go back to pending first (see requeue.lua, which the
 -- store runs before this).
 -- KEYS: workers, worker, task names, inbox.
--- ARGV: name, slots, queue, host, pid, then the task names it serves.
+-- ARGV: name, slots, queue, host, pid, resources (JSON, '' for none), labels
+--       (JSON, '' for none), then the task names it serves (also kept in the
+--       worker's hash as a JSON list, for placement).
 -- Returns the registration time.
 -- @include _time
 local workers, worker_key, task_names, inbox = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local name, slots, queue, host, pid = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local FIRST_TASK_NAME = 6
+local resources, labels = ARGV[6], ARGV[7]
+local FIRST_TASK_NAME = 8
 local now = now_text()
 redis.call('HSET', worker_key, 'name', name, 'slots', slots, 'queue', queue,
            'host', host, 'pid', pid, 'heartbeat', now, 'started_at', now)
 redis.call('SADD', workers, name)
-for i = FIRST_TASK_NAME, #ARGV do redis.call('SADD', task_names, ARGV[i]) end
+local served = {}
+for i = FIRST_TASK_NAME, #ARGV do
+  redis.call('SADD', task_names, ARGV[i])
+  served[#served + 1] = ARGV[i]
+end
+-- cjson encodes an empty table as {}: a worker serving nothing stores '[]'
+redis.call('HSET', worker_key, 'task_names', #served > 0 and cjson.encode(served) or '[]')
+if resources ~= '' then redis.call('HSET', worker_key, 'resources', resources)
+else redis.call('HDEL', worker_key, 'resources') end
+if labels ~= '' then redis.call('HSET', worker_key, 'labels', labels)
+else redis.call('HDEL', worker_key, 'labels') end
 redis.call('RPUSH', inbox, cjson.encode({worker = name}))
 return now

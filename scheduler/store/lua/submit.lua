@@ -11,11 +11,12 @@
 -- ARGV: result ttl (s), idempotency window (s), task key prefix, check (1 or 0),
 --       max pending (0: none), high water, low water (shares of maxmemory; 0: no check),
 --       sample ms (how long a reading of INFO memory is reused; 0: read every time),
---       then 16 fields per task:
+--       then 18 fields per task:
 --       id, name, args, kwargs, priority, deadline, expected_duration, affinity_key,
 --       duration_key, options (retry policy and time limits as JSON), concurrency_key,
---       max_concurrent, idempotency key, in-flight key, cache key, cache ttl (ms)
---       ('' when absent; the last four keys are full Redis keys).
+--       max_concurrent, idempotency key, in-flight key, cache key, cache ttl (ms),
+--       resources (JSON), labels (JSON)
+--       ('' when absent; the idempotency, in-flight and cache keys are full Redis keys).
 -- Returns, per task, its sequence number; 0 when the id already existed; or the
 -- string 'idem:<id>', 'coalesced:<id>' (an existing task answers) or 'cached';
 -- or, for a refused batch, {'backpressure', 'pending' or 'memory', current, limit}
@@ -29,7 +30,7 @@ local KEYS_BEFORE = 10  -- then one task key per task
 local ttl, window, prefix = ARGV[1], ARGV[2], ARGV[3]
 local check, max_pending = ARGV[4] == '1', tonumber(ARGV[5])
 local high, low, sample_ms = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-local ARGV_BEFORE, W = 8, 16  -- then W fields per task
+local ARGV_BEFORE, W = 8, 18  -- then W fields per task
 
 if check then
   local refusal = admission_refusal(pending, delayed, memory_flag, memory_sample, max_pending,
@@ -53,6 +54,7 @@ for i = 0, n - 1 do
   local affinity, dkey, opts = ARGV[b + 8], ARGV[b + 9], ARGV[b + 10]
   local ckey, maxc = ARGV[b + 11], ARGV[b + 12]
   local idem, inflight, cache, cache_ttl = ARGV[b + 13], ARGV[b + 14], ARGV[b + 15], ARGV[b + 16]
+  local needs_res, needs_labels = ARGV[b + 17], ARGV[b + 18]
   local key = KEYS[KEYS_BEFORE + 1 + i]
   local answer = nil
   if idem ~= '' then
@@ -104,6 +106,14 @@ for i = 0, n - 1 do
     if ckey ~= '' then
       rec[#rec + 1] = 'concurrency_key'; rec[#rec + 1] = ckey; wire.c = ckey
       rec[#rec + 1] = 'max_concurrent'; rec[#rec + 1] = maxc; wire.m = tonumber(maxc)
+    end
+    -- placement requirements: kept in the record (claim.lua sums what a worker's
+    -- tasks hold) and carried in the wire form only when present
+    if needs_res ~= '' then
+      rec[#rec + 1] = 'resources'; rec[#rec + 1] = needs_res; wire.r = cjson.decode(needs_res)
+    end
+    if needs_labels ~= '' then
+      rec[#rec + 1] = 'labels'; rec[#rec + 1] = needs_labels; wire.l = cjson.decode(needs_labels)
     end
     if cache ~= '' then
       rec[#rec + 1] = 'cache_key'; rec[#rec + 1] = cache
