@@ -400,9 +400,7 @@ def test_the_monitor_reports_the_memory_ratio_and_raises_redis_memory(small_redi
         text = render(snap)
         line = next(x for x in text.splitlines() if x.startswith("ym_redis_memory_ratio "))
         assert float(line.split()[1]) > 0.85
-        raw.config_set(
-            "maxmemory", _used(raw) // 2
-        )  # well under: no race with freed bytes  # over the limit: reads go on
+        raw.config_set("maxmemory", _used(raw) // 2)  # over the limit: reads go on
         over = Monitor(c.store).poll()
         assert over.redis is not None
         assert over.redis.ratio is not None
