@@ -1,0 +1,148 @@
+"""Celery's canvas on yardmaster (issue #16 item 4): chain, group and chord become
+dependent submissions on the server, with Celery's result passing.
+
+Each test runs a real dispatcher and ``yardmaster worker -A tests.canvas_tasks`` and
+checks that every task of the canvas went through yardmaster (its record exists).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from types import ModuleType
+from typing import Any
+
+import pytest
+from celery import chain, chord, group
+from celery.exceptions import TaskRevokedError
+
+from scheduler.models import TaskRecord
+from workers.publishing import UnsupportedOptionError
+
+MODULE = "tests.canvas_tasks"
+
+pytestmark = pytest.mark.filterwarnings("ignore::celery.exceptions.DuplicateTaskNameWarning")
+
+
+@pytest.fixture
+def canvas(cluster: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, ModuleType]:
+    """A cluster with a dispatcher and a two-slot worker running ``-A tests.canvas_tasks``."""
+    c = cluster()
+    monkeypatch.setenv("YM_REDIS_URL", c.redis.url)
+    monkeypatch.setenv("YM_NAMESPACE", c.namespace)
+    sys.modules.pop(MODULE, None)
+    mod = importlib.import_module(MODULE)
+    c.dispatcher()
+    c.worker("w1@test", slots=2, app_module=MODULE)
+    return c, mod
+
+
+def record(c: Any, task_id: str) -> TaskRecord:
+    found = c.store.tasks.records([task_id])[0]
+    assert found is not None, f"no yardmaster record for {task_id}"
+    return found
+
+
+def args_of(c: Any, task_id: str) -> Any:
+    """The arguments a task ran with, as its record keeps them (after result passing)."""
+    return json.loads(c.store.tasks.fields([task_id], ["args"])[0]["args"])
+
+
+def test_chain_passes_each_result_as_the_next_first_argument(canvas: Any) -> None:
+    c, mod = canvas
+    res = chain(mod.add.s(1, 2), mod.mul.s(10), mod.add.s(5)).apply_async()
+    assert res.get(timeout=60) == 35  # ((1 + 2) * 10) + 5
+    assert res.parent.get(timeout=5) == 30
+    assert res.parent.parent.get(timeout=5) == 3
+    assert res.parent.parent.parent is None
+    last, middle, first = (
+        record(c, res.id),
+        record(c, res.parent.id),
+        record(c, res.parent.parent.id),
+    )
+    assert first.state == middle.state == last.state == "succeeded"
+    assert middle.depends_on == (first.id,)
+    assert last.depends_on == (middle.id,)
+    assert args_of(c, middle.id) == [3, 10]  # the parent's result itself, not a list
+    # the pipe form and .delay() are the same chain
+    piped = (mod.add.s(2, 2) | mod.mul.s(3)).delay()
+    assert piped.get(timeout=60) == 12
+
+
+def test_immutable_link_gets_no_result(canvas: Any) -> None:
+    c, mod = canvas
+    res = chain(mod.add.s(1, 1), mod.const.si("fixed"), mod.const.s()).apply_async()
+    assert res.get(timeout=60) == "fixed"
+    # add.s(1) gets const's result: "fixed" + 1 fails, so the chain sends a result on
+    assert res.parent.get(timeout=60) == "fixed"
+    assert args_of(c, res.parent.id) == ["fixed"]
+    assert record(c, res.parent.id).depends_on == (res.parent.parent.id,)
+    assert args_of(c, res.id) == ["fixed"]
+
+
+def test_failing_link_cancels_the_rest(canvas: Any) -> None:
+    c, mod = canvas
+    res = chain(mod.add.s(1, 1), mod.boom.s(), mod.add.s(1), mod.add.s(2)).apply_async()
+    with pytest.raises(TaskRevokedError):
+        res.get(timeout=60)
+    failed = res.parent.parent
+    with pytest.raises(mod.CanvasError):
+        failed.get(timeout=5)
+    assert record(c, failed.id).state == "failed"
+    assert record(c, failed.parent.id).state == "succeeded"
+    nxt = record(c, res.parent.id)
+    assert nxt.state == "cancelled"
+    assert f"parent {failed.id}" in (nxt.error or "")
+    assert record(c, res.id).state == "cancelled"
+    assert nxt.started_at is None
+    assert record(c, res.id).started_at is None
+
+
+def test_group_results_in_order(canvas: Any) -> None:
+    c, mod = canvas
+    res = group(mod.add.s(i, i) for i in range(6)).apply_async()
+    assert res.get(timeout=60) == [0, 2, 4, 6, 8, 10]
+    for one in res.results:
+        assert record(c, one.id).state == "succeeded"
+
+
+def test_chord_body_runs_once_with_header_results_in_order(canvas: Any) -> None:
+    c, mod = canvas
+    res = chord(mod.add.s(i, 100) for i in range(8))(mod.collect.s())
+    assert res.get(timeout=60) == [100 + i for i in range(8)]
+    body = record(c, res.id)
+    header_ids = [r.id for r in res.parent.results]
+    assert body.depends_on == tuple(header_ids)
+    assert all(record(c, i).state == "succeeded" for i in header_ids)
+    assert body.attempt == 1
+    assert c.store.tasks.fields([res.id], ["releases"]) == [{"releases": "1"}]
+
+
+def test_chord_of_a_chain_in_its_header(canvas: Any) -> None:
+    c, mod = canvas
+    header = [chain(mod.add.s(1, 1), mod.mul.s(10)), mod.add.s(5, 5)]
+    res = chord(header)(mod.collect.s())
+    assert res.get(timeout=60) == [20, 10]
+    body = record(c, res.id)
+    chain_last, single = (record(c, r.id) for r in res.parent.results)
+    assert body.depends_on == (chain_last.id, single.id)
+    assert chain_last.depends_on  # the chain's first link, through yardmaster too
+    assert record(c, chain_last.depends_on[0]).state == "succeeded"
+
+
+def test_empty_chord_runs_its_body_with_no_results(canvas: Any) -> None:
+    c, mod = canvas
+    res = chord([])(mod.collect.s())
+    assert res.get(timeout=60) == []
+    assert record(c, res.id).state == "succeeded"
+
+
+def test_unsupported_canvas_options_raise_naming_them(canvas: Any) -> None:
+    _c, mod = canvas
+    with pytest.raises(UnsupportedOptionError) as info:
+        mod.add.apply_async((1, 2), link=mod.add.s(1))
+    assert info.value.field == "link"
+    with pytest.raises(UnsupportedOptionError) as info:
+        chain(mod.add.s(1, 2), mod.add.s(3)).apply_async(countdown=5)
+    assert info.value.field == "countdown"
