@@ -146,3 +146,17 @@ def test_unsupported_canvas_options_raise_naming_them(canvas: Any) -> None:
     with pytest.raises(UnsupportedOptionError) as info:
         chain(mod.add.s(1, 2), mod.add.s(3)).apply_async(countdown=5)
     assert info.value.field == "countdown"
+
+
+def test_map_starmap_and_chunks(canvas: Any) -> None:
+    c, mod = canvas
+    mapped = mod.const.map([1, "two", [3]]).apply_async()
+    assert mapped.get(timeout=60) == [1, "two", [3]]
+    assert record(c, mapped.id).state == "succeeded"
+    starred = mod.add.starmap([(1, 2), (3, 4)]).apply_async()
+    assert starred.get(timeout=60) == [3, 7]
+    assert record(c, starred.id).state == "succeeded"
+    chunked = mod.add.chunks([(i, i) for i in range(6)], 2).apply_async()
+    assert chunked.get(timeout=60) == [[0, 2], [4, 6], [8, 10]]
+    for part in chunked.results:  # a group of celery.starmap tasks, one per chunk
+        assert record(c, part.id).state == "succeeded"

@@ -71,6 +71,17 @@ YARDMASTER = ("deadline", "expected_duration", "affinity_key", "duration_key")
 """yardmaster's own scheduling hints, accepted as ``apply_async`` options."""
 
 
+CANVAS_TASKS = ("celery.map", "celery.starmap", "celery.chunks")
+"""Celery's built-in tasks behind ``task.map``, ``task.starmap`` and ``task.chunks``: the
+only ``celery.*`` tasks a yardmaster worker registers and a client may send (the others,
+such as ``celery.chord_unlock``, are replaced by dependencies on the server)."""
+
+
+def shown_tasks(names: Any) -> list[str]:
+    """The task names of an app that yardmaster knows: its own and :data:`CANVAS_TASKS`."""
+    return sorted(n for n in names if not n.startswith("celery.") or n in CANVAS_TASKS)
+
+
 class UnsupportedOptionError(InvalidInputError):
     """A Celery publishing option yardmaster cannot honour (yet)."""
 

@@ -14,6 +14,7 @@ from scheduler.errors import InvalidInputError, TaskCancelRequestedError
 from scheduler.store import Store
 from scheduler.store.outbox import Outbox
 from workers import hooks, progress
+from workers.publishing import shown_tasks
 
 _CLIENTS: dict[int, Client] = {}
 
@@ -23,7 +24,7 @@ def client_for(app: Celery) -> Client:
     client = _CLIENTS.get(id(app))
     if client is None:
         store = Store.from_url(str(app.conf.broker_url), app_settings(app))
-        names = [name for name in app.tasks if not name.startswith("celery.")]
+        names = shown_tasks(app.tasks)
         client = _CLIENTS[id(app)] = Client(store, known_tasks=names)
     return client
 
