@@ -17,6 +17,7 @@ import pytest
 from celery import chain, chord, group
 from celery.exceptions import TaskRevokedError
 
+from scheduler.errors import InvalidInputError
 from scheduler.models import TaskRecord
 from workers.publishing import UnsupportedOptionError
 
@@ -107,6 +108,19 @@ def test_group_results_in_order(canvas: Any) -> None:
         assert record(c, one.id).state == "succeeded"
 
 
+def test_group_is_one_batch_all_or_none(canvas: Any) -> None:
+    c, mod = canvas
+    sigs = [mod.add.s(1, 1), mod.add.s(2, 2), mod.add.s(3, 3).set(priority=99)]
+    g = group(sigs)
+    ids = [r.id for r in g.freeze().results]  # the ids the group sends its tasks with
+    with pytest.raises(InvalidInputError) as info:
+        g.apply_async()
+    assert info.value.field == "priority"
+    assert c.store.tasks.records(ids) == [None, None, None]
+    # the same group, valid, runs
+    assert group(mod.add.s(i, 1) for i in range(3)).apply_async().get(timeout=60) == [1, 2, 3]
+
+
 def test_chord_body_runs_once_with_header_results_in_order(canvas: Any) -> None:
     c, mod = canvas
     res = chord(mod.add.s(i, 100) for i in range(8))(mod.collect.s())
@@ -131,6 +145,27 @@ def test_chord_of_a_chain_in_its_header(canvas: Any) -> None:
     assert record(c, chain_last.depends_on[0]).state == "succeeded"
 
 
+def test_failing_header_task_cancels_the_body(canvas: Any) -> None:
+    c, mod = canvas
+    header = [mod.add.s(1, 1), mod.boom.s(2)]
+    res = chord(header)(mod.collect.s())
+    with pytest.raises(TaskRevokedError):
+        res.get(timeout=60)
+    body = record(c, res.id)
+    assert body.state == "cancelled"
+    assert body.started_at is None
+    failed = res.parent.results[1].id
+    assert record(c, failed).state == "failed"
+    assert f"parent {failed}" in (body.error or "")
+
+
+def test_group_then_task_in_a_chain_is_a_chord(canvas: Any) -> None:
+    c, mod = canvas
+    res = (group(mod.add.s(i, i) for i in range(3)) | mod.collect.s()).apply_async()
+    assert res.get(timeout=60) == [0, 2, 4]
+    assert len(record(c, res.id).depends_on) == 3
+
+
 def test_empty_chord_runs_its_body_with_no_results(canvas: Any) -> None:
     c, mod = canvas
     res = chord([])(mod.collect.s())
@@ -146,6 +181,10 @@ def test_unsupported_canvas_options_raise_naming_them(canvas: Any) -> None:
     with pytest.raises(UnsupportedOptionError) as info:
         chain(mod.add.s(1, 2), mod.add.s(3)).apply_async(countdown=5)
     assert info.value.field == "countdown"
+    with pytest.raises(UnsupportedOptionError) as info:  # a group as a chain's last link
+        chain(mod.add.s(1, 2), group(mod.add.s(1), mod.add.s(2))).apply_async()
+    assert info.value.field == "chain"
+    assert "group" in str(info.value)
 
 
 def test_map_starmap_and_chunks(canvas: Any) -> None:

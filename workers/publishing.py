@@ -19,7 +19,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -310,6 +310,8 @@ class YardmasterCelery(LazyBrokerCelery):
                     del _PENDING_CHORDS[pending.group_id]
                     body = self._canvas_item(pending.body, pending.ids, "chord")
                     client.submit_many([*pending.items, body])
+        elif _GROUP.depth and options.get("group_id") and sub.not_before is sub.expires is None:
+            _GROUP.items.append((sub.task_id, sub.fields))  # sent as one batch at the group's end
         else:
             client.submit_many([sub.fields], ids=[sub.task_id], not_before=sub.not_before)
             if sub.expires is not None:
@@ -318,6 +320,28 @@ class YardmasterCelery(LazyBrokerCelery):
         if result_cls is not None:
             return result_cls(sub.task_id)
         return self.AsyncResult(sub.task_id)
+
+    @contextlib.contextmanager
+    def producer_or_acquire(  # type: ignore[override]  # a context manager all the same
+        self, producer: Any = None
+    ) -> Iterator[Any]:
+        """Celery's context around a group's publishes: here the group's plain tasks are
+        kept back and submitted as one batch (all or none) as it closes; a chain inside
+        the group is its own batch, and a chord's header goes with its body."""
+        from workers.yardmaster_task import client_for  # the task module imports this one
+
+        outer = _GROUP.depth == 0
+        _GROUP.depth += 1
+        try:
+            with super().producer_or_acquire(producer) as acquired:
+                yield acquired
+            if outer and _GROUP.items:
+                ids, fields = zip(*_GROUP.items, strict=True)
+                client_for(self).submit_many(list(fields), ids=list(ids))
+        finally:
+            _GROUP.depth -= 1
+            if outer:
+                _GROUP.items = []
 
     def _with_defaults(self, name: str, options: Mapping[str, Any]) -> dict[str, Any]:
         """``options`` over the task's decorator options and the app's default priority."""
@@ -400,6 +424,15 @@ class _Chords(threading.local):
     def __delitem__(self, group_id: str) -> None:
         del self.by_group[group_id]
 
+
+class _Group(threading.local):
+    def __init__(self) -> None:
+        self.depth = 0
+        self.items: list[tuple[str, dict[str, Any]]] = []
+
+
+_GROUP = _Group()
+"""The tasks of the group this thread is sending (see YardmasterCelery.producer_or_acquire)."""
 
 _PENDING_CHORDS = _Chords()
 """Chords whose header this thread is sending (Celery sends a header one task at a
