@@ -38,3 +38,9 @@ def collect(values: list[Any]) -> list[Any]:
 @app.task(name="canvas.boom")
 def boom(x: Any) -> None:
     raise CanvasError(f"boom on {x!r}")
+
+
+@app.task(name="canvas.replacer", bind=True)
+def replacer(self: Any) -> Any:
+    """Asks to be replaced, which yardmaster refuses (docs/celery.md, "Canvas")."""
+    return self.replace(add.s(1, 1))

@@ -100,6 +100,26 @@ def test_failing_link_cancels_the_rest(canvas: Any) -> None:
     assert record(c, res.id).started_at is None
 
 
+def test_link_runs_after_success_with_the_result(canvas: Any) -> None:
+    c, mod = canvas
+    first, second = mod.mul.s(10), mod.const.si("after")
+    linked = first.freeze().id, second.freeze().id  # the ids the links are sent with
+    res = mod.add.apply_async((1, 2), link=[first, second])
+    assert res.get(timeout=60) == 3
+    assert mod.add.AsyncResult(linked[0]).get(timeout=60) == 30
+    assert mod.add.AsyncResult(linked[1]).get(timeout=60) == "after"
+    assert record(c, linked[0]).depends_on == (res.id,)
+    # a failed task's link is not run (cancelled, naming it)
+    on_fail = mod.const.s()
+    not_run = on_fail.freeze().id
+    bad = mod.boom.apply_async((1,), link=on_fail)
+    with pytest.raises(mod.CanvasError):
+        bad.get(timeout=60)
+    cancelled = record(c, not_run)
+    assert cancelled.state == "cancelled"
+    assert cancelled.started_at is None
+
+
 def test_group_results_in_order(canvas: Any) -> None:
     c, mod = canvas
     res = group(mod.add.s(i, i) for i in range(6)).apply_async()
@@ -174,10 +194,14 @@ def test_empty_chord_runs_its_body_with_no_results(canvas: Any) -> None:
 
 
 def test_unsupported_canvas_options_raise_naming_them(canvas: Any) -> None:
-    _c, mod = canvas
+    c, mod = canvas
+    replaced = mod.replacer.delay()
+    with pytest.raises(Exception, match="replace") as failed:
+        replaced.get(timeout=60)
+    assert "replace" in (record(c, replaced.id).error or ""), failed.value
     with pytest.raises(UnsupportedOptionError) as info:
-        mod.add.apply_async((1, 2), link=mod.add.s(1))
-    assert info.value.field == "link"
+        mod.add.apply_async((1, 2), link_error=mod.add.s(1))
+    assert info.value.field == "link_error"
     with pytest.raises(UnsupportedOptionError) as info:
         chain(mod.add.s(1, 2), mod.add.s(3)).apply_async(countdown=5)
     assert info.value.field == "countdown"

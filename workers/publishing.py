@@ -31,10 +31,11 @@ from broker_config.celery_app import LazyBrokerCelery, app_settings
 from scheduler.errors import InvalidInputError, TaskNotFoundError
 from scheduler.models import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY
 
-_LINK = "link callbacks are not built on yardmaster yet (use a chain or a chord)"
 REFUSED: dict[str, str] = {
-    "link": _LINK,
-    "link_error": _LINK,
+    "link_error": (
+        "an errback runs only when its task fails, and a dependency on the server "
+        "runs its task after a success (or after any end): not built yet"
+    ),
     "queue": "routing to queues is not built yet: the dispatcher picks the worker",
     "routing_key": "routing to queues is not built yet: the dispatcher picks the worker",
     "exchange": "routing to queues is not built yet: the dispatcher picks the worker",
@@ -266,7 +267,7 @@ class YardmasterCelery(LazyBrokerCelery):
 
         result_cls = options.get("result_cls")
         options = self._with_defaults(name, options)
-        sub = submission(name, args, kwargs, options)
+        sub = submission(name, args, kwargs, {k: v for k, v in options.items() if k != "link"})
         router = self.amqp.router
         if getattr(router, "routes", None):  # the app's task_routes, as Celery prepared them
             route = router.lookup_route(
@@ -291,7 +292,8 @@ class YardmasterCelery(LazyBrokerCelery):
             raise UnsupportedOptionError(
                 "chord", options["chord"], "a chord's header is sent by chord(...).apply_async"
             )
-        if steps or pending is not None:
+        links = options.get("link")
+        if steps or pending is not None or links:
             if sub.not_before is not None or sub.expires is not None:
                 why = "a task of a chain or a chord header cannot wait or expire yet"
                 raise UnsupportedOptionError(
@@ -300,8 +302,12 @@ class YardmasterCelery(LazyBrokerCelery):
                     why,
                 )
             items = [{"id": sub.task_id, **sub.fields}]
+            items += self._links(links, sub.task_id)
+            previous = sub.task_id
             for step in reversed(steps):  # Celery keeps a chain's rest last step first
-                items.append(self._canvas_item(step, items[-1]["id"], "chain"))
+                step_items = self._canvas_item(step, previous, "chain")
+                items += step_items
+                previous = step_items[0]["id"]
             if pending is None:
                 client.submit_many(items)
             else:
@@ -309,7 +315,7 @@ class YardmasterCelery(LazyBrokerCelery):
                 if pending.complete():
                     del _PENDING_CHORDS[pending.group_id]
                     body = self._canvas_item(pending.body, pending.ids, "chord")
-                    client.submit_many([*pending.items, body])
+                    client.submit_many([*pending.items, *body])
         elif _GROUP.depth and options.get("group_id") and sub.not_before is sub.expires is None:
             _GROUP.items.append((sub.task_id, sub.fields))  # sent as one batch at the group's end
         else:
@@ -356,9 +362,21 @@ class YardmasterCelery(LazyBrokerCelery):
             options = {**options, "priority": self.conf.task_default_priority}
         return dict(options)
 
-    def _canvas_item(self, step: Any, parents: str | list[str], within: str) -> dict[str, Any]:
-        """The dependent batch item of a chain's next step (after ``parents``, one id)
-        or of a chord's body (after every header task, ``parents`` in order).
+    def _links(self, links: Any, parent: str) -> list[dict[str, Any]]:
+        """The batch items of a task's ``link`` callbacks (one signature or a list):
+        each waits on ``parent`` and runs with its result once it succeeded (if it
+        fails, or is cancelled, they are cancelled: Celery does not call them either)."""
+        if not links:
+            return []
+        sigs = links if isinstance(links, list | tuple) else [links]
+        return [item for sig in sigs for item in self._canvas_item(sig, parent, "link")]
+
+    def _canvas_item(
+        self, step: Any, parents: str | list[str], within: str
+    ) -> list[dict[str, Any]]:
+        """The dependent batch item of a chain's next step or a ``link`` (after
+        ``parents``, one id) or of a chord's body (after every header task,
+        ``parents`` in order), then the items of its own links.
 
         The parent's result is the step's first argument as in Celery: a chain passes
         the one parent's result itself (``pass_results="single"``), a chord the list of
@@ -372,12 +390,13 @@ class YardmasterCelery(LazyBrokerCelery):
             raise UnsupportedOptionError(
                 within,
                 f"{sig.subtask_type} {sig!r}",
-                f"a {sig.subtask_type} as a {within}'s "
-                + ("step" if within == "chain" else "body")
+                f"a {sig.subtask_type} as a {within}"
+                + {"chain": "'s step", "chord": "'s body", "link": ""}[within]
                 + " is not built on yardmaster yet",
             )
         name = str(sig.task)
         opts = self._with_defaults(name, sig.options)
+        links = opts.pop("link", None)
         sub = submission(name, sig.args, sig.kwargs, opts)
         if sub.not_before is not None or sub.expires is not None:
             raise UnsupportedOptionError(
@@ -393,7 +412,7 @@ class YardmasterCelery(LazyBrokerCelery):
         }
         if not sig.immutable:
             item["pass_results"] = "single" if single else True
-        return item
+        return [item, *self._links(links, sub.task_id)]
 
 
 class _PendingChord:

@@ -14,7 +14,7 @@ from scheduler.errors import InvalidInputError, TaskCancelRequestedError
 from scheduler.store import Store
 from scheduler.store.outbox import Outbox
 from workers import hooks, progress
-from workers.publishing import shown_tasks
+from workers.publishing import UnsupportedOptionError, shown_tasks
 
 _CLIENTS: dict[int, Client] = {}
 
@@ -138,6 +138,21 @@ class YardmasterTask(Task[Any, Any]):
         if throw:
             raise ret
         return ret
+
+    def replace(self, sig: Any) -> Any:
+        """Refused, naming ``replace``: Celery gives the replacement this running
+        task's id, and on yardmaster an id names one record, whose dependents would
+        have to move to the replacement in the same step; not built yet.
+
+        Raises:
+            UnsupportedOptionError: Always (the task fails with it).
+        """
+        raise UnsupportedOptionError(
+            "replace",
+            repr(sig),
+            "the replacement would take this running task's id, and moving the "
+            "task's dependents to it is not built on yardmaster yet",
+        )
 
     def progress(self, done: float, total: float | None = None, note: str = "") -> bool:
         """Report how far this run is: ``done`` of ``total`` units, with a ``note``.
