@@ -209,6 +209,13 @@ def test_unsupported_canvas_options_raise_naming_them(canvas: Any) -> None:
         chain(mod.add.s(1, 2), group(mod.add.s(1), mod.add.s(2))).apply_async()
     assert info.value.field == "chain"
     assert "group" in str(info.value)
+    # a chord whose header is refused midway stores nothing, and a later chord works
+    before = c.store.events.counters().get("submitted", 0)
+    with pytest.raises(InvalidInputError):
+        chord([mod.add.s(1, 1), mod.add.s(2, 2).set(priority=99)])(mod.collect.s())
+    assert c.store.events.counters().get("submitted", 0) == before
+    assert chord([mod.add.s(1, 1)])(mod.collect.s()).get(timeout=60) == [2]
+    assert c.store.events.counters().get("submitted", 0) == before + 2
 
 
 def test_map_starmap_and_chunks(canvas: Any) -> None:

@@ -344,6 +344,10 @@ class YardmasterCelery(LazyBrokerCelery):
             if outer and _GROUP.items:
                 ids, fields = zip(*_GROUP.items, strict=True)
                 client_for(self).submit_many(list(fields), ids=list(ids))
+        except BaseException:
+            if outer:  # a header refused midway: its chord is not sent, nor kept for later
+                _PENDING_CHORDS.by_group.clear()
+            raise
         finally:
             _GROUP.depth -= 1
             if outer:
