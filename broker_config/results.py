@@ -109,6 +109,16 @@ class YardmasterBackend(BaseBackend):
             time.sleep(delay)
             delay = min(interval, delay * 2)
 
+    def apply_chord(self, header_result_args: Any, body: Any, **kwargs: Any) -> None:
+        """Instead of Celery's ``chord_unlock`` task polling the header's results, the
+        body becomes a task waiting on the server for every header task
+        (:func:`workers.publishing.expect_chord`): released once, by the last
+        header task's end, with the header's results in order."""
+        from workers.publishing import expect_chord  # it imports this module's app
+
+        header = self.app.GroupResult(*header_result_args)  # type: ignore[attr-defined]
+        expect_chord(str(header.id), [str(r.id) for r in header.results], body)
+
     def _store_result(self, task_id: str, result: Any, *args: Any, **kwargs: Any) -> Any:
         # Celery's worker calls this as it marks a run failed (whether results are
         # ignored or not); the worker's hooks write the record, so nothing is stored twice.

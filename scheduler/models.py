@@ -23,7 +23,15 @@ from sys import intern
 from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from scheduler import placement
 from scheduler.errors import InvalidInputError
@@ -89,7 +97,9 @@ class TaskSpec(BaseModel):
         default_factory=list
     )
     on_parent_failure: Literal["cancel", "run"] = "cancel"
-    pass_results: bool = Field(default=False, strict=True)
+    pass_results: Annotated[bool, Strict()] | Literal["single"] = False
+    """``True``: the parents' results, a list in ``depends_on`` order, become the first
+    argument; ``"single"``: the first parent's result itself (Celery's chain)."""
     resources: dict[str, float] | None = None
     labels: dict[str, str] | None = None
 
@@ -216,7 +226,10 @@ _ALLOWED = {
     "message": "an object of Celery message fields (priority, expires, headers)",
     "depends_on": "a list of task ids (1 to 200 characters each) that must finish first",
     "on_parent_failure": "'cancel' (the default) or 'run'",
-    "pass_results": "true or false (the parents' results as the first argument)",
+    "pass_results": (
+        "true, false or 'single' (the parents' results as the first argument: "
+        "a list, or the first parent's result itself)"
+    ),
 }
 
 

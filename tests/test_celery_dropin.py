@@ -302,7 +302,6 @@ def test_options_that_cannot_be_honoured_raise_naming_them(dropin):
         ({"queue": "other"}, "queue"),
         ({"routing_key": "other"}, "routing_key"),
         ({"serializer": "pickle"}, "serializer"),
-        ({"link": mod.add.s(1, 1)}, "link"),
         ({"link_error": mod.add.s(1, 1)}, "link_error"),
         ({"compression": "zlib"}, "compression"),
         ({"no_such_option": 1}, "no_such_option"),

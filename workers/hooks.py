@@ -40,6 +40,7 @@ from scheduler.store.guard import RENEWER, Finished, Guard
 from scheduler.store.outbox import Outbox
 from scheduler.store.reports import EarlyStart
 from workers import control, outcome
+from workers.publishing import shown_tasks
 
 log = logging.getLogger("yardmaster.worker")
 T = TypeVar("T")
@@ -200,7 +201,7 @@ def _ready(sender: Any, **_: Any) -> None:
     if app is None:
         return
     store = store_for(app)
-    names = sorted(n for n in app.tasks if not n.startswith("celery."))
+    names = shown_tasks(app.tasks)
     try:
         policies = orphan_policies(app, names)
     except InvalidInputError as exc:

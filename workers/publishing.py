@@ -16,28 +16,26 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from celery import Celery
+from celery import Celery, signature
 from celery.app.control import Control
 
 from broker_config.celery_app import LazyBrokerCelery, app_settings
 from scheduler.errors import InvalidInputError, TaskNotFoundError
 from scheduler.models import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY
 
-_CANVAS = "canvas (chain, group, chord, link) is not built on yardmaster yet"
 REFUSED: dict[str, str] = {
-    "link": _CANVAS,
-    "link_error": _CANVAS,
-    "chain": _CANVAS,
-    "chord": _CANVAS,
-    "group_id": _CANVAS,
-    "group_index": _CANVAS,
+    "link_error": (
+        "an errback runs only when its task fails, and a dependency on the server "
+        "runs its task after a success (or after any end): not built yet"
+    ),
     "queue": "routing to queues is not built yet: the dispatcher picks the worker",
     "routing_key": "routing to queues is not built yet: the dispatcher picks the worker",
     "exchange": "routing to queues is not built yet: the dispatcher picks the worker",
@@ -45,8 +43,8 @@ REFUSED: dict[str, str] = {
     "serializer": "yardmaster sends JSON only (pickle and the others are refused)",
     "compression": "yardmaster keeps arguments as JSON text in Redis, uncompressed",
     "retry_policy": "a submission is one atomic Redis call; a Redis error raises at once",
-    "stamped_headers": "stamping belongs to canvas, which is not built yet",
-    "stamps": "stamping belongs to canvas, which is not built yet",
+    "stamped_headers": "stamping canvases is not built on yardmaster yet",
+    "stamps": "stamping canvases is not built on yardmaster yet",
     "immediate": "an AMQP flag with no meaning without a broker queue",
     "mandatory": "an AMQP flag with no meaning without a broker queue",
 }
@@ -62,6 +60,7 @@ _DEFAULTS: dict[str, tuple[Any, ...]] = {
 """Accepted values of options that are harmless at these values (else refused)."""
 
 IGNORED = {
+    "chain", "chord", "group_id", "group_index",  # canvas: read by YardmasterCelery.send_task
     "producer", "connection", "router", "result_cls", "publisher", "add_to_parent",
     "reply_to", "root_id", "parent_id", "route_name", "shadow", "task_type",
     "ignore_result",
@@ -71,6 +70,17 @@ producer, connection, router or reply queue, and always records its outcome."""
 
 YARDMASTER = ("deadline", "expected_duration", "affinity_key", "duration_key")
 """yardmaster's own scheduling hints, accepted as ``apply_async`` options."""
+
+
+CANVAS_TASKS = ("celery.map", "celery.starmap", "celery.chunks")
+"""Celery's built-in tasks behind ``task.map``, ``task.starmap`` and ``task.chunks``: the
+only ``celery.*`` tasks a yardmaster worker registers and a client may send (the others,
+such as ``celery.chord_unlock``, are replaced by dependencies on the server)."""
+
+
+def shown_tasks(names: Any) -> list[str]:
+    """The task names of an app that yardmaster knows: its own and :data:`CANVAS_TASKS`."""
+    return sorted(n for n in names if not n.startswith("celery.") or n in CANVAS_TASKS)
 
 
 class UnsupportedOptionError(InvalidInputError):
@@ -256,6 +266,95 @@ class YardmasterCelery(LazyBrokerCelery):
         from workers.yardmaster_task import client_for  # the task module imports this one
 
         result_cls = options.get("result_cls")
+        options = self._with_defaults(name, options)
+        sub = submission(name, args, kwargs, {k: v for k, v in options.items() if k != "link"})
+        router = self.amqp.router
+        if getattr(router, "routes", None):  # the app's task_routes, as Celery prepared them
+            route = router.lookup_route(
+                name, tuple(args or ()), dict(kwargs or {}), options, options.get("task_type")
+            )
+            if route:  # the app's task_routes would send it to a queue
+                raise UnsupportedOptionError("task_routes", route, REFUSED["queue"])
+        client = client_for(self)
+        steps = options.get("chain") or []
+        # a chord's header task, or a chain whose last step is one (Celery marks it)
+        group_ids = [options.get("group_id")]
+        group_ids += [(step.get("options") or {}).get("group_id") for step in steps]
+        pending = next(
+            (
+                _PENDING_CHORDS.get(g)
+                for g in group_ids
+                if isinstance(g, str) and _PENDING_CHORDS.get(g)
+            ),
+            None,
+        )
+        if options.get("chord") is not None and pending is None:
+            raise UnsupportedOptionError(
+                "chord", options["chord"], "a chord's header is sent by chord(...).apply_async"
+            )
+        links = options.get("link")
+        if steps or pending is not None or links:
+            if sub.not_before is not None or sub.expires is not None:
+                why = "a task of a chain or a chord header cannot wait or expire yet"
+                raise UnsupportedOptionError(
+                    "countdown" if sub.not_before is not None else "expires",
+                    options.get("countdown", options.get("eta", options.get("expires"))),
+                    why,
+                )
+            items = [{"id": sub.task_id, **sub.fields}]
+            items += self._links(links, sub.task_id)
+            previous = sub.task_id
+            for step in reversed(steps):  # Celery keeps a chain's rest last step first
+                step_items = self._canvas_item(step, previous, "chain")
+                items += step_items
+                previous = step_items[0]["id"]
+            if pending is None:
+                client.submit_many(items)
+            else:
+                pending.add(items)
+                if pending.complete():
+                    del _PENDING_CHORDS[pending.group_id]
+                    body = self._canvas_item(pending.body, pending.ids, "chord")
+                    client.submit_many([*pending.items, *body])
+        elif _GROUP.depth and options.get("group_id") and sub.not_before is sub.expires is None:
+            _GROUP.items.append((sub.task_id, sub.fields))  # sent as one batch at the group's end
+        else:
+            client.submit_many([sub.fields], ids=[sub.task_id], not_before=sub.not_before)
+            if sub.expires is not None:
+                # still pending then: the dispatcher ends it (a worker checks the message too)
+                client.store.tasks.watch_expiry(sub.task_id, sub.expires)
+        if result_cls is not None:
+            return result_cls(sub.task_id)
+        return self.AsyncResult(sub.task_id)
+
+    @contextlib.contextmanager
+    def producer_or_acquire(  # type: ignore[override]  # a context manager all the same
+        self, producer: Any = None
+    ) -> Iterator[Any]:
+        """Celery's context around a group's publishes: here the group's plain tasks are
+        kept back and submitted as one batch (all or none) as it closes; a chain inside
+        the group is its own batch, and a chord's header goes with its body."""
+        from workers.yardmaster_task import client_for  # the task module imports this one
+
+        outer = _GROUP.depth == 0
+        _GROUP.depth += 1
+        try:
+            with super().producer_or_acquire(producer) as acquired:
+                yield acquired
+            if outer and _GROUP.items:
+                ids, fields = zip(*_GROUP.items, strict=True)
+                client_for(self).submit_many(list(fields), ids=list(ids))
+        except BaseException:
+            if outer:  # a header refused midway: its chord is not sent, nor kept for later
+                _PENDING_CHORDS.by_group.clear()
+            raise
+        finally:
+            _GROUP.depth -= 1
+            if outer:
+                _GROUP.items = []
+
+    def _with_defaults(self, name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+        """``options`` over the task's decorator options and the app's default priority."""
         task = self.tasks.get(name)
         if options.get("task_type") is None and task is not None:
             # send_task by name of a local task: its decorator's options are the defaults,
@@ -265,22 +364,109 @@ class YardmasterCelery(LazyBrokerCelery):
             options = {**defaults, **options}
         if options.get("priority") is None and self.conf.task_default_priority is not None:
             options = {**options, "priority": self.conf.task_default_priority}
-        sub = submission(name, args, kwargs, options)
-        router = self.amqp.router
-        if getattr(router, "routes", None):  # the app's task_routes, as Celery prepared them
-            route = router.lookup_route(
-                name, tuple(args or ()), dict(kwargs or {}), options, options.get("task_type")
+        return dict(options)
+
+    def _links(self, links: Any, parent: str) -> list[dict[str, Any]]:
+        """The batch items of a task's ``link`` callbacks (one signature or a list):
+        each waits on ``parent`` and runs with its result once it succeeded (if it
+        fails, or is cancelled, they are cancelled: Celery does not call them either)."""
+        if not links:
+            return []
+        sigs = links if isinstance(links, list | tuple) else [links]
+        return [item for sig in sigs for item in self._canvas_item(sig, parent, "link")]
+
+    def _canvas_item(
+        self, step: Any, parents: str | list[str], within: str
+    ) -> list[dict[str, Any]]:
+        """The dependent batch item of a chain's next step or a ``link`` (after
+        ``parents``, one id) or of a chord's body (after every header task,
+        ``parents`` in order), then the items of its own links.
+
+        The parent's result is the step's first argument as in Celery: a chain passes
+        the one parent's result itself (``pass_results="single"``), a chord the list of
+        its header's results; an immutable signature (``.si()``) gets none.
+
+        Raises:
+            UnsupportedOptionError: The step is itself a canvas, or waits or expires.
+        """
+        sig = signature(step, app=self)
+        if sig.subtask_type is not None:
+            raise UnsupportedOptionError(
+                within,
+                f"{sig.subtask_type} {sig!r}",
+                f"a {sig.subtask_type} as a {within}"
+                + {"chain": "'s step", "chord": "'s body", "link": ""}[within]
+                + " is not built on yardmaster yet",
             )
-            if route:  # the app's task_routes would send it to a queue
-                raise UnsupportedOptionError("task_routes", route, REFUSED["queue"])
-        client = client_for(self)
-        client.submit_many([sub.fields], ids=[sub.task_id], not_before=sub.not_before)
-        if sub.expires is not None:
-            # still pending then: the dispatcher ends it (a worker checks the message too)
-            client.store.tasks.watch_expiry(sub.task_id, sub.expires)
-        if result_cls is not None:
-            return result_cls(sub.task_id)
-        return self.AsyncResult(sub.task_id)
+        name = str(sig.task)
+        opts = self._with_defaults(name, sig.options)
+        links = opts.pop("link", None)
+        sub = submission(name, sig.args, sig.kwargs, opts)
+        if sub.not_before is not None or sub.expires is not None:
+            raise UnsupportedOptionError(
+                "countdown" if sub.not_before is not None else "expires",
+                opts.get("countdown", opts.get("eta", opts.get("expires"))),
+                f"a task inside a {within} cannot wait or expire yet",
+            )
+        single = isinstance(parents, str)
+        item: dict[str, Any] = {
+            "id": sub.task_id,
+            **sub.fields,
+            "depends_on": [parents] if single else list(parents),
+        }
+        if not sig.immutable:
+            item["pass_results"] = "single" if single else True
+        return [item, *self._links(links, sub.task_id)]
+
+
+class _PendingChord:
+    """A chord whose header is being sent, task by task, by Celery's group."""
+
+    def __init__(self, group_id: str, ids: list[str], body: Any) -> None:
+        self.group_id = group_id
+        self.ids = ids
+        self.body = body
+        self.items: list[dict[str, Any]] = []
+        self._seen: set[str] = set()
+
+    def add(self, items: list[dict[str, Any]]) -> None:
+        self.items.extend(items)
+        self._seen.update(str(item["id"]) for item in items)
+
+    def complete(self) -> bool:
+        return self._seen.issuperset(self.ids)
+
+
+class _Chords(threading.local):
+    def __init__(self) -> None:
+        self.by_group: dict[str, _PendingChord] = {}
+
+    def get(self, group_id: str) -> _PendingChord | None:
+        return self.by_group.get(group_id)
+
+    def __delitem__(self, group_id: str) -> None:
+        del self.by_group[group_id]
+
+
+class _Group(threading.local):
+    def __init__(self) -> None:
+        self.depth = 0
+        self.items: list[tuple[str, dict[str, Any]]] = []
+
+
+_GROUP = _Group()
+"""The tasks of the group this thread is sending (see YardmasterCelery.producer_or_acquire)."""
+
+_PENDING_CHORDS = _Chords()
+"""Chords whose header this thread is sending (Celery sends a header one task at a
+time after ``apply_chord``); the last header task sends header and body as one batch."""
+
+
+def expect_chord(group_id: str, header_ids: list[str], body: Any) -> None:
+    """Note that the header ``header_ids`` of chord ``group_id`` is about to be sent:
+    its tasks are kept back and submitted with ``body`` as one batch, the body
+    depending on every header task with their results as a list in header order."""
+    _PENDING_CHORDS.by_group[group_id] = _PendingChord(group_id, header_ids, body)
 
 
 def is_yardmaster_app(app: Celery) -> bool:

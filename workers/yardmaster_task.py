@@ -14,6 +14,7 @@ from scheduler.errors import InvalidInputError, TaskCancelRequestedError
 from scheduler.store import Store
 from scheduler.store.outbox import Outbox
 from workers import hooks, progress
+from workers.publishing import UnsupportedOptionError, shown_tasks
 
 _CLIENTS: dict[int, Client] = {}
 
@@ -23,7 +24,7 @@ def client_for(app: Celery) -> Client:
     client = _CLIENTS.get(id(app))
     if client is None:
         store = Store.from_url(str(app.conf.broker_url), app_settings(app))
-        names = [name for name in app.tasks if not name.startswith("celery.")]
+        names = shown_tasks(app.tasks)
         client = _CLIENTS[id(app)] = Client(store, known_tasks=names)
     return client
 
@@ -137,6 +138,21 @@ class YardmasterTask(Task[Any, Any]):
         if throw:
             raise ret
         return ret
+
+    def replace(self, sig: Any) -> Any:
+        """Refused, naming ``replace``: Celery gives the replacement this running
+        task's id, and on yardmaster an id names one record, whose dependents would
+        have to move to the replacement in the same step; not built yet.
+
+        Raises:
+            UnsupportedOptionError: Always (the task fails with it).
+        """
+        raise UnsupportedOptionError(
+            "replace",
+            repr(sig),
+            "the replacement would take this running task's id, and moving the "
+            "task's dependents to it is not built on yardmaster yet",
+        )
 
     def progress(self, done: float, total: float | None = None, note: str = "") -> bool:
         """Report how far this run is: ``done`` of ``total`` units, with a ``note``.

@@ -18,6 +18,9 @@ from scheduler.store.base import Repository
 from scheduler.store.connection import translated
 from scheduler.store.tasks import _opt, _traced, admission_args, admitted
 
+_PASS = {False: "0", True: "1", "single": "single"}
+"""A spec's pass_results as the record keeps it (read by _dependents.lua)."""
+
 REFUSALS = ("exists", "missing", "expired", "ended")
 """The first word of a ``submit_after.lua`` refusal."""
 
@@ -61,7 +64,7 @@ class Workflows(Repository):
             args.append(spec.concurrency_key or "")
             args.append("" if spec.max_concurrent is None else spec.max_concurrent)
             args.append(json.dumps(list(dict.fromkeys(spec.depends_on)), separators=(",", ":")))
-            args += [spec.on_parent_failure, "1" if spec.pass_results else "0"]
+            args += [spec.on_parent_failure, _PASS[spec.pass_results]]
         reply = admitted(
             lambda: self._scripts("submit_after", keys, args), self._client, self._settings
         )

@@ -10,20 +10,22 @@
 -- @include _event
 -- @include _to_pending
 
--- A waiting task whose last parent finished: with pass_results the parents'
--- results become its first argument (a JSON list in depends_on order, spliced
+-- A waiting task whose last parent finished: with pass_results '1' the parents'
+-- results become its first argument (a JSON list in depends_on order; with
+-- 'single', the first parent's result itself, as Celery's chain passes it; spliced
 -- into the argument text so no number is re-encoded); then it is pending and
 -- the dispatcher hears of it, as of any submission. 'releases' counts the
 -- releases, which the chaos test checks is never more than one.
 local function release_waiting(task_key, id, pending, by_priority, inbox)
   local f = redis.call('HMGET', task_key, 'pass_results', 'depends_on', 'args')
-  if f[1] == '1' then
+  if f[1] == '1' or f[1] == 'single' then
     local parts = {}
     for i, parent in ipairs(cjson.decode(f[2])) do
       parts[i] = redis.call('HGET', task_key, 'pr:' .. parent) or 'null'
     end
     local rest = string.match(f[3] or '[]', '^%s*%[(.*)%]%s*$') or ''
     local first = '[' .. table.concat(parts, ',') .. ']'
+    if f[1] == 'single' then first = parts[1] or 'null' end
     if string.find(rest, '%S') then first = first .. ',' .. rest end
     redis.call('HSET', task_key, 'args', '[' .. first .. ']')
   end
@@ -55,7 +57,7 @@ local function settle_dependents(id, outcome, result, ctx)
                            'priority', 'submitted_at')
       if f[1] == 'waiting' then
         if ended == 'succeeded' or f[2] == 'run' then
-          if f[3] == '1' then
+          if f[3] == '1' or f[3] == 'single' then
             redis.call('HSET', key, 'pr:' .. parent, ended == 'succeeded' and value or 'null')
           end
           if redis.call('HINCRBY', key, 'waiting_on', -1) <= 0 then

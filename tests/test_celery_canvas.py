@@ -1,0 +1,232 @@
+"""Celery's canvas on yardmaster (issue #16 item 4): chain, group and chord become
+dependent submissions on the server, with Celery's result passing.
+
+Each test runs a real dispatcher and ``yardmaster worker -A tests.canvas_tasks`` and
+checks that every task of the canvas went through yardmaster (its record exists).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from types import ModuleType
+from typing import Any
+
+import pytest
+from celery import chain, chord, group
+from celery.exceptions import TaskRevokedError
+
+from scheduler.errors import InvalidInputError
+from scheduler.models import TaskRecord
+from workers.publishing import UnsupportedOptionError
+
+MODULE = "tests.canvas_tasks"
+
+pytestmark = pytest.mark.filterwarnings("ignore::celery.exceptions.DuplicateTaskNameWarning")
+
+
+@pytest.fixture
+def canvas(cluster: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, ModuleType]:
+    """A cluster with a dispatcher and a two-slot worker running ``-A tests.canvas_tasks``."""
+    c = cluster()
+    monkeypatch.setenv("YM_REDIS_URL", c.redis.url)
+    monkeypatch.setenv("YM_NAMESPACE", c.namespace)
+    sys.modules.pop(MODULE, None)
+    mod = importlib.import_module(MODULE)
+    c.dispatcher()
+    c.worker("w1@test", slots=2, app_module=MODULE)
+    return c, mod
+
+
+def record(c: Any, task_id: str) -> TaskRecord:
+    found = c.store.tasks.records([task_id])[0]
+    assert found is not None, f"no yardmaster record for {task_id}"
+    return found
+
+
+def args_of(c: Any, task_id: str) -> Any:
+    """The arguments a task ran with, as its record keeps them (after result passing)."""
+    return json.loads(c.store.tasks.fields([task_id], ["args"])[0]["args"])
+
+
+def test_chain_passes_each_result_as_the_next_first_argument(canvas: Any) -> None:
+    c, mod = canvas
+    res = chain(mod.add.s(1, 2), mod.mul.s(10), mod.add.s(5)).apply_async()
+    assert res.get(timeout=60) == 35  # ((1 + 2) * 10) + 5
+    assert res.parent.get(timeout=5) == 30
+    assert res.parent.parent.get(timeout=5) == 3
+    assert res.parent.parent.parent is None
+    last, middle, first = (
+        record(c, res.id),
+        record(c, res.parent.id),
+        record(c, res.parent.parent.id),
+    )
+    assert first.state == middle.state == last.state == "succeeded"
+    assert middle.depends_on == (first.id,)
+    assert last.depends_on == (middle.id,)
+    assert args_of(c, middle.id) == [3, 10]  # the parent's result itself, not a list
+    # the pipe form and .delay() are the same chain
+    piped = (mod.add.s(2, 2) | mod.mul.s(3)).delay()
+    assert piped.get(timeout=60) == 12
+
+
+def test_immutable_link_gets_no_result(canvas: Any) -> None:
+    c, mod = canvas
+    res = chain(mod.add.s(1, 1), mod.const.si("fixed"), mod.const.s()).apply_async()
+    assert res.get(timeout=60) == "fixed"
+    # add.s(1) gets const's result: "fixed" + 1 fails, so the chain sends a result on
+    assert res.parent.get(timeout=60) == "fixed"
+    assert args_of(c, res.parent.id) == ["fixed"]
+    assert record(c, res.parent.id).depends_on == (res.parent.parent.id,)
+    assert args_of(c, res.id) == ["fixed"]
+
+
+def test_failing_link_cancels_the_rest(canvas: Any) -> None:
+    c, mod = canvas
+    res = chain(mod.add.s(1, 1), mod.boom.s(), mod.add.s(1), mod.add.s(2)).apply_async()
+    with pytest.raises(TaskRevokedError):
+        res.get(timeout=60)
+    failed = res.parent.parent
+    with pytest.raises(mod.CanvasError):
+        failed.get(timeout=5)
+    assert record(c, failed.id).state == "failed"
+    assert record(c, failed.parent.id).state == "succeeded"
+    nxt = record(c, res.parent.id)
+    assert nxt.state == "cancelled"
+    assert f"parent {failed.id}" in (nxt.error or "")
+    assert record(c, res.id).state == "cancelled"
+    assert nxt.started_at is None
+    assert record(c, res.id).started_at is None
+
+
+def test_link_runs_after_success_with_the_result(canvas: Any) -> None:
+    c, mod = canvas
+    first, second = mod.mul.s(10), mod.const.si("after")
+    linked = first.freeze().id, second.freeze().id  # the ids the links are sent with
+    res = mod.add.apply_async((1, 2), link=[first, second])
+    assert res.get(timeout=60) == 3
+    assert mod.add.AsyncResult(linked[0]).get(timeout=60) == 30
+    assert mod.add.AsyncResult(linked[1]).get(timeout=60) == "after"
+    assert record(c, linked[0]).depends_on == (res.id,)
+    # a failed task's link is not run (cancelled, naming it)
+    on_fail = mod.const.s()
+    not_run = on_fail.freeze().id
+    bad = mod.boom.apply_async((1,), link=on_fail)
+    with pytest.raises(mod.CanvasError):
+        bad.get(timeout=60)
+    cancelled = record(c, not_run)
+    assert cancelled.state == "cancelled"
+    assert cancelled.started_at is None
+
+
+def test_group_results_in_order(canvas: Any) -> None:
+    c, mod = canvas
+    res = group(mod.add.s(i, i) for i in range(6)).apply_async()
+    assert res.get(timeout=60) == [0, 2, 4, 6, 8, 10]
+    for one in res.results:
+        assert record(c, one.id).state == "succeeded"
+
+
+def test_group_is_one_batch_all_or_none(canvas: Any) -> None:
+    c, mod = canvas
+    sigs = [mod.add.s(1, 1), mod.add.s(2, 2), mod.add.s(3, 3).set(priority=99)]
+    g = group(sigs)
+    ids = [r.id for r in g.freeze().results]  # the ids the group sends its tasks with
+    with pytest.raises(InvalidInputError) as info:
+        g.apply_async()
+    assert info.value.field == "priority"
+    assert c.store.tasks.records(ids) == [None, None, None]
+    # the same group, valid, runs
+    assert group(mod.add.s(i, 1) for i in range(3)).apply_async().get(timeout=60) == [1, 2, 3]
+
+
+def test_chord_body_runs_once_with_header_results_in_order(canvas: Any) -> None:
+    c, mod = canvas
+    res = chord(mod.add.s(i, 100) for i in range(8))(mod.collect.s())
+    assert res.get(timeout=60) == [100 + i for i in range(8)]
+    body = record(c, res.id)
+    header_ids = [r.id for r in res.parent.results]
+    assert body.depends_on == tuple(header_ids)
+    assert all(record(c, i).state == "succeeded" for i in header_ids)
+    assert body.attempt == 1
+    assert c.store.tasks.fields([res.id], ["releases"]) == [{"releases": "1"}]
+
+
+def test_chord_of_a_chain_in_its_header(canvas: Any) -> None:
+    c, mod = canvas
+    header = [chain(mod.add.s(1, 1), mod.mul.s(10)), mod.add.s(5, 5)]
+    res = chord(header)(mod.collect.s())
+    assert res.get(timeout=60) == [20, 10]
+    body = record(c, res.id)
+    chain_last, single = (record(c, r.id) for r in res.parent.results)
+    assert body.depends_on == (chain_last.id, single.id)
+    assert chain_last.depends_on  # the chain's first link, through yardmaster too
+    assert record(c, chain_last.depends_on[0]).state == "succeeded"
+
+
+def test_failing_header_task_cancels_the_body(canvas: Any) -> None:
+    c, mod = canvas
+    header = [mod.add.s(1, 1), mod.boom.s(2)]
+    res = chord(header)(mod.collect.s())
+    with pytest.raises(TaskRevokedError):
+        res.get(timeout=60)
+    body = record(c, res.id)
+    assert body.state == "cancelled"
+    assert body.started_at is None
+    failed = res.parent.results[1].id
+    assert record(c, failed).state == "failed"
+    assert f"parent {failed}" in (body.error or "")
+
+
+def test_group_then_task_in_a_chain_is_a_chord(canvas: Any) -> None:
+    c, mod = canvas
+    res = (group(mod.add.s(i, i) for i in range(3)) | mod.collect.s()).apply_async()
+    assert res.get(timeout=60) == [0, 2, 4]
+    assert len(record(c, res.id).depends_on) == 3
+
+
+def test_empty_chord_runs_its_body_with_no_results(canvas: Any) -> None:
+    c, mod = canvas
+    res = chord([])(mod.collect.s())
+    assert res.get(timeout=60) == []
+    assert record(c, res.id).state == "succeeded"
+
+
+def test_unsupported_canvas_options_raise_naming_them(canvas: Any) -> None:
+    c, mod = canvas
+    replaced = mod.replacer.delay()
+    with pytest.raises(Exception, match="replace") as failed:
+        replaced.get(timeout=60)
+    assert "replace" in (record(c, replaced.id).error or ""), failed.value
+    with pytest.raises(UnsupportedOptionError) as info:
+        mod.add.apply_async((1, 2), link_error=mod.add.s(1))
+    assert info.value.field == "link_error"
+    with pytest.raises(UnsupportedOptionError) as info:
+        chain(mod.add.s(1, 2), mod.add.s(3)).apply_async(countdown=5)
+    assert info.value.field == "countdown"
+    with pytest.raises(UnsupportedOptionError) as info:  # a group as a chain's last link
+        chain(mod.add.s(1, 2), group(mod.add.s(1), mod.add.s(2))).apply_async()
+    assert info.value.field == "chain"
+    assert "group" in str(info.value)
+    # a chord whose header is refused midway stores nothing, and a later chord works
+    before = c.store.events.counters().get("submitted", 0)
+    with pytest.raises(InvalidInputError):
+        chord([mod.add.s(1, 1), mod.add.s(2, 2).set(priority=99)])(mod.collect.s())
+    assert c.store.events.counters().get("submitted", 0) == before
+    assert chord([mod.add.s(1, 1)])(mod.collect.s()).get(timeout=60) == [2]
+    assert c.store.events.counters().get("submitted", 0) == before + 2
+
+
+def test_map_starmap_and_chunks(canvas: Any) -> None:
+    c, mod = canvas
+    mapped = mod.const.map([1, "two", [3]]).apply_async()
+    assert mapped.get(timeout=60) == [1, "two", [3]]
+    assert record(c, mapped.id).state == "succeeded"
+    starred = mod.add.starmap([(1, 2), (3, 4)]).apply_async()
+    assert starred.get(timeout=60) == [3, 7]
+    assert record(c, starred.id).state == "succeeded"
+    chunked = mod.add.chunks([(i, i) for i in range(6)], 2).apply_async()
+    assert chunked.get(timeout=60) == [[0, 2], [4, 6], [8, 10]]
+    for part in chunked.results:  # a group of celery.starmap tasks, one per chunk
+        assert record(c, part.id).state == "succeeded"
