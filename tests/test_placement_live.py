@@ -45,7 +45,9 @@ def test_workers_register_their_capacities_labels_and_task_names(cluster):
     assert w.labels == {"zone": "eu", "arch": "arm64"}
     assert w.task_names is not None
     assert "sleep" in w.task_names
-    assert not any(n.startswith("celery.") for n in w.task_names)
+    # Celery's own tasks stay out, but for the canvas ones our workers run (map, starmap, chunks)
+    internal = {n for n in w.task_names if n.startswith("celery.")}
+    assert internal <= {"celery.map", "celery.starmap", "celery.chunks"}
 
     from scheduler.status import cluster_status
 

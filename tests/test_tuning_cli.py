@@ -29,9 +29,14 @@ def run(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProces
 
 def counted_trials(db: Path) -> int:
     with sqlite3.connect(db, timeout=30) as conn:
-        row = conn.execute(
-            "SELECT COUNT(*) FROM trials WHERE state IN ('COMPLETE', 'PRUNED')"
-        ).fetchone()
+        try:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM trials WHERE state IN ('COMPLETE', 'PRUNED')"
+            ).fetchone()
+        except sqlite3.OperationalError as exc:  # the file exists before Optuna's tables
+            if "no such table" in str(exc):
+                return 0
+            raise
     return int(row[0])
 
 
