@@ -104,12 +104,7 @@ class Tasks(Repository):
         args += [1 if check else 0, *admission_args(self._settings)]
         for i in part:
             spec = specs[i]
-            a, kw = spec.encoded_args()
-            args += [ids[i], spec.name, a, kw, spec.priority, _opt(spec.deadline)]
-            args += [_opt(spec.expected_duration), spec.affinity_key or ""]
-            args += [spec.duration_key or "", _traced(spec.encoded_options(), trace)]
-            args.append(spec.concurrency_key or "")
-            args.append("" if spec.max_concurrent is None else spec.max_concurrent)
+            args += task_args(ids[i], spec, trace)
             args.append(k.idempotency(spec.idempotency_key) if spec.idempotency_key else "")
             digest = spec.call_digest() if spec.deduplicated else ""
             args.append(k.inflight(digest) if digest else "")
@@ -178,12 +173,7 @@ class Tasks(Repository):
         args += admission_args(self._settings)
         for i in part:
             spec = specs[i]
-            a, kw = spec.encoded_args()
-            args += [ids[i], spec.name, a, kw, spec.priority, _opt(spec.deadline)]
-            args += [_opt(spec.expected_duration), spec.affinity_key or ""]
-            args += [spec.duration_key or "", _traced(spec.encoded_options(), trace)]
-            args.append(spec.concurrency_key or "")
-            args.append("" if spec.max_concurrent is None else spec.max_concurrent)
+            args += task_args(ids[i], spec, trace)
         return self._scripts("submit_delayed", keys, args, client=to)
 
     @translated
@@ -414,6 +404,19 @@ class Tasks(Repository):
             InvalidInputError: ``cursor`` is not one this method returned.
         """
         return self._pages.page(state, limit, cursor)
+
+
+def task_args(task_id: str, spec: TaskSpec, trace: Mapping[str, Any] | None) -> list[Any]:
+    """The 12 fields every submission script takes first for a task: id, name, args,
+    kwargs, priority, deadline, expected_duration, affinity_key, duration_key, options
+    (with the trace context), concurrency_key, max_concurrent ('' when absent)."""
+    a, kw = spec.encoded_args()
+    return [
+        task_id, spec.name, a, kw, spec.priority, _opt(spec.deadline),
+        _opt(spec.expected_duration), spec.affinity_key or "", spec.duration_key or "",
+        _traced(spec.encoded_options(), trace), spec.concurrency_key or "",
+        "" if spec.max_concurrent is None else spec.max_concurrent,
+    ]  # fmt: skip
 
 
 def _opt(value: float | None) -> str:

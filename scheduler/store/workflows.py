@@ -16,7 +16,7 @@ from typing import Any
 from scheduler.models import TaskSpec
 from scheduler.store.base import Repository
 from scheduler.store.connection import translated
-from scheduler.store.tasks import _opt, _traced, admission_args, admitted
+from scheduler.store.tasks import admission_args, admitted, task_args
 
 _PASS = {False: "0", True: "1", "single": "single"}
 """A spec's pass_results as the record keeps it (read by _dependents.lua)."""
@@ -57,12 +57,7 @@ class Workflows(Repository):
         args: list[Any] = [k.task_prefix, k.dependents(""), workflow_id]
         args += admission_args(self._settings)
         for task_id, spec in zip(ids, specs, strict=True):
-            a, kw = spec.encoded_args()
-            args += [task_id, spec.name, a, kw, spec.priority, _opt(spec.deadline)]
-            args += [_opt(spec.expected_duration), spec.affinity_key or ""]
-            args += [spec.duration_key or "", _traced(spec.encoded_options(), trace)]
-            args.append(spec.concurrency_key or "")
-            args.append("" if spec.max_concurrent is None else spec.max_concurrent)
+            args += task_args(task_id, spec, trace)
             args.append(json.dumps(list(dict.fromkeys(spec.depends_on)), separators=(",", ":")))
             args += [spec.on_parent_failure, _PASS[spec.pass_results]]
         reply = admitted(
