@@ -51,6 +51,7 @@ from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual as kombu_virtual
 from kombu.utils.json import dumps
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from scheduler.store.scripts import server_major, source
 
@@ -101,11 +102,30 @@ class QoS(kombu_redis.QoS):
         kombu_virtual.QoS.ack(self, delivery_tag)
 
     def _ym_forget(self, delivery_tag: Any) -> None:
-        """Remove the delivery from kombu's unacked records."""
+        """Remove the delivery from kombu's unacked records.
+
+        A task that ran across a broker outage is acknowledged on the channel it came
+        from, which Celery closed when the connection was lost; kombu has dropped that
+        channel's connection details by then, and asking for its pool raised
+        AttributeError, which stopped the worker. The closed channel's last client
+        (its pool reconnects) still reaches the same Redis; failing that, a connection
+        error lets kombu log the failed ack, and the delivery stays in the unacked
+        hash for kombu's restore."""
         channel: Any = self.channel
+        if getattr(channel.connection, "client", None) is None:
+            client = channel._ym_last_client
+            if client is None:
+                raise RedisConnectionError(
+                    f"delivery {delivery_tag} was acknowledged on a closed channel"
+                )
+            self._ym_acked(client, delivery_tag)
+            return
         with channel.conn_or_acquire() as client:
-            script = self._ym_script(client, "kombu_acked")
-            script(keys=[self.unacked_index_key, self.unacked_key], args=[delivery_tag])
+            self._ym_acked(client, delivery_tag)
+
+    def _ym_acked(self, client: Any, delivery_tag: Any) -> None:
+        script = self._ym_script(client, "kombu_acked")
+        script(keys=[self.unacked_index_key, self.unacked_key], args=[delivery_tag], client=client)
 
     def restore_unacked(self, client: Any = None) -> None:
         """Put unacknowledged deliveries back on their queues, if the channel can still
@@ -129,6 +149,7 @@ class Channel(kombu_redis.Channel):
     QoS = QoS
     _ym_client: Any = None
     _ym_pool: Any = None
+    _ym_last_client: Any = None  # kept by close(), for acks that arrive after it
 
     @contextmanager
     def conn_or_acquire(self, client: Any = None) -> Iterator[Any]:
@@ -144,6 +165,7 @@ class Channel(kombu_redis.Channel):
         yield self._ym_client
 
     def close(self) -> None:
+        self._ym_last_client = self._ym_client or self._ym_last_client
         self._ym_client = self._ym_pool = None
         try:
             super().close()  # may take a client again, to put deliveries back

@@ -28,7 +28,8 @@ def wait_running(handle, timeout=30.0):
 def test_fifty_concurrent_identical_submissions_run_the_body_once_and_all_get_the_result(cluster):
     c = cluster()
     c.dispatcher()
-    c.native_worker("co@test", "tests.guard_app", slots=4)
+    # the worker starts once every submission is in: on a loaded machine the first run
+    # could otherwise end before the last thread submits, which is then a new run
     start = threading.Barrier(50)
     handles = [None] * 50
 
@@ -44,6 +45,7 @@ def test_fifty_concurrent_identical_submissions_run_the_body_once_and_all_get_th
         t.join(timeout=60)
     assert len({h.id for h in handles}) == 1, "every submission attaches to the first"
     assert sum(h.answered_by == "coalesced" for h in handles) == 49
+    c.native_worker("co@test", "tests.guard_app", slots=4)
     results = [h.result(timeout=60) for h in handles]
     assert results == [{"counter": "fifty", "run": 1}] * 50
     assert c.store.client.get("fifty") == "1"

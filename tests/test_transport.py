@@ -87,3 +87,25 @@ def test_a_channel_closed_after_its_connection_details_are_gone_closes_without_a
     assert plain.hexists("unacked", held.delivery_tag), "left for a later restore"
     assert plain.llen(QUEUE) == 0
     plain.close()
+
+
+def test_a_message_acknowledged_after_its_channel_closed_is_forgotten_without_an_error(
+    redis_server,
+):
+    # A task that ran across a Redis restart is acknowledged on the channel it came
+    # from, after Celery closed that channel and kombu dropped its connection details:
+    # the ack asked for the channel's pool, raised AttributeError and stopped the worker.
+    app = _app(redis_server.url)
+    plain = Redis.from_url(redis_server.url)
+    conn = app.connection_for_write()
+    sq = conn.SimpleQueue(QUEUE, no_ack=False)
+    sq.put({"n": 1})
+    sq.put({"n": 2})
+    held = sq.get(timeout=5)
+    other = sq.get(timeout=5)
+    conn._do_close_transport()
+    conn.release()
+    held.ack()  # the closed channel's last client reaches the same Redis
+    assert not plain.hexists("unacked", held.delivery_tag)
+    assert plain.hexists("unacked", other.delivery_tag), "not acknowledged: kept for restore"
+    plain.close()
