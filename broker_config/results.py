@@ -48,6 +48,9 @@ class YardmasterBackend(BaseBackend):
     """Reads task outcomes from yardmaster's records (see the module's docstring)."""
 
     persistent = True
+    supports_autoexpire = True
+    """Records expire by themselves (``YM_RESULT_TTL``): celery beat then adds no daily
+    ``celery.backend_cleanup`` entry, a task no yardmaster worker runs."""
 
     def __init__(self, app: Any, url: str | None = None, **kwargs: Any) -> None:
         super().__init__(app, url=url, **kwargs)
