@@ -44,3 +44,23 @@ def boom(x: Any) -> None:
 def replacer(self: Any) -> Any:
     """Asks to be replaced, which yardmaster refuses (docs/celery.md, "Canvas")."""
     return self.replace(add.s(1, 1))
+
+
+@app.task(name="canvas.on_error")
+def on_error(task_id: str) -> list[Any]:
+    """An errback, called as Celery calls an old-style one: with the failed task's id.
+    Returns that id and what ``AsyncResult`` tells of the failure (its original type)."""
+    failed = app.AsyncResult(task_id)
+    exc = failed.result
+    return [task_id, failed.state, type(exc).__name__, str(exc)]
+
+
+@app.task(name="canvas.on_error_new_style")
+def on_error_new_style(request: Any, exc: Any, traceback: Any) -> None:
+    """A new-style errback (request, exc, traceback): refused at the call on yardmaster."""
+
+
+@app.task(name="canvas.fail_after_retry", bind=True, max_retries=1)
+def fail_after_retry(self: Any, x: Any) -> None:
+    """Fails every run, asking for one retry first: the errback waits for the last."""
+    raise self.retry(exc=CanvasError(f"failed {x!r}"), countdown=0.1)

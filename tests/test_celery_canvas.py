@@ -200,9 +200,6 @@ def test_unsupported_canvas_options_raise_naming_them(canvas: Any) -> None:
         replaced.get(timeout=60)
     assert "replace" in (record(c, replaced.id).error or ""), failed.value
     with pytest.raises(UnsupportedOptionError) as info:
-        mod.add.apply_async((1, 2), link_error=mod.add.s(1))
-    assert info.value.field == "link_error"
-    with pytest.raises(UnsupportedOptionError) as info:
         chain(mod.add.s(1, 2), mod.add.s(3)).apply_async(countdown=5)
     assert info.value.field == "countdown"
     with pytest.raises(UnsupportedOptionError) as info:  # a group as a chain's last link
@@ -230,3 +227,94 @@ def test_map_starmap_and_chunks(canvas: Any) -> None:
     assert chunked.get(timeout=60) == [[0, 2], [4, 6], [8, 10]]
     for part in chunked.results:  # a group of celery.starmap tasks, one per chunk
         assert record(c, part.id).state == "succeeded"
+
+
+def records_named(c: Any, name: str) -> list[TaskRecord]:
+    """Every record of task ``name`` in ``c``'s namespace."""
+    r, prefix = c.store.client, c.store.keys.task_prefix
+    ids = [
+        key[len(prefix) :]
+        for key in r.scan_iter(match=prefix + "*", count=500)
+        if r.type(key) == "hash" and r.hget(key, "name") == name
+    ]
+    return [rec for rec in c.store.tasks.records(ids) if rec is not None]
+
+
+def releases(c: Any, task_id: str) -> int:
+    return int(c.store.tasks.fields([task_id], ["releases"])[0].get("releases") or 0)
+
+
+def test_link_error_runs_once_with_the_failed_task_id_after_its_last_retry(canvas: Any) -> None:
+    c, mod = canvas
+    errback = mod.on_error.s().set(task_id="errback-1")
+    res = mod.fail_after_retry.apply_async(("x",), link_error=errback)
+    with pytest.raises(mod.CanvasError):
+        res.get(timeout=60)
+    failed = record(c, res.id)
+    assert failed.state == "failed"
+    assert failed.attempt == 2  # the run and its one retry: the errback waited for both
+    got = mod.app.AsyncResult("errback-1").get(timeout=60)
+    assert got == [res.id, "FAILURE", "CanvasError", "failed 'x'"]
+    ran = record(c, "errback-1")
+    assert ran.state == "succeeded"
+    assert ran.worker == "w1@test"
+    assert ran.depends_on == (res.id,)
+    assert args_of(c, "errback-1") == [res.id]  # Celery's old-style call: errback(task_id)
+    assert releases(c, "errback-1") == 1
+    assert len(records_named(c, "canvas.on_error")) == 1
+
+
+def test_link_error_is_cancelled_unrun_when_the_task_succeeds(canvas: Any) -> None:
+    c, mod = canvas
+    res = mod.add.apply_async(
+        (1, 2),
+        link=mod.mul.s(10).set(task_id="link-2"),
+        link_error=mod.on_error.s().set(task_id="errback-2"),
+    )
+    assert res.get(timeout=60) == 3
+    assert mod.app.AsyncResult("link-2").get(timeout=60) == 30  # the link ran
+    skipped = record(c, "errback-2")
+    assert skipped.state == "cancelled"
+    assert skipped.started_at is None
+    assert skipped.reason == f"parent {res.id} succeeded"
+    assert releases(c, "errback-2") == 0
+    with pytest.raises(TaskRevokedError):
+        mod.app.AsyncResult("errback-2").get(timeout=10)
+
+
+def test_link_error_on_a_chain_runs_once_for_the_link_that_failed(canvas: Any) -> None:
+    c, mod = canvas
+    res = chain(mod.add.s(1, 1), mod.boom.s(), mod.add.s(1)).apply_async(
+        link_error=mod.on_error.s()
+    )
+    with pytest.raises(TaskRevokedError):
+        res.get(timeout=60)
+    boom_id = res.parent.id
+    assert record(c, boom_id).state == "failed"
+    errbacks = records_named(c, "canvas.on_error")
+    ran = [rec for rec in errbacks if rec.state == "succeeded"]
+    assert len(ran) == 1, errbacks
+    assert args_of(c, ran[0].id) == [boom_id]
+    assert mod.app.AsyncResult(ran[0].id).get(timeout=10)[2] == "CanvasError"
+    # the others (on the link that succeeded, the link cancelled after it) never ran
+    others = [rec for rec in errbacks if rec.id != ran[0].id]
+    assert others, "Celery puts the chain's errback on each of its links"
+    assert all(rec.state == "cancelled" and rec.started_at is None for rec in others), others
+
+
+def test_link_error_bad_input_raises_naming_it_and_stores_nothing(canvas: Any) -> None:
+    c, mod = canvas
+    before = c.store.events.counters().get("submitted", 0)
+    bad = [
+        mod.on_error_new_style.s(),  # Celery would call it (request, exc, traceback)
+        group(mod.on_error.s(), mod.on_error.s()),
+        mod.on_error.s().set(countdown=5),
+        mod.on_error.s().set(priority=99),
+    ]
+    for errback in bad:
+        with pytest.raises(InvalidInputError) as info:
+            mod.add.apply_async((1, 2), link_error=errback)
+        assert info.value.field in ("link_error", "priority"), errback
+    assert c.store.events.counters().get("submitted", 0) == before
+    # an immutable errback takes no id, so a new-style task is fine with .si()
+    assert mod.add.apply_async((1, 2), link_error=mod.const.si("x")).get(timeout=60) == 3

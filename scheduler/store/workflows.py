@@ -18,7 +18,7 @@ from scheduler.store.base import Repository
 from scheduler.store.connection import translated
 from scheduler.store.tasks import admission_args, admitted, task_args
 
-_PASS = {False: "0", True: "1", "single": "single"}
+_PASS = {False: "0", True: "1", "single": "single", "id": "id"}
 """A spec's pass_results as the record keeps it (read by _dependents.lua)."""
 
 REFUSALS = ("exists", "missing", "expired", "ended")
