@@ -42,6 +42,9 @@ _STATES = {
     "expired": states.REVOKED,
 }
 _POLL_START = 0.002
+_MAX_REPLACEMENTS = 100
+"""How many ``self.replace`` hops a result follows (a task replaced by a task that
+replaces itself, ...); past it, the last one read is the answer."""
 
 
 class YardmasterBackend(BaseBackend):
@@ -66,6 +69,12 @@ class YardmasterBackend(BaseBackend):
 
     def _get_task_meta_for(self, task_id: str) -> dict[str, Any]:
         detail = self.store.tasks.outcome_detail(str(task_id))
+        # a task that called self.replace(sig): its outcome is its replacement's, as in
+        # Celery (where the replacement takes the id); followed down a few replacements
+        for _ in range(_MAX_REPLACEMENTS):
+            if "replaced_by" not in detail:
+                break
+            detail = self.store.tasks.outcome_detail(detail["replaced_by"])
         state = _STATES.get(detail.get("state", "pending"), states.PENDING)
         meta: dict[str, Any] = {
             "task_id": task_id,

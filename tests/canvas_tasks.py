@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from celery import group
+
 from workers.app import create_app
 
 app = create_app(main="tests.canvas_tasks")
@@ -41,9 +43,14 @@ def boom(x: Any) -> None:
 
 
 @app.task(name="canvas.replacer", bind=True)
-def replacer(self: Any) -> Any:
-    """Asks to be replaced, which yardmaster refuses (docs/celery.md, "Canvas")."""
-    return self.replace(add.s(1, 1))
+def replacer(self: Any, x: int, kind: str = "task") -> Any:
+    """Replaces itself (Celery's ``self.replace``) by ``add(x, x)``, by the chain
+    ``add(x, x) | mul(5)``, or by a group (refused: not built)."""
+    if kind == "chain":
+        return self.replace(add.s(x, x) | mul.s(5))
+    if kind == "group":
+        return self.replace(group(add.s(x, x), add.s(x, 1)))
+    return self.replace(add.s(x, x))
 
 
 @app.task(name="canvas.on_error")

@@ -195,7 +195,7 @@ def test_empty_chord_runs_its_body_with_no_results(canvas: Any) -> None:
 
 def test_unsupported_canvas_options_raise_naming_them(canvas: Any) -> None:
     c, mod = canvas
-    replaced = mod.replacer.delay()
+    replaced = mod.replacer.delay(1, "group")  # a group as a replacement: not built
     with pytest.raises(Exception, match="replace") as failed:
         replaced.get(timeout=60)
     assert "replace" in (record(c, replaced.id).error or ""), failed.value
@@ -318,3 +318,53 @@ def test_link_error_bad_input_raises_naming_it_and_stores_nothing(canvas: Any) -
     assert c.store.events.counters().get("submitted", 0) == before
     # an immutable errback takes no id, so a new-style task is fine with .si()
     assert mod.add.apply_async((1, 2), link_error=mod.const.si("x")).get(timeout=60) == 3
+
+
+def replacement_of(c: Any, task_id: str) -> str:
+    """The id ``self.replace`` handed ``task_id``'s dependents to (its record's note)."""
+    found = c.store.tasks.fields([task_id], ["replaced_by"])[0].get("replaced_by")
+    assert found, f"{task_id} was not replaced"
+    return str(found)
+
+
+def test_replace_gives_the_caller_the_replacement_s_result(canvas: Any) -> None:
+    c, mod = canvas
+    res = mod.replacer.delay(4)
+    assert res.get(timeout=60) == 8  # add(4, 4), read through the replaced task's id
+    assert res.state == "SUCCESS"
+    new = replacement_of(c, res.id)
+    assert record(c, res.id).state == "succeeded"  # the replaced run ended (Ignore)
+    assert record(c, new).state == "succeeded"
+    assert record(c, new).worker == "w1@test"
+    assert args_of(c, new) == [4, 4]
+
+
+def test_replace_moves_a_chain_s_next_step_a_chord_body_and_links_to_the_replacement(
+    canvas: Any,
+) -> None:
+    c, mod = canvas
+    # a chain's next step now waits on the replacement, and gets its result
+    res = chain(mod.replacer.s(3), mod.mul.s(10)).apply_async()
+    assert res.get(timeout=60) == 60
+    new = replacement_of(c, res.parent.id)
+    assert record(c, res.id).depends_on == (new,)
+    assert args_of(c, res.id) == [6, 10]
+    # a chord's body counts the replacement in the replaced task's place (order kept)
+    body = chord([mod.add.s(1, 1), mod.replacer.s(5), mod.add.s(2, 2)])(mod.collect.s())
+    assert body.get(timeout=60) == [2, 10, 4]
+    assert int(c.store.tasks.fields([body.id], ["releases"])[0]["releases"]) == 1
+    # a link callback runs after the replacement, with its result
+    linked = mod.replacer.apply_async((2,), link=mod.mul.s(3).set(task_id="after-replace"))
+    assert linked.get(timeout=60) == 4
+    assert mod.app.AsyncResult("after-replace").get(timeout=60) == 12
+    assert record(c, "after-replace").depends_on == (replacement_of(c, linked.id),)
+
+
+def test_replace_by_a_chain_hands_dependents_to_its_last_task(canvas: Any) -> None:
+    c, mod = canvas
+    res = chain(mod.replacer.s(1, "chain"), mod.add.s(100)).apply_async()
+    assert res.get(timeout=60) == 110  # ((1 + 1) * 5) + 100
+    assert res.parent.get(timeout=10) == 10  # the replaced task: the chain's result
+    last = replacement_of(c, res.parent.id)
+    assert record(c, last).name == "canvas.mul"
+    assert record(c, res.id).depends_on == (last,)

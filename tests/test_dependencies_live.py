@@ -154,6 +154,29 @@ def test_on_parent_failure_run_only_runs_an_errback_only_after_a_failure(cluster
     assert "run_only" in str(bad_input.value)
 
 
+def test_replace_hands_waiting_dependents_to_the_replacement_in_one_step(cluster):
+    c = cluster()  # no dispatcher: nothing runs; the replaced tasks are marked running
+    old, new = c.client.submit("noop"), c.client.submit("noop")
+    child = c.client.submit("noop", depends_on=[old.id], pass_results="single")
+    assert c.store.workflows.replace(old.id, new.id) == ["not_running", "pending"]
+    c.store.client.hset(c.store.keys.task(old.id), "state", "running")  # its body runs
+    assert c.store.workflows.replace(old.id, "no-such-task") == ["missing", "no-such-task"]
+    assert c.store.workflows.replace(old.id, new.id) == ["ok", "1"]
+    moved = c.store.tasks.records([child.id])[0]
+    assert moved.state == TaskState.WAITING
+    assert moved.depends_on == (new.id,)
+    assert c.store.tasks.fields([old.id], ["replaced_by"])[0]["replaced_by"] == new.id
+    # a replacement that already ended settles the moved dependents at once
+    old2, gone = c.client.submit("noop"), c.client.submit("noop")
+    child2 = c.client.submit("noop", depends_on=[old2.id])
+    c.store.client.hset(c.store.keys.task(old2.id), "state", "running")
+    assert c.store.tasks.expire(gone.id, "gave up") == "expired"
+    assert c.store.workflows.replace(old2.id, gone.id) == ["ok", "1"]
+    ended = c.store.tasks.records([child2.id])[0]
+    assert ended.state == TaskState.CANCELLED
+    assert ended.reason == f"parent {gone.id} expired"
+
+
 def test_pass_results_hands_the_parents_results_in_depends_on_order(cluster):
     c = cluster()
     c.dispatcher()
