@@ -17,6 +17,14 @@ app.conf.beat_schedule = {
         # beat passes an entry's options to apply_async: they are honoured as for any call
         "options": {"expires": 60, "priority": 8},
     },
+    # an option yardmaster cannot honour: beat logs the refusal naming it, sends
+    # nothing for this entry, and keeps the rest of its schedule running
+    "tick-to-a-queue": {
+        "task": "beat.tick",
+        "schedule": 1.0,
+        "args": (0,),
+        "options": {"queue": "reports"},
+    },
 }
 
 
