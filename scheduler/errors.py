@@ -11,7 +11,24 @@ from typing import Any
 
 
 class YardmasterError(Exception):
-    """Root of every error yardmaster raises on purpose."""
+    """Root of every error yardmaster raises on purpose.
+
+    Its subclasses take their own arguments (a field, a value, what is allowed), so
+    pickling, which calls the class again with ``args``, could not rebuild them; a task
+    that raised one made Celery's prefork pool lose the worker process when the error
+    came back from it. :meth:`__reduce__` rebuilds one from its message and attributes.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+
+def _rebuild(cls: type[YardmasterError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    """A ``cls`` error with ``args`` and attributes ``state``, without its ``__init__``."""
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class InvalidInputError(YardmasterError, ValueError):
