@@ -51,7 +51,6 @@ from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual as kombu_virtual
 from kombu.utils.json import dumps
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from scheduler.store.scripts import server_major, source
 
@@ -108,17 +107,28 @@ class QoS(kombu_redis.QoS):
         from, which Celery closed when the connection was lost; kombu has dropped that
         channel's connection details by then, and asking for its pool raised
         AttributeError, which stopped the worker. The closed channel's last client
-        (its pool reconnects) still reaches the same Redis; failing that, a connection
-        error lets kombu log the failed ack, and the delivery stays in the unacked
-        hash for kombu's restore."""
+        (its pool reconnects) still reaches the same Redis; without one, the delivery
+        stays in the unacked hash for kombu's restore (no error: kombu's handler for a
+        failed ack reads the closed channel's connection too)."""
         channel: Any = self.channel
         if getattr(channel.connection, "client", None) is None:
             client = channel._ym_last_client
             if client is None:
-                raise RedisConnectionError(
-                    f"delivery {delivery_tag} was acknowledged on a closed channel"
+                log.warning(
+                    "delivery %s was acknowledged on a closed channel that never reached "
+                    "Redis; it stays in kombu's unacked hash until kombu restores it",
+                    delivery_tag,
                 )
-            self._ym_acked(client, delivery_tag)
+                return
+            try:
+                self._ym_acked(client, delivery_tag)
+            except Exception as exc:  # Redis still down: kombu's handler would fail too
+                log.warning(
+                    "delivery %s, acknowledged on a closed channel, stays in kombu's "
+                    "unacked hash (%s)",
+                    delivery_tag,
+                    exc,
+                )
             return
         with channel.conn_or_acquire() as client:
             self._ym_acked(client, delivery_tag)
