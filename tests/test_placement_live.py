@@ -163,6 +163,10 @@ def test_strict_submission_refuses_what_no_worker_could_run(cluster):
         ({"resources": {"g pu": 1}}, "resources", "g pu"),
         ({"labels": {"zone": "e u"}}, "labels", "e u"),
         ({"labels": {"zo ne": "eu"}}, "labels", "zo ne"),
+        ({"queue": "re ports"}, "queue", "re ports"),
+        ({"queue": 5}, "queue", "5"),
+        ({"prefer": "zone"}, "prefer", "zone"),
+        ({"prefer": {"zone": "e u"}}, "prefer", "e u"),
     ],
 )
 def test_bad_requirements_are_refused_naming_the_field_and_value(cluster, fields, field, shown):

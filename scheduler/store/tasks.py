@@ -113,6 +113,7 @@ class Tasks(Repository):
             else:
                 args += ["", ""]
             args += [placement.to_json(spec.resources), placement.to_json(spec.labels)]
+            args += [spec.queue or "", placement.to_json(spec.prefer)]
         return self._scripts("submit", head + [k.task(ids[i]) for i in part], args, client=to)
 
     @translated
