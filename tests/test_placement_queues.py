@@ -51,6 +51,10 @@ def test_a_task_routed_to_a_queue_runs_only_on_a_worker_consuming_it(cluster, mo
     c.worker("default@test", slots=2, app_module=MODULE)
     offered = {w.name: w.queues for w in c.store.workers.load()}
     assert offered == {"reports@test": ("bulk", "reports"), "default@test": ()}
+    from scheduler.status import cluster_status
+
+    shown = {w["name"]: w["queues"] for w in cluster_status(c.store)["workers"]}
+    assert shown == {"reports@test": ["bulk", "reports"], "default@test": []}
     routed = [mod.by_route.delay() for _ in range(10)]  # task_routes
     routed += [mod.on_queue.delay() for _ in range(10)]  # @app.task(queue=...)
     routed += [mod.plain.apply_async(queue="reports") for _ in range(10)]
