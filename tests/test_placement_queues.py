@@ -122,3 +122,56 @@ def test_task_decorator_options_are_defaults_that_call_options_override(cluster,
     assert {worker_of(c, r.id) for r in us} == {"us@test"}
     assert {worker_of(c, r.id) for r in reports} == {"us@test"}
     assert {worker_of(c, r.id) for r in bulk} == {"eu@test"}
+
+
+def test_queue_options_map_to_one_queue_and_a_conflicting_routing_key_is_refused():
+    from kombu import Queue
+
+    from scheduler import placement
+    from scheduler.errors import InvalidInputError
+    from workers.publishing import submission
+
+    def queue_of(options: dict[str, Any]) -> Any:
+        return submission("routed.plain", (), {}, options).fields.get("queue")
+
+    assert queue_of({}) is None
+    assert queue_of({"queue": "reports"}) == "reports"
+    assert queue_of({"routing_key": "bulk"}) == "bulk"  # the default exchange's meaning
+    assert queue_of({"queue": Queue("reports", routing_key="rk"), "routing_key": "rk"}) == "reports"
+    with pytest.raises(InvalidInputError) as err:
+        queue_of({"queue": "reports", "routing_key": "bulk"})
+    assert err.value.field == "routing_key"
+    assert "'reports'" in str(err.value)
+    assert placement.queues("-Q", " b, a,b ") == ["a", "b"]
+    for bad in ("a,,b", "re ports", "x" * 201):
+        with pytest.raises(InvalidInputError) as err:
+            placement.queues("-Q", bad)
+        assert err.value.field == "-Q"
+
+
+def test_queue_and_prefer_survive_a_requeue_and_a_new_leaders_reload(redis_server):
+    """The record keeps them: the inbox entry of a task a dead worker gave back, and the
+    pending tasks a new dispatcher loads, carry the queue and the preference again."""
+    import json
+
+    from scheduler.client import Client
+    from scheduler.models import PendingTask
+    from scheduler.placement import Needs
+    from scheduler.settings import load_settings
+    from scheduler.store import Store, connect
+
+    store = Store(connect(redis_server.url), load_settings(redis_url=redis_server.url))
+    store.workers.register("w@q", 1, "host", 1, ["noop"], queues=["reports"])
+    assert [w.queues for w in store.workers.load()] == [("reports",)]
+    client = Client(store, known_tasks=["noop"])
+    [handle] = client.submit_many([{"name": "noop", "queue": "reports", "prefer": "zone=eu"}])
+    want = Needs(None, None, "reports", {"zone": "eu"})
+    [loaded] = list(store.pending.load())
+    assert loaded.needs == want
+    [claim] = store.pending.claim([(handle.id, "w@q")])
+    assert claim.status == "ok"
+    store.client.delete(store.keys.inbox)
+    assert store.workers.deregister("w@q") == 1  # reaped: back to pending
+    entries = [json.loads(e) for e in store.client.lrange(store.keys.inbox, 0, -1)]
+    back = [PendingTask.from_wire(e) for e in entries if e.get("id") == handle.id]
+    assert [t.needs for t in back] == [want]
