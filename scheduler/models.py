@@ -394,12 +394,15 @@ class PendingTask(msgspec.Struct, gc=False):
 
         Keys: ``id``, ``n`` name, ``p`` priority, ``s`` sequence, ``t`` submitted
         at; optional ``d`` deadline, ``e`` expected duration, ``a`` affinity key,
-        ``k`` duration key, ``c`` concurrency key, ``m`` its cap, ``r`` resources and
-        ``l`` labels, ``q`` queue, ``f`` preferred labels (placement requirements: the task is then a :class:`PlacedTask`).
+        ``k`` duration key, ``c`` concurrency key, ``m`` its cap, ``r`` resources,
+        ``l`` labels, ``q`` queue and ``f`` preferred labels (placement
+        requirements: the task is then a :class:`PlacedTask`). An ``l``, empty
+        without labels, comes with ``q`` or ``f``, so a plain task is told by two
+        lookups, as before queues and preferences existed.
         """
         # The texts are interned inline: three calls of ``interned`` would cost a
         # few percent of the decoding, once per task reaching the dispatcher.
-        if "r" in data or "l" in data or "q" in data or "f" in data:
+        if "r" in data or "l" in data:  # a queue or a preference comes with an "l"
             return PlacedTask.placed(
                 cls._plain(data), data.get("r"), data.get("l"), data.get("q"), data.get("f")
             )

@@ -14,7 +14,8 @@ local function pending_wire(id, name, priority, seq, submitted_at, deadline, exp
   if ckey then wire.c = ckey; wire.m = tonumber(cap) end
   if needs_res then wire.r = cjson.decode(needs_res) end
   if needs_labels then wire.l = cjson.decode(needs_labels) end
-  if on_queue then wire.q = on_queue end
-  if prefer then wire.f = cjson.decode(prefer) end
+  -- with an 'l' (empty without labels), as submit.lua writes it
+  if on_queue then wire.q = on_queue; wire.l = wire.l or {} end
+  if prefer then wire.f = cjson.decode(prefer); wire.l = wire.l or {} end
   return cjson.encode(wire)
 end

@@ -117,9 +117,14 @@ for i = 0, n - 1 do
     if needs_labels ~= '' then
       rec[#rec + 1] = 'labels'; rec[#rec + 1] = needs_labels; wire.l = cjson.decode(needs_labels)
     end
-    if on_queue ~= '' then rec[#rec + 1] = 'on_queue'; rec[#rec + 1] = on_queue; wire.q = on_queue end
+    -- a queue or a preference comes with an 'l' (empty without labels), so that
+    -- decoding a plain task looks for two keys only (PendingTask.from_wire)
+    if on_queue ~= '' then
+      rec[#rec + 1] = 'on_queue'; rec[#rec + 1] = on_queue; wire.q = on_queue; wire.l = wire.l or {}
+    end
     if prefer ~= '' then
       rec[#rec + 1] = 'prefer'; rec[#rec + 1] = prefer; wire.f = cjson.decode(prefer)
+      wire.l = wire.l or {}
     end
     if cache ~= '' then
       rec[#rec + 1] = 'cache_key'; rec[#rec + 1] = cache
