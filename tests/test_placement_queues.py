@@ -118,6 +118,12 @@ def test_task_decorator_options_are_defaults_that_call_options_override(cluster,
     bulk = [mod.on_queue.apply_async(queue="bulk") for _ in range(5)]
     for r in eu + us + reports + bulk:
         r.get(timeout=60)
+    # .schedule() takes the same defaults, and its options override them too
+    eu += [mod.in_eu.schedule() for _ in range(5)]
+    us += [mod.in_eu.schedule(labels={"zone": "us"}) for _ in range(5)]
+    reports += [mod.on_queue.schedule() for _ in range(5)]
+    for h in eu[-5:] + us[-5:] + reports[-5:]:
+        h.result(timeout=60)
     assert {worker_of(c, r.id) for r in eu} == {"eu@test"}
     assert {worker_of(c, r.id) for r in us} == {"us@test"}
     assert {worker_of(c, r.id) for r in reports} == {"us@test"}
