@@ -319,8 +319,6 @@ class Client:
         specs = self._validated(tasks)
         if strict:
             self._check_placement(specs)
-        if not_before is not None:
-            _refuse_placement(specs, "a start time (countdown / eta)")
         given = list(ids)
         for i, spec in enumerate(specs):
             if spec.depends_on:

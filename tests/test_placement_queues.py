@@ -60,6 +60,9 @@ def test_a_task_routed_to_a_queue_runs_only_on_a_worker_consuming_it(cluster, mo
     routed += [mod.plain.apply_async(queue="reports") for _ in range(10)]
     routed += [mod.plain.apply_async(routing_key="bulk") for _ in range(5)]
     routed += [c.client.submit("routed.plain", queue="bulk") for _ in range(5)]
+    # with a start time: kept in the record while it waits, carried when it is due
+    routed += [mod.by_route.apply_async(countdown=0.1) for _ in range(5)]
+    routed += [mod.plain.apply_async(queue="bulk", countdown=0.1) for _ in range(5)]
     others = [mod.plain.delay() for _ in range(10)]  # no queue: any worker
     for r in routed + others:
         r.get(timeout=60) if hasattr(r, "get") else r.result(timeout=60)
