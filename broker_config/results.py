@@ -42,12 +42,18 @@ _STATES = {
     "expired": states.REVOKED,
 }
 _POLL_START = 0.002
+_MAX_REPLACEMENTS = 100
+"""How many ``self.replace`` hops a result follows (a task replaced by a task that
+replaces itself, ...); past it, the last one read is the answer."""
 
 
 class YardmasterBackend(BaseBackend):
     """Reads task outcomes from yardmaster's records (see the module's docstring)."""
 
     persistent = True
+    supports_autoexpire = True
+    """Records expire by themselves (``YM_RESULT_TTL``): celery beat then adds no daily
+    ``celery.backend_cleanup`` entry, a task no yardmaster worker runs."""
 
     def __init__(self, app: Any, url: str | None = None, **kwargs: Any) -> None:
         super().__init__(app, url=url, **kwargs)
@@ -63,6 +69,12 @@ class YardmasterBackend(BaseBackend):
 
     def _get_task_meta_for(self, task_id: str) -> dict[str, Any]:
         detail = self.store.tasks.outcome_detail(str(task_id))
+        # a task that called self.replace(sig): its outcome is its replacement's, as in
+        # Celery (where the replacement takes the id); followed down a few replacements
+        for _ in range(_MAX_REPLACEMENTS):
+            if "replaced_by" not in detail:
+                break
+            detail = self.store.tasks.outcome_detail(detail["replaced_by"])
         state = _STATES.get(detail.get("state", "pending"), states.PENDING)
         meta: dict[str, Any] = {
             "task_id": task_id,

@@ -107,7 +107,7 @@ class Client:
         timeout: float | None = None,
         depends_on: Sequence[str] = (),
         on_parent_failure: str = "cancel",
-        pass_results: bool = False,
+        pass_results: bool | str = False,
         resources: Mapping[str, float | str] | None = None,
         labels: Mapping[str, str] | None = None,
         queue: str | None = None,
@@ -148,9 +148,13 @@ class Client:
             depends_on: Ids of tasks that must finish first; it waits (state
                 ``waiting``) and is released when the last one succeeds.
             on_parent_failure: ``cancel`` (default): a parent that fails, is
-                cancelled or expires cancels it; ``run``: it runs anyway.
+                cancelled or expires cancels it; ``run``: it runs anyway;
+                ``run_only``: an errback, run only when its parents fail (a parent
+                that succeeds, is cancelled or expires cancels it).
             pass_results: The parents' results (a list in ``depends_on`` order,
-                null for a parent that did not succeed) become its first argument.
+                null for a parent that did not succeed) become its first argument;
+                ``"single"``: the first parent's result itself; ``"id"``: the first
+                parent's id (an errback's argument, with ``run_only``).
             resources: Amounts it holds on its worker while it runs (``{"gpu": 1,
                 "mem": "4G"}``); it goes only to a worker with that much free.
             labels: Labels its worker must carry (``{"zone": "eu"}``).

@@ -96,10 +96,14 @@ class TaskSpec(BaseModel):
     depends_on: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
         default_factory=list
     )
-    on_parent_failure: Literal["cancel", "run"] = "cancel"
-    pass_results: Annotated[bool, Strict()] | Literal["single"] = False
+    on_parent_failure: Literal["cancel", "run", "run_only"] = "cancel"
+    """What a parent's failure (or cancellation) does: ``cancel`` this task, ``run`` it
+    all the same, or ``run_only``: an errback (Celery's ``link_error``), released only
+    by its parents' failure and cancelled when one succeeds or is cancelled."""
+    pass_results: Annotated[bool, Strict()] | Literal["single", "id"] = False
     """``True``: the parents' results, a list in ``depends_on`` order, become the first
-    argument; ``"single"``: the first parent's result itself (Celery's chain)."""
+    argument; ``"single"``: the first parent's result itself (Celery's chain); ``"id"``:
+    the first parent's id (Celery's errback call ``errback(task_id)``)."""
     resources: dict[str, float] | None = None
     labels: dict[str, str] | None = None
     queue: str | None = None
@@ -252,10 +256,10 @@ _ALLOWED = {
     "time_limit": "seconds, greater than 0 and at most 604800, longer than soft_time_limit",
     "message": "an object of Celery message fields (priority, expires, headers)",
     "depends_on": "a list of task ids (1 to 200 characters each) that must finish first",
-    "on_parent_failure": "'cancel' (the default) or 'run'",
+    "on_parent_failure": "'cancel' (the default), 'run' or 'run_only' (only on a failure)",
     "pass_results": (
-        "true, false or 'single' (the parents' results as the first argument: "
-        "a list, or the first parent's result itself)"
+        "true, false, 'single' or 'id' (the parents' results as the first argument: "
+        "a list, or the first parent's result itself; or the first parent's id)"
     ),
 }
 

@@ -82,13 +82,14 @@ def _refuse(reply: list[str]) -> None:
         "or its record expired)",
         "expired": f"parent {parent!r} of task {task_id!r} expired unrun",
         "ended": f"parent {parent!r} of task {task_id!r} already "
-        f"{reply[3] if len(reply) > 3 else 'ended'} (on_parent_failure='cancel')",
+        f"{reply[3] if len(reply) > 3 else 'ended'} (a task on_parent_failure='cancel' "
+        "would not run after a failure, nor one 'run_only' after a success)",
     }
     raise WorkflowError(
         f"{task_id}.depends_on",
         parent,
         "ids of stored tasks that did not expire (failed or cancelled ones only with "
-        "on_parent_failure='run')",
+        "on_parent_failure='run'; failed ones only with 'run_only')",
         problem=problems[kind],
         ids=(task_id, parent),
     )

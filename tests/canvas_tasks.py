@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from celery import group
+
 from workers.app import create_app
 
 app = create_app(main="tests.canvas_tasks")
@@ -41,6 +43,31 @@ def boom(x: Any) -> None:
 
 
 @app.task(name="canvas.replacer", bind=True)
-def replacer(self: Any) -> Any:
-    """Asks to be replaced, which yardmaster refuses (docs/celery.md, "Canvas")."""
-    return self.replace(add.s(1, 1))
+def replacer(self: Any, x: int, kind: str = "task") -> Any:
+    """Replaces itself (Celery's ``self.replace``) by ``add(x, x)``, by the chain
+    ``add(x, x) | mul(5)``, or by a group (refused: not built)."""
+    if kind == "chain":
+        return self.replace(add.s(x, x) | mul.s(5))
+    if kind == "group":
+        return self.replace(group(add.s(x, x), add.s(x, 1)))
+    return self.replace(add.s(x, x))
+
+
+@app.task(name="canvas.on_error")
+def on_error(task_id: str) -> list[Any]:
+    """An errback, called as Celery calls an old-style one: with the failed task's id.
+    Returns that id and what ``AsyncResult`` tells of the failure (its original type)."""
+    failed = app.AsyncResult(task_id)
+    exc = failed.result
+    return [task_id, failed.state, type(exc).__name__, str(exc)]
+
+
+@app.task(name="canvas.on_error_new_style")
+def on_error_new_style(request: Any, exc: Any, traceback: Any) -> None:
+    """A new-style errback (request, exc, traceback): refused at the call on yardmaster."""
+
+
+@app.task(name="canvas.fail_after_retry", bind=True, max_retries=1)
+def fail_after_retry(self: Any, x: Any) -> None:
+    """Fails every run, asking for one retry first: the errback waits for the last."""
+    raise self.retry(exc=CanvasError(f"failed {x!r}"), countdown=0.1)

@@ -195,13 +195,10 @@ def test_empty_chord_runs_its_body_with_no_results(canvas: Any) -> None:
 
 def test_unsupported_canvas_options_raise_naming_them(canvas: Any) -> None:
     c, mod = canvas
-    replaced = mod.replacer.delay()
+    replaced = mod.replacer.delay(1, "group")  # a group as a replacement: not built
     with pytest.raises(Exception, match="replace") as failed:
         replaced.get(timeout=60)
     assert "replace" in (record(c, replaced.id).error or ""), failed.value
-    with pytest.raises(UnsupportedOptionError) as info:
-        mod.add.apply_async((1, 2), link_error=mod.add.s(1))
-    assert info.value.field == "link_error"
     with pytest.raises(UnsupportedOptionError) as info:
         chain(mod.add.s(1, 2), mod.add.s(3)).apply_async(countdown=5)
     assert info.value.field == "countdown"
@@ -230,3 +227,144 @@ def test_map_starmap_and_chunks(canvas: Any) -> None:
     assert chunked.get(timeout=60) == [[0, 2], [4, 6], [8, 10]]
     for part in chunked.results:  # a group of celery.starmap tasks, one per chunk
         assert record(c, part.id).state == "succeeded"
+
+
+def records_named(c: Any, name: str) -> list[TaskRecord]:
+    """Every record of task ``name`` in ``c``'s namespace."""
+    r, prefix = c.store.client, c.store.keys.task_prefix
+    ids = [
+        key[len(prefix) :]
+        for key in r.scan_iter(match=prefix + "*", count=500)
+        if r.type(key) == "hash" and r.hget(key, "name") == name
+    ]
+    return [rec for rec in c.store.tasks.records(ids) if rec is not None]
+
+
+def releases(c: Any, task_id: str) -> int:
+    return int(c.store.tasks.fields([task_id], ["releases"])[0].get("releases") or 0)
+
+
+def test_link_error_runs_once_with_the_failed_task_id_after_its_last_retry(canvas: Any) -> None:
+    c, mod = canvas
+    errback = mod.on_error.s().set(task_id="errback-1")
+    res = mod.fail_after_retry.apply_async(("x",), link_error=errback)
+    with pytest.raises(mod.CanvasError):
+        res.get(timeout=60)
+    failed = record(c, res.id)
+    assert failed.state == "failed"
+    assert failed.attempt == 2  # the run and its one retry: the errback waited for both
+    got = mod.app.AsyncResult("errback-1").get(timeout=60)
+    assert got == [res.id, "FAILURE", "CanvasError", "failed 'x'"]
+    ran = record(c, "errback-1")
+    assert ran.state == "succeeded"
+    assert ran.worker == "w1@test"
+    assert ran.depends_on == (res.id,)
+    assert args_of(c, "errback-1") == [res.id]  # Celery's old-style call: errback(task_id)
+    assert releases(c, "errback-1") == 1
+    assert len(records_named(c, "canvas.on_error")) == 1
+
+
+def test_link_error_is_cancelled_unrun_when_the_task_succeeds(canvas: Any) -> None:
+    c, mod = canvas
+    res = mod.add.apply_async(
+        (1, 2),
+        link=mod.mul.s(10).set(task_id="link-2"),
+        link_error=mod.on_error.s().set(task_id="errback-2"),
+    )
+    assert res.get(timeout=60) == 3
+    assert mod.app.AsyncResult("link-2").get(timeout=60) == 30  # the link ran
+    skipped = record(c, "errback-2")
+    assert skipped.state == "cancelled"
+    assert skipped.started_at is None
+    assert skipped.reason == f"parent {res.id} succeeded"
+    assert releases(c, "errback-2") == 0
+    with pytest.raises(TaskRevokedError):
+        mod.app.AsyncResult("errback-2").get(timeout=10)
+
+
+def test_link_error_on_a_chain_runs_once_for_the_link_that_failed(canvas: Any) -> None:
+    c, mod = canvas
+    res = chain(mod.add.s(1, 1), mod.boom.s(), mod.add.s(1)).apply_async(
+        link_error=mod.on_error.s()
+    )
+    with pytest.raises(TaskRevokedError):
+        res.get(timeout=60)
+    boom_id = res.parent.id
+    assert record(c, boom_id).state == "failed"
+    errbacks = records_named(c, "canvas.on_error")
+    ran = [rec for rec in errbacks if rec.state == "succeeded"]
+    assert len(ran) == 1, errbacks
+    assert args_of(c, ran[0].id) == [boom_id]
+    assert mod.app.AsyncResult(ran[0].id).get(timeout=10)[2] == "CanvasError"
+    # the others (on the link that succeeded, the link cancelled after it) never ran
+    others = [rec for rec in errbacks if rec.id != ran[0].id]
+    assert others, "Celery puts the chain's errback on each of its links"
+    assert all(rec.state == "cancelled" and rec.started_at is None for rec in others), others
+
+
+def test_link_error_bad_input_raises_naming_it_and_stores_nothing(canvas: Any) -> None:
+    c, mod = canvas
+    before = c.store.events.counters().get("submitted", 0)
+    bad = [
+        mod.on_error_new_style.s(),  # Celery would call it (request, exc, traceback)
+        group(mod.on_error.s(), mod.on_error.s()),
+        mod.on_error.s().set(countdown=5),
+        mod.on_error.s().set(priority=99),
+    ]
+    for errback in bad:
+        with pytest.raises(InvalidInputError) as info:
+            mod.add.apply_async((1, 2), link_error=errback)
+        assert info.value.field in ("link_error", "priority"), errback
+    assert c.store.events.counters().get("submitted", 0) == before
+    # an immutable errback takes no id, so a new-style task is fine with .si()
+    assert mod.add.apply_async((1, 2), link_error=mod.const.si("x")).get(timeout=60) == 3
+
+
+def replacement_of(c: Any, task_id: str) -> str:
+    """The id ``self.replace`` handed ``task_id``'s dependents to (its record's note)."""
+    found = c.store.tasks.fields([task_id], ["replaced_by"])[0].get("replaced_by")
+    assert found, f"{task_id} was not replaced"
+    return str(found)
+
+
+def test_replace_gives_the_caller_the_replacement_s_result(canvas: Any) -> None:
+    c, mod = canvas
+    res = mod.replacer.delay(4)
+    assert res.get(timeout=60) == 8  # add(4, 4), read through the replaced task's id
+    assert res.state == "SUCCESS"
+    new = replacement_of(c, res.id)
+    assert record(c, res.id).state == "succeeded"  # the replaced run ended (Ignore)
+    assert record(c, new).state == "succeeded"
+    assert record(c, new).worker == "w1@test"
+    assert args_of(c, new) == [4, 4]
+
+
+def test_replace_moves_a_chain_s_next_step_a_chord_body_and_links_to_the_replacement(
+    canvas: Any,
+) -> None:
+    c, mod = canvas
+    # a chain's next step now waits on the replacement, and gets its result
+    res = chain(mod.replacer.s(3), mod.mul.s(10)).apply_async()
+    assert res.get(timeout=60) == 60
+    new = replacement_of(c, res.parent.id)
+    assert record(c, res.id).depends_on == (new,)
+    assert args_of(c, res.id) == [6, 10]
+    # a chord's body counts the replacement in the replaced task's place (order kept)
+    body = chord([mod.add.s(1, 1), mod.replacer.s(5), mod.add.s(2, 2)])(mod.collect.s())
+    assert body.get(timeout=60) == [2, 10, 4]
+    assert int(c.store.tasks.fields([body.id], ["releases"])[0]["releases"]) == 1
+    # a link callback runs after the replacement, with its result
+    linked = mod.replacer.apply_async((2,), link=mod.mul.s(3).set(task_id="after-replace"))
+    assert linked.get(timeout=60) == 4
+    assert mod.app.AsyncResult("after-replace").get(timeout=60) == 12
+    assert record(c, "after-replace").depends_on == (replacement_of(c, linked.id),)
+
+
+def test_replace_by_a_chain_hands_dependents_to_its_last_task(canvas: Any) -> None:
+    c, mod = canvas
+    res = chain(mod.replacer.s(1, "chain"), mod.add.s(100)).apply_async()
+    assert res.get(timeout=60) == 110  # ((1 + 1) * 5) + 100
+    assert res.parent.get(timeout=10) == 10  # the replaced task: the chain's result
+    last = replacement_of(c, res.parent.id)
+    assert record(c, last).name == "canvas.mul"
+    assert record(c, res.id).depends_on == (last,)

@@ -118,6 +118,65 @@ def test_on_parent_failure_run_runs_the_dependent_anyway(cluster):
     assert child.result(timeout=5) == [[None], "mine"]
 
 
+def test_on_parent_failure_run_only_runs_an_errback_only_after_a_failure(cluster):
+    c = cluster()
+    c.dispatcher()
+    c.worker("w1@test", slots=2)
+    bad, good = c.client.submit("fail"), c.client.submit("echo", [1])
+    on_bad = c.client.submit(
+        "echo", ["mine"], depends_on=[bad.id], on_parent_failure="run_only", pass_results="id"
+    )
+    on_good = c.client.submit("echo", [], depends_on=[good.id], on_parent_failure="run_only")
+    after_skip = c.client.submit("echo", [], depends_on=[on_good.id])  # cancelled down the graph
+    rec = c.client.wait([bad, good, on_bad, on_good, after_skip], timeout=60)
+    assert [r.state for r in rec] == [
+        TaskState.FAILED,
+        TaskState.SUCCEEDED,
+        TaskState.SUCCEEDED,
+        TaskState.CANCELLED,
+        TaskState.CANCELLED,
+    ]
+    assert on_bad.result(timeout=5) == [bad.id, "mine"]  # the failed parent's id first
+    assert rec[3].reason == f"parent {good.id} succeeded"
+    assert rec[3].started_at is None
+    # submitted after its parent ended: released at once after a failure, refused after a
+    # success (it would never run), with nothing stored
+    late = c.client.submit("echo", [], depends_on=[bad.id], on_parent_failure="run_only")
+    assert late.result(timeout=60) == []
+    before = stored_task_count(c)
+    with pytest.raises(WorkflowError) as exc:
+        c.client.submit("echo", [], depends_on=[good.id], on_parent_failure="run_only")
+    assert "already succeeded" in str(exc.value)
+    assert stored_task_count(c) == before
+    with pytest.raises(InvalidInputError) as bad_input:
+        c.client.submit("echo", [], depends_on=[good.id], on_parent_failure="only")
+    assert bad_input.value.field.endswith("on_parent_failure")
+    assert "run_only" in str(bad_input.value)
+
+
+def test_replace_hands_waiting_dependents_to_the_replacement_in_one_step(cluster):
+    c = cluster()  # no dispatcher: nothing runs; the replaced tasks are marked running
+    old, new = c.client.submit("noop"), c.client.submit("noop")
+    child = c.client.submit("noop", depends_on=[old.id], pass_results="single")
+    assert c.store.workflows.replace(old.id, new.id) == ["not_running", "pending"]
+    c.store.client.hset(c.store.keys.task(old.id), "state", "running")  # its body runs
+    assert c.store.workflows.replace(old.id, "no-such-task") == ["missing", "no-such-task"]
+    assert c.store.workflows.replace(old.id, new.id) == ["ok", "1"]
+    moved = c.store.tasks.records([child.id])[0]
+    assert moved.state == TaskState.WAITING
+    assert moved.depends_on == (new.id,)
+    assert c.store.tasks.fields([old.id], ["replaced_by"])[0]["replaced_by"] == new.id
+    # a replacement that already ended settles the moved dependents at once
+    old2, gone = c.client.submit("noop"), c.client.submit("noop")
+    child2 = c.client.submit("noop", depends_on=[old2.id])
+    c.store.client.hset(c.store.keys.task(old2.id), "state", "running")
+    assert c.store.tasks.expire(gone.id, "gave up") == "expired"
+    assert c.store.workflows.replace(old2.id, gone.id) == ["ok", "1"]
+    ended = c.store.tasks.records([child2.id])[0]
+    assert ended.state == TaskState.CANCELLED
+    assert ended.reason == f"parent {gone.id} expired"
+
+
 def test_pass_results_hands_the_parents_results_in_depends_on_order(cluster):
     c = cluster()
     c.dispatcher()

@@ -26,16 +26,13 @@ from typing import Any
 
 from celery import Celery, signature
 from celery.app.control import Control
+from celery.utils.functional import arity_greater
 
 from broker_config.celery_app import LazyBrokerCelery, app_settings
 from scheduler.errors import InvalidInputError, TaskNotFoundError
 from scheduler.models import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY
 
 REFUSED: dict[str, str] = {
-    "link_error": (
-        "an errback runs only when its task fails, and a dependency on the server "
-        "runs its task after a success (or after any end): not built yet"
-    ),
     "exchange": "exchanges are not modelled: name the queue (queue=) its worker consumes",
     "exchange_type": "exchanges are not modelled: name the queue (queue=) its worker consumes",
     "serializer": "yardmaster sends JSON only (pickle and the others are refused)",
@@ -179,6 +176,12 @@ def submission(
     return Submission(str(task_id), fields, not_before, expires_at)
 
 
+_LINKS = ("link", "link_error")
+"""Options that become batch items of their own (dependents), not fields of the task."""
+
+_ERRBACK_PASSES = "id"
+"""An errback's ``pass_results``: the failed parent's id is its first argument."""
+
 _HONOURED = {
     "countdown", "eta", "expires", "priority", "time_limit", "soft_time_limit",
     "task_id", "headers", "queue", "routing_key",
@@ -295,7 +298,7 @@ class YardmasterCelery(LazyBrokerCelery):
 
         result_cls = options.get("result_cls")
         options = self._with_defaults(name, options)
-        sub = submission(name, args, kwargs, {k: v for k, v in options.items() if k != "link"})
+        sub = submission(name, args, kwargs, {k: v for k, v in options.items() if k not in _LINKS})
         router = self.amqp.router
         if getattr(router, "routes", None):  # the app's task_routes, as Celery prepared them
             route = router.lookup_route(
@@ -322,10 +325,13 @@ class YardmasterCelery(LazyBrokerCelery):
             raise UnsupportedOptionError(
                 "chord", options["chord"], "a chord's header is sent by chord(...).apply_async"
             )
-        links = options.get("link")
-        if steps or pending is not None or links:
+        links, errbacks = options.get("link"), options.get("link_error")
+        if steps or pending is not None or links or errbacks:
             if sub.not_before is not None or sub.expires is not None:
-                why = "a task of a chain or a chord header cannot wait or expire yet"
+                why = (
+                    "a task of a chain or a chord header, or one with link or link_error, "
+                    "cannot wait or expire yet"
+                )
                 raise UnsupportedOptionError(
                     "countdown" if sub.not_before is not None else "expires",
                     options.get("countdown", options.get("eta", options.get("expires"))),
@@ -333,6 +339,7 @@ class YardmasterCelery(LazyBrokerCelery):
                 )
             items = [{"id": sub.task_id, **sub.fields}]
             items += self._links(links, sub.task_id)
+            items += self._errbacks(errbacks, sub.task_id)
             previous = sub.task_id
             for step in reversed(steps):  # Celery keeps a chain's rest last step first
                 step_items = self._canvas_item(step, previous, "chain")
@@ -436,7 +443,7 @@ class YardmasterCelery(LazyBrokerCelery):
             )
         name = str(sig.task)
         opts = self._with_defaults(name, sig.options)
-        links = opts.pop("link", None)
+        links, errbacks = opts.pop("link", None), opts.pop("link_error", None)
         sub = submission(name, sig.args, sig.kwargs, opts)
         if sub.not_before is not None or sub.expires is not None:
             raise UnsupportedOptionError(
@@ -452,7 +459,70 @@ class YardmasterCelery(LazyBrokerCelery):
         }
         if not sig.immutable:
             item["pass_results"] = "single" if single else True
-        return [item, *self._links(links, sub.task_id)]
+        return [item, *self._links(links, sub.task_id), *self._errbacks(errbacks, sub.task_id)]
+
+    def _errbacks(self, errbacks: Any, parent: str) -> list[dict[str, Any]]:
+        """The batch items of a task's ``link_error`` errbacks (one signature or a list).
+
+        Each waits on ``parent`` with ``on_parent_failure="run_only"``: the Lua step that
+        records the parent's failure (after its last retry) releases it, and the one that
+        records a success (or a cancel, an expiry) cancels it, so it runs at most once.
+        It is called the way Celery calls an old-style errback, ``errback(task_id)``
+        (then the signature's own arguments; ``.si()``: none): the failed task's id, a
+        JSON value, from which ``AsyncResult(task_id)`` gives the exception (its original
+        type) and ``.traceback``. Its own ``link`` callbacks run after it, as usual.
+
+        Raises:
+            UnsupportedOptionError: Naming ``link_error``: the errback is a canvas, waits
+                or expires, or its task takes more than one positional parameter (Celery
+                would call it new-style, ``errback(request, exc, traceback)``, with
+                Python objects that do not go over JSON).
+        """
+        if not errbacks:
+            return []
+        items: list[dict[str, Any]] = []
+        for one in errbacks if isinstance(errbacks, list | tuple) else [errbacks]:
+            sig = signature(one, app=self)
+            if sig.subtask_type is not None:
+                raise UnsupportedOptionError(
+                    "link_error",
+                    f"{sig.subtask_type} {sig!r}",
+                    f"a {sig.subtask_type} as an errback is not built on yardmaster yet",
+                )
+            name = str(sig.task)
+            header = getattr(self.tasks.get(name), "__header__", None)
+            if header is not None and not sig.immutable and arity_greater(header, 1):
+                raise UnsupportedOptionError(
+                    "link_error",
+                    repr(sig),
+                    "Celery calls an errback whose task takes more than one parameter as "
+                    "errback(request, exc, traceback), Python objects that do not go over "
+                    "JSON; on yardmaster an errback takes one, the failed task's id "
+                    "(AsyncResult(task_id) gives its exception and traceback), or use .si()",
+                )
+            opts = self._with_defaults(name, sig.options)
+            links = opts.pop("link", None)
+            if opts.pop("link_error", None):
+                raise UnsupportedOptionError(
+                    "link_error", repr(sig), "an errback of an errback is not built yet"
+                )
+            sub = submission(name, sig.args, sig.kwargs, opts)
+            if sub.not_before is not None or sub.expires is not None:
+                raise UnsupportedOptionError(
+                    "link_error",
+                    repr(sig),
+                    "an errback cannot wait (countdown, eta) or expire yet",
+                )
+            item: dict[str, Any] = {
+                "id": sub.task_id,
+                **sub.fields,
+                "depends_on": [parent],
+                "on_parent_failure": "run_only",
+            }
+            if not sig.immutable:
+                item["pass_results"] = _ERRBACK_PASSES  # errback(task_id), as Celery calls it
+            items += [item, *self._links(links, sub.task_id)]
+        return items
 
 
 class _PendingChord:

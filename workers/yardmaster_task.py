@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from celery import Celery, Task
+from celery import Celery, Task, signature
 from celery.exceptions import Ignore, Retry
 
 from broker_config.celery_app import app_settings
 from scheduler.client import Client, TaskHandle
-from scheduler.errors import InvalidInputError, TaskCancelRequestedError
+from scheduler.errors import InvalidInputError, TaskCancelRequestedError, YardmasterError
 from scheduler.store import Store
 from scheduler.store.outbox import Outbox
 from workers import hooks, progress
@@ -142,19 +142,42 @@ class YardmasterTask(Task[Any, Any]):
         return ret
 
     def replace(self, sig: Any) -> Any:
-        """Refused, naming ``replace``: Celery gives the replacement this running
-        task's id, and on yardmaster an id names one record, whose dependents would
-        have to move to the replacement in the same step; not built yet.
+        """Replace this run by ``sig`` (one task or a chain), as Celery's ``self.replace``.
+
+        The replacement is submitted (a chain as one batch), then one Lua step
+        (``replace.lua``) hands whatever waits on this task (a chain's next step, a
+        chord's body counting it, ``link`` and ``link_error`` callbacks) to the
+        replacement (a chain's last task) and notes ``replaced_by`` on this record, so
+        ``AsyncResult(this id).get()`` gets the replacement's result. Celery instead
+        gives the replacement this task's id; on yardmaster an id names one record, so
+        the replacement has its own and the result backend follows the note. This run
+        then ends, as in Celery, by raising ``Ignore`` (its record: succeeded, result
+        null).
 
         Raises:
-            UnsupportedOptionError: Always (the task fails with it).
+            Ignore: Always, once replaced (Celery's way to end the run).
+            UnsupportedOptionError: ``sig`` is a group or a chord (naming ``replace``).
+            YardmasterError: This task is no longer running (cancelled meanwhile); the
+                replacement was submitted and runs on its own.
         """
-        raise UnsupportedOptionError(
-            "replace",
-            repr(sig),
-            "the replacement would take this running task's id, and moving the "
-            "task's dependents to it is not built on yardmaster yet",
-        )
+        if self.request.called_directly or getattr(self.request, "ym_attempt", None) is None:
+            return super().replace(sig)  # not a yardmaster run: Celery's own
+        sig = signature(sig, app=self.app)
+        if sig.subtask_type not in (None, "chain"):
+            raise UnsupportedOptionError(
+                "replace",
+                f"{sig.subtask_type} {sig!r}",
+                f"a {sig.subtask_type} as a replacement is not built on yardmaster yet "
+                "(one task or a chain is)",
+            )
+        task_id = str(self.request.id)
+        new = str(sig.apply_async().id)  # a chain's: its last task's
+        reply = hooks.store_for(self.app).workflows.replace(task_id, new)
+        if reply[0] != "ok":
+            raise YardmasterError(
+                f"task {task_id} could not be replaced by {new}: {' '.join(reply)}"
+            )
+        raise Ignore(f"replaced by {new}")
 
     def progress(self, done: float, total: float | None = None, note: str = "") -> bool:
         """Report how far this run is: ``done`` of ``total`` units, with a ``note``.

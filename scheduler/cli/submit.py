@@ -64,7 +64,11 @@ def submit(
         typer.Option(help="Run after this task succeeded (repeat for several parents)."),
     ] = None,
     on_parent_failure: Annotated[
-        str, typer.Option(help="cancel (default) or run: what a parent's failure does.")
+        str,
+        typer.Option(
+            help="cancel (default), run, or run_only (an errback: only after a failure): "
+            "what a parent's failure does."
+        ),
     ] = "cancel",
     pass_results: Annotated[
         bool, typer.Option(help="The parents' results become the first argument.")

@@ -310,9 +310,11 @@ class Tasks(Repository):
     @translated
     def outcome_detail(self, task_id: str) -> dict[str, str]:
         """The fields of a task's record that say how it ended (``state``, ``result``,
-        ``error``, ``reason``, ``exc``, ``traceback``, ``finished_at``; those set), one
+        ``error``, ``reason``, ``exc``, ``traceback``, ``finished_at``, ``replaced_by``;
+        those set), one
         round trip: what Celery's result backend reads."""
         names = ["state", "result", "error", "reason", "exc", "traceback", "finished_at"]
+        names.append("replaced_by")  # Celery's self.replace (replace.lua)
         row = cast(list[str | None], self._client.hmget(self._keys.task(task_id), names))
         return {name: value for name, value in zip(names, row, strict=True) if value is not None}
 

@@ -18,7 +18,7 @@ from scheduler.store.base import Repository
 from scheduler.store.connection import translated
 from scheduler.store.tasks import admission_args, admitted, task_args
 
-_PASS = {False: "0", True: "1", "single": "single"}
+_PASS = {False: "0", True: "1", "single": "single", "id": "id"}
 """A spec's pass_results as the record keeps it (read by _dependents.lua)."""
 
 REFUSALS = ("exists", "missing", "expired", "ended")
@@ -67,6 +67,21 @@ class Workflows(Repository):
         if head != "ok":
             return [head, *(_text(r) for r in reply[1:])]
         return [int(r) for r in reply[1:]]
+
+    @translated
+    def replace(self, task_id: str, replacement_id: str) -> list[str]:
+        """Hand running task ``task_id``'s waiting dependents to ``replacement_id`` (a
+        stored task) in one step, and note it on the record (``replaced_by``): Celery's
+        ``self.replace``; see ``replace.lua``. Returns ``["ok", moved]``, or the refusal
+        ``["not_running", state]`` / ``["missing", replacement_id]`` with nothing changed.
+        """
+        k, s = self._keys, self._settings
+        keys = [k.task(task_id), k.dependents(task_id)]
+        keys += [k.task(replacement_id), k.dependents(replacement_id)]
+        keys += [k.pending, k.pending_by_priority, k.inbox, k.stats, k.events]
+        args = [task_id, replacement_id, k.task_prefix, k.dependents(""), s.result_ttl]
+        args.append(s.events_maxlen)
+        return [_text(r) for r in self._scripts("replace", keys, args)]
 
     @translated
     def members(self, workflow_id: str) -> list[str]:

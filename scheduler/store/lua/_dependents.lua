@@ -2,7 +2,8 @@
 -- requeue.lua) and by submit_after.lua: the tasks waiting on a task
 -- (docs/workflows.md). A waiting task's record holds 'depends_on' (JSON, in
 -- depends_on order), 'waiting_on' (how many have not finished),
--- 'on_parent_failure' ('cancel' or 'run') and, with 'pass_results', each
+-- 'on_parent_failure' ('cancel', 'run' or 'run_only': an errback, released by
+-- its parents' failure and cancelled by their success) and, with 'pass_results', each
 -- parent's result as 'pr:<parent id>', noted when that parent ended (so a
 -- parent's record may expire before the last one ends). A task's dependents
 -- are the list <dependents prefix><id>, read and deleted when it ends.
@@ -18,7 +19,12 @@
 -- releases, which the chaos test checks is never more than one.
 local function release_waiting(task_key, id, pending, by_priority, inbox)
   local f = redis.call('HMGET', task_key, 'pass_results', 'depends_on', 'args')
-  if f[1] == '1' or f[1] == 'single' then
+  if f[1] == 'id' then  -- Celery's errback: the (failed) parent's id comes first
+    local rest = string.match(f[3] or '[]', '^%s*%[(.*)%]%s*$') or ''
+    local first = cjson.encode(cjson.decode(f[2])[1])
+    if string.find(rest, '%S') then first = first .. ',' .. rest end
+    redis.call('HSET', task_key, 'args', '[' .. first .. ']')
+  elseif f[1] == '1' or f[1] == 'single' then
     local parts = {}
     for i, parent in ipairs(cjson.decode(f[2])) do
       parts[i] = redis.call('HGET', task_key, 'pr:' .. parent) or 'null'
@@ -36,9 +42,10 @@ end
 
 -- Task `id` ended in `outcome` (with `result`, JSON, when it succeeded). Each
 -- dependent still waiting counts it as done (it succeeded, or the dependent
--- runs on a parent's failure: its result is then null) and is released when it
--- was the last; else the dependent is cancelled with a reason naming the
--- parent, and so on down the graph. `ctx` holds the keys and limits: deps
+-- runs on a parent's failure: its result is then null; a 'run_only' dependent
+-- counts a parent that failed and only that) and is released when it was the
+-- last; else the dependent is cancelled with a reason naming the parent, and
+-- so on down the graph. `ctx` holds the keys and limits: deps
 -- (the dependents prefix), tasks (the task prefix), pending, by_priority,
 -- inbox, stats, events, maxlen, ttl.
 local function settle_dependents(id, outcome, result, ctx)
@@ -56,7 +63,10 @@ local function settle_dependents(id, outcome, result, ctx)
       local f = redis.call('HMGET', key, 'state', 'on_parent_failure', 'pass_results', 'name',
                            'priority', 'submitted_at')
       if f[1] == 'waiting' then
-        if ended == 'succeeded' or f[2] == 'run' then
+        local counts
+        if f[2] == 'run_only' then counts = ended == 'failed'
+        else counts = ended == 'succeeded' or f[2] == 'run' end
+        if counts then
           if f[3] == '1' or f[3] == 'single' then
             redis.call('HSET', key, 'pr:' .. parent, ended == 'succeeded' and value or 'null')
           end

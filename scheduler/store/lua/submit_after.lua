@@ -17,7 +17,8 @@
 --       (0: none), high water, low water, sample ms (as for submit.lua), then 15
 --       fields per task: id, name, args, kwargs, priority, deadline,
 --       expected_duration, affinity_key, duration_key, options, concurrency_key,
---       max_concurrent, parents (JSON list), on_parent_failure, pass_results ('1', 'single' or '0').
+--       max_concurrent, parents (JSON list), on_parent_failure ('cancel', 'run' or
+--       'run_only'), pass_results ('1', 'single', 'id' or '0').
 -- Returns {'ok', seq...}, {'backpressure', 'pending' or 'memory', current, limit}, or a refusal: {'exists', id}, {'missing', id, parent},
 -- {'expired', id, parent} or {'ended', id, parent, state} (a parent failed or
 -- was cancelled and the task would not run anyway).
@@ -50,7 +51,9 @@ for i = 0, n - 1 do
       local state = redis.call('HGET', task_prefix .. parent, 'state')
       if not state then return {'missing', id, parent} end
       if state == 'expired' then return {'expired', id, parent} end
-      if (state == 'failed' or state == 'cancelled') and policy ~= 'run' then
+      if policy == 'run_only' then  -- an errback: its parent must fail still, or have failed
+        if state == 'succeeded' or state == 'cancelled' then return {'ended', id, parent, state} end
+      elseif (state == 'failed' or state == 'cancelled') and policy ~= 'run' then
         return {'ended', id, parent, state}
       end
     end
@@ -90,7 +93,7 @@ for i = 0, n - 1 do
   for _, parent in ipairs(cjson.decode(parents_text)) do
     local f = redis.call('HMGET', task_prefix .. parent, 'state', 'result')
     if f[1] == 'succeeded' or f[1] == 'failed' or f[1] == 'cancelled' then
-      if pass ~= '0' then
+      if pass == '1' or pass == 'single' then
         redis.call('HSET', key, 'pr:' .. parent, f[1] == 'succeeded' and (f[2] or 'null') or 'null')
       end
     else
