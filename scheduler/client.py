@@ -110,6 +110,8 @@ class Client:
         pass_results: bool | str = False,
         resources: Mapping[str, float | str] | None = None,
         labels: Mapping[str, str] | None = None,
+        queue: str | None = None,
+        prefer: Mapping[str, str] | None = None,
         strict: bool = False,
     ) -> TaskHandle:
         """Submit one task and return its handle.
@@ -156,6 +158,9 @@ class Client:
             resources: Amounts it holds on its worker while it runs (``{"gpu": 1,
                 "mem": "4G"}``); it goes only to a worker with that much free.
             labels: Labels its worker must carry (``{"zone": "eu"}``).
+            queue: A Celery queue its worker must consume (``yardmaster worker -Q``).
+            prefer: Labels a worker should carry (``{"zone": "eu"}``): among the free
+                workers that can run it, one carrying them is chosen; never waited for.
             strict: Refuse the task now (``InvalidInputError`` with the reason) when no
                 live worker could ever run it, instead of letting it wait as unschedulable.
 
@@ -177,6 +182,8 @@ class Client:
             ("time_limit", time_limit),
             ("resources", resources),
             ("labels", labels),
+            ("queue", queue),
+            ("prefer", prefer),
         ):
             if value is not None:
                 fields[key] = dict(value) if isinstance(value, Mapping) else value
@@ -316,8 +323,6 @@ class Client:
         specs = self._validated(tasks)
         if strict:
             self._check_placement(specs)
-        if not_before is not None:
-            _refuse_placement(specs, "a start time (countdown / eta)")
         given = list(ids)
         for i, spec in enumerate(specs):
             if spec.depends_on:
@@ -458,7 +463,10 @@ class Client:
 
     def _check_placement(self, specs: Sequence[TaskSpec]) -> None:
         """Refuse (naming the task and the requirement) a task no live worker could ever run."""
-        offers = [(w.task_names, w.labels, w.resources) for w in self.store.workers.load()]
+        offers = [
+            (w.task_names, w.labels, w.resources, frozenset(w.queues))
+            for w in self.store.workers.load()
+        ]
         for i, spec in enumerate(specs):
             needs = spec.needs
             reason = placement.never_reason(spec.name, needs, offers)
@@ -468,11 +476,18 @@ class Client:
             field = (
                 "name"
                 if not offers or text.startswith("no live worker registered")
+                else "queue"
+                if "consumes the queue" in text
                 else "labels"
                 if text.startswith("no live worker serving")
                 else "resources"
             )
-            value = {"name": spec.name, "labels": spec.labels, "resources": spec.resources}
+            value = {
+                "name": spec.name,
+                "labels": spec.labels,
+                "resources": spec.resources,
+                "queue": spec.queue,
+            }
             raise InvalidInputError(
                 f"tasks[{i}].{field}",
                 value[field],
@@ -742,10 +757,19 @@ def _refuse_placement(specs: Sequence[TaskSpec], route: str) -> None:
     """Placement requirements travel only on the plain submission route so far: refuse
     them on another rather than drop them (docs/placement.md, "Not built yet")."""
     for i, spec in enumerate(specs):
-        if spec.resources or spec.labels:
-            field = "resources" if spec.resources else "labels"
+        if spec.needs is not None:
+            field, value = next(
+                (f, v)
+                for f, v in (
+                    ("resources", spec.resources),
+                    ("labels", spec.labels),
+                    ("queue", spec.queue),
+                    ("prefer", spec.prefer),
+                )
+                if v
+            )
             raise InvalidInputError(
                 f"tasks[{i}].{field}",
-                spec.resources or spec.labels,
+                value,
                 f"no placement requirements on a task with {route} yet",
             )

@@ -45,7 +45,7 @@ from scheduler.errors import (
 from scheduler.gate import Gate, GatedQueue
 from scheduler.logs import task_fields
 from scheduler.models import Decision, Estimates, PendingTask, StrategyVersion, WorkerView
-from scheduler.placement import never_reason
+from scheduler.placement import Offer, never_reason
 from scheduler.settings import load_settings
 from scheduler.store import Store
 from scheduler.strategies import Snapshot, Strategy, TaskQueue, plan
@@ -430,6 +430,7 @@ class Dispatcher:
                 dict(rec.resources) if rec.resources else None,
                 rec.labels or None,
                 rec.task_names,
+                frozenset(rec.queues),
             )
             self.worker_queues[rec.name] = rec.queue
         self.workers = live
@@ -452,8 +453,10 @@ class Dispatcher:
             self._learn_overrun(server_now)
         self._next_refresh = time.monotonic() + self.settings.heartbeat_interval
 
-    def _offers(self) -> list[tuple[frozenset[str] | None, dict[str, str], dict[str, float]]]:
-        return [(w.names, w.labels or {}, w.resources or {}) for w in self.workers.values()]
+    def _offers(self) -> list[Offer]:
+        return [
+            (w.names, w.labels or {}, w.resources or {}, w.queues) for w in self.workers.values()
+        ]
 
     def _park(self, tasks: Sequence[PendingTask]) -> list[PendingTask]:
         """Park (out of the queue, marked with the reason) those of ``tasks`` that no live
@@ -486,7 +489,13 @@ class Dispatcher:
         """When what the workers offer changed: parked tasks a worker now fits go back to
         the queue, and queued tasks no worker fits any more are parked."""
         seen = sorted(
-            (w.name, w.names, sorted((w.labels or {}).items()), sorted((w.resources or {}).items()))
+            (
+                w.name,
+                w.names,
+                sorted((w.labels or {}).items()),
+                sorted((w.resources or {}).items()),
+                sorted(w.queues),
+            )
             for w in self.workers.values()
         )
         if seen == self._offers_seen:

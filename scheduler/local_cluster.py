@@ -149,17 +149,19 @@ class LocalCluster:
         app_module: str | None = None,
         resources: str | None = None,
         labels: tuple[str, ...] = (),
+        queues: str | None = None,
     ) -> subprocess.Popen[bytes]:
         """Start ``yardmaster worker`` as process ``name`` (its Celery hostname
         ``hostname``, else ``name``), running the app ``app_module`` (``-A``) if given,
-        with ``--resources`` and a ``--label`` per ``labels`` item when given; with
-        ``wait``, return once it registered."""
+        with ``--resources``, a ``--label`` per ``labels`` item and ``-Q queues`` when
+        given; with ``wait``, return once it registered."""
         cmd = [*CLI, "worker", "--slots", str(slots), "--name", hostname or name]
         cmd += ["-A", app_module] if app_module else []
         cmd += ["--pool", pool, "--loglevel", loglevel] + (["--events"] if events else [])
         cmd += ["--resources", resources] if resources is not None else []
         for label in labels:
             cmd += ["--label", label]
+        cmd += ["-Q", queues] if queues is not None else []
         proc = self.spawn(name, cmd)
         self._workers.add(name)  # stopped first
         if wait:
@@ -167,12 +169,21 @@ class LocalCluster:
         return proc
 
     def native_worker(
-        self, name: str, module: str, slots: int = 1, *, wait: bool = True, **extra_env: str
+        self,
+        name: str,
+        module: str,
+        slots: int = 1,
+        *,
+        wait: bool = True,
+        queues: str | None = None,
+        **extra_env: str,
     ) -> subprocess.Popen[bytes]:
         """Start a plain ``celery -A module worker`` named ``name`` (an app with its own
-        tasks), with ``extra_env`` (``YM_WORKER_RESOURCES=...``) in its environment."""
+        tasks), with ``-Q queues`` when given and ``extra_env``
+        (``YM_WORKER_RESOURCES=...``) in its environment."""
         cmd = [sys.executable, "-m", "celery", "-A", module, "worker", "-c", str(slots)]
         cmd += ["-n", name, "--without-gossip", "--without-mingle", "-l", "WARNING"]
+        cmd += ["-Q", queues] if queues is not None else []
         proc = self.spawn(name, cmd, **extra_env)
         self._workers.add(name)
         if wait:

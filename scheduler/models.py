@@ -106,6 +106,10 @@ class TaskSpec(BaseModel):
     the first parent's id (Celery's errback call ``errback(task_id)``)."""
     resources: dict[str, float] | None = None
     labels: dict[str, str] | None = None
+    queue: str | None = None
+    """The Celery queue its worker must consume (``apply_async(queue=...)``, ``task_routes``)."""
+    prefer: dict[str, str] | None = None
+    """Labels a worker should carry (soft: never waited for)."""
 
     @field_validator("resources", mode="before")
     @classmethod
@@ -127,10 +131,28 @@ class TaskSpec(BaseModel):
         except InvalidInputError as exc:
             raise ValueError(str(exc)) from None
 
+    @field_validator("queue", mode="before")
+    @classmethod
+    def _queue(cls, value: Any) -> Any:
+        try:
+            return placement.queue("queue", value)
+        except InvalidInputError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("prefer", mode="before")
+    @classmethod
+    def _prefer(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return placement.labels("prefer", value) or None
+        except InvalidInputError as exc:
+            raise ValueError(str(exc)) from None
+
     @property
     def needs(self) -> Needs | None:
         """Its placement requirements (None without any)."""
-        return placement_needs(self.resources, self.labels)
+        return placement_needs(self.resources, self.labels, self.queue, self.prefer)
 
     @field_validator("time_limit")
     @classmethod
@@ -216,6 +238,11 @@ _ALLOWED = {
     "cache_ttl": "seconds the result stays cached, greater than 0 and at most 2592000",
     "resources": "resource name to amount, e.g. {'gpu': 1, 'mem': '4G'}: " + placement.AMOUNT_RULE,
     "labels": "label key to value, e.g. {'zone': 'eu'}: keys "
+    + placement.NAME_RULE
+    + "; values "
+    + placement.VALUE_RULE,
+    "queue": "a Celery queue name: " + placement.QUEUE_RULE,
+    "prefer": "label key to value a worker should carry, e.g. {'zone': 'eu'}: keys "
     + placement.NAME_RULE
     + "; values "
     + placement.VALUE_RULE,
@@ -371,13 +398,18 @@ class PendingTask(msgspec.Struct, gc=False):
 
         Keys: ``id``, ``n`` name, ``p`` priority, ``s`` sequence, ``t`` submitted
         at; optional ``d`` deadline, ``e`` expected duration, ``a`` affinity key,
-        ``k`` duration key, ``c`` concurrency key, ``m`` its cap, ``r`` resources and
-        ``l`` labels (placement requirements: the task is then a :class:`PlacedTask`).
+        ``k`` duration key, ``c`` concurrency key, ``m`` its cap, ``r`` resources,
+        ``l`` labels, ``q`` queue and ``f`` preferred labels (placement
+        requirements: the task is then a :class:`PlacedTask`). An ``l``, empty
+        without labels, comes with ``q`` or ``f``, so a plain task is told by two
+        lookups, as before queues and preferences existed.
         """
         # The texts are interned inline: three calls of ``interned`` would cost a
         # few percent of the decoding, once per task reaching the dispatcher.
-        if "r" in data or "l" in data:
-            return PlacedTask.placed(cls._plain(data), data.get("r"), data.get("l"))
+        if "r" in data or "l" in data:  # a queue or a preference comes with an "l"
+            return PlacedTask.placed(
+                cls._plain(data), data.get("r"), data.get("l"), data.get("q"), data.get("f")
+            )
         return cls._plain(data)
 
     @classmethod
@@ -408,7 +440,14 @@ class PlacedTask(PendingTask, gc=False):
     needs: Needs | None = None  # type: ignore[misc]  # a field here, None on the base class
 
     @classmethod
-    def placed(cls, task: PendingTask, resources: Any, labels: Any) -> PendingTask:
+    def placed(
+        cls,
+        task: PendingTask,
+        resources: Any,
+        labels: Any,
+        queue: Any = None,
+        prefer: Any = None,
+    ) -> PendingTask:
         """``task`` with the requirements given as decoded JSON (a plain task when none)."""
         res = (
             {str(k): float(v) for k, v in resources.items()}
@@ -416,7 +455,8 @@ class PlacedTask(PendingTask, gc=False):
             else None
         )
         lab = {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else None
-        found = placement_needs(res, lab)
+        pref = {str(k): str(v) for k, v in prefer.items()} if isinstance(prefer, dict) else None
+        found = placement_needs(res, lab, str(queue) if queue else None, pref)
         if found is None:
             return task
         fields = {f: getattr(task, f) for f in PendingTask.__struct_fields__}
@@ -451,6 +491,7 @@ class WorkerView:
         free_resources: What of them no task of its holds now (None: none declared).
         labels: Its labels (None: none).
         names: The task names it registered (None: it runs any).
+        queues: The Celery queues it consumes (``-Q``; empty: none declared).
     """
 
     name: str
@@ -462,13 +503,14 @@ class WorkerView:
     free_resources: dict[str, float] | None = None
     labels: dict[str, str] | None = None
     names: frozenset[str] | None = None
+    queues: frozenset[str] = frozenset()
 
     def can_take(self, task: PendingTask) -> bool:
         """Whether it registered ``task``'s name and has its labels and resources free now."""
         names = self.names
         if names is not None and task.name not in names:
             return False
-        return fits(task.needs, self.labels, self.free_resources)
+        return fits(task.needs, self.labels, self.free_resources, self.queues)
 
     def hold(self, resources: dict[str, float] | None, sign: float = 1.0) -> None:
         """Take (``sign`` 1) or give back (-1) ``resources`` from its free ones."""
@@ -497,6 +539,7 @@ class WorkerView:
             None if free is None else dict(free),
             self.labels,
             self.names,
+            self.queues,
         )
 
     @property

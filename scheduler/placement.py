@@ -25,10 +25,12 @@ from scheduler.errors import InvalidInputError
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _VALUE = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}$")
+_QUEUE = re.compile(r"^[A-Za-z0-9_.:@/-]{1,200}$")
 _AMOUNT = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([KMGT]?)$")
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 NAME_RULE = "1 to 64 letters, digits, '_', '-' or '.'"
 VALUE_RULE = "1 to 128 letters, digits, '_', '-', '.', ':' or '/'"
+QUEUE_RULE = "1 to 200 letters, digits, '_', '-', '.', ':', '@' or '/'"
 AMOUNT_RULE = "a non-negative number, optionally with a suffix K, M, G or T (powers of 1024)"
 
 
@@ -38,10 +40,16 @@ class Needs(msgspec.Struct, frozen=True, gc=False):
     Attributes:
         resources: Amount of each resource held while the task runs on its worker.
         labels: Labels its worker must carry, each with exactly this value.
+        queue: The Celery queue its worker must consume (``queue=``, ``task_routes``).
+        prefer: Labels a worker should carry (soft: among the workers that can take
+            the task, those carrying them are chosen first; the task never waits
+            for them).
     """
 
     resources: dict[str, float] | None = None
     labels: dict[str, str] | None = None
+    queue: str | None = None
+    prefer: dict[str, str] | None = None
 
 
 def amount(field: str, value: Any) -> float:
@@ -121,13 +129,52 @@ def labels(field: str, value: Mapping[str, Any] | Iterable[str] | str | None) ->
     return out
 
 
+def queue(field: str, value: Any) -> str | None:
+    """A validated Celery queue name ('' or None: none).
+
+    Raises:
+        InvalidInputError: naming ``field`` when the name is not a text of the allowed
+            characters.
+    """
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not _QUEUE.match(value):
+        raise InvalidInputError(field, value, QUEUE_RULE)
+    return value
+
+
+def queues(field: str, value: Iterable[str] | str | None) -> list[str]:
+    """Validated queue names from a list or one text of them separated by commas
+    (``-Q q1,q2``), sorted, without repeats ('' or None: none).
+
+    Raises:
+        InvalidInputError: naming ``field`` and the bad name.
+    """
+    if value is None or value == "":
+        return []
+    items = value.split(",") if isinstance(value, str) else list(value)
+    out: set[str] = set()
+    for item in items:
+        name = queue(field, item.strip() if isinstance(item, str) else item)
+        if name is None:
+            raise InvalidInputError(field, value, f"queue names separated by commas: {QUEUE_RULE}")
+        out.add(name)
+    return sorted(out)
+
+
 def needs(
-    resource_map: Mapping[str, float] | None, label_map: Mapping[str, str] | None
+    resource_map: Mapping[str, float] | None,
+    label_map: Mapping[str, str] | None,
+    queue_name: str | None = None,
+    prefer_map: Mapping[str, str] | None = None,
 ) -> Needs | None:
     """The compact requirement: None when there is none (a zero amount is no requirement)."""
     res = {k: v for k, v in (resource_map or {}).items() if v > 0} or None
     lab = dict(label_map) if label_map else None
-    return None if res is None and lab is None else Needs(res, lab)
+    pref = dict(prefer_map) if prefer_map else None
+    if res is None and lab is None and not queue_name and pref is None:
+        return None
+    return Needs(res, lab, queue_name or None, pref)
 
 
 def to_json(value: Mapping[str, Any] | None) -> str:
@@ -147,10 +194,16 @@ def fits(
     task_needs: Needs | None,
     worker_labels: Mapping[str, str] | None,
     free: Mapping[str, float] | None,
+    worker_queues: frozenset[str] | None = None,
 ) -> bool:
-    """Whether a worker with ``worker_labels`` and ``free`` resources can take the task now."""
+    """Whether a worker with ``worker_labels``, ``free`` resources and consuming
+    ``worker_queues`` can take the task now (``prefer`` is not a condition)."""
     if task_needs is None:
         return True
+    if task_needs.queue is not None and (
+        worker_queues is None or task_needs.queue not in worker_queues
+    ):
+        return False
     if task_needs.labels:
         if not worker_labels:
             return False
@@ -166,14 +219,24 @@ def fits(
     return True
 
 
-def never_reason(
-    name: str,
-    task_needs: Needs | None,
-    offers: Iterable[tuple[frozenset[str] | None, Mapping[str, str], Mapping[str, float]]],
-) -> str | None:
+def prefers(task_needs: Needs | None, worker_labels: Mapping[str, str] | None) -> bool:
+    """Whether a worker with ``worker_labels`` carries every label the task prefers."""
+    if task_needs is None or not task_needs.prefer:
+        return False
+    if not worker_labels:
+        return False
+    return all(worker_labels.get(k) == v for k, v in task_needs.prefer.items())
+
+
+Offer = tuple[frozenset[str] | None, Mapping[str, str], Mapping[str, float], frozenset[str]]
+"""What a worker offers: task names (None: any), labels, capacities, Celery queues."""
+
+
+def never_reason(name: str, task_needs: Needs | None, offers: Iterable[Offer]) -> str | None:
     """Why no worker among ``offers`` could ever run the task, or None when one could.
 
-    Each offer is a worker's (task names or None for any, labels, capacities).
+    Each offer is a worker's (task names or None for any, labels, capacities,
+    queues it consumes).
     The reason names the first requirement that no worker meets, and what the
     largest worker offers for it.
     """
@@ -185,6 +248,15 @@ def never_reason(
         return f"no live worker registered the task name {name!r}"
     if task_needs is None:
         return None
+    if task_needs.queue is not None:
+        queued = [o for o in named if task_needs.queue in o[3]]
+        if not queued:
+            seen = sorted({q for o in named for q in o[3]})
+            return (
+                f"no live worker serving {name!r} consumes the queue {task_needs.queue!r}; "
+                f"queues consumed: {', '.join(seen) or 'none'}"
+            )
+        named = queued
     if task_needs.labels:
         labelled = [o for o in named if fits(Needs(None, task_needs.labels), o[1], None)]
         if not labelled:

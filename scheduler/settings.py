@@ -262,6 +262,11 @@ class Settings(BaseSettings):
         default="",
         description="key=value pairs separated by commas (zone=eu,arch=arm64), '' for none",
     )
+    worker_queues: str = Field(
+        default="",
+        description="Celery queue names separated by commas (a worker consuming them runs "
+        "tasks routed to them), '' for Celery's selection (-Q, else every declared queue)",
+    )
     worker_timeout: float = Field(
         default=15.0, gt=0.0, le=3600.0, description="seconds without a heartbeat, up to 3600"
     )
@@ -575,6 +580,15 @@ class Settings(BaseSettings):
     def _worker_labels(cls, value: str) -> str:
         try:
             placement.labels("labels", value)
+        except InvalidInputError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("worker_queues")
+    @classmethod
+    def _worker_queues(cls, value: str) -> str:
+        try:
+            placement.queues("queues", value)
         except InvalidInputError as exc:
             raise ValueError(str(exc)) from None
         return value

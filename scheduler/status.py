@@ -27,6 +27,7 @@ def cluster_status(store: Store, window: float = 60.0) -> dict[str, Any]:
             "host": w.host,
             "resources": w.resources,
             "labels": w.labels,
+            "queues": list(w.queues),
             "task_names": None if w.task_names is None else sorted(w.task_names),
         }
         for w in store.workers.load()

@@ -19,11 +19,11 @@ app.conf.beat_schedule = {
     },
     # an option yardmaster cannot honour: beat logs the refusal naming it, sends
     # nothing for this entry, and keeps the rest of its schedule running
-    "tick-to-a-queue": {
+    "tick-to-an-exchange": {
         "task": "beat.tick",
         "schedule": 1.0,
         "args": (0,),
-        "options": {"queue": "reports"},
+        "options": {"exchange": "reports"},
     },
 }
 

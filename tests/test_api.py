@@ -313,8 +313,8 @@ def test_oversized_body_args_batch_and_unknown_task_are_refused_and_nothing_is_d
     refusals.append((unknown_in_batch, 422, "unknown_task", "tasks[2].name"))
     bad_priority = api.http.post("/v1/tasks", json={"name": "noop", "priority": 12}, headers=SUBMIT)
     refusals.append((bad_priority, 422, "invalid_input", "priority"))
-    extra = api.http.post("/v1/tasks", json={"name": "noop", "queue": "x"}, headers=SUBMIT)
-    refusals.append((extra, 422, "invalid_input", "queue"))
+    extra = api.http.post("/v1/tasks", json={"name": "noop", "exchange": "x"}, headers=SUBMIT)
+    refusals.append((extra, 422, "invalid_input", "exchange"))
     nan = api.http.post(
         "/v1/tasks/batch",
         content=b'{"tasks": [{"name": "noop"}, {"name": "noop", "args": [NaN]}]}',

@@ -71,7 +71,7 @@ def test_beat_runs_a_periodic_task_through_yardmaster_at_its_period(
     # the entry with an option yardmaster cannot honour was refused at each send, its
     # error naming the option and value, and nothing of it was stored
     log = (c.log_dir / "beat.log").read_text()
-    assert "Couldn't apply scheduled task tick-to-a-queue" in log
-    assert "queue='reports'" in log
+    assert "Couldn't apply scheduled task tick-to-an-exchange" in log
+    assert "exchange='reports'" in log
     assert "cannot be honoured" in log
     assert all(rec.priority == 8 for rec in runs)  # only the honoured entry's runs

@@ -299,8 +299,7 @@ def test_options_that_cannot_be_honoured_raise_naming_them(dropin):
     c, mod = dropin
     before = c.store.events.counters().get("submitted", 0)
     cases: list[tuple[dict[str, Any], str]] = [
-        ({"queue": "other"}, "queue"),
-        ({"routing_key": "other"}, "routing_key"),
+        ({"exchange": "other"}, "exchange"),
         ({"serializer": "pickle"}, "serializer"),
         # Celery would call add(x, y) as errback(request, exc, traceback): not over JSON
         ({"link_error": mod.add.s()}, "link_error"),
@@ -339,15 +338,16 @@ def test_options_that_cannot_be_honoured_raise_naming_them(dropin):
     assert first.get(timeout=30) == 2
 
 
-def test_a_task_routes_setting_that_routes_a_task_raises_at_the_call(dropin):
+def test_a_task_routes_setting_makes_the_queue_a_requirement(dropin):
     c, mod = dropin
     mod.app.conf.task_routes = {"dropin.add": {"queue": "other"}}
-    with pytest.raises(UnsupportedOptionError) as raised:
-        mod.add.delay(1, 1)
-    assert raised.value.field == "task_routes"
+    routed = mod.add.delay(1, 1)  # no worker consumes 'other': it waits, saying why
+    c.wait_for(lambda: routed.id in c.store.tasks.unschedulable(), "the routed task parked")
+    assert "'other'" in c.store.tasks.unschedulable()[routed.id]
     r = mod.started.delay()  # a task no route names is scheduled as usual
     assert r.get(timeout=30) > 0
     assert record(c, r.id).worker == "w1@test"
+    assert record(c, routed.id).state == "pending"
 
 
 def test_a_tasks_own_options_are_the_defaults_of_delay_and_send_task(dropin):

@@ -163,6 +163,10 @@ def test_strict_submission_refuses_what_no_worker_could_run(cluster):
         ({"resources": {"g pu": 1}}, "resources", "g pu"),
         ({"labels": {"zone": "e u"}}, "labels", "e u"),
         ({"labels": {"zo ne": "eu"}}, "labels", "zo ne"),
+        ({"queue": "re ports"}, "queue", "re ports"),
+        ({"queue": 5}, "queue", "5"),
+        ({"prefer": "zone"}, "prefer", "zone"),
+        ({"prefer": {"zone": "e u"}}, "prefer", "e u"),
     ],
 )
 def test_bad_requirements_are_refused_naming_the_field_and_value(cluster, fields, field, shown):
@@ -223,6 +227,39 @@ def test_the_cli_submits_requirements_and_the_worker_refuses_bad_offers(cluster)
     )
     task_id = run.stdout.splitlines()[0]
     assert c.client.handle(task_id).record().worker == "us@test"
+    for zone in ("eu", "us"):  # soft preference: both workers free, the matching one runs it
+        run = subprocess.run(
+            [*CLI, "submit", "sleep", "0.01", "--prefer", f"zone={zone}", "--wait"],
+            env=c.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        task_id = run.stdout.splitlines()[0]
+        assert c.client.handle(task_id).record().worker == f"{zone}@test"
+    bad = subprocess.run(
+        [*CLI, "worker", "--name", "badq@test", "-Q", "re ports"],
+        env=c.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode != 0
+    assert "worker_queues='re ports'" in bad.stderr + bad.stdout
+    for option, value, shown in (
+        ("--queue", "re ports", "--queue='re ports'"),
+        ("--prefer", "zone", "--prefer='zone'"),
+    ):
+        bad = subprocess.run(
+            [*CLI, "submit", "sleep", "0.01", option, value],
+            env=c.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert bad.returncode != 0
+        assert shown in bad.stderr + bad.stdout
     bad = subprocess.run(
         [*CLI, "worker", "--name", "bad@test", "--resources", "gpu=-1"],
         env=c.env(),
@@ -265,6 +302,21 @@ def test_http_submits_requirements_refuses_strict_and_shows_the_reason(tmp_path)
         )
         assert bad.status_code == 422, bad.text
         assert "e u" in bad.json()["message"]
+        for fields, field, shown in (
+            ({"queue": "re ports"}, "queue", "re ports"),
+            ({"prefer": "zone"}, "prefer", "zone"),
+            ({"queue": "reports", "strict": True}, "queue", "'reports'"),
+        ):
+            bad = api.http.post("/v1/tasks", json={"name": "sleep", **fields}, headers=submit)
+            assert bad.status_code == 422, bad.text
+            assert bad.json()["field"] == field, bad.text
+            assert shown in bad.json()["message"]
+        preferring = api.http.post(
+            "/v1/tasks",
+            json={"name": "sleep", "args": [0.01], "prefer": {"zone": "eu"}},
+            headers=submit,
+        )
+        assert preferring.status_code == 201, preferring.text  # soft: runs anywhere
         waiting = api.http.post(
             "/v1/tasks",
             json={"name": "sleep", "args": [0.01], "resources": {"gpu": 1}},

@@ -187,13 +187,29 @@ def _after_setup(sender: str, instance: Any, **_: Any) -> None:
     app: Celery = instance.app
     if not _ours(app):
         return
-    queue = Keys(app_settings(app).namespace).worker_queue(sender)
+    settings = app_settings(app)
+    queue = Keys(settings.namespace).worker_queue(sender)
     queues = app.amqp.queues
+    # The queues it consumes are a placement offer (tasks routed to one run only on a
+    # worker consuming it): YM_WORKER_QUEUES / --queues, else Celery's selection (-Q,
+    # else every declared queue but the app's internal default). Messages reach it on
+    # its own queue only, as for every task yardmaster dispatches, so it stops
+    # consuming the others.
+    internal = {queue, app.conf.task_default_queue}
+    consumed = placement.queues("YM_WORKER_QUEUES", settings.worker_queues) or sorted(
+        str(name) for name in queues.consume_from if name not in internal
+    )
     queues.select_add(Queue(queue, routing_key=queue))
-    default = app.conf.task_default_queue
-    if default in queues.consume_from and default != queue:
-        queues.deselect(default)
-    _worker.update(name=sender, slots=int(instance.concurrency), app=app, queue=queue)
+    for name in list(queues.consume_from):
+        if name != queue:
+            queues.deselect([name])
+    _worker.update(
+        name=sender,
+        slots=int(instance.concurrency),
+        app=app,
+        queue=queue,
+        queues=consumed,
+    )
 
 
 def _ready(sender: Any, **_: Any) -> None:
@@ -216,6 +232,7 @@ def _ready(sender: Any, **_: Any) -> None:
     offers: dict[str, Any] = {
         "resources": placement.resources("YM_WORKER_RESOURCES", s.worker_resources),
         "labels": placement.labels("YM_WORKER_LABELS", s.worker_labels),
+        "queues": _worker["queues"],
     }
     _worker["offers"] = offers
     store.workers.register(

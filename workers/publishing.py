@@ -33,10 +33,8 @@ from scheduler.errors import InvalidInputError, TaskNotFoundError
 from scheduler.models import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY
 
 REFUSED: dict[str, str] = {
-    "queue": "routing to queues is not built yet: the dispatcher picks the worker",
-    "routing_key": "routing to queues is not built yet: the dispatcher picks the worker",
-    "exchange": "routing to queues is not built yet: the dispatcher picks the worker",
-    "exchange_type": "routing to queues is not built yet: the dispatcher picks the worker",
+    "exchange": "exchanges are not modelled: name the queue (queue=) its worker consumes",
+    "exchange_type": "exchanges are not modelled: name the queue (queue=) its worker consumes",
     "serializer": "yardmaster sends JSON only (pickle and the others are refused)",
     "compression": "yardmaster keeps arguments as JSON text in Redis, uncompressed",
     "retry_policy": "a submission is one atomic Redis call; a Redis error raises at once",
@@ -67,6 +65,10 @@ producer, connection, router or reply queue, and always records its outcome."""
 
 YARDMASTER = ("deadline", "expected_duration", "affinity_key", "duration_key")
 """yardmaster's own scheduling hints, accepted as ``apply_async`` options."""
+
+PLACEMENT = ("resources", "labels", "prefer")
+"""yardmaster's placement requirements, accepted as ``apply_async`` options and as
+``@app.task(...)`` options (the defaults of every submission of the task)."""
 
 
 CANVAS_TASKS = ("celery.map", "celery.starmap", "celery.chunks")
@@ -118,7 +120,7 @@ def submission(
             continue
         if key in REFUSED or key in _DEFAULTS:
             raise UnsupportedOptionError(key, value, REFUSED.get(key, "only its default"))
-        if key in IGNORED or key in _HONOURED or key in YARDMASTER:
+        if key in IGNORED or key in _HONOURED or key in YARDMASTER or key in PLACEMENT:
             continue
         raise UnsupportedOptionError(key, value, "yardmaster does not know this option")
     if "countdown" in given and "eta" in given:
@@ -164,9 +166,12 @@ def submission(
         "priority": priority,
         "message": message,
     }
-    for key in ("time_limit", "soft_time_limit", *YARDMASTER):
+    for key in ("time_limit", "soft_time_limit", *YARDMASTER, *PLACEMENT):
         if key in given:
             fields[key] = given[key]
+    queue = route_queue(given.get("queue"), given.get("routing_key"))
+    if queue is not None:
+        fields["queue"] = queue
     task_id = given.get("task_id") or str(uuid.uuid4())
     return Submission(str(task_id), fields, not_before, expires_at)
 
@@ -179,8 +184,31 @@ _ERRBACK_PASSES = "id"
 
 _HONOURED = {
     "countdown", "eta", "expires", "priority", "time_limit", "soft_time_limit",
-    "task_id", "headers",
+    "task_id", "headers", "queue", "routing_key",
 }  # fmt: skip
+
+
+def route_queue(queue: Any, routing_key: Any = None) -> Any:
+    """The queue a task must run from, as Celery names it: ``queue`` (a name or a kombu
+    ``Queue``), else ``routing_key`` (on the default exchange a routing key delivers to
+    the queue of that name); None for neither. The name is validated with the task.
+
+    Raises:
+        InvalidInputError: ``routing_key`` names another queue than ``queue``.
+    """
+    name = getattr(queue, "name", queue)
+    if isinstance(routing_key, str) and routing_key:
+        if name is None:
+            return routing_key
+        queue_key = getattr(queue, "routing_key", None) or name
+        if routing_key not in (name, queue_key):
+            raise InvalidInputError(
+                "routing_key",
+                routing_key,
+                f"the name of the queue given (queue={name!r}) or none: a routing key is "
+                "read as the name of the queue its worker consumes",
+            )
+    return name
 
 
 def _seconds(field: str, value: Any) -> float:
@@ -276,8 +304,10 @@ class YardmasterCelery(LazyBrokerCelery):
             route = router.lookup_route(
                 name, tuple(args or ()), dict(kwargs or {}), options, options.get("task_type")
             )
-            if route:  # the app's task_routes would send it to a queue
-                raise UnsupportedOptionError("task_routes", route, REFUSED["queue"])
+            route = {"queue": route} if isinstance(route, str) else route
+            queue = route_queue(route.get("queue"), route.get("routing_key")) if route else None
+            if queue is not None and "queue" not in sub.fields:  # call options win
+                sub.fields["queue"] = queue
         client = client_for(self)
         steps = options.get("chain") or []
         # a chord's header task, or a chain whose last step is one (Celery marks it)
@@ -369,6 +399,12 @@ class YardmasterCelery(LazyBrokerCelery):
             exec_options: dict[str, Any] = task._get_exec_options()  # type: ignore[attr-defined]
             defaults = {k: v for k, v in exec_options.items() if v is not None}
             options = {**defaults, **options}
+        if task is not None:
+            # placement options of @app.task(...): defaults that the call's options override
+            for key in PLACEMENT:
+                default = getattr(task, key, None)
+                if default is not None and options.get(key) is None:
+                    options = {**options, key: default}
         if options.get("priority") is None and self.conf.task_default_priority is not None:
             options = {**options, "priority": self.conf.task_default_priority}
         return dict(options)

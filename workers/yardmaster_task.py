@@ -14,7 +14,7 @@ from scheduler.errors import InvalidInputError, TaskCancelRequestedError, Yardma
 from scheduler.store import Store
 from scheduler.store.outbox import Outbox
 from workers import hooks, progress
-from workers.publishing import UnsupportedOptionError, shown_tasks
+from workers.publishing import PLACEMENT, UnsupportedOptionError, shown_tasks
 
 _CLIENTS: dict[int, Client] = {}
 
@@ -86,9 +86,11 @@ class YardmasterTask(Task[Any, Any]):
         kwargs: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> TaskHandle:
-        """Submit this task to yardmaster; ``options`` are those of :meth:`Client.submit`."""
-        for option in ("cache_ttl", "cache_version", "coalesce"):
-            default = getattr(self, option)
+        """Submit this task to yardmaster; ``options`` are those of :meth:`Client.submit`,
+        its decorator's cache and placement options (``@app.task(labels=..., queue=...)``)
+        their defaults."""
+        for option in ("cache_ttl", "cache_version", "coalesce", *PLACEMENT, "queue"):
+            default = getattr(self, option, None)
             if default not in (None, False):
                 options.setdefault(option, default)
         return client_for(self.app).submit(self.name, args, kwargs, **options)

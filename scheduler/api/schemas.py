@@ -188,6 +188,7 @@ class WorkerInfo(BaseModel):
     failed: int
     resources: dict[str, float] = {}
     labels: dict[str, str] = {}
+    queues: list[str] = []
     task_names: list[str] | None = None
 
     @classmethod
@@ -196,6 +197,7 @@ class WorkerInfo(BaseModel):
         same = ("name", "slots", "free", "host", "pid", "succeeded", "failed", "resources")
         values: dict[str, object] = {name: getattr(w, name) for name in same}
         values["labels"] = w.labels
+        values["queues"] = list(w.queues)
         values["task_names"] = None if w.task_names is None else sorted(w.task_names)
         values.update(in_flight=w.inflight, heartbeat_age=round(w.heartbeat_age(now), 3))
         return cls.model_validate(values)

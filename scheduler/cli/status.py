@@ -58,6 +58,7 @@ def status(
     for w in snap["workers"]:
         offers = [f"{k}={v:g}" for k, v in w["resources"].items()]
         offers += [f"{k}={v}" for k, v in w["labels"].items()]
+        offers += [f"-Q {q}" for q in w["queues"]]
         names = w["task_names"]
         table.add_row(
             w["name"], str(w["slots"]), str(w["in_flight"]), f"{w['heartbeat_age']:.1f}s",

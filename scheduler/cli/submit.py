@@ -79,6 +79,13 @@ def submit(
     label: Annotated[
         list[str] | None, typer.Option(help="A label key=value its worker must carry (repeatable).")
     ] = None,
+    queue: Annotated[
+        str | None, typer.Option(help="A Celery queue its worker must consume (worker -Q).")
+    ] = None,
+    prefer: Annotated[
+        list[str] | None,
+        typer.Option(help="A label key=value a worker should carry; soft (repeatable)."),
+    ] = None,
     strict: Annotated[
         bool, typer.Option(help="Refuse it now if no live worker could ever run it.")
     ] = False,
@@ -110,6 +117,8 @@ def submit(
         pass_results=pass_results,
         resources=None if resources is None else placement.resources("--resources", resources),
         labels=None if not label else placement.labels("--label", label),
+        queue=placement.queue("--queue", queue),
+        prefer=None if not prefer else placement.labels("--prefer", prefer),
         strict=strict,
     )
     typer.echo(handle.id)

@@ -41,6 +41,15 @@ def worker(
         list[str] | None,
         typer.Option(help="A label key=value (repeatable); default YM_WORKER_LABELS."),
     ] = None,
+    queues: Annotated[
+        str | None,
+        typer.Option(
+            "--queues",
+            "-Q",
+            help="Celery queues it consumes, e.g. q1,q2: tasks routed to one of them "
+            "(queue=, task_routes) run only on workers consuming it; default YM_WORKER_QUEUES.",
+        ),
+    ] = None,
 ) -> None:
     """Run a Celery worker with yardmaster's hooks; it consumes only its own queue."""
     from workers.app import create_app
@@ -51,6 +60,8 @@ def worker(
         overrides["worker_resources"] = resources
     if label:
         overrides["worker_labels"] = ",".join(label)
+    if queues is not None:
+        overrides["worker_queues"] = queues
     settings = load_settings(**overrides)
     if app_module:
         celery_app = load_app(app_module, overrides)

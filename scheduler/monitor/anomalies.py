@@ -141,8 +141,8 @@ def unschedulable(obs: Observation, s: Settings) -> list[Anomaly]:
             reason=f"{len(ids)} tasks cannot run on any live worker: {why}",
             recommendation=(
                 "start a worker that offers what they need (yardmaster worker --resources/"
-                "--label, with their task module), or cancel them; they run as soon as one "
-                "registers"
+                "--label/-Q, with their task module), or cancel them; they run as soon as "
+                "one registers"
             ),
             tasks=tuple(sorted(ids)[:20]),
         )

@@ -127,7 +127,7 @@ def task_view(stored: StoredTask) -> dict[str, Any]:
 
 def worker_view(worker: StoredWorker, now: float) -> dict[str, Any]:
     """A worker's slots, the tasks it holds, and whatever else its record carries
-    (``resources`` and ``labels`` as JSON when present)."""
+    (``resources``, ``labels`` and ``queues`` as JSON when present)."""
     f = worker.fields
     slots = int(f.get("slots") or 0)
     view: dict[str, Any] = {
@@ -142,7 +142,7 @@ def worker_view(worker: StoredWorker, now: float) -> dict[str, Any]:
         "succeeded": int(f.get("succeeded") or 0),
         "failed": int(f.get("failed") or 0),
     }
-    for extra in ("resources", "labels"):
+    for extra in ("resources", "labels", "queues"):
         if extra in f:
             view[extra] = _json(f[extra])
     return view

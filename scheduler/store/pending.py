@@ -51,7 +51,7 @@ class Claim:
 
 _LOADED = ["name", "priority", "seq", "submitted_at", "deadline", "expected_duration"]
 _LOADED += ["affinity_key", "duration_key", "state", "concurrency_key", "max_concurrent"]
-_LOADED += ["resources", "labels"]
+_LOADED += ["resources", "labels", "on_queue", "prefer"]
 
 
 class PendingQueue(Repository):
@@ -171,9 +171,9 @@ class PendingQueue(Repository):
                     concurrency_key=interned(row[9]),
                     max_concurrent=None if row[10] is None else int(row[10]),
                 )
-                if row[11] or row[12]:
+                if row[11] or row[12] or row[13] or row[14]:
                     res, lab = placement.from_json(row[11]), placement.from_json(row[12])
-                    task = PlacedTask.placed(task, res, lab)
+                    task = PlacedTask.placed(task, res, lab, row[13], placement.from_json(row[14]))
                 yield task
             start += chunk
 

@@ -113,6 +113,7 @@ class Tasks(Repository):
             else:
                 args += ["", ""]
             args += [placement.to_json(spec.resources), placement.to_json(spec.labels)]
+            args += [spec.queue or "", placement.to_json(spec.prefer)]
         return self._scripts("submit", head + [k.task(ids[i]) for i in part], args, client=to)
 
     @translated
@@ -174,6 +175,8 @@ class Tasks(Repository):
         for i in part:
             spec = specs[i]
             args += task_args(ids[i], spec, trace)
+            args += [placement.to_json(spec.resources), placement.to_json(spec.labels)]
+            args += [spec.queue or "", placement.to_json(spec.prefer)]
         return self._scripts("submit_delayed", keys, args, client=to)
 
     @translated

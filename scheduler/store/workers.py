@@ -43,6 +43,7 @@ class WorkerSummary:
         failed: Tasks it finished as failed.
         resources: Capacity of each resource it declared (``--resources``).
         labels: Its labels (``--label``).
+        queues: The Celery queues it consumes (``-Q``), besides its own.
         task_names: The task names it registered (celery.* built-ins left out);
             None for a worker registered before placement existed (it serves any).
     """
@@ -60,6 +61,7 @@ class WorkerSummary:
     resources: dict[str, float] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     task_names: frozenset[str] | None = None
+    queues: tuple[str, ...] = ()
 
     @property
     def busy(self) -> int:
@@ -125,14 +127,17 @@ class Workers(Repository):
         task_names: Sequence[str],
         resources: dict[str, float] | None = None,
         labels: dict[str, str] | None = None,
+        queues: Sequence[str] = (),
     ) -> None:
-        """Register a worker with what it offers (capacities, labels, the task names it
-        serves); tasks left by an earlier life of the same name return to pending."""
+        """Register a worker with what it offers (capacities, labels, the Celery queues it
+        consumes, the task names it serves); tasks left by an earlier life of the same
+        name return to pending."""
         self._pending.requeue(name)
         k = self._keys
         keys = [k.workers, k.worker(name), k.task_names, k.inbox]
         args: list[object] = [name, slots, k.worker_queue(name), host, pid]
-        args += [placement.to_json(resources), placement.to_json(labels), *task_names]
+        args += [placement.to_json(resources), placement.to_json(labels)]
+        args += [json.dumps(sorted(set(queues))) if queues else "", *task_names]
         self._scripts("register", keys, args)
 
     @translated
@@ -172,6 +177,7 @@ class Workers(Repository):
                 task_names=(
                     frozenset(json.loads(raw["task_names"])) if "task_names" in raw else None
                 ),
+                queues=tuple(json.loads(raw["queues"])) if raw.get("queues") else (),
             )
             for name, raw, inflight in self._each("scard")
         ]

@@ -26,6 +26,7 @@ from itertools import islice
 from typing import Any, ClassVar
 
 from scheduler.models import Decision, Estimates, PendingTask, WorkerView
+from scheduler.placement import prefers
 from scheduler.strategies.pool import WorkerKey, WorkerPool
 
 SortKey = tuple[float, ...]
@@ -314,7 +315,9 @@ def plan(
     fit no free worker now (placement: a task goes only to a worker that
     registered its name, carries its labels and has its resources free; the
     strategy chooses among those). Such a task is skipped, never blocking the
-    ones behind it. A task the strategy
+    ones behind it. A task that prefers labels (``prefer``) is placed among the
+    fitting workers carrying them when there is one, else among all fitting ones:
+    it never waits for them. A task the strategy
     expires (:meth:`Strategy.expire_reason`) becomes a decision with
     ``expire`` set and takes no slot; only tasks that take a slot count
     towards ``limit``.
@@ -344,6 +347,9 @@ def plan(
             worker = strategy.pick_worker(task, pool, snapshot)
         else:
             fit = [w for w in pool if w.can_take(task)]
+            if needs is not None and needs.prefer and fit:
+                # soft: the strategy chooses among the preferred workers when one is free
+                fit = [w for w in fit if prefers(needs, w.labels)] or fit
             worker = strategy.pick_worker(task, fit, snapshot) if fit else None
         if worker is None:
             if held is None:

@@ -1,9 +1,11 @@
 -- Shared by the scripts that put a task back into pending (_to_pending.lua,
 -- promote.lua): the dispatcher's inbox entry for the task, from the fields of
 -- its record the script has read.
--- needs_res and needs_labels are the record's placement requirements (JSON or nil).
-local function pending_wire(id, name, priority, seq, submitted_at, deadline,
-                            expected, affinity, duration_key, ckey, cap, needs_res, needs_labels)
+-- needs_res, needs_labels, on_queue and prefer are the record's placement requirements
+-- (JSON, the queue name, JSON; nil when absent).
+local function pending_wire(id, name, priority, seq, submitted_at, deadline, expected,
+                            affinity, duration_key, ckey, cap, needs_res, needs_labels,
+                            on_queue, prefer)
   local wire = {id = id, n = name, p = tonumber(priority), s = tonumber(seq), t = submitted_at}
   if deadline then wire.d = deadline end
   if expected then wire.e = expected end
@@ -12,5 +14,8 @@ local function pending_wire(id, name, priority, seq, submitted_at, deadline,
   if ckey then wire.c = ckey; wire.m = tonumber(cap) end
   if needs_res then wire.r = cjson.decode(needs_res) end
   if needs_labels then wire.l = cjson.decode(needs_labels) end
+  -- with an 'l' (empty without labels), as submit.lua writes it
+  if on_queue then wire.q = on_queue; wire.l = wire.l or {} end
+  if prefer then wire.f = cjson.decode(prefer); wire.l = wire.l or {} end
   return cjson.encode(wire)
 end

@@ -11,11 +11,12 @@
 -- ARGV: result ttl (s), idempotency window (s), task key prefix, check (1 or 0),
 --       max pending (0: none), high water, low water (shares of maxmemory; 0: no check),
 --       sample ms (how long a reading of INFO memory is reused; 0: read every time),
---       then 18 fields per task:
+--       then 20 fields per task:
 --       id, name, args, kwargs, priority, deadline, expected_duration, affinity_key,
 --       duration_key, options (retry policy and time limits as JSON), concurrency_key,
 --       max_concurrent, idempotency key, in-flight key, cache key, cache ttl (ms),
---       resources (JSON), labels (JSON)
+--       resources (JSON), labels (JSON), queue (the Celery queue its worker must
+--       consume), prefer (JSON: labels a worker should carry)
 --       ('' when absent; the idempotency, in-flight and cache keys are full Redis keys).
 -- Returns, per task, its sequence number; 0 when the id already existed; or the
 -- string 'idem:<id>', 'coalesced:<id>' (an existing task answers) or 'cached';
@@ -30,7 +31,7 @@ local KEYS_BEFORE = 10  -- then one task key per task
 local ttl, window, prefix = ARGV[1], ARGV[2], ARGV[3]
 local check, max_pending = ARGV[4] == '1', tonumber(ARGV[5])
 local high, low, sample_ms = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-local ARGV_BEFORE, W = 8, 18  -- then W fields per task
+local ARGV_BEFORE, W = 8, 20  -- then W fields per task
 
 if check then
   local refusal = admission_refusal(pending, delayed, memory_flag, memory_sample, max_pending,
@@ -55,6 +56,7 @@ for i = 0, n - 1 do
   local ckey, maxc = ARGV[b + 11], ARGV[b + 12]
   local idem, inflight, cache, cache_ttl = ARGV[b + 13], ARGV[b + 14], ARGV[b + 15], ARGV[b + 16]
   local needs_res, needs_labels = ARGV[b + 17], ARGV[b + 18]
+  local on_queue, prefer = ARGV[b + 19], ARGV[b + 20]
   local key = KEYS[KEYS_BEFORE + 1 + i]
   local answer = nil
   if idem ~= '' then
@@ -114,6 +116,15 @@ for i = 0, n - 1 do
     end
     if needs_labels ~= '' then
       rec[#rec + 1] = 'labels'; rec[#rec + 1] = needs_labels; wire.l = cjson.decode(needs_labels)
+    end
+    -- a queue or a preference comes with an 'l' (empty without labels), so that
+    -- decoding a plain task looks for two keys only (PendingTask.from_wire)
+    if on_queue ~= '' then
+      rec[#rec + 1] = 'on_queue'; rec[#rec + 1] = on_queue; wire.q = on_queue; wire.l = wire.l or {}
+    end
+    if prefer ~= '' then
+      rec[#rec + 1] = 'prefer'; rec[#rec + 1] = prefer; wire.f = cjson.decode(prefer)
+      wire.l = wire.l or {}
     end
     if cache ~= '' then
       rec[#rec + 1] = 'cache_key'; rec[#rec + 1] = cache

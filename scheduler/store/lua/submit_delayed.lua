@@ -11,10 +11,12 @@
 -- KEYS: seq, delayed, inbox, stats, pending_by_priority, pending, memory flag,
 --       memory sample, then one task key per task.
 -- ARGV: task key prefix, not-before time (UNIX seconds), check (1 or 0), max pending
---       (0: none), high water, low water, sample ms (as for submit.lua), then 12
+--       (0: none), high water, low water, sample ms (as for submit.lua), then 16
 --       fields per task: id, name, args, kwargs, priority, deadline,
 --       expected_duration, affinity_key, duration_key, options (JSON),
---       concurrency_key, max_concurrent ('' when absent).
+--       concurrency_key, max_concurrent, then the placement requirements kept in the
+--       record for promote.lua: resources (JSON), labels (JSON), queue, prefer (JSON)
+--       ('' when absent).
 -- Returns, per task, its sequence number; 0 when the id already existed; or, for a
 -- refused batch, {'backpressure', 'pending' or 'memory', current, limit}.
 -- @include _time
@@ -25,7 +27,7 @@ local KEYS_BEFORE = 8  -- then one task key per task
 local prefix, due = ARGV[1], string.format('%.6f', tonumber(ARGV[2]))
 local check, max_pending = ARGV[3] == '1', tonumber(ARGV[4])
 local high, low, sample_ms = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local ARGV_BEFORE, W = 7, 12  -- then W fields per task
+local ARGV_BEFORE, W = 7, 16  -- then W fields per task
 
 if check then
   local refusal = admission_refusal(pending, delayed, memory_flag, memory_sample, max_pending,
@@ -43,6 +45,8 @@ for i = 0, n - 1 do
   local priority, deadline, expected = ARGV[b + 5], ARGV[b + 6], ARGV[b + 7]
   local affinity, dkey, opts = ARGV[b + 8], ARGV[b + 9], ARGV[b + 10]
   local ckey, maxc = ARGV[b + 11], ARGV[b + 12]
+  local placed = {resources = ARGV[b + 13], labels = ARGV[b + 14], on_queue = ARGV[b + 15],
+                  prefer = ARGV[b + 16]}
   local key = KEYS[KEYS_BEFORE + 1 + i]
   if redis.call('EXISTS', key) == 1 then
     out[#out + 1] = 0
@@ -59,6 +63,9 @@ for i = 0, n - 1 do
     if ckey ~= '' then
       rec[#rec + 1] = 'concurrency_key'; rec[#rec + 1] = ckey
       rec[#rec + 1] = 'max_concurrent'; rec[#rec + 1] = maxc
+    end
+    for _, field in ipairs({'resources', 'labels', 'on_queue', 'prefer'}) do
+      if placed[field] ~= '' then rec[#rec + 1] = field; rec[#rec + 1] = placed[field] end
     end
     redis.call('HSET', key, unpack(rec))
     redis.call('ZADD', delayed, due, id)
