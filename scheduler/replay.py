@@ -364,7 +364,8 @@ class _Run:
                 grew = False
                 for row_id in self.held:
                     if row_id not in ready and all(
-                        p in self.handles or p in ready for p in self.row[row_id].depends_on
+                        p in self.handles or p in ready or p in self.outcome
+                        for p in self.row[row_id].depends_on
                     ):
                         ready[row_id] = None
                         grew = True
@@ -434,9 +435,20 @@ class _Run:
         }
 
     def _links(self, row: WorkloadTask) -> dict[str, Any]:
-        """A workflow row's own id and its parents' live ids (stored, or in the batch)."""
-        parents = [self.live_id[p] for p in dict.fromkeys(row.depends_on)]
-        return {"id": self.live_id[row.id], "depends_on": parents}
+        """A workflow row's own id, its failure policy, and its parents' live ids
+        (stored, or in the batch). A parent never submitted (late, or cancelled
+        here) is left out: only a row that runs anyway gets this far, and for it
+        that parent counts as done, as the server counts a failed one."""
+        parents = [
+            self.live_id[p]
+            for p in dict.fromkeys(row.depends_on)
+            if p in self.handles or p not in self.outcome
+        ]
+        return {
+            "id": self.live_id[row.id],
+            "depends_on": parents,
+            "on_parent_failure": row.on_parent_failure,
+        }
 
     def _learn(self, row_ids: list[str]) -> None:
         """Note the terminal states among ``row_ids``; an unsuccessful end cancels the
@@ -452,9 +464,12 @@ class _Run:
                 self._fail(row_id, TaskState(state))
 
     def _fail(self, row_id: str, state: TaskState) -> None:
-        """A row ended without success: its descendants not submitted are cancelled."""
+        """A row ended without success: its descendants not submitted are cancelled
+        (those with ``on_parent_failure="run"`` will run anyway, and stop the walk)."""
         self.outcome.setdefault(row_id, state)
         for child in self.children.get(row_id, []):
+            if self.row[child].on_parent_failure == "run":
+                continue
             if child not in self.cancelled and child not in self.handles:
                 self.cancelled.add(child)
                 self.held.pop(child, None)

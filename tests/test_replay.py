@@ -67,17 +67,29 @@ def test_children_wait_for_their_parents_and_a_failed_parent_cancels_them(cluste
         WorkloadTask(id="e", name="x", submit_at=0.0, duration=0.05, depends_on=("d", "a")),
         WorkloadTask(id="late", name="x", submit_at=0.2, duration=0.05, deadline=0.1),
         WorkloadTask(id="f", name="x", submit_at=0.2, duration=0.05, depends_on=("late",)),
-    ]
+        # run anyway: after b's failure on the server, and without the never-submitted late row
+        WorkloadTask(
+            id="g", name="x", submit_at=0.05, duration=0.05, depends_on=("b",),
+            on_parent_failure="run",
+        ),
+        WorkloadTask(
+            id="h", name="x", submit_at=0.2, duration=0.05, depends_on=("late",),
+            on_parent_failure="run",
+        ),
+    ]  # fmt: skip
     run = rp.replay(c.client, rows, "fifo", timeout=30)
     got = {r.task.id: r for r in run.records}
     assert {k: r.state for k, r in got.items()} == {
         "a": "succeeded", "b": "failed", "c": "succeeded",
         "d": "cancelled", "e": "cancelled", "late": "expired", "f": "cancelled",
+        "g": "succeeded", "h": "succeeded",
     }  # fmt: skip
     assert got["c"].start >= got["a"].finish
     # rows with a parent or a child wait on the server: b's failure cancelled d there,
     # and d's cancellation e, each naming its parent
-    assert set(run.task_ids) == {"a", "b", "c", "d", "e"}  # late rows never reach Redis
+    assert got["g"].start >= got["b"].finish
+    assert set(run.task_ids) == {"a", "b", "c", "d", "e", "g", "h"}  # nor late rows and f
+    assert c.client.handle(run.task_ids["h"]).record().depends_on == ()
     live = {row: c.client.handle(task_id).record() for row, task_id in run.task_ids.items()}
     assert live["d"].depends_on == (run.task_ids["b"],)
     assert live["d"].reason == f"parent {run.task_ids['b']} failed"
@@ -85,7 +97,8 @@ def test_children_wait_for_their_parents_and_a_failed_parent_cancels_them(cluste
     assert live["c"].released_at is not None
     assert run.late == ["late"]
     predicted = {
-        r.task.id: r.state for r in rp.simulate(rows[:5], "fifo", c.settings, workers=2, slots=1)
+        r.task.id: r.state
+        for r in rp.simulate(rows[:5] + rows[7:8], "fifo", c.settings, workers=2, slots=1)
     }
     assert predicted == {k: got[k].state for k in predicted}
 
