@@ -133,6 +133,21 @@ def test_a_dag_workload_runs_on_server_side_dependencies_children_after_parents(
     assert run.metrics()["tasks"] == 60
 
 
+def test_run_and_simulate_agree_on_the_layered_dag_example(cluster):
+    # one 60-task workflow on 2 x 1: the makespan is the DAG's, not the arrivals'
+    c = two_workers(cluster, "fifo")
+    tasks = load_workload(ROOT / "examples" / "workloads" / "dag" / "layered.jsonl")
+    run = rp.replay(c.client, tasks, "fifo", timeout=120)
+    predicted = rp.simulate(
+        tasks, "fifo", c.settings, workers=2, slots=1, dispatch_overhead=run.overhead
+    )
+    live, sim = run.metrics(), metrics(predicted, 2)
+    assert live["tasks"] == sim["tasks"] == 60
+    assert live["workflows"] == sim["workflows"] == 1
+    for name in ("makespan", "mean_flow"):
+        assert abs(live[name] - sim[name]) <= 0.10 * sim[name], (name, live, sim)
+
+
 def test_a_replay_past_its_timeout_says_how_many_are_unfinished_and_cancels_the_rest(cluster):
     c = two_workers(cluster, "fifo")
     rows = [WorkloadTask(id=f"t{i}", name="x", submit_at=0.0, duration=1.0) for i in range(5)]
