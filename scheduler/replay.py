@@ -278,7 +278,9 @@ class _Run:
         }
         self.handles: dict[str, TaskHandle] = {}  # row id -> handle
         self.outcome: dict[str, str] = {}  # row id -> terminal state, as learned
-        self.held: dict[str, None] = {}  # due rows with a parent not yet due, arrival order
+        # Due rows not yet submitted, in arrival order; between passes, those with a
+        # parent not yet due.
+        self.held: dict[str, None] = {}
         self.cancelled: set[str] = set()
         self.late: list[str] = []
         self.lag = 0.0
@@ -325,7 +327,11 @@ class _Run:
             if due:
                 self._submit_ready()
             if now >= next_poll:
+                known = len(self.outcome)
                 self._learn([r for r in self.handles if r not in self.outcome])
+                if self.held and len(self.outcome) > known:
+                    # a held run-anyway row may wait on nothing more now
+                    self._submit_ready()
                 next_poll = now + _POLL
             if self._done(next_row):
                 break
