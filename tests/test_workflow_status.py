@@ -9,6 +9,7 @@ import sys
 
 from scheduler.models import TaskState
 from scheduler.status import cluster_status
+from tests.api_live import auth, live_stack
 
 CLI = [sys.executable, "-m", "scheduler.cli"]
 
@@ -82,3 +83,48 @@ def test_status_counts_waiting_tasks_and_lists_live_workflows_with_progress(clus
     assert snap["waiting"] == 0
     assert snap["workflows"] == []
     assert "waiting on parents: 0" in status_cli(c)
+
+
+def test_workflows_are_listed_with_their_progress_over_http(tmp_path):
+    with live_stack(tmp_path) as api:
+        slow = [
+            {"id": "l.a", "name": "marked_sleep", "args": ["l", 30.0]},
+            {"id": "l.b", "name": "noop", "depends_on": ["l.a"]},
+            {"id": "l.c", "name": "noop", "depends_on": ["l.b"]},
+        ]
+        quick = [
+            {"id": "q.a", "name": "noop"},
+            {"id": "q.b", "name": "noop", "depends_on": ["q.a"]},
+        ]
+        for wf, tasks in (("wf-slow", slow), ("wf-quick", quick)):
+            r = api.http.post(
+                "/v1/workflows", json={"id": wf, "tasks": tasks}, headers=auth("submit")
+            )
+            assert r.status_code == 201, r.text
+        res = api.http.get("/v1/tasks/q.b/result", params={"wait": 30}, headers=auth("read"))
+        assert res.status_code == 200, res.text
+
+        every = api.http.get("/v1/workflows", headers=auth("read"))
+        assert every.status_code == 200, every.text
+        body = every.json()
+        assert body["waiting"] == 2  # l.b and l.c, behind the 30 s l.a
+        listed = {wf["id"]: wf for wf in body["workflows"]}
+        assert [wf["id"] for wf in body["workflows"]] == ["wf-quick", "wf-slow"]
+        assert listed["wf-quick"]["finished"] is True
+        assert (listed["wf-quick"]["done"], listed["wf-quick"]["total"]) == (2, 2)
+        assert (listed["wf-slow"]["done"], listed["wf-slow"]["total"]) == (0, 3)
+        assert listed["wf-slow"]["counts"]["waiting"] == 2
+
+        live = api.http.get("/v1/workflows", params={"live": "true"}, headers=auth("read"))
+        assert [wf["id"] for wf in live.json()["workflows"]] == ["wf-slow"]
+        one = api.http.get("/v1/workflows", params={"limit": 1}, headers=auth("read"))
+        assert [wf["id"] for wf in one.json()["workflows"]] == ["wf-quick"]
+        assert (
+            api.http.get("/v1/workflows", params={"limit": 0}, headers=auth("read")).status_code
+            == 422
+        )
+        assert api.http.get("/v1/workflows").status_code == 401
+
+        api.http.post("/v1/workflows/wf-slow/cancel", headers=auth("submit"))
+        after = api.http.get("/v1/workflows", params={"live": "true"}, headers=auth("read")).json()
+        assert after["waiting"] == 0
