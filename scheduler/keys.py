@@ -48,6 +48,18 @@ class Keys:
         return f"{self.ns}:workflow:{workflow_id}"
 
     @property
+    def workflows(self) -> str:
+        """Sorted set of workflow ids by first submission (submit_after.lua adds them;
+        readers drop those whose task set expired)."""
+        return f"{self.ns}:workflows"
+
+    @property
+    def waiting(self) -> str:
+        """Gauge of the tasks in state ``waiting`` (kept by the Lua scripts, see
+        ``_dependents.lua``; the name is the stats hash's with ``waiting`` for ``stats``)."""
+        return f"{self.ns}:waiting"
+
+    @property
     def seq(self) -> str:
         """Counter giving every submission a cluster-wide sequence number."""
         return f"{self.ns}:seq"

@@ -4,9 +4,20 @@
 half would carry the other's state.)
 
 Each row becomes a submission of the built-in ``sleep`` task at its
-``submit_at`` offset; a row with ``depends_on`` is submitted once all its
-parents succeeded (and counted as cancelled when one did not, as the simulator
-does). Times come from the task records, on the Redis clock, relative to the
+``submit_at`` offset. A row with ``depends_on`` is submitted with its real
+dependencies (docs/workflows.md): it waits on the server, state ``waiting``,
+and the Lua step that records its last parent's success releases it, as the
+simulator releases it at that parent's finish; a parent that fails cancels it
+there too. The rows of one connected component of the dependency graph form
+one workflow (``<run_id>.wf<n>``), so ``yardmaster status`` and the dashboard
+show the run's progress. The client never watches parents: it only learns the
+terminal states it reports. Two cases stay on the client, because the server
+can only wait on stored parents: a row due before one of its parents is held
+until that parent is due and goes in the same batch, and a row whose parent is
+known to have ended unsuccessfully before the row is due is never submitted
+(cancelled, as the simulator cancels a task arriving after its parent failed).
+
+Times come from the task records, on the Redis clock, relative to the
 replay's start, and are turned into the simulator's own record type so that
 :func:`scheduler.simulator.metrics` computes both sides with one code path.
 
@@ -18,6 +29,7 @@ neither the EMAs nor the workers' warm keys of an earlier run leak in.
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import time
 import uuid
@@ -30,16 +42,22 @@ import msgspec
 
 from scheduler.adaptive import build_strategy
 from scheduler.client import Client, TaskHandle
-from scheduler.errors import InvalidInputError, ReplayTimeoutError, YardmasterError
+from scheduler.errors import (
+    InvalidInputError,
+    ReplayTimeoutError,
+    WorkflowError,
+    YardmasterError,
+)
 from scheduler.models import TaskState
 from scheduler.settings import STRATEGY_NAMES, Settings
 from scheduler.simulator import METRIC_NAMES, SimulatedTask, Simulator, metrics
+from scheduler.workflow import components
+from scheduler.workflow_client import ID_PATTERN
 from scheduler.workload import WorkloadTask
 
 TASK_NAME = "sleep"
 WHO = "yardmaster run"
-_POLL = 0.05  # seconds between state polls of every unfinished task
-_POLL_PARENTS = 0.002  # while a due child waits on its parents
+_POLL = 0.05  # seconds between reads of the unfinished tasks' states
 _PROGRESS_EVERY = 1.0
 
 
@@ -62,9 +80,10 @@ class Replay:
         run_id: Prefix of this run's duration and affinity keys.
         records: One per workload row, in file order; times are seconds from
             the replay's start. ``task.submit_at`` is the measured submission
-            (Redis ``submitted_at``) for rows submitted on their own, and the
-            row's own ``submit_at`` for rows held back for their parents, whose
-            wait for the parents counts as waiting, as in the simulator.
+            (Redis ``submitted_at``) for rows without parents, and the row's
+            own ``submit_at`` for rows with ``depends_on`` (one may be held
+            until a parent is due), whose wait for the parents counts as
+            waiting, as in the simulator.
         workers: Live workers during the run.
         slots: Slots per worker (the simulator models identical workers).
         task_ids: Row id -> live task id, for the rows that were submitted.
@@ -224,7 +243,7 @@ def trace_rows(records: Sequence[SimulatedTask]) -> list[dict[str, Any]]:
 
 
 class _Run:
-    """The submitter loop of one replay: release rows on time, follow their states."""
+    """The submitter loop of one replay: submit rows on time, learn their outcomes."""
 
     def __init__(
         self,
@@ -242,12 +261,26 @@ class _Run:
         self.order = sorted(self.tasks, key=lambda t: t.submit_at)  # stable: file order on ties
         self.children: dict[str, list[str]] = {}
         for t in self.tasks:
-            for parent in set(t.depends_on):
+            for parent in dict.fromkeys(t.depends_on):
                 self.children.setdefault(parent, []).append(t.id)
-        self.waiting_on = {t.id: set(t.depends_on) for t in self.tasks}
+        # Rows with a parent or a child: submitted with their own ids, in a workflow.
+        index = {t.id: i for i, t in enumerate(self.tasks)}
+        label = components([[index[p] for p in t.depends_on] for t in self.tasks])
+        self.workflow = {
+            t.id: f"{self.run_id}.wf{label[i]}"
+            for i, t in enumerate(self.tasks)
+            if t.depends_on or t.id in self.children
+        }
+        self.live_id = {
+            t.id: _live_id(self.run_id, t.id, i)
+            for i, t in enumerate(self.tasks)
+            if t.id in self.workflow
+        }
         self.handles: dict[str, TaskHandle] = {}  # row id -> handle
         self.outcome: dict[str, str] = {}  # row id -> terminal state, as learned
-        self.held: dict[str, None] = {}  # due rows waiting on parents, in arrival order
+        # Due rows not yet submitted, in arrival order; between passes, those with a
+        # parent not yet due.
+        self.held: dict[str, None] = {}
         self.cancelled: set[str] = set()
         self.late: list[str] = []
         self.lag = 0.0
@@ -284,26 +317,21 @@ class _Run:
         next_poll = next_progress = 0.0
         while True:
             now = self._now()
-            batch: list[WorkloadTask] = []
+            due = False
             while next_row < len(self.order) and self.order[next_row].submit_at <= now:
                 row = self.order[next_row]
                 next_row += 1
-                if row.id in self.cancelled:
-                    continue
-                if self.waiting_on[row.id]:
+                if row.id not in self.cancelled:
                     self.held[row.id] = None
-                else:
-                    batch.append(row)
-            if self.held:
-                # Parents of held children: all still unfinished, as far as known.
-                parents = {p for c in self.held for p in self.waiting_on[c]}
-                batch += self._poll([p for p in parents if p in self.handles])
-            if batch:
-                self._submit(batch)
+                    due = True
+            if due:
+                self._submit_ready()
             if now >= next_poll:
-                batch = self._poll([r for r in self.handles if r not in self.outcome])
-                if batch:
-                    self._submit(batch)
+                known = len(self.outcome)
+                self._learn([r for r in self.handles if r not in self.outcome])
+                if self.held and len(self.outcome) > known:
+                    # a held run-anyway row may wait on nothing more now
+                    self._submit_ready()
                 next_poll = now + _POLL
             if self._done(next_row):
                 break
@@ -315,8 +343,6 @@ class _Run:
             wake = next_poll
             if next_row < len(self.order):
                 wake = min(wake, self.order[next_row].submit_at)
-            if self.held:
-                wake = min(wake, now + _POLL_PARENTS)
             time.sleep(max(0.0, wake - self._now()))
         if self.on_progress is not None:
             self.on_progress(self._progress(self._now()))
@@ -329,20 +355,73 @@ class _Run:
     def _progress(self, now: float) -> Progress:
         return Progress(now, len(self.tasks), len(self.handles), len(self.outcome))
 
+    def _submit_ready(self) -> None:
+        """Submit every held row whose parents are all submitted or go in the same batch.
+
+        The server refuses a batch naming a stored parent that already failed
+        or was cancelled (the child would be cancelled anyway); when that
+        happens between two polls, the parents' outcomes are learned (which
+        cancels such children here, never submitted) and the rest goes again.
+        """
+        while True:
+            ready: dict[str, None] = {}
+            grew = True
+            while grew:
+                grew = False
+                for row_id in self.held:
+                    if row_id not in ready and all(
+                        p in self.handles or p in ready or p in self.outcome
+                        for p in self.row[row_id].depends_on
+                    ):
+                        ready[row_id] = None
+                        grew = True
+            if not ready:
+                return
+            rows = [self.row[r] for r in self.held if r in ready]  # arrival order
+            try:
+                self._submit(rows)
+            except WorkflowError:
+                parents = {p for r in rows for p in r.depends_on if p in self.handles}
+                known = len(self.outcome)
+                self._learn([p for p in parents if p not in self.outcome])
+                if len(self.outcome) == known:
+                    raise  # not a parent that ended meanwhile: a real refusal
+                continue
+            return
+
     def _submit(self, rows: list[WorkloadTask]) -> None:
-        """Submit rows due now in one batch, in arrival order (their sequence order)."""
+        """Submit held rows, in arrival order: independent rows in one batch, and each
+        workflow's rows (with their dependencies) in one batch of their own. Each row
+        leaves ``held`` as it is submitted or found late, so that a refused batch
+        leaves only its own rows to try again."""
         now = self._now()
-        fresh: list[WorkloadTask] = []
+        plain: list[WorkloadTask] = []
+        flows: dict[str, list[WorkloadTask]] = {}
         for row in rows:
+            if row.id in self.cancelled:  # below a row found late just before
+                continue
             if row.deadline is not None and row.deadline <= now:
+                del self.held[row.id]
                 self.late.append(row.id)
                 self._fail(row.id, TaskState.EXPIRED)
+            elif row.id in self.workflow:
+                flows.setdefault(self.workflow[row.id], []).append(row)
             else:
-                fresh.append(row)
-        if not fresh:
-            return
-        handles = self.client.submit_many([self._spec(row) for row in fresh])
-        for row, handle in zip(fresh, handles, strict=True):
+                plain.append(row)
+        if plain:
+            handles = self.client.submit_many([self._spec(row) for row in plain])
+            self._note(plain, handles, now)
+        for workflow_id, part in flows.items():
+            part = [r for r in part if r.id not in self.cancelled]  # below a late row
+            if not part:
+                continue
+            specs = [self._spec(row) | self._links(row) for row in part]
+            _, handles = self.client.submit_workflow(specs, workflow_id)
+            self._note(part, handles, now)
+
+    def _note(self, rows: list[WorkloadTask], handles: list[TaskHandle], now: float) -> None:
+        for row, handle in zip(rows, handles, strict=True):
+            del self.held[row.id]
             self.handles[row.id] = handle
             if not row.depends_on:
                 self.lag = max(self.lag, now - row.submit_at)
@@ -361,11 +440,27 @@ class _Run:
             "duration_key": f"{self.run_id}:{row.name}",
         }
 
-    def _poll(self, row_ids: list[str]) -> list[WorkloadTask]:
-        """Learn terminal states; returns held children whose parents all succeeded."""
-        ready: list[WorkloadTask] = []
+    def _links(self, row: WorkloadTask) -> dict[str, Any]:
+        """A workflow row's own id, its failure policy, and its parents' live ids
+        (stored, or in the batch). A parent never submitted (late, or cancelled
+        here) is left out: only a row that runs anyway gets this far, and for it
+        that parent counts as done, as the server counts a failed one."""
+        parents = [
+            self.live_id[p]
+            for p in dict.fromkeys(row.depends_on)
+            if p in self.handles or p not in self.outcome
+        ]
+        return {
+            "id": self.live_id[row.id],
+            "depends_on": parents,
+            "on_parent_failure": row.on_parent_failure,
+        }
+
+    def _learn(self, row_ids: list[str]) -> None:
+        """Note the terminal states among ``row_ids``; an unsuccessful end cancels the
+        descendants not submitted yet (those submitted, the server cancels)."""
         if not row_ids:
-            return ready
+            return
         states = self.client.store.tasks.states([self.handles[r].id for r in row_ids])
         for row_id, state in zip(row_ids, states, strict=True):
             if state is None or not TaskState(state).terminal:
@@ -373,18 +468,14 @@ class _Run:
             self.outcome[row_id] = state
             if state != TaskState.SUCCEEDED:
                 self._fail(row_id, TaskState(state))
-                continue
-            for child in self.children.get(row_id, []):
-                self.waiting_on[child].discard(row_id)
-                if child in self.held and not self.waiting_on[child]:
-                    del self.held[child]
-                    ready.append(self.row[child])
-        return ready
 
     def _fail(self, row_id: str, state: TaskState) -> None:
-        """A row ended without success: its descendants are cancelled, never submitted."""
+        """A row ended without success: its descendants not submitted are cancelled
+        (those with ``on_parent_failure="run"`` will run anyway, and stop the walk)."""
         self.outcome.setdefault(row_id, state)
         for child in self.children.get(row_id, []):
+            if self.row[child].on_parent_failure == "run":
+                continue
             if child not in self.cancelled and child not in self.handles:
                 self.cancelled.add(child)
                 self.held.pop(child, None)
@@ -446,3 +537,10 @@ class _Run:
             return bool(isinstance(result, dict) and result.get("warm"))
         factor = self.client.store.settings.warm_factor
         return runtime is not None and factor < 1 and runtime < row.duration * (1 + factor) / 2
+
+
+def _live_id(run_id: str, row_id: str, index: int) -> str:
+    """The task id of a workflow row: ``<run_id>.<row id>``, or ``<run_id>.row<index>``
+    when the row's id is not one a client may choose (docs/workflows.md)."""
+    wanted = f"{run_id}.{row_id}"
+    return wanted if re.fullmatch(ID_PATTERN, wanted) else f"{run_id}.row{index}"

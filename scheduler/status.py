@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from scheduler.store import Store
+from scheduler.workflow_client import live_workflows
 
 
 def cluster_status(store: Store, window: float = 60.0) -> dict[str, Any]:
-    """Workers, slots, pending by priority, counters and recent throughput.
+    """Workers, slots, pending by priority, waiting tasks, live workflows with their
+    progress, counters and recent throughput.
 
     Args:
         store: The cluster's state store.
@@ -46,6 +48,8 @@ def cluster_status(store: Store, window: float = 60.0) -> dict[str, Any]:
             "total": sum(pending.values()),
             "by_priority": {str(p): n for p, n in sorted(pending.items(), reverse=True)},
         },
+        "waiting": store.workflows.waiting(),
+        "workflows": live_workflows(store),
         "counters": store.events.counters(),
         "retrying": store.pending.delayed_count(),
         "unschedulable": store.tasks.unschedulable(),

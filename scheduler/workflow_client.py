@@ -119,6 +119,11 @@ class WorkflowStatus:
         """Whether every task reached a terminal state."""
         return all(s not in _UNFINISHED for s in self.states.values())
 
+    @property
+    def done(self) -> int:
+        """How many of its tasks reached a terminal state (its progress: done of total)."""
+        return sum(n for state, n in self.counts.items() if state not in _UNFINISHED)
+
     def as_json(self) -> dict[str, object]:
         """The status as the HTTP API and ``yardmaster workflow show --json`` give it."""
         return {
@@ -171,3 +176,36 @@ def cancel_workflow(store: Store, workflow_id: str) -> int:
     )
     reason = f"workflow {workflow_id} cancelled"
     return sum(store.tasks.cancel(t, reason) in ("cancelled", "running") for t in todo)
+
+
+def recent_workflows(store: Store, scan: int = 200) -> list[dict[str, Any]]:
+    """The ``scan`` newest workflows of the index, newest first, with their progress.
+
+    Each item: ``id``, ``submitted_at`` (its first submission), ``total``,
+    ``done`` (tasks in a terminal state), ``finished`` and ``counts`` by state.
+    Each costs a read of its tasks' states, hence the bound.
+    """
+    out: list[dict[str, Any]] = []
+    for workflow_id, at in store.workflows.recent(scan):
+        try:
+            status = workflow_status(store, workflow_id)
+        except WorkflowError:
+            continue  # its set expired since the index was read
+        out.append(
+            {
+                "id": workflow_id,
+                "submitted_at": at,
+                "total": status.total,
+                "done": status.done,
+                "finished": status.finished,
+                "counts": status.counts,
+            }
+        )
+    return out
+
+
+def live_workflows(store: Store, limit: int = 20, scan: int = 200) -> list[dict[str, Any]]:
+    """The newest unfinished workflows, at most ``limit``, among the ``scan`` newest
+    (see :func:`recent_workflows`), so that a status stays cheap on a cluster that
+    ran many."""
+    return [wf for wf in recent_workflows(store, scan) if not wf["finished"]][:limit]

@@ -18,6 +18,7 @@ from scheduler.errors import ReplayTimeoutError
 from scheduler.settings import STRATEGY_NAMES
 from scheduler.simulator import metrics
 from scheduler.workload import WorkloadTask, load_workload
+from scheduler.workload_dag import DagShape, generate_dag
 
 from .conftest import ROOT
 
@@ -59,25 +60,115 @@ def test_children_wait_for_their_parents_and_a_failed_parent_cancels_them(cluste
     c = two_workers(cluster, "fifo")
     rows = [
         WorkloadTask(id="a", name="x", submit_at=0.0, duration=0.3),
-        WorkloadTask(id="b", name="x", submit_at=0.0, duration=0.1, fails=True),
+        WorkloadTask(id="b", name="x", submit_at=0.0, duration=0.6, fails=True),
         WorkloadTask(id="c", name="x", submit_at=0.05, duration=0.05, depends_on=("a",)),
         WorkloadTask(id="d", name="x", submit_at=0.05, duration=0.05, depends_on=("b",)),
+        # due before its parent d: held until d is due, then submitted with it
         WorkloadTask(id="e", name="x", submit_at=0.0, duration=0.05, depends_on=("d", "a")),
         WorkloadTask(id="late", name="x", submit_at=0.2, duration=0.05, deadline=0.1),
-    ]
+        WorkloadTask(id="f", name="x", submit_at=0.2, duration=0.05, depends_on=("late",)),
+        # run anyway: after b's failure on the server, and without the never-submitted late row
+        WorkloadTask(
+            id="g", name="x", submit_at=0.05, duration=0.05, depends_on=("b",),
+            on_parent_failure="run",
+        ),
+        WorkloadTask(
+            id="h", name="x", submit_at=0.2, duration=0.05, depends_on=("late",),
+            on_parent_failure="run",
+        ),
+    ]  # fmt: skip
     run = rp.replay(c.client, rows, "fifo", timeout=30)
     got = {r.task.id: r for r in run.records}
     assert {k: r.state for k, r in got.items()} == {
         "a": "succeeded", "b": "failed", "c": "succeeded",
-        "d": "cancelled", "e": "cancelled", "late": "expired",
+        "d": "cancelled", "e": "cancelled", "late": "expired", "f": "cancelled",
+        "g": "succeeded", "h": "succeeded",
     }  # fmt: skip
     assert got["c"].start >= got["a"].finish
-    assert set(run.task_ids) == {"a", "b", "c"}  # cancelled and late rows never reach Redis
+    # rows with a parent or a child wait on the server: b's failure cancelled d there,
+    # and d's cancellation e, each naming its parent
+    assert got["g"].start >= got["b"].finish
+    assert set(run.task_ids) == {"a", "b", "c", "d", "e", "g", "h"}  # nor late rows and f
+    assert c.client.handle(run.task_ids["h"]).record().depends_on == ()
+    live = {row: c.client.handle(task_id).record() for row, task_id in run.task_ids.items()}
+    assert live["d"].depends_on == (run.task_ids["b"],)
+    assert live["d"].reason == f"parent {run.task_ids['b']} failed"
+    assert live["e"].reason == f"parent {run.task_ids['d']} cancelled"
+    assert live["c"].released_at is not None
     assert run.late == ["late"]
     predicted = {
-        r.task.id: r.state for r in rp.simulate(rows[:5], "fifo", c.settings, workers=2, slots=1)
+        r.task.id: r.state
+        for r in rp.simulate(rows[:5] + rows[7:8], "fifo", c.settings, workers=2, slots=1)
     }
     assert predicted == {k: got[k].state for k in predicted}
+
+
+def test_a_run_anyway_row_held_for_a_parent_that_is_then_never_submitted_still_runs(cluster):
+    c = two_workers(cluster, "fifo")
+    rows = [
+        WorkloadTask(id="p", name="x", submit_at=0.0, duration=0.05, fails=True),
+        WorkloadTask(id="q", name="x", submit_at=1.0, duration=0.05, depends_on=("p",)),
+        # due before q: held; once q is cancelled for p's failure, nothing is left to wait on
+        WorkloadTask(
+            id="r", name="x", submit_at=0.0, duration=0.05, depends_on=("q",),
+            on_parent_failure="run",
+        ),
+    ]  # fmt: skip
+    run = rp.replay(c.client, rows, "fifo", timeout=60)
+    got = {r.task.id: r.state for r in run.records}
+    assert got == {"p": "failed", "q": "cancelled", "r": "succeeded"}
+    predicted = {
+        r.task.id: r.state for r in rp.simulate(rows, "fifo", c.settings, workers=2, slots=1)
+    }
+    assert predicted == got
+
+
+def test_a_dag_workload_runs_on_server_side_dependencies_children_after_parents(cluster):
+    c = cluster(strategy="fifo")
+    c.dispatcher()
+    c.worker("w1@test", slots=2)
+    c.worker("w2@test", slots=2)
+    rows = generate_dag(60, seed=5, workers=2, slots=2, scale=0.2, shape=DagShape(dags=3))
+    assert sum(1 for t in rows if t.depends_on) > 40
+    run = rp.replay(c.client, rows, "fifo", timeout=120)
+    got = {r.task.id: r for r in run.records}
+    assert all(r.state == "succeeded" for r in run.records), [r.state for r in run.records]
+    for row in rows:
+        for parent in row.depends_on:
+            assert got[row.id].start >= got[parent].finish, (parent, row.id)
+    # the dependencies were the server's: each child's record names its parents' tasks,
+    # was released, and every task of a generated workflow is in one live workflow
+    records = {r.id: r for r in c.client.wait([c.client.handle(i) for i in run.task_ids.values()])}
+    for row in rows:
+        rec = records[run.task_ids[row.id]]
+        assert rec.depends_on == tuple(run.task_ids[p] for p in row.depends_on)
+        if row.depends_on:
+            assert rec.released_at is not None
+    workflows = {rec.workflow for rec in records.values()}
+    assert len(workflows) == 3
+    for wf in workflows:
+        assert wf is not None
+        assert wf.startswith(run.run_id)
+        assert c.client.workflow(wf).counts == {"succeeded": 20}
+    assert run.metrics()["tasks"] == 60
+
+
+def test_run_and_simulate_agree_on_the_layered_dag_example(cluster):
+    # one 60-task workflow on 2 x 1: the makespan is the DAG's, not the arrivals'
+    c = two_workers(cluster, "fifo")
+    tasks = load_workload(ROOT / "examples" / "workloads" / "dag" / "layered.jsonl")
+    run = rp.replay(c.client, tasks, "fifo", timeout=120)
+    predicted = rp.simulate(
+        tasks, "fifo", c.settings, workers=2, slots=1, dispatch_overhead=run.overhead
+    )
+    live, sim = run.metrics(), metrics(predicted, 2)
+    assert live["tasks"] == sim["tasks"] == 60
+    assert live["workflows"] == sim["workflows"] == 1
+    # The target is 10 % (met in docs/workflows.md's measurements, and here on a quiet
+    # machine); 15 % leaves room for the other jobs of a shared 2-core machine, and still
+    # fails when releases lag well beyond the per-task overhead the simulator is given.
+    for name in ("makespan", "mean_flow"):
+        assert abs(live[name] - sim[name]) <= 0.15 * sim[name], (name, live, sim)
 
 
 def test_a_replay_past_its_timeout_says_how_many_are_unfinished_and_cancels_the_rest(cluster):

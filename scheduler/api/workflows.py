@@ -1,4 +1,5 @@
-"""Workflow endpoints: submit a DAG of tasks as one unit, read its status, cancel it.
+"""Workflow endpoints: submit a DAG of tasks as one unit, list workflows with their
+progress, read one's status, cancel it.
 
 The tasks of a workflow are those of ``POST /v1/tasks/batch`` with an ``id``
 each, which ``depends_on`` names; the client validates the graph and stores
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from scheduler.api.errors import ApiError, documented
@@ -18,7 +19,7 @@ from scheduler.api.security import Principal, require
 from scheduler.client import Client
 from scheduler.errors import InvalidInputError, UnknownTaskError
 from scheduler.models import TaskState
-from scheduler.workflow_client import ID_PATTERN, WorkflowStatus
+from scheduler.workflow_client import ID_PATTERN, WorkflowStatus, recent_workflows
 
 router = APIRouter(prefix="/v1", tags=["workflows"])
 
@@ -72,6 +73,24 @@ class WorkflowInfo(BaseModel):
             counts=status.counts,
             tasks=status.states,
         )
+
+
+class WorkflowProgress(BaseModel):
+    """One workflow in a list: its progress, ``done`` (tasks in a terminal state) of ``total``."""
+
+    id: str
+    submitted_at: float
+    total: int
+    done: int
+    finished: bool
+    counts: dict[str, int]
+
+
+class WorkflowList(BaseModel):
+    """Tasks waiting on parents (in workflows or not), and the newest workflows."""
+
+    waiting: int
+    workflows: list[WorkflowProgress]
 
 
 class WorkflowCancelled(BaseModel):
@@ -130,6 +149,33 @@ def submit_workflow(
             Submitted(id=h.id, state=TaskState(s or "pending"))
             for h, s in zip(handles, states, strict=True)
         ],
+    )
+
+
+@router.get(
+    "/workflows",
+    responses=documented(401, 403, 422, 429, 503),
+    summary="Workflows with their progress",
+    operation_id="list_workflows",
+)
+def list_workflows(
+    request: Request,
+    _: Annotated[Principal, Depends(require("read"))],
+    live: Annotated[
+        bool, Query(description="Only the unfinished ones (of the 200 newest)")
+    ] = False,
+    limit: Annotated[int, Query(ge=1, le=200, description="Most workflows listed")] = 20,
+) -> WorkflowList:
+    """The newest workflows first, each with ``done`` of ``total`` and counts by state, and
+    how many tasks wait on parents. Each listed workflow costs a read of its tasks'
+    states, so only the 200 newest are looked at."""
+    store = _client(request).store
+    found = recent_workflows(store, 200 if live else limit)
+    if live:
+        found = [wf for wf in found if not wf["finished"]]
+    return WorkflowList(
+        waiting=store.workflows.waiting(),
+        workflows=[WorkflowProgress(**wf) for wf in found[:limit]],
     )
 
 

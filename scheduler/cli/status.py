@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from scheduler.cli.base import app
@@ -72,6 +73,20 @@ def status(
     console.print(f"dispatcher: {leader}")
     console.print(f"slots: {snap['slots']['in_flight']}/{snap['slots']['total']} in use")
     console.print(f"pending: {pending['total']} ({by_pri})")
+    console.print(f"waiting on parents: {snap['waiting']}")
+    flows = snap["workflows"]
+    if flows:
+        table = Table(title="live workflows")
+        for col in ("workflow", "done", "total", "progress", "by state"):
+            table.add_column(col)
+        for wf in flows:
+            share = wf["done"] / wf["total"] if wf["total"] else 1.0
+            states = ", ".join(f"{k}={v}" for k, v in sorted(wf["counts"].items()))
+            table.add_row(
+                wf["id"], str(wf["done"]), str(wf["total"]),
+                escape(f"[{'#' * round(share * 20):<20}] {share:.0%}"), states,
+            )  # fmt: skip
+        console.print(table)
     if snap["retrying"]:
         console.print(f"waiting out a retry backoff: {snap['retrying']}")
     stuck = snap["unschedulable"]

@@ -12,7 +12,7 @@ Routes (relative to where the router is mounted):
   and labels when its record has them);
 - ``GET /monitor/strategy``: the requested configuration, what the dispatcher
   runs, and the version history (read-only; a rollback goes through the API);
-- ``GET /monitor/static/{file}``: the page's script and the vendored uPlot.
+- ``GET /monitor/static/{file}``: the pages' scripts and the vendored uPlot.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from scheduler.monitor.monitor import Monitor
 
 STATIC = {
     "dashboard.js": "text/javascript; charset=utf-8",
+    "workflow.js": "text/javascript; charset=utf-8",
     "uplot/uPlot.iife.min.js": "text/javascript; charset=utf-8",
     "uplot/uPlot.min.css": "text/css; charset=utf-8",
     "uplot/LICENSE": "text/plain; charset=utf-8",

@@ -12,7 +12,9 @@ Routes (relative to where the router is mounted):
   the HTTP API's routes are (``api``: a path relative to the page, null when
   this server has none), which the page calls for a strategy rollback;
 - the explorer's routes of :mod:`.explorer_routes` (series, tasks, workers,
-  strategy, static files).
+  strategy, static files);
+- the workflows' routes of :mod:`.workflow_view` (the list with progress, one
+  workflow's graph, and its page ``/dashboard/workflow?id=ID``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from scheduler.monitor.explorer_routes import build_explorer_router
 from scheduler.monitor.monitor import Monitor
 from scheduler.monitor.prometheus import CONTENT_TYPE, render
 from scheduler.monitor.snapshot import dump
+from scheduler.monitor.workflow_view import build_workflow_router
 
 
 def dashboard_html() -> str:
@@ -55,6 +58,7 @@ def build_router(monitor: Monitor, *, api_base: str | None = None) -> APIRouter:
     router = APIRouter()
     page = dashboard_html()
     router.include_router(build_explorer_router(monitor))
+    router.include_router(build_workflow_router(monitor.store))
 
     @router.get("/metrics", response_class=PlainTextResponse, tags=["monitor"])
     def metrics() -> PlainTextResponse:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from scheduler.models import TaskSpec
 from scheduler.store.base import Repository
@@ -82,6 +82,44 @@ class Workflows(Repository):
         args = [task_id, replacement_id, k.task_prefix, k.dependents(""), s.result_ttl]
         args.append(s.events_maxlen)
         return [_text(r) for r in self._scripts("replace", keys, args)]
+
+    @translated
+    def waiting(self) -> int:
+        """How many tasks are in state ``waiting`` now (a gauge the scripts keep)."""
+        return max(0, int(self._client.get(self._keys.waiting) or 0))
+
+    @translated
+    def recent(self, limit: int) -> list[tuple[str, float]]:
+        """Up to ``limit`` workflows, newest first, as ``(id, first submission)``.
+
+        Entries whose task set has expired (``YM_RESULT_TTL`` after their last
+        task ended) are removed from the index on the way.
+        """
+        out: list[tuple[str, float]] = []
+        start = 0
+        while len(out) < limit:
+            page = cast(
+                list[tuple[Any, Any]],
+                self._client.zrevrange(
+                    self._keys.workflows, start, start + limit - 1, withscores=True
+                ),
+            )
+            if not page:
+                break
+            start += len(page)
+            pipe = self._client.pipeline(transaction=False)
+            for member, _ in page:
+                pipe.exists(self._keys.workflow(_text(member)))
+            gone: list[str] = []
+            for (member, at), alive in zip(page, pipe.execute(), strict=True):
+                if alive:
+                    out.append((_text(member), float(at)))
+                else:
+                    gone.append(_text(member))
+            if gone:
+                self._client.zrem(self._keys.workflows, *gone)
+                start -= len(gone)
+        return out[:limit]
 
     @translated
     def members(self, workflow_id: str) -> list[str]:

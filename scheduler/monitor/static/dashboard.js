@@ -313,6 +313,22 @@ async function rollback(ev) {
   await showStrategy();
 }
 
+// ---- workflows: progress, and a link to each one's graph page --------------------
+function showWorkflows(w) {
+  put("waiting", w.waiting, 0);
+  rows($("workflow-rows"), ["workflow", "done", "total", "progress", "by state", "submitted"],
+    w.workflows.map((f) => [
+      "<a class=\"mono\" href=\"dashboard/workflow?id=" + encodeURIComponent(f.id) + "\">" +
+        esc(f.id) + "</a>",
+      String(f.done), String(f.total),
+      "<div style=\"background:#0b0f14;border-radius:3px\"><div class=\"bar\" style=\"width:" +
+        (f.total ? 100 * f.done / f.total : 100).toFixed(1) + "%\"></div></div>",
+      esc(Object.entries(f.counts).map(([k, v]) => k + "=" + v).join(", ")),
+      when(f.submitted_at),
+    ]),
+    (i) => " data-workflow=\"" + esc(w.workflows[i].id) + "\"");
+}
+
 // ---- the loop ---------------------------------------------------------------------
 async function tick() {
   try {
@@ -322,6 +338,7 @@ async function tick() {
     if (polls % 2 === 1) {
       showWorkers(await getJSON("monitor/workers"));
       await showStrategy();
+      showWorkflows(await getJSON("monitor/workflows"));
     }
     document.body.dataset.polls = String(polls);
     $("error").textContent = "";

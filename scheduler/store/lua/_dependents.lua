@@ -11,6 +11,14 @@
 -- @include _event
 -- @include _to_pending
 
+-- The gauge of tasks in state 'waiting' ('<ns>:waiting', beside the stats hash
+-- '<ns>:stats'): raised by submit_after.lua for each task stored waiting, lowered
+-- where a waiting task leaves that state (released or cancelled, here and in
+-- cancel.lua), so that `yardmaster status` counts them without a scan.
+local function waiting_gauge(stats)
+  return string.sub(stats, 1, #stats - #'stats') .. 'waiting'
+end
+
 -- A waiting task whose last parent finished: with pass_results '1' the parents'
 -- results become its first argument (a JSON list in depends_on order; with
 -- 'single', the first parent's result itself, as Celery's chain passes it; spliced
@@ -72,6 +80,7 @@ local function settle_dependents(id, outcome, result, ctx)
           end
           if redis.call('HINCRBY', key, 'waiting_on', -1) <= 0 then
             release_waiting(key, child, ctx.pending, ctx.by_priority, ctx.inbox)
+            redis.call('DECR', waiting_gauge(ctx.stats))
           end
         else
           local now = now_text()
@@ -79,6 +88,7 @@ local function settle_dependents(id, outcome, result, ctx)
           redis.call('HSET', key, 'state', 'cancelled', 'finished_at', now, 'error', why,
                      'reason', 'parent ' .. parent .. ' ' .. ended)
           redis.call('HINCRBY', ctx.stats, 'cancelled', 1)
+          redis.call('DECR', waiting_gauge(ctx.stats))
           append_event(ctx.events, ctx.maxlen, child, f[4], 'cancelled', '', f[5], f[6],
             'finished_at', now)
           redis.call('EXPIRE', key, ctx.ttl)

@@ -58,6 +58,7 @@ end
 redis.call('HSET', task_key, 'state', 'cancelled', 'finished_at', now, 'error', reason,
            'reason', 'cancelled')
 redis.call('HINCRBY', stats, 'cancelled', 1)
+if state == 'waiting' then redis.call('DECR', waiting_gauge(stats)) end
 append_event(events, events_maxlen, id, name, 'cancelled', worker, priority, submitted_at,
   'finished_at', now)
 if deps_key then

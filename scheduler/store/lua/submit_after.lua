@@ -19,6 +19,8 @@
 --       expected_duration, affinity_key, duration_key, options, concurrency_key,
 --       max_concurrent, parents (JSON list), on_parent_failure ('cancel', 'run' or
 --       'run_only'), pass_results ('1', 'single', 'id' or '0').
+-- Also: the gauge '<ns>:waiting' counts the tasks stored waiting (_dependents.lua),
+-- and a workflow's id enters the index '<ns>:workflows' (score: first submission).
 -- Returns {'ok', seq...}, {'backpressure', 'pending' or 'memory', current, limit}, or a refusal: {'exists', id}, {'missing', id, parent},
 -- {'expired', id, parent} or {'ended', id, parent, state} (a parent failed or
 -- was cancelled and the task would not run anyway).
@@ -102,8 +104,18 @@ for i = 0, n - 1 do
     end
   end
   redis.call('HSET', key, 'waiting_on', unfinished)
-  if unfinished == 0 then release_waiting(key, id, pending, by_priority, inbox) end
+  if unfinished == 0 then
+    release_waiting(key, id, pending, by_priority, inbox)
+  else
+    redis.call('INCR', waiting_gauge(stats))
+  end
   out[#out + 1] = seq
 end
 redis.call('HINCRBY', stats, 'submitted', n)
+if workflow_id ~= '' then
+  -- The index of workflows, by first submission ('<ns>:workflows', beside the stats
+  -- hash): what `yardmaster status` and the dashboard list; an entry whose set has
+  -- expired is dropped by its reader.
+  redis.call('ZADD', string.sub(stats, 1, #stats - #'stats') .. 'workflows', 'NX', now, workflow_id)
+end
 return out
