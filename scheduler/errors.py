@@ -154,11 +154,14 @@ class RedisUnreachableError(RedisUnavailableError):
         reason: What the client library said.
     """
 
-    def __init__(self, url: str, reason: str) -> None:
-        super().__init__(
-            f"Redis at {url} cannot be reached ({reason}); check that it runs and that "
-            "YM_REDIS_URL names it"
-        )
+    def __init__(
+        self,
+        url: str,
+        reason: str,
+        *,
+        hint: str = "; check that it runs and that YM_REDIS_URL names it",
+    ) -> None:
+        super().__init__(f"Redis at {url} cannot be reached ({reason}){hint}")
         self.url = url
         self.reason = reason
 

@@ -47,6 +47,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from scheduler.errors import RedisOutOfMemoryError, StoreError
 from scheduler.store.connection import LOST, translate
 from scheduler.store.deliveries import FinishReport, guard_answer, start_verdict
+from scheduler.store.sentinel import dedicated_connection
 
 if TYPE_CHECKING:
     from scheduler.store.facade import Store
@@ -95,9 +96,8 @@ class ReportLine:
 
     def __init__(self, store: Store, worker: str) -> None:
         self._client = store.client
-        pool = store.client.connection_pool
-        # Any: redis-py leaves Connection's send_command and disconnect untyped.
-        self._conn: Any = pool.connection_class(**pool.connection_kwargs)
+        # its own connection (through the Sentinels when the URL names them)
+        self._conn: Any = dedicated_connection(store.client)
         self._scripts = store.scripts
         self._deliveries = store.deliveries
         self.worker = worker
