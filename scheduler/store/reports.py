@@ -44,8 +44,8 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import NoScriptError, ResponseError
 
-from scheduler.errors import RedisOutOfMemoryError, StoreError
-from scheduler.store.connection import LOST, translate
+from scheduler.errors import RedisOutOfMemoryError, ReplicationError, StoreError
+from scheduler.store.connection import LOST, address, translate
 from scheduler.store.deliveries import FinishReport, guard_answer, start_verdict
 from scheduler.store.sentinel import dedicated_connection
 
@@ -54,6 +54,9 @@ if TYPE_CHECKING:
     from scheduler.store.guard import Guard
 
 log = logging.getLogger("yardmaster.store")
+
+WAIT = "WAIT"
+"""The command (in place of a script's name) that waits for replicas after finishes."""
 
 SETTLE_AFTER = 1.0
 """Seconds after which the watchdog reads a finish reply no start has read yet."""
@@ -111,6 +114,9 @@ class ReportLine:
         self._idle = True  # the sender waits without a timeout (a held start wakes it)
         self._active = 0.0  # when a report was last queued
         self._full = False  # an outcome was refused for memory, and none recorded since
+        # YM_DURABLE_REPLICAS: a WAIT follows every write that carries a finish
+        self._durable = store.settings.durable_replicas
+        self._durable_ms = int(store.settings.durable_timeout * 1000)
 
     def start(self, task_id: str, attempt: int, nonce: str = "") -> tuple[bool, str, str]:
         """Mark a delivery as running: (run?, duration key or state, affinity key).
@@ -348,8 +354,14 @@ class ReportLine:
             return
         sha = self._scripts.sha
         now = time.monotonic()
+        if self._durable and any(c.script == "finish" for c in self._unsent):
+            # on this connection, after the finishes: the replicas' count comes back with
+            # the other replies (a WAIT sent again after a lost line covers the same)
+            self._unsent.append(_Call(WAIT, "", [], [self._durable, self._durable_ms]))
         commands = [
-            ("EVALSHA", sha(c.script), len(c.keys), *c.keys, *c.args, *_held_for(c, now))
+            (WAIT, *c.args)
+            if c.script == WAIT
+            else ("EVALSHA", sha(c.script), len(c.keys), *c.keys, *c.args, *_held_for(c, now))
             for c in self._unsent
         ]
         self._conn.send_packed_command(self._conn.pack_commands(commands), check_health=False)
@@ -369,6 +381,8 @@ class ReportLine:
         for call in calls:
             try:
                 answer = self._conn.read_response()
+                if call.script == WAIT:
+                    self._check_replicas(int(answer))
                 if call.early is not None:
                     call.early.reply, call.early.answered = answer, True
                     if call.due:
@@ -399,12 +413,26 @@ class ReportLine:
             if call is not last:
                 self._sent.popleft()
         if missing:
-            self._preload(*(c.script for c in calls))
+            self._preload(*(c.script for c in calls if c.script != WAIT))
             self._send_unsent()
             if last:
                 self._send(last)
             return self._replies(last)
         return answer if last else None
+
+    def _check_replicas(self, acknowledged: int) -> None:
+        """Log outcomes that fewer replicas than ``YM_DURABLE_REPLICAS`` confirmed."""
+        if acknowledged < self._durable:
+            log.error(
+                "%s",
+                ReplicationError(
+                    address(self._client),
+                    "outcomes reported by " + self.worker,
+                    self._durable,
+                    acknowledged,
+                    self._durable_ms / 1000,
+                ),
+            )
 
     def _lost(self) -> None:
         self._conn.disconnect()
