@@ -117,6 +117,7 @@ class ReportLine:
         # YM_DURABLE_REPLICAS: a WAIT follows every write that carries a finish
         self._durable = store.settings.durable_replicas
         self._durable_ms = int(store.settings.durable_timeout * 1000)
+        self._awaiting: list[_Call] = []  # replies read, their WAIT not yet
 
     def start(self, task_id: str, attempt: int, nonce: str = "") -> tuple[bool, str, str]:
         """Mark a delivery as running: (run?, duration key or state, affinity key).
@@ -383,6 +384,7 @@ class ReportLine:
                 answer = self._conn.read_response()
                 if call.script == WAIT:
                     self._check_replicas(int(answer))
+                    self._awaiting.clear()
                 if call.early is not None:
                     call.early.reply, call.early.answered = answer, True
                     if call.due:
@@ -412,6 +414,8 @@ class ReportLine:
                     self._full = False
             if call is not last:
                 self._sent.popleft()
+                if self._durable and call.script not in (WAIT, "start"):
+                    self._awaiting.append(call)
         if missing:
             self._preload(*(c.script for c in calls if c.script != WAIT))
             self._send_unsent()
@@ -436,7 +440,10 @@ class ReportLine:
 
     def _lost(self) -> None:
         self._conn.disconnect()
-        self._unsent = [call for call, _ in self._sent] + self._unsent
+        # with durability on, outcomes recorded but not yet confirmed on the replicas go
+        # out again too: the master that recorded them may be the one that went away
+        self._unsent = self._awaiting + [call for call, _ in self._sent] + self._unsent
+        self._awaiting = []
         self._sent.clear()
 
     def _watch(self) -> None:
