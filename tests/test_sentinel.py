@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import psutil
 import pytest
+from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from broker_config import make_celery
 from broker_config.transport import ALIAS, SENTINEL_ALIAS
+from scheduler.embedded import runtime_file
 from scheduler.errors import RedisUnreachableError, SettingsError
 from scheduler.models import TaskState
 from scheduler.settings import load_settings
@@ -127,3 +138,67 @@ def test_a_cluster_runs_through_the_sentinels(ha_cluster):
     assert sorted(e[0] for e in entries) == sorted(r.id for r in records)
     log = (c.log_dir / "a@sn.log").read_text(errors="replace")
     assert "ymsentinel://" in log  # the broker too goes through the Sentinels
+
+
+def test_up_ha_starts_a_primary_a_replica_and_three_sentinels_and_runs_through_them():
+    namespace = "upha" + uuid.uuid4().hex[:6]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("YM_")}
+    env.update(YM_NAMESPACE=namespace, YM_DURABLE_REPLICAS="1")
+    cli = [sys.executable, "-m", "scheduler.cli"]
+    up = subprocess.Popen(
+        [*cli, "up", "--ha", "--workers", "1", "--no-flower", "--no-api", "--no-monitor"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        lines: list[str] = []
+        deadline = time.monotonic() + 120
+        while not any(line.startswith("Ready.") for line in lines):
+            assert time.monotonic() < deadline, "".join(lines)
+            line = up.stdout.readline()
+            assert line, "up exited early:\n" + "".join(lines)
+            lines.append(line)
+        assert any("master 'mymaster'" in line for line in lines), lines
+        children = psutil.Process(up.pid).children(recursive=True)
+        # another shell finds the Sentinels' URL through the runtime file
+        url = json.loads(runtime_file(namespace).read_text())["redis_url"]
+        nodes = parse(url).nodes
+        assert len(nodes) == 3
+        # each Sentinel watches the master, its replica and the two other Sentinels
+        for host, port in nodes:
+            info = Redis(host=host, port=port, decode_responses=True).sentinel_master("mymaster")
+            assert (info["num-slaves"], info["num-other-sentinels"]) == (1, 2)
+        out = subprocess.run(
+            [*cli, "submit", "sleep", "0.01", "--wait"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        assert '"slept": 0.01' in out.stdout
+
+        up.send_signal(signal.SIGINT)
+        rest = up.communicate(timeout=60)[0]
+        assert up.returncode == 0, rest
+        _gone, alive = psutil.wait_procs(children, timeout=10)
+        assert not alive, f"left running: {[p.pid for p in alive]}"
+    finally:
+        if up.poll() is None:
+            up.kill()
+
+
+def test_up_ha_refuses_a_configured_redis_url():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("YM_")}
+    env["YM_REDIS_URL"] = "redis://127.0.0.1:1/0"
+    out = subprocess.run(
+        [sys.executable, "-m", "scheduler.cli", "up", "--ha"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode != 0
+    assert "--ha starts its own Redis with Sentinels; unset YM_REDIS_URL" in out.stdout + out.stderr
