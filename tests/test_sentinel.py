@@ -20,6 +20,7 @@ from broker_config.transport import ALIAS, SENTINEL_ALIAS
 from scheduler.embedded import runtime_file
 from scheduler.errors import RedisUnreachableError, SettingsError
 from scheduler.models import TaskState
+from scheduler.redaction import redact_url
 from scheduler.settings import load_settings
 from scheduler.store import ReportLine, Store
 from scheduler.store.sentinel import parse
@@ -202,3 +203,26 @@ def test_up_ha_refuses_a_configured_redis_url():
     )
     assert out.returncode != 0
     assert "--ha starts its own Redis with Sentinels; unset YM_REDIS_URL" in out.stdout + out.stderr
+
+
+def test_the_command_line_says_no_sentinel_answered_in_two_lines():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("YM_")}
+    env["YM_REDIS_URL"] = "sentinel://:pw@127.0.0.1:1;sentinel://127.0.0.1:2/0"
+    out = subprocess.run(
+        [sys.executable, "-m", "scheduler.cli", "status"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    text = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert "no Sentinel answered" in text
+    assert "YM_SENTINEL_MASTER names the master" in text
+    assert "pw" not in text.replace("password", "")  # the password stays hidden
+    assert "redis.client.Redis(" not in text  # not redis-py's dump of its clients
+
+
+def test_a_sentinel_url_is_redacted_entry_by_entry():
+    shown = redact_url("sentinel://:pw@h1:26379;sentinel://:pw@h2:26379/0")
+    assert shown == "sentinel://:<hidden>@h1:26379;sentinel://:<hidden>@h2:26379/0"

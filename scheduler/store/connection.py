@@ -140,7 +140,8 @@ def diagnose(exc: BaseException) -> tuple[str, str] | None:
     """What kind of Redis failure ``exc`` is (found in it or in the error it was raised
     from), as (kind, the shortest true account of it), for messages to people.
 
-    Kinds: ``noauth`` (a password is required), ``auth`` (credentials refused),
+    Kinds: ``sentinel`` (the Sentinels named no master), ``noauth`` (a password is
+    required), ``auth`` (credentials refused),
     ``noperm`` (the user may not run a command), ``readonly`` (a replica),
     ``loading``, ``tls`` (the handshake failed), ``timeout``, ``connection``.
     None when ``exc`` is no such failure.
@@ -149,6 +150,10 @@ def diagnose(exc: BaseException) -> tuple[str, str] | None:
     if found is None:
         return None
     text = str(found)
+    if isinstance(found, MasterNotFoundError):
+        # the translated error asked the Sentinels why; redis-py's own text is a dump
+        reason = exc.reason if isinstance(exc, RedisUnreachableError) else "no master found"
+        return "sentinel", reason
     if isinstance(found, rx.AuthenticationError | rx.AuthenticationWrongNumberOfArgsError):
         if "NOAUTH" in text or "must be called with the client already authenticated" in text:
             return "noauth", _account(found)
