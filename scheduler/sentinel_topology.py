@@ -20,11 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from redis import Redis
-from redis.exceptions import RedisError
-
 from scheduler.embedded import EmbeddedRedis, free_port, redis_server_binary
-from scheduler.errors import RedisUnavailableError
+from scheduler.errors import RedisUnavailableError, StoreError
+from scheduler.store.sentinel import ask
 
 HOST = "127.0.0.1"
 
@@ -124,23 +122,13 @@ class SentinelRedis:
         return proc
 
     def _ask(self, port: int, *command: str) -> Any:
-        client = Redis(
-            host=HOST,
-            port=port,
-            socket_timeout=1.0,
-            socket_connect_timeout=1.0,
-            decode_responses=True,
-        )
-        try:
-            return client.execute_command(*command)  # type: ignore[no-untyped-call]
-        finally:
-            client.close()
+        return ask(HOST, port, *command)
 
     def _all_known(self) -> bool:
         for port in self.sentinel_ports:
             try:
                 info = self._ask(port, "SENTINEL", "MASTER", self.master)
-            except RedisError:
+            except StoreError:
                 return False
             # redis-py reads the reply into a dict with its numbers as int
             if int(info["num-slaves"]) < len(self.servers) - 1:
@@ -169,7 +157,7 @@ class SentinelRedis:
             try:
                 _, found = self._ask(port, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.master)
                 return int(found)
-            except (RedisError, TypeError, ValueError):
+            except (StoreError, TypeError, ValueError):
                 continue
         return None
 
@@ -196,7 +184,7 @@ class SentinelRedis:
                 return None
             try:
                 role = self._ask(port, "ROLE")
-            except RedisError:
+            except StoreError:
                 return None
             return port if role[0] == "master" else None
 

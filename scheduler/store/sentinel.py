@@ -25,7 +25,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
 
-from scheduler.errors import SettingsError
+from scheduler.errors import SettingsError, StoreError
 
 SCHEME = "sentinel"
 DEFAULT_PORT = 26379
@@ -201,3 +201,21 @@ def why_no_master(client: Redis) -> str:
         f"the Sentinels know master {name!r} but report it down or have no quorum; "
         "check the master and its replicas"
     )
+
+
+def ask(host: str, port: int, *command: str) -> Any:
+    """One command to the Redis or Sentinel at ``host:port``, its reply decoded (the
+    local topology's checks: :mod:`scheduler.sentinel_topology`).
+
+    Raises:
+        StoreError: It did not answer within a second, or refused the command.
+    """
+    client = Redis(
+        host=host, port=port, socket_timeout=1.0, socket_connect_timeout=1.0, decode_responses=True
+    )
+    try:
+        return client.execute_command(*command)  # type: ignore[no-untyped-call]
+    except RedisError as exc:
+        raise StoreError(f"{host}:{port} did not answer {' '.join(command)}: {exc}") from exc
+    finally:
+        client.close()
