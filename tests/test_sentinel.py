@@ -24,7 +24,7 @@ from scheduler.redaction import redact_url
 from scheduler.settings import load_settings
 from scheduler.store import ReportLine, Store
 from scheduler.store.sentinel import parse
-from tests.reliability_support import ledger_entries, same_attempt_repeats
+from tests.reliability_support import kill_tree, ledger_entries, same_attempt_repeats
 
 
 def test_a_sentinel_url_is_parsed_as_celery_writes_it():
@@ -187,8 +187,9 @@ def test_up_ha_starts_a_primary_a_replica_and_three_sentinels_and_runs_through_t
         _gone, alive = psutil.wait_procs(children, timeout=10)
         assert not alive, f"left running: {[p.pid for p in alive]}"
     finally:
-        if up.poll() is None:
-            up.kill()
+        if up.poll() is None:  # a failed check: the servers and Sentinels go with it
+            kill_tree(up.pid)
+            up.wait()
 
 
 def test_up_ha_refuses_a_configured_redis_url():
