@@ -15,9 +15,11 @@ from celery import Celery, Task
 
 from broker_config.security import broker_connection
 from broker_config.transport import ALIAS as TRANSPORT
+from broker_config.transport import SENTINEL_ALIAS
 from scheduler.embedded import resolve_redis_url
 from scheduler.keys import Keys
 from scheduler.settings import Settings
+from scheduler.store.sentinel import is_sentinel
 
 SETTINGS_KEY = "yardmaster_settings"
 
@@ -27,10 +29,7 @@ def celery_config(settings: Settings, redis_url: str | None) -> dict[str, Any]:
     broker connection, which :class:`LazyBrokerCelery` adds when it is first needed)."""
     keys = Keys(settings.namespace)
     return {
-        # The broker URL, and its TLS options for rediss:// (verified by default).
-        **(broker_connection(redis_url) if redis_url is not None else {}),
-        # kombu's Redis transport, minus a new Redis client per ack (broker_config/transport.py).
-        "broker_transport": TRANSPORT,
+        **(broker_settings(settings, redis_url) if redis_url is not None else {}),
         "broker_connection_retry_on_startup": True,
         # Late binding sends a worker at most one message per free slot, and
         # the worker may hold no more than that.
@@ -48,16 +47,33 @@ def celery_config(settings: Settings, redis_url: str | None) -> dict[str, Any]:
         "result_backend": "broker_config.results:YardmasterBackend",
         "task_store_errors_even_if_ignored": False,
         "task_default_queue": keys.worker_queue("unbound"),
-        # A long task must not be redelivered while it still runs
-        # (celery/kombu#337); recovery of dead workers is yardmaster's job, and
-        # a redelivery that happens anyway is skipped by start.lua.
-        "broker_transport_options": {"visibility_timeout": settings.visibility_timeout},
         "worker_hijack_root_logger": False,
         "worker_cancel_long_running_tasks_on_connection_loss": False,
         # Default time limits (a submission's own travel in the message).
         "task_soft_time_limit": settings.soft_time_limit,
         "task_time_limit": settings.time_limit,
         SETTINGS_KEY: settings,
+    }
+
+
+def broker_settings(settings: Settings, redis_url: str) -> dict[str, Any]:
+    """The broker connection's Celery settings for ``redis_url``: the URL, its TLS options
+    for rediss:// (verified by default), the transport and its options."""
+    options: dict[str, Any] = {
+        # A long task must not be redelivered while it still runs
+        # (celery/kombu#337); recovery of dead workers is yardmaster's job, and
+        # a redelivery that happens anyway is skipped by start.lua.
+        "visibility_timeout": settings.visibility_timeout,
+    }
+    sentinel = is_sentinel(redis_url)
+    if sentinel:
+        options["master_name"] = settings.sentinel_master
+    return {
+        **broker_connection(redis_url),
+        # kombu's Redis transport, minus a new Redis client per ack (broker_config/transport.py);
+        # its Sentinel variant for sentinel:// URLs.
+        "broker_transport": SENTINEL_ALIAS if sentinel else TRANSPORT,
+        "broker_transport_options": options,
     }
 
 
@@ -78,7 +94,7 @@ class LazyBrokerCelery(Celery):
         settings = self.ym_settings
         if settings is None:  # a copy made by unpickling: its configuration came along
             return
-        for key, value in broker_connection(resolve_redis_url(settings)).items():
+        for key, value in broker_settings(settings, resolve_redis_url(settings)).items():
             if key not in self.conf:  # what the app's author set on app.conf wins
                 self.conf[key] = value
 

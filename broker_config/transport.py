@@ -36,7 +36,8 @@ worker and a yardmaster worker read each other's queues.
 The Celery apps of :mod:`broker_config.celery_app` select it by the alias
 ``ymredis`` (``broker_transport``), which importing this module registers;
 ``redis://`` and ``rediss://`` URLs, their TLS options and the transport
-options mean what they mean to kombu's transport.
+options mean what they mean to kombu's transport. ``sentinel://`` URLs take the
+Sentinel variant, ``ymsentinel``: kombu's Sentinel channel with the same changes.
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ from scheduler.store.scripts import server_major, source
 
 ALIAS = "ymredis"
 """The name ``broker_transport`` selects this transport by."""
+SENTINEL_ALIAS = "ymsentinel"
+"""The name of its Sentinel variant, for ``sentinel://`` URLs (``master_name`` in the
+transport options names the master)."""
 
 log = logging.getLogger("yardmaster.transport")
 
@@ -189,4 +193,19 @@ class Transport(kombu_redis.Transport):
     Channel = Channel
 
 
+class SentinelChannel(Channel, kombu_redis.SentinelChannel):
+    """:class:`Channel` on kombu's Sentinel channel: its pool finds the current master
+    through the Sentinels (and again after a failover); the client reuse, the Lua acks
+    and the closed-channel handling above are unchanged."""
+
+    QoS = QoS
+
+
+class SentinelTransport(kombu_redis.SentinelTransport):
+    """kombu's Sentinel transport with :class:`SentinelChannel` (alias ``ymsentinel``)."""
+
+    Channel = SentinelChannel
+
+
 TRANSPORT_ALIASES.setdefault(ALIAS, f"{__name__}:Transport")
+TRANSPORT_ALIASES.setdefault(SENTINEL_ALIAS, f"{__name__}:SentinelTransport")

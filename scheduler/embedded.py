@@ -119,6 +119,14 @@ class EmbeddedRedis:
                 self._proc.wait()
         self._proc = None
 
+    def kill(self) -> None:
+        """SIGKILL the server, as a machine that dies would stop it (its AOF keeps what
+        it had written), keeping its data."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        self._proc = None
+
     def restart(self, down: float = 0.0, timeout: float = 10.0) -> EmbeddedRedis:
         """Stop the server, stay down ``down`` seconds, start it again on the same port and data."""
         self.halt()

@@ -171,13 +171,43 @@ class RedisUnreachableError(RedisUnavailableError):
         reason: What the client library said.
     """
 
-    def __init__(self, url: str, reason: str) -> None:
-        super().__init__(
-            f"Redis at {url} cannot be reached ({reason}); check that it runs and that "
-            "YM_REDIS_URL names it"
-        )
+    def __init__(
+        self,
+        url: str,
+        reason: str,
+        *,
+        hint: str = "; check that it runs and that YM_REDIS_URL names it",
+    ) -> None:
+        super().__init__(f"Redis at {url} cannot be reached ({reason}){hint}")
         self.url = url
         self.reason = reason
+
+
+class ReplicationError(StoreError):
+    """Fewer replicas than ``YM_DURABLE_REPLICAS`` confirmed a write in time: the master
+    holds it (a submission stays accepted), but a failover now could lose it.
+
+    Attributes:
+        url: The Redis written to (never with a password).
+        what: What was written (``the submission of 3 tasks``...).
+        required: ``YM_DURABLE_REPLICAS``.
+        acknowledged: Replicas that confirmed it.
+    """
+
+    def __init__(
+        self, url: str, what: str, required: int, acknowledged: int, timeout: float
+    ) -> None:
+        super().__init__(
+            f"{what} reached the Redis master at {url}, but {acknowledged} of the "
+            f"{required} replicas YM_DURABLE_REPLICAS asks for confirmed it within "
+            f"{timeout:g}s (YM_DURABLE_TIMEOUT): it is recorded, and a failover before the "
+            "replicas catch up could lose it; check the replicas (INFO replication) or "
+            "lower YM_DURABLE_REPLICAS"
+        )
+        self.url = url
+        self.what = what
+        self.required = required
+        self.acknowledged = acknowledged
 
 
 class RedisRefusedError(StoreError):

@@ -65,6 +65,12 @@ class Keys:
         return f"{self.ns}:seq"
 
     @property
+    def replicated(self) -> str:
+        """Counter written just before a WAIT for replicas (YM_DURABLE_REPLICAS), so the
+        WAIT covers every earlier write, whichever connection made it."""
+        return f"{self.ns}:replicated"
+
+    @property
     def stats(self) -> str:
         """Hash of lifetime counters: submitted, dispatched, started and one per terminal state."""
         return f"{self.ns}:stats"

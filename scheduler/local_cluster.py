@@ -24,6 +24,7 @@ from typing import Any
 from scheduler.embedded import EmbeddedRedis, clear_runtime, free_port, write_runtime
 from scheduler.errors import YardmasterError
 from scheduler.local_services import API_TOKEN_FILE, api_token_env, wait_api, wait_flower
+from scheduler.sentinel_topology import SentinelRedis
 from scheduler.settings import Settings
 from scheduler.store import Store, connect
 
@@ -37,25 +38,30 @@ class LocalCluster:
         settings: Cluster settings: its namespace and strategy are given to every
             process; ``redis_url`` unset (and no ``redis``) means an embedded
             Redis, started by :meth:`start_redis`.
-        redis: A running embedded Redis to use (the caller stops it; the test
-            fixtures share one between clusters).
+        redis: A running embedded Redis (or Redis with Sentinels) to use (the caller
+            stops it; the test fixtures share one between clusters).
         log_dir: Where each process writes ``NAME.log`` (a new temporary
             directory by default).
         env: More environment for every process (``YM_*`` settings, ``PYTHONPATH``).
         cwd: Working directory of the processes (the caller's by default).
+        ha: With no Redis configured, :meth:`start_redis` starts a primary, a replica
+            and three Sentinels (:class:`~scheduler.sentinel_topology.SentinelRedis`)
+            instead of one server, and the processes connect through the Sentinels.
     """
 
     def __init__(
         self,
         settings: Settings,
         *,
-        redis: EmbeddedRedis | None = None,
+        redis: EmbeddedRedis | SentinelRedis | None = None,
         log_dir: Path | None = None,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        ha: bool = False,
     ) -> None:
         self.settings = settings
         self.redis = redis
+        self.ha = ha
         self.url = redis.url if redis is not None else settings.redis_url or ""
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="yardmaster-up-"))
         self.extra_env = dict(env or {})
@@ -84,7 +90,9 @@ class LocalCluster:
         if self._store is None:
             if not self.url:
                 raise YardmasterError("the local cluster has no Redis yet: call start_redis()")
-            self._store = Store(connect(self.url), self.settings)
+            self._store = Store(
+                connect(self.url, master=self.settings.sentinel_master), self.settings
+            )
         return self._store
 
     # -- starting processes ----------------------------------------------------
@@ -92,7 +100,10 @@ class LocalCluster:
         """The cluster's Redis URL; with none configured, an embedded Redis is started
         and its URL recorded for other shells (``yardmaster status`` finds it)."""
         if not self.url:
-            self.redis = EmbeddedRedis().start()
+            if self.ha:
+                self.redis = SentinelRedis(master=self.settings.sentinel_master).start()
+            else:
+                self.redis = EmbeddedRedis().start()
             self._own_redis = True
             self.url = self.redis.url
             write_runtime(self.namespace, self.url)
@@ -104,6 +115,8 @@ class LocalCluster:
         env.update(self.extra_env)
         env.update(extra)
         env.update(YM_REDIS_URL=self.url, YM_NAMESPACE=self.namespace)
+        if isinstance(self.redis, SentinelRedis):
+            env.update(YM_SENTINEL_MASTER=self.redis.master)
         return env
 
     def spawn(self, name: str, cmd: list[str], **extra_env: str) -> subprocess.Popen[bytes]:

@@ -15,7 +15,10 @@ def redact_url(url: str) -> str:
 
     ``rediss://ym:s3cret@host:6380/0?ssl_ca_certs=/ca.pem`` becomes
     ``rediss://ym:<hidden>@host:6380/0``; text that is not a URL is returned as is.
+    A Sentinel URL (``sentinel://H:P;sentinel://H:P/0``) is redacted entry by entry.
     """
+    if ";" in url and url.startswith("sentinel://"):
+        return ";".join(redact_url(entry) for entry in url.split(";"))
     try:
         parts = urlsplit(url)
     except ValueError:

@@ -150,7 +150,30 @@ class Settings(BaseSettings):
 
     redis_url: str | None = Field(
         default=None,
-        description="a redis://, rediss:// or unix:// URL; unset means an embedded Redis",
+        description=(
+            "a redis://, rediss:// or unix:// URL, or sentinel://H:P;sentinel://H:P/DB for "
+            "Redis behind Sentinel; unset means an embedded Redis"
+        ),
+    )
+    sentinel_master: str = Field(
+        default="mymaster",
+        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        description="the master's name the Sentinels monitor (1 to 64 letters, digits, . _ -)",
+    )
+    durable_replicas: int = Field(
+        default=0,
+        ge=0,
+        le=16,
+        description=(
+            "replicas that must hold each accepted submission and recorded outcome "
+            "(Redis WAIT), an integer from 0 (off) to 16"
+        ),
+    )
+    durable_timeout: float = Field(
+        default=1.0,
+        gt=0.0,
+        le=60.0,
+        description="seconds to wait for those replicas, more than 0 and at most 60",
     )
     namespace: str = Field(
         default="ym",
@@ -775,8 +798,8 @@ class Settings(BaseSettings):
         if value in (None, ""):
             return None
         assert value is not None
-        if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("the URL must start with redis://, rediss:// or unix://")
+        if not value.startswith(("redis://", "rediss://", "unix://", "sentinel://")):
+            raise ValueError("the URL must start with redis://, rediss://, unix:// or sentinel://")
         return value
 
     @field_validator("api_tokens", mode="before")

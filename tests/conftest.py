@@ -18,6 +18,7 @@ from scheduler.cli.connect import BUILTIN_TASKS
 from scheduler.client import Client
 from scheduler.embedded import EmbeddedRedis
 from scheduler.local_cluster import LocalCluster
+from scheduler.sentinel_topology import SentinelRedis
 from scheduler.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +38,9 @@ class Cluster(LocalCluster):
     """A :class:`~scheduler.local_cluster.LocalCluster` on a test's private Redis, in a
     namespace of its own, with a client; ``settings`` also reach its processes as ``YM_*``."""
 
-    def __init__(self, redis: EmbeddedRedis, log_dir: Path, **settings: Any) -> None:
+    def __init__(
+        self, redis: EmbeddedRedis | SentinelRedis, log_dir: Path, **settings: Any
+    ) -> None:
         namespace = "t" + uuid.uuid4().hex[:8]
         env = {f"YM_{k.upper()}": str(v) for k, v in settings.items()}
         env["PYTHONPATH"] = str(ROOT)
@@ -85,6 +88,34 @@ def aof_cluster(aof_redis: EmbeddedRedis, tmp_path: Path) -> Iterator[Callable[.
 
     def make(**settings: Any) -> Cluster:
         c = Cluster(aof_redis, tmp_path, **settings)
+        made.append(c)
+        return c
+
+    try:
+        yield make
+    finally:
+        for c in made:
+            c.stop()
+
+
+@pytest.fixture
+def sentinel_redis() -> Iterator[SentinelRedis]:
+    """A private primary, one replica and three Sentinels (master ``mymaster``)."""
+    topology = SentinelRedis().start()
+    try:
+        yield topology
+    finally:
+        topology.stop()
+
+
+@pytest.fixture
+def ha_cluster(sentinel_redis: SentinelRedis, tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
+    """Like ``cluster``, its processes connected through the Sentinels of ``sentinel_redis``
+    (``c.redis``: kill the master, wait for the failover, bring the old one back)."""
+    made: list[Cluster] = []
+
+    def make(**settings: Any) -> Cluster:
+        c = Cluster(sentinel_redis, tmp_path, **settings)
         made.append(c)
         return c
 

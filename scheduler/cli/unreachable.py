@@ -30,6 +30,12 @@ def explain(exc: BaseException, url: str, timeout: float | None) -> tuple[str, s
         return None
     kind, reason = found
     where = f"Redis at {redact_url(url)}" if url else "Redis"
+    if kind == "sentinel":
+        return (
+            f"{where}: {reason}",
+            "YM_SENTINEL_MASTER names the master (default mymaster); see docs/reliability.md, "
+            '"Failover"',
+        )
     if kind == "noauth":
         return (
             f"{where} requires a password",

@@ -14,6 +14,7 @@ from scheduler.errors import YardmasterError
 from scheduler.local_cluster import LocalCluster
 from scheduler.local_services import AUTH_OFF_WARNING
 from scheduler.redaction import redact_url
+from scheduler.sentinel_topology import SentinelRedis
 from scheduler.settings import load_settings
 
 console = Console()
@@ -42,11 +43,24 @@ def up(
             "--app", "-A", help="The workers run this Celery app, as `celery -A` reads it."
         ),
     ] = None,
+    ha: Annotated[
+        bool,
+        typer.Option(
+            "--ha",
+            help="With no YM_REDIS_URL: start a Redis primary, a replica and three "
+            "Sentinels, and connect through the Sentinels.",
+        ),
+    ] = False,
 ) -> None:
     """Run the whole stack in the foreground until Ctrl-C."""
     settings = load_settings(**({"strategy": strategy} if strategy else {}))
+    if ha and settings.redis_url:
+        raise YardmasterError(
+            "--ha starts its own Redis with Sentinels; unset YM_REDIS_URL "
+            f"({redact_url(settings.redis_url)}) or leave out --ha"
+        )
     port = (monitor_port or settings.monitor_port) if monitor else None
-    cluster = LocalCluster(settings)
+    cluster = LocalCluster(settings, ha=ha)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -63,7 +77,11 @@ def up(
             app_module=app_module,
         )
         shown = redact_url(cluster.url)
-        console.print(f"  Redis      {shown}" + ("  (embedded)" if cluster.redis else ""))
+        if isinstance(cluster.redis, SentinelRedis):
+            console.print(f"  Redis      {shown}  (master {cluster.redis.master!r}: a primary,")
+            console.print("             a replica and 3 Sentinels, embedded)")
+        else:
+            console.print(f"  Redis      {shown}" + ("  (embedded)" if cluster.redis else ""))
         console.print(f"  dispatcher strategy {cluster.strategy}")
         console.print(f"  workers    {workers} x {slots} slots")
         if flower:

@@ -22,6 +22,7 @@ from redis.connection import SSLConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.sentinel import MasterNotFoundError
 
 from scheduler.errors import (
     NotLeaderError,
@@ -31,6 +32,7 @@ from scheduler.errors import (
     StoreError,
     YardmasterError,
 )
+from scheduler.store import sentinel
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -38,14 +40,21 @@ LOST = (RedisConnectionError, RedisTimeoutError)
 """redis-py's errors for a connection that could not be made or was lost."""
 
 
-def connect(url: str, *, timeout: float | None = None) -> Redis:
+def connect(url: str, *, timeout: float | None = None, master: str = "mymaster") -> Redis:
     """A Redis client for ``url`` that decodes replies to ``str``.
 
     Args:
-        url: ``redis://`` or ``rediss://`` URL.
+        url: ``redis://``, ``rediss://``, ``unix://`` or ``sentinel://`` URL (the last:
+            a client on the current master, found again after a failover; see
+            :mod:`scheduler.store.sentinel`).
         timeout: Seconds to wait for a connection or a reply (None: no limit, for
             the processes that block on purpose, such as the dispatcher's inbox).
+        master: The master's name for a ``sentinel://`` URL (``YM_SENTINEL_MASTER``).
     """
+    if sentinel.is_sentinel(url):
+        return sentinel.master_client(
+            url, master, timeout=timeout, decode_responses=True, socket_keepalive=True
+        )
     return Redis.from_url(
         url,
         decode_responses=True,
@@ -63,7 +72,7 @@ def server_time(client: Redis) -> float:
 
 def answers(url: str, timeout: float = 0.5) -> bool:
     """Whether a Redis at ``url`` answers PING now (a server being started waits on this)."""
-    client = Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    client = connect(url, timeout=timeout)
     try:
         return bool(client.ping())
     except RedisError:
@@ -74,6 +83,8 @@ def answers(url: str, timeout: float = 0.5) -> bool:
 
 def address(client: Redis) -> str:
     """Where ``client`` connects, as ``redis://host:port/db``: for messages, so no password."""
+    if sentinel.is_managed(client):
+        return sentinel.address(client)
     pool = client.connection_pool
     kwargs = pool.connection_kwargs
     if "path" in kwargs:
@@ -86,6 +97,10 @@ def address(client: Redis) -> str:
 def translate(exc: RedisError, client: Redis) -> YardmasterError:
     """The store error that says what ``exc`` (raised talking to ``client``) means."""
     text = str(exc)
+    if isinstance(exc, MasterNotFoundError):
+        return RedisUnreachableError(
+            address(client), f"no master: {sentinel.why_no_master(client)}", hint=""
+        )
     if isinstance(exc, LOST):
         return RedisUnreachableError(address(client), f"{type(exc).__name__}: {text}")
     if isinstance(exc, ResponseError):
@@ -125,7 +140,8 @@ def diagnose(exc: BaseException) -> tuple[str, str] | None:
     """What kind of Redis failure ``exc`` is (found in it or in the error it was raised
     from), as (kind, the shortest true account of it), for messages to people.
 
-    Kinds: ``noauth`` (a password is required), ``auth`` (credentials refused),
+    Kinds: ``sentinel`` (the Sentinels named no master), ``noauth`` (a password is
+    required), ``auth`` (credentials refused),
     ``noperm`` (the user may not run a command), ``readonly`` (a replica),
     ``loading``, ``tls`` (the handshake failed), ``timeout``, ``connection``.
     None when ``exc`` is no such failure.
@@ -134,6 +150,10 @@ def diagnose(exc: BaseException) -> tuple[str, str] | None:
     if found is None:
         return None
     text = str(found)
+    if isinstance(found, MasterNotFoundError):
+        # the translated error asked the Sentinels why; redis-py's own text is a dump
+        reason = exc.reason if isinstance(exc, RedisUnreachableError) else "no master found"
+        return "sentinel", reason
     if isinstance(found, rx.AuthenticationError | rx.AuthenticationWrongNumberOfArgsError):
         if "NOAUTH" in text or "must be called with the client already authenticated" in text:
             return "noauth", _account(found)

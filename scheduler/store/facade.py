@@ -102,7 +102,7 @@ class Store:
     def from_url(cls, url: str, settings: Settings, *, timeout: float | None = None) -> Store:
         """A store on the Redis at ``url``, waiting at most ``timeout`` seconds for a
         connection or a reply (None: no limit; see :func:`connection.connect`)."""
-        return cls(connect(url, timeout=timeout), settings)
+        return cls(connect(url, timeout=timeout, master=settings.sentinel_master), settings)
 
     @property
     def _client(self) -> Redis:

@@ -44,15 +44,19 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import NoScriptError, ResponseError
 
-from scheduler.errors import RedisOutOfMemoryError, StoreError
-from scheduler.store.connection import LOST, translate
+from scheduler.errors import RedisOutOfMemoryError, ReplicationError, StoreError
+from scheduler.store.connection import LOST, address, translate
 from scheduler.store.deliveries import FinishReport, guard_answer, start_verdict
+from scheduler.store.sentinel import dedicated_connection
 
 if TYPE_CHECKING:
     from scheduler.store.facade import Store
     from scheduler.store.guard import Guard
 
 log = logging.getLogger("yardmaster.store")
+
+WAIT = "WAIT"
+"""The command (in place of a script's name) that waits for replicas after finishes."""
 
 SETTLE_AFTER = 1.0
 """Seconds after which the watchdog reads a finish reply no start has read yet."""
@@ -95,9 +99,8 @@ class ReportLine:
 
     def __init__(self, store: Store, worker: str) -> None:
         self._client = store.client
-        pool = store.client.connection_pool
-        # Any: redis-py leaves Connection's send_command and disconnect untyped.
-        self._conn: Any = pool.connection_class(**pool.connection_kwargs)
+        # its own connection (through the Sentinels when the URL names them)
+        self._conn: Any = dedicated_connection(store.client)
         self._scripts = store.scripts
         self._deliveries = store.deliveries
         self.worker = worker
@@ -111,6 +114,10 @@ class ReportLine:
         self._idle = True  # the sender waits without a timeout (a held start wakes it)
         self._active = 0.0  # when a report was last queued
         self._full = False  # an outcome was refused for memory, and none recorded since
+        # YM_DURABLE_REPLICAS: a WAIT follows every write that carries a finish
+        self._durable = store.settings.durable_replicas
+        self._durable_ms = int(store.settings.durable_timeout * 1000)
+        self._awaiting: list[_Call] = []  # replies read, their WAIT not yet
 
     def start(self, task_id: str, attempt: int, nonce: str = "") -> tuple[bool, str, str]:
         """Mark a delivery as running: (run?, duration key or state, affinity key).
@@ -348,8 +355,14 @@ class ReportLine:
             return
         sha = self._scripts.sha
         now = time.monotonic()
+        if self._durable and any(c.script == "finish" for c in self._unsent):
+            # on this connection, after the finishes: the replicas' count comes back with
+            # the other replies (a WAIT sent again after a lost line covers the same)
+            self._unsent.append(_Call(WAIT, "", [], [self._durable, self._durable_ms]))
         commands = [
-            ("EVALSHA", sha(c.script), len(c.keys), *c.keys, *c.args, *_held_for(c, now))
+            (WAIT, *c.args)
+            if c.script == WAIT
+            else ("EVALSHA", sha(c.script), len(c.keys), *c.keys, *c.args, *_held_for(c, now))
             for c in self._unsent
         ]
         self._conn.send_packed_command(self._conn.pack_commands(commands), check_health=False)
@@ -369,6 +382,9 @@ class ReportLine:
         for call in calls:
             try:
                 answer = self._conn.read_response()
+                if call.script == WAIT:
+                    self._check_replicas(int(answer))
+                    self._awaiting.clear()
                 if call.early is not None:
                     call.early.reply, call.early.answered = answer, True
                     if call.due:
@@ -398,17 +414,36 @@ class ReportLine:
                     self._full = False
             if call is not last:
                 self._sent.popleft()
+                if self._durable and call.script not in (WAIT, "start"):
+                    self._awaiting.append(call)
         if missing:
-            self._preload(*(c.script for c in calls))
+            self._preload(*(c.script for c in calls if c.script != WAIT))
             self._send_unsent()
             if last:
                 self._send(last)
             return self._replies(last)
         return answer if last else None
 
+    def _check_replicas(self, acknowledged: int) -> None:
+        """Log outcomes that fewer replicas than ``YM_DURABLE_REPLICAS`` confirmed."""
+        if acknowledged < self._durable:
+            log.error(
+                "%s",
+                ReplicationError(
+                    address(self._client),
+                    "outcomes reported by " + self.worker,
+                    self._durable,
+                    acknowledged,
+                    self._durable_ms / 1000,
+                ),
+            )
+
     def _lost(self) -> None:
         self._conn.disconnect()
-        self._unsent = [call for call, _ in self._sent] + self._unsent
+        # with durability on, outcomes recorded but not yet confirmed on the replicas go
+        # out again too: the master that recorded them may be the one that went away
+        self._unsent = self._awaiting + [call for call, _ in self._sent] + self._unsent
+        self._awaiting = []
         self._sent.clear()
 
     def _watch(self) -> None:

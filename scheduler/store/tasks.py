@@ -24,6 +24,7 @@ from scheduler.models import TaskRecord, TaskSpec, TaskState
 from scheduler.settings import Settings
 from scheduler.store.base import Repository
 from scheduler.store.connection import translate, translated
+from scheduler.store.durability import wait_replicas
 from scheduler.store.listing import SCAN_BUDGET, TaskPages
 from scheduler.store.scripts import Scripts
 
@@ -38,6 +39,10 @@ class StoredTask:
     id: str
     fields: dict[str, str]
     event: dict[str, str] | None
+
+
+def _accepted(count: int) -> str:
+    return f"the submission of {count} task{'s' if count != 1 else ''}"
 
 
 class Tasks(Repository):
@@ -69,6 +74,8 @@ class Tasks(Repository):
         Raises:
             BackpressureError: The batch was refused (backlog or memory bound); nothing
                 of it was stored.
+            ReplicationError: Fewer replicas than ``YM_DURABLE_REPLICAS`` confirmed the
+                accepted batch in time (it stays accepted).
         """
         chunk = self._settings.submit_chunk
         first = range(0, min(chunk, len(ids)))
@@ -85,6 +92,7 @@ class Tasks(Repository):
                     part = range(start, min(start + chunk, len(ids)))
                     self._submit_chunk(ids, specs, part, False, pipe, trace)
                 replies += pipe.execute()
+        wait_replicas(self._client, self._keys, self._settings, _accepted(len(ids)))
         return [r if isinstance(r, str) else int(r) for reply in replies for r in reply]
 
     def _submit_chunk(
@@ -136,6 +144,8 @@ class Tasks(Repository):
         Raises:
             BackpressureError: The batch was refused (backlog or memory bound); nothing
                 of it was stored.
+            ReplicationError: Fewer replicas than ``YM_DURABLE_REPLICAS`` confirmed the
+                accepted batch in time (it stays accepted).
         """
         chunk = self._settings.submit_chunk
         first = range(0, min(chunk, len(ids)))
@@ -154,6 +164,7 @@ class Tasks(Repository):
                     part = range(start, min(start + chunk, len(ids)))
                     self._delayed_chunk(ids, specs, part, not_before, False, pipe, trace)
                 replies += pipe.execute()
+        wait_replicas(self._client, self._keys, self._settings, _accepted(len(ids)))
         return [int(r) for reply in replies for r in reply]
 
     def _delayed_chunk(

@@ -16,6 +16,7 @@ from typing import Any, cast
 from scheduler.models import TaskSpec
 from scheduler.store.base import Repository
 from scheduler.store.connection import translated
+from scheduler.store.durability import wait_replicas
 from scheduler.store.tasks import admission_args, admitted, task_args
 
 _PASS = {False: "0", True: "1", "single": "single", "id": "id"}
@@ -49,6 +50,8 @@ class Workflows(Repository):
         Raises:
             BackpressureError: The batch was refused (backlog or memory bound);
                 nothing of it was stored.
+            ReplicationError: Fewer replicas than ``YM_DURABLE_REPLICAS`` confirmed the
+                accepted batch in time (it stays accepted).
         """
         k = self._keys
         keys = [k.seq, k.pending, k.inbox, k.stats, k.pending_by_priority]
@@ -66,6 +69,9 @@ class Workflows(Repository):
         head = _text(reply[0])
         if head != "ok":
             return [head, *(_text(r) for r in reply[1:])]
+        wait_replicas(
+            self._client, self._keys, self._settings, f"the submission of {len(ids)} tasks"
+        )
         return [int(r) for r in reply[1:]]
 
     @translated
