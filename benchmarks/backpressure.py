@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,15 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: the tree this file belongs to
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import code_state, emit, finish_machine, machine, progress, today  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    code_state,
+    emit,
+    finish_machine,
+    machine,
+    progress,
+    submission_rate,
+    today,
+)
 from scheduler.client import Client  # noqa: E402
 from scheduler.embedded import EmbeddedRedis  # noqa: E402
 from scheduler.settings import load_settings  # noqa: E402
@@ -45,19 +52,6 @@ MODES: dict[str, dict[str, Any]] = {
 }
 TARGET = 0.05
 """At most this much slower with admission control on."""
-
-
-def _rate(client: Client, tasks: int, batch: int) -> float:
-    """Tasks per second submitting ``tasks`` noop tasks, ``batch`` per call (1: ``submit``)."""
-    started = time.perf_counter()
-    if batch == 1:
-        for _ in range(tasks):
-            client.submit("noop")
-    else:
-        spec = [{"name": "noop"}] * batch
-        for _ in range(tasks // batch):
-            client.submit_many(spec)
-    return tasks / (time.perf_counter() - started)
 
 
 def measure(url: str, tasks: int, batch: int, rounds: int) -> dict[str, Any]:
@@ -78,7 +72,7 @@ def measure(url: str, tasks: int, batch: int, rounds: int) -> dict[str, Any]:
                 redis = client.store.client
                 redis.flushdb()
                 redis.config_resetstat()
-                runs[shape][mode].append(round(_rate(client, tasks, size), 1))
+                runs[shape][mode].append(round(submission_rate(client, tasks, size), 1))
                 stats = redis.info("commandstats")["cmdstat_evalsha"]
                 usec[shape][mode].append(float(stats["usec_per_call"]))
         progress(

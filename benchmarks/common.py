@@ -131,3 +131,17 @@ def emit(result: dict[str, Any], json_out: Path | None) -> None:
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(text + "\n")
+
+
+def submission_rate(client: Any, tasks: int, batch: int) -> float:
+    """Tasks per second submitting ``tasks`` noop tasks through ``client`` (a
+    :class:`scheduler.client.Client`), ``batch`` per call (1: ``submit``)."""
+    started = time.perf_counter()
+    if batch == 1:
+        for _ in range(tasks):
+            client.submit("noop")
+    else:
+        spec = [{"name": "noop"}] * batch
+        for _ in range(tasks // batch):
+            client.submit_many(spec)
+    return tasks / (time.perf_counter() - started)

@@ -36,7 +36,15 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: the tree this file belongs to
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import code_state, emit, finish_machine, machine, progress, today  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    code_state,
+    emit,
+    finish_machine,
+    machine,
+    progress,
+    submission_rate,
+    today,
+)
 from scheduler.client import Client  # noqa: E402
 from scheduler.local_cluster import LocalCluster  # noqa: E402
 from scheduler.sentinel_topology import SentinelRedis  # noqa: E402
@@ -44,19 +52,6 @@ from scheduler.settings import load_settings  # noqa: E402
 from scheduler.store import Store  # noqa: E402
 
 MODES = {"off": 0, "on": 1}
-
-
-def _submission_rate(client: Client, tasks: int, batch: int) -> float:
-    """Tasks per second submitting ``tasks`` noop tasks, ``batch`` per call (1: ``submit``)."""
-    started = time.perf_counter()
-    if batch == 1:
-        for _ in range(tasks):
-            client.submit("noop")
-    else:
-        spec = [{"name": "noop"}] * batch
-        for _ in range(tasks // batch):
-            client.submit_many(spec)
-    return tasks / (time.perf_counter() - started)
 
 
 def _cluster(topology: SentinelRedis, durable: int, log_dir: Path) -> tuple[LocalCluster, Client]:
@@ -109,8 +104,8 @@ def measure(
             for mode in order:
                 sub = submitters[mode]
                 sub.store.client.delete(sub.store.keys.pending)  # no backlog between rounds
-                runs["submit_single"][mode].append(round(_submission_rate(sub, tasks, 1), 1))
-                runs[shapes[1]][mode].append(round(_submission_rate(sub, tasks, batch), 1))
+                runs["submit_single"][mode].append(round(submission_rate(sub, tasks, 1), 1))
+                runs[shapes[1]][mode].append(round(submission_rate(sub, tasks, batch), 1))
                 sub.store.client.delete(sub.store.keys.pending)
                 _, client = clusters[mode]
                 runs[shapes[2]][mode].append(round(_end_to_end_rate(client, e2e_tasks, batch), 1))

@@ -54,13 +54,15 @@ class Cluster(LocalCluster):
         self.client = Client(self.store, known_tasks=BUILTIN)
 
 
-@pytest.fixture
-def cluster(redis_server: EmbeddedRedis, tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
-    """Factory: ``cluster(strategy="fifo", priority_aging=0)`` -> a :class:`Cluster`."""
+def _clusters(
+    redis: EmbeddedRedis | SentinelRedis, tmp_path: Path
+) -> Iterator[Callable[..., Cluster]]:
+    """The body of the cluster factory fixtures: yields ``make(**settings)``, which
+    starts a :class:`Cluster` on ``redis``; stops every one made, at the end."""
     made: list[Cluster] = []
 
     def make(**settings: Any) -> Cluster:
-        c = Cluster(redis_server, tmp_path, **settings)
+        c = Cluster(redis, tmp_path, **settings)
         made.append(c)
         return c
 
@@ -69,6 +71,12 @@ def cluster(redis_server: EmbeddedRedis, tmp_path: Path) -> Iterator[Callable[..
     finally:
         for c in made:
             c.stop()
+
+
+@pytest.fixture
+def cluster(redis_server: EmbeddedRedis, tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
+    """Factory: ``cluster(strategy="fifo", priority_aging=0)`` -> a :class:`Cluster`."""
+    yield from _clusters(redis_server, tmp_path)
 
 
 @pytest.fixture
@@ -84,18 +92,7 @@ def aof_redis() -> Iterator[EmbeddedRedis]:
 @pytest.fixture
 def aof_cluster(aof_redis: EmbeddedRedis, tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
     """Like ``cluster``, on the restartable AOF Redis (``c.redis.restart()``)."""
-    made: list[Cluster] = []
-
-    def make(**settings: Any) -> Cluster:
-        c = Cluster(aof_redis, tmp_path, **settings)
-        made.append(c)
-        return c
-
-    try:
-        yield make
-    finally:
-        for c in made:
-            c.stop()
+    yield from _clusters(aof_redis, tmp_path)
 
 
 @pytest.fixture
@@ -112,15 +109,4 @@ def sentinel_redis() -> Iterator[SentinelRedis]:
 def ha_cluster(sentinel_redis: SentinelRedis, tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
     """Like ``cluster``, its processes connected through the Sentinels of ``sentinel_redis``
     (``c.redis``: kill the master, wait for the failover, bring the old one back)."""
-    made: list[Cluster] = []
-
-    def make(**settings: Any) -> Cluster:
-        c = Cluster(sentinel_redis, tmp_path, **settings)
-        made.append(c)
-        return c
-
-    try:
-        yield make
-    finally:
-        for c in made:
-            c.stop()
+    yield from _clusters(sentinel_redis, tmp_path)
