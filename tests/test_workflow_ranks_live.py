@@ -5,6 +5,7 @@ and propagated deadline at submission, the records keep them, and the dispatcher
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -117,3 +118,40 @@ def test_the_pending_wire_form_carries_path_and_propagated_deadline_only_when_pr
     flow = dict(plain, w=2.5, d=7.0)
     task = PendingTask.from_wire(flow)
     assert (task.path, task.deadline) == (2.5, 7.0)
+
+
+def test_entries_and_a_dispatcher_taking_over_see_the_stored_path_and_deadline(cluster):
+    """Without a dispatcher: the released root's inbox entry and the pending index read by a
+    dispatcher taking over (``PendingQueue.load``) both give the root its path and its
+    propagated deadline; a task of the batch with no link carries neither."""
+    c = cluster(strategy="edf", deadline_margin=0.5)
+    due = time.time() + 100.0
+    c.client.submit_many(
+        [
+            {"id": "tk.lone", "name": "sleep", "args": [0.1], "expected_duration": 0.1},
+            {"id": "tk.a", "name": "sleep", "args": [1.0], "expected_duration": 1.0},
+            {
+                "id": "tk.b",
+                "name": "sleep",
+                "args": [2.0],
+                "expected_duration": 2.0,
+                "depends_on": ["tk.a"],
+                "deadline": due,
+            },
+        ]
+    )
+    entries = [
+        PendingTask.from_wire(json.loads(e))
+        for e in c.store.client.lrange(c.store.keys.inbox, 0, -1)
+    ]
+    loaded = list(c.store.pending.load())
+    for tasks in (entries, loaded):
+        by_id = {t.id: t for t in tasks}
+        assert set(by_id) == {"tk.lone", "tk.a"}  # tk.b waits
+        assert by_id["tk.a"].path == pytest.approx(3.0)
+        assert by_id["tk.a"].deadline == pytest.approx(due - 2.0 - 0.5)
+        assert (by_id["tk.lone"].path, by_id["tk.lone"].deadline) == (0.0, None)
+    raw = c.store.client.lrange(c.store.keys.inbox, 0, -1)
+    lone = next(json.loads(e) for e in raw if '"tk.lone"' in e)
+    assert "w" not in lone
+    assert "d" not in lone
