@@ -155,3 +155,32 @@ def test_entries_and_a_dispatcher_taking_over_see_the_stored_path_and_deadline(c
     lone = next(json.loads(e) for e in raw if '"tk.lone"' in e)
     assert "w" not in lone
     assert "d" not in lone
+
+
+def test_a_retried_workflow_task_keeps_its_path_and_deadline_when_promoted(cluster):
+    """``promote.lua`` (a retry's backoff over) builds the entry from the record too: the
+    task is put in the delayed set as a retry leaves it, and promoted."""
+    c = cluster(strategy="edf")
+    due = time.time() + 100.0
+    c.client.submit_many(
+        [
+            {"id": "rp.a", "name": "sleep", "args": [1.0], "expected_duration": 1.0},
+            {
+                "id": "rp.b",
+                "name": "sleep",
+                "args": [2.0],
+                "expected_duration": 2.0,
+                "depends_on": ["rp.a"],
+                "deadline": due,
+            },
+        ]
+    )
+    r, k = c.store.client, c.store.keys
+    r.delete(k.inbox)
+    r.zrem(k.pending, "rp.a")
+    r.zadd(k.delayed, {"rp.a": 0})
+    assert c.store.pending.promote()[0] == 1
+    (entry,) = [PendingTask.from_wire(json.loads(e)) for e in r.lrange(k.inbox, 0, -1)]
+    assert entry.id == "rp.a"
+    assert entry.path == pytest.approx(3.0)
+    assert entry.deadline == pytest.approx(due - 2.0)
