@@ -402,7 +402,9 @@ class PendingTask(msgspec.Struct, gc=False):
         ``l`` labels, ``q`` queue and ``f`` preferred labels (placement
         requirements: the task is then a :class:`PlacedTask`). An ``l``, empty
         without labels, comes with ``q`` or ``f``, so a plain task is told by two
-        lookups, as before queues and preferences existed.
+        lookups, as before queues and preferences existed. A workflow task's entry
+        has ``w``, its remaining path, and its ``d`` is then its propagated deadline
+        when it has one (``submit_after.lua``); other entries carry neither.
         """
         # The texts are interned inline: three calls of ``interned`` would cost a
         # few percent of the decoding, once per task reaching the dispatcher.
@@ -415,6 +417,7 @@ class PendingTask(msgspec.Struct, gc=False):
     @classmethod
     def _plain(cls, data: dict[str, Any]) -> PendingTask:
         affinity, duration, concurrency = data.get("a"), data.get("k"), data.get("c")
+        path = data.get("w")
         return PendingTask(
             id=data["id"],
             name=intern(data["n"]),
@@ -427,6 +430,7 @@ class PendingTask(msgspec.Struct, gc=False):
             duration_key=intern(duration) if duration else None,
             concurrency_key=intern(concurrency) if concurrency else None,
             max_concurrent=int(data["m"]) if data.get("m") else None,
+            path=float(path) if path else 0.0,
         )
 
 

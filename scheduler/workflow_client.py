@@ -20,7 +20,7 @@ from typing import Any
 from scheduler.errors import InvalidInputError, WorkflowError
 from scheduler.models import TaskSpec, TaskState
 from scheduler.store import Store
-from scheduler.workflow import build_graph
+from scheduler.workflow import Graph, build_graph
 
 ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,200}$"
 """A client-chosen task or workflow id: what the HTTP API's paths accept."""
@@ -62,12 +62,58 @@ def store_dependent(
         limit=store.settings.max_workflow,
         outside=outside,
     )
+    paths, latest = graph_ranks(graph, specs, store)
     order = graph.order
     reply = store.workflows.submit(
-        [ids[i] for i in order], [specs[i] for i in order], workflow_id, trace=trace
+        [ids[i] for i in order],
+        [specs[i] for i in order],
+        workflow_id,
+        trace=trace,
+        ranks=[(paths[i], latest[i]) for i in order],
     )
     if reply and isinstance(reply[0], str):
         _refuse([str(r) for r in reply])
+
+
+def graph_ranks(
+    graph: Graph, specs: Sequence[TaskSpec], store: Store
+) -> tuple[list[float | None], list[float | None]]:
+    """Each task's remaining path (upward rank) and propagated deadline, as the simulator's
+    release gives them (:mod:`scheduler.simulator.dag`), for the records and the dispatcher.
+
+    Expected durations are the hint, else the cluster's learned EMA of the task's
+    duration key, else ``YM_DEFAULT_DURATION``; deadlines propagate back from every
+    task's own with ``YM_DEADLINE_MARGIN``. A task with no parent nor child (in the batch or stored) has no path (None: its rank is its own expected duration, as for any
+    task outside a workflow); a task with no deadline at or after it has no
+    propagated deadline (None), nor one whose own deadline is already the sooner,
+    so neither adds a field to its record or its
+    dispatcher entry.
+    """
+    n = len(specs)
+    # In a workflow: a parent or a child in the batch, or a parent stored before it.
+    linked = [bool(graph.parents[i] or graph.children[i] or specs[i].depends_on) for i in range(n)]
+    if not any(linked):
+        return [None] * n, [None] * n
+    settings = store.settings
+    learned = store.estimates.durations() if any(s.expected_duration is None for s in specs) else {}
+    default = settings.default_duration
+    estimate = [
+        s.expected_duration
+        if s.expected_duration is not None
+        else learned.get(s.duration_key or s.name, default)
+        for s in specs
+    ]
+    paths: list[float | None] = [
+        p if on else None for p, on in zip(graph.ranks(estimate), linked, strict=True)
+    ]
+    if not any(s.deadline is not None for s, on in zip(specs, linked, strict=True) if on):
+        return paths, [None] * n
+    own = [s.deadline for s in specs]
+    latest = graph.latest_finishes(estimate, own, settings.deadline_margin)
+    # Only where it moves a task's deadline: the record's own serves otherwise.
+    return paths, [
+        d if on and d != mine else None for d, mine, on in zip(latest, own, linked, strict=True)
+    ]
 
 
 def _refuse(reply: list[str]) -> None:

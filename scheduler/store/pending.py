@@ -51,7 +51,7 @@ class Claim:
 
 _LOADED = ["name", "priority", "seq", "submitted_at", "deadline", "expected_duration"]
 _LOADED += ["affinity_key", "duration_key", "state", "concurrency_key", "max_concurrent"]
-_LOADED += ["resources", "labels", "on_queue", "prefer"]
+_LOADED += ["resources", "labels", "on_queue", "prefer", "path", "latest"]
 
 
 class PendingQueue(Repository):
@@ -164,12 +164,14 @@ class PendingQueue(Repository):
                     priority=int(row[1]),
                     seq=int(row[2]),
                     submitted_at=float(row[3]),
-                    deadline=_float_or_none(row[4]),
+                    # A workflow task's propagated deadline, else its own (_pending_wire.lua)
+                    deadline=_float_or_none(row[16] or row[4]),
                     expected_duration=_float_or_none(row[5]),
                     affinity_key=interned(row[6]),
                     duration_key=interned(row[7]),
                     concurrency_key=interned(row[9]),
                     max_concurrent=None if row[10] is None else int(row[10]),
+                    path=float(row[15]) if row[15] else 0.0,
                 )
                 if row[11] or row[12] or row[13] or row[14]:
                     res, lab = placement.from_json(row[11]), placement.from_json(row[12])

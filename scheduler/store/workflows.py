@@ -37,13 +37,16 @@ class Workflows(Repository):
         workflow_id: str = "",
         *,
         trace: Mapping[str, Any] | None = None,
+        ranks: Sequence[tuple[float | None, float | None]] | None = None,
     ) -> list[int] | list[str]:
         """Store a batch whose tasks may wait on each other or on stored tasks.
 
         ``ids`` come with each parent before its children. The batch passes
         admission control first (docs/reliability.md, "Backpressure"); ``trace``
         (the submit span's context) goes into every record's options, as for
-        :meth:`Tasks.submit`. Returns each task's sequence number, or the
+        :meth:`Tasks.submit`. ``ranks`` gives each task's remaining path and propagated
+        deadline (:func:`scheduler.workflow_client.graph_ranks`; None where it has
+        none), which the records keep and the dispatcher's entries carry. Returns each task's sequence number, or the
         refusal ``[kind, id, parent, state]`` (kind in :data:`REFUSALS`) with
         nothing stored.
 
@@ -59,10 +62,13 @@ class Workflows(Repository):
         keys += [k.task(i) for i in ids]
         args: list[Any] = [k.task_prefix, k.dependents(""), workflow_id]
         args += admission_args(self._settings)
-        for task_id, spec in zip(ids, specs, strict=True):
+        if ranks is None:
+            ranks = [(None, None)] * len(ids)
+        for task_id, spec, (path, latest) in zip(ids, specs, ranks, strict=True):
             args += task_args(task_id, spec, trace)
             args.append(json.dumps(list(dict.fromkeys(spec.depends_on)), separators=(",", ":")))
             args += [spec.on_parent_failure, _PASS[spec.pass_results]]
+            args += [_number(path), _number(latest)]
         reply = admitted(
             lambda: self._scripts("submit_after", keys, args), self._client, self._settings
         )
@@ -131,6 +137,11 @@ class Workflows(Repository):
     def members(self, workflow_id: str) -> list[str]:
         """The task ids of a workflow (empty once it expired or if it never existed)."""
         return sorted(_text(m) for m in self._client.smembers(self._keys.workflow(workflow_id)))
+
+
+def _number(value: float | None) -> str:
+    """A path or deadline as ``submit_after.lua`` takes it ('' for none)."""
+    return "" if value is None else repr(float(value))
 
 
 def _text(value: Any) -> str:

@@ -8,11 +8,12 @@ local function to_pending(task_key, id, pending, by_priority, inbox)
   local r = redis.call('HMGET', task_key, 'name', 'priority', 'seq', 'submitted_at', 'deadline',
                        'expected_duration', 'affinity_key', 'duration_key', 'concurrency_key',
                        'max_concurrent', 'resources', 'labels', 'on_queue',
-                       'prefer')
+                       'prefer', 'path', 'latest')
   redis.call('HSET', task_key, 'state', 'pending', 'worker', '')
   redis.call('HDEL', task_key, 'dispatched_at', 'started_at')
   redis.call('ZADD', pending, r[3], id)
   redis.call('HINCRBY', by_priority, r[2], 1)
   redis.call('RPUSH', inbox, pending_wire(id, r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8],
-                                          r[9], r[10], r[11], r[12], r[13], r[14]))
+                                          r[9], r[10], r[11], r[12], r[13], r[14], r[15],
+                                          r[16]))
 end

@@ -17,11 +17,12 @@ for _, id in ipairs(ids) do
   local f = redis.call('HMGET', task_prefix .. id, 'state', 'name', 'priority', 'seq',
                        'submitted_at', 'deadline', 'expected_duration', 'affinity_key',
                        'duration_key', 'concurrency_key', 'max_concurrent', 'resources',
-                       'labels', 'on_queue', 'prefer')
+                       'labels', 'on_queue', 'prefer', 'path', 'latest')
   if f[1] == 'pending' then
     redis.call('ZADD', pending, f[4], id)
     redis.call('RPUSH', inbox, pending_wire(id, f[2], f[3], f[4], f[5], f[6], f[7], f[8],
-                                            f[9], f[10], f[11], f[12], f[13], f[14], f[15]))
+                                            f[9], f[10], f[11], f[12], f[13], f[14], f[15],
+                                            f[16], f[17]))
     moved = moved + 1
   end
 end

@@ -18,7 +18,10 @@
 --       fields per task: id, name, args, kwargs, priority, deadline,
 --       expected_duration, affinity_key, duration_key, options, concurrency_key,
 --       max_concurrent, parents (JSON list), on_parent_failure ('cancel', 'run' or
---       'run_only'), pass_results ('1', 'single', 'id' or '0').
+--       'run_only'), pass_results ('1', 'single', 'id' or '0'), path (the task's
+--       remaining path in the workflow, '' for none) and latest (its propagated
+--       deadline, '' for none): kept on the record as 'path' and 'latest', read
+--       by _to_pending.lua into the dispatcher's entry (docs/workflows.md).
 -- Also: the gauge '<ns>:waiting' counts the tasks stored waiting (_dependents.lua),
 -- and a workflow's id enters the index '<ns>:workflows' (score: first submission).
 -- Returns {'ok', seq...}, {'backpressure', 'pending' or 'memory', current, limit}, or a refusal: {'exists', id}, {'missing', id, parent},
@@ -33,7 +36,7 @@ local KEYS_BEFORE = 9
 local task_prefix, deps_prefix, workflow_id = ARGV[1], ARGV[2], ARGV[3]
 local max_pending, high, low = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local sample_ms = tonumber(ARGV[7])
-local ARGV_BEFORE, W = 7, 15
+local ARGV_BEFORE, W = 7, 17
 local n = (#ARGV - ARGV_BEFORE) / W
 
 local refusal = admission_refusal(pending, delayed, memory_flag, memory_sample, max_pending,
@@ -71,6 +74,7 @@ for i = 0, n - 1 do
   local affinity, dkey, opts = ARGV[b + 8], ARGV[b + 9], ARGV[b + 10]
   local ckey, maxc, parents_text = ARGV[b + 11], ARGV[b + 12], ARGV[b + 13]
   local policy, pass = ARGV[b + 14], ARGV[b + 15]
+  local path, latest = ARGV[b + 16], ARGV[b + 17]
   local key = KEYS[KEYS_BEFORE + 1 + i]
   local seq = redis.call('INCR', seq_key)
   local rec = {'name', name, 'args', args, 'kwargs', kwargs, 'priority', priority,
@@ -80,6 +84,8 @@ for i = 0, n - 1 do
   if expected ~= '' then rec[#rec + 1] = 'expected_duration'; rec[#rec + 1] = expected end
   if affinity ~= '' then rec[#rec + 1] = 'affinity_key'; rec[#rec + 1] = affinity end
   if dkey ~= '' then rec[#rec + 1] = 'duration_key'; rec[#rec + 1] = dkey end
+  if path ~= '' then rec[#rec + 1] = 'path'; rec[#rec + 1] = path end
+  if latest ~= '' then rec[#rec + 1] = 'latest'; rec[#rec + 1] = latest end
   if opts ~= '' then rec[#rec + 1] = 'opts'; rec[#rec + 1] = opts end
   if ckey ~= '' then
     rec[#rec + 1] = 'concurrency_key'; rec[#rec + 1] = ckey
