@@ -67,8 +67,12 @@ def test_load_balance_weighs_affinity_against_load():
     assert decide(LoadBalanceStrategy(1.0, affinity_wait=0.0), task, workers, est)[0].worker == "w1"
     # weight 2: w2 scores 0.5 - 0.6 = -0.1: affinity wins
     assert decide(LoadBalanceStrategy(2.0, affinity_wait=0.0), task, workers, est)[0].worker == "w2"
-    # with a wait, the task is held for its home instead
-    assert decide(LoadBalanceStrategy(2.0, affinity_wait=5.0), task, workers, est) == []
+    # with a wait, and the key's last task sent to its home (warm there), it is held for it
+    held = LoadBalanceStrategy(2.0, affinity_wait=5.0)
+    held.homes.sent("k", "w3")
+    assert decide(held, task, workers, est) == []
+    # a key not among the home's recent keys is not held: waiting would not warm it
+    assert decide(LoadBalanceStrategy(2.0, affinity_wait=5.0), task, workers, est) != []
     # weight 0: plain least loaded
     assert decide(LoadBalanceStrategy(0.0), [pending(1, key="k")], workers, est)[0].worker == "w1"
 

@@ -88,6 +88,7 @@ def create_strategy(name: str, settings: Settings) -> Strategy:
             affinity_weight=settings.affinity_weight,
             affinity_wait=settings.affinity_wait,
             affinity_balance=settings.affinity_balance,
+            warm_capacity=settings.warm_capacity,
         )
     if name == "weighted":
         return WeightedStrategy(
@@ -95,6 +96,7 @@ def create_strategy(name: str, settings: Settings) -> Strategy:
             default_duration=settings.default_duration,
             affinity_wait=settings.affinity_wait,
             affinity_balance=settings.affinity_balance,
+            warm_capacity=settings.warm_capacity,
         )
     if name == "critical_path":
         return CriticalPathStrategy()

@@ -13,7 +13,8 @@ Two parts, shared by ``load_balance`` and ``weighted``:
   is placed again in the order the keys were first seen; rendezvous order
   moves only the keys that must move.
 * **Delay scheduling** (Zaharia et al., 2010). A keyed task whose home has no
-  free slot may be held back while other tasks take the free slots, until
+  free slot, and to which one of the last ``capacity`` keys sent there was
+  its own (so its key is likely warm there), may be held back while other tasks take the free slots, until
   ``wait`` seconds after its submission; after that it runs anywhere. The
   strategy remembers the earliest such instant (:meth:`KeyHomes.wake_at`) so
   a driver plans again then, even when nothing else happens.
@@ -81,12 +82,26 @@ class KeyHomes:
             home to fewer than ``(1 + eps)`` times the average number of keys.
     """
 
-    __slots__ = ("_home", "_load", "_names", "_seen", "_wake", "balance", "wait")
+    __slots__ = (
+        "_home",
+        "_load",
+        "_names",
+        "_seen",
+        "_sent",
+        "_wake",
+        "balance",
+        "capacity",
+        "wait",
+    )
 
-    def __init__(self, wait: float = 1.0, balance: float = 0.0) -> None:
+    def __init__(self, wait: float = 1.0, balance: float = 0.0, capacity: int = 4) -> None:
         check_affinity_settings(wait, balance)
         self.wait = wait
         self.balance = balance
+        self.capacity = capacity
+        # worker name -> the keys last sent there (most recent last), at most `capacity`:
+        # the keys this dispatcher expects to be warm there
+        self._sent: dict[str, dict[str, None]] = {}
         self._home: dict[str, str] = {}  # key -> worker name, in the order keys were first seen
         self._load: dict[str, int] = {}  # worker name -> keys whose home it is
         self._names: tuple[str, ...] = ()  # the live workers the homes were made for
@@ -100,6 +115,7 @@ class KeyHomes:
         self._names = ()
         self._seen = None
         self._wake = None
+        self._sent.clear()
 
     def homes(self) -> dict[str, str]:
         """A copy of the key -> home worker table."""
@@ -153,6 +169,17 @@ class KeyHomes:
             for key in keys:
                 self._place(key, affinity)
 
+    def sent(self, key: str, worker: str) -> None:
+        """Note that a task of ``key`` was placed on ``worker`` (its most recent key now)."""
+        keys = self._sent.get(worker)
+        if keys is None:
+            self._sent[worker] = keys = {}
+        elif key in keys:
+            del keys[key]
+        keys[key] = None
+        if len(keys) > self.capacity:
+            del keys[next(iter(keys))]
+
     def wake_at(self) -> float | None:
         """The earliest instant a task held back in this round may run anywhere."""
         return self._wake
@@ -187,18 +214,24 @@ class KeyHomes:
             return False, None
         if isinstance(workers, WorkerPool):
             try:
-                return True, workers.named(home)
+                free = workers.named(home)
             except KeyError:
                 pass
+            else:
+                self.sent(key, home)
+                return True, free
         else:
             for w in workers:
                 if w.name == home:
+                    self.sent(key, home)
                     return True, w
         if self.wait <= 0.0:
             return False, None
         until = task.submitted_at + self.wait
         if now >= until:
             return False, None
+        if key not in self._sent.get(home, ()):
+            return False, None  # not warm there as far as we know: waiting would not pay
         for w in live:
             if w.name == home:
                 if w.names is not None and task.name not in w.names:

@@ -35,24 +35,33 @@ class LoadBalanceStrategy(Strategy):
         affinity_weight: How many units of load one unit of affinity is worth.
         affinity_wait: Seconds after submission a keyed task may wait for its home worker.
         affinity_balance: ``eps`` of the home load bound (see :class:`KeyHomes`).
+        warm_capacity: Keys a worker keeps warm: a task waits for its home only while
+            its key is among the last this many sent there.
     """
 
     name = "load_balance"
     # The worker matters (affinity), so a freed slot must not simply take the
     # next task: the dispatcher places every task itself.
     handoff = False
-    settings_read = ("affinity_weight", "affinity_step", "affinity_wait", "affinity_balance")
+    settings_read = (
+        "affinity_weight",
+        "affinity_step",
+        "affinity_wait",
+        "affinity_balance",
+        "warm_capacity",
+    )
 
     def __init__(
         self,
         affinity_weight: float = 1.0,
         affinity_wait: float = 1.0,
         affinity_balance: float = 0.0,
+        warm_capacity: int = 4,
     ) -> None:
         if not 0.0 <= affinity_weight <= 100.0:
             raise InvalidInputError("affinity_weight", affinity_weight, "a number from 0 to 100")
         self.affinity_weight = affinity_weight
-        self.homes = KeyHomes(affinity_wait, affinity_balance)
+        self.homes = KeyHomes(affinity_wait, affinity_balance, warm_capacity)
 
     def observe(self, queue: TaskQueue, snapshot: Snapshot) -> None:
         self.homes.new_round()
@@ -105,6 +114,8 @@ class LoadBalanceStrategy(Strategy):
                 rank = rendezvous(key, w.name)
                 if rank > best_rank or (rank == best_rank and w.name < best.name):
                     best, best_rank = w, rank
+        if best is not None and self.affinity_weight > 0.0:
+            self.homes.sent(key, best.name)
         return best
 
 

@@ -41,6 +41,8 @@ class WeightedStrategy(Strategy):
         default_duration: ``d`` in the duration term (seconds).
         affinity_wait: Seconds after submission a keyed task may wait for its home worker.
         affinity_balance: ``eps`` of the home load bound (see :class:`KeyHomes`).
+        warm_capacity: Keys a worker keeps warm: a task waits for its home only while
+            its key is among the last this many sent there.
     """
 
     name = "weighted"
@@ -53,6 +55,7 @@ class WeightedStrategy(Strategy):
         "affinity_step",
         "affinity_wait",
         "affinity_balance",
+        "warm_capacity",
     )
 
     def __init__(
@@ -61,11 +64,12 @@ class WeightedStrategy(Strategy):
         default_duration: float = 1.0,
         affinity_wait: float = 1.0,
         affinity_balance: float = 0.0,
+        warm_capacity: int = 4,
     ) -> None:
         self.weights = weights if weights is not None else Weights()
         self.default_duration = default_duration
         self._estimates = Estimates(default_duration=default_duration)
-        self.homes = KeyHomes(affinity_wait, affinity_balance)
+        self.homes = KeyHomes(affinity_wait, affinity_balance, warm_capacity)
 
     def observe(self, queue: TaskQueue, snapshot: Snapshot) -> None:
         self.homes.new_round()
@@ -150,4 +154,6 @@ class WeightedStrategy(Strategy):
                 or (load == best_load and w.name < best.name)
             ):
                 best, best_gain, best_load = w, gain, load
+        if best is not None:
+            self.homes.sent(key, best.name)
         return best
