@@ -54,7 +54,7 @@ log = logging.getLogger("yardmaster.adaptive")
 CANDIDATES: tuple[str, ...] = ("edf", "sjf", "priority", "load_balance", "fifo")
 # Replays start with cold workers and no affinity learned, so they cannot tell
 # what affinity placement earns over time: load_balance is left to the rules.
-REPLAYED: tuple[str, ...] = ("edf", "sjf", "priority", "fifo")
+REPLAYED: tuple[str, ...] = ("edf", "sjf", "priority", "fifo", "load_balance")
 RULES_BACKLOG = 50
 RULES_SPREAD = 5
 MIN_EVIDENCE = 100  # recent arrivals needed before replays decide; the rules decide before
@@ -175,8 +175,16 @@ class AdaptiveStrategy(Strategy):
         out, self._unreported = self._unreported, []
         return out
 
+    def wake_at(self) -> float | None:
+        return self.current.wake_at()
+
+    def forget(self) -> None:
+        for strategy in self.candidates.values():
+            strategy.forget()
+
     # -- reviews ---------------------------------------------------------------
     def observe(self, queue: TaskQueue, snapshot: Snapshot) -> None:
+        self.current.observe(queue, snapshot)  # a new round for the one in charge too
         if not isinstance(queue, AdaptiveQueue):
             return
         backlog = len(queue.inner)
@@ -227,6 +235,10 @@ class AdaptiveStrategy(Strategy):
         """
         if any(t.deadline is not None for t in tasks):
             return "edf", "deadlines in the backlog (too few arrivals yet to replay)"
+        if tasks and 2 * sum(t.affinity_key is not None for t in tasks) > len(tasks):
+            # warm runs on the keys' home workers (load_balance's delay scheduling)
+            # save more than any order; replays cannot see it this early
+            return "load_balance", "most tasks keyed (too few arrivals yet to replay)"
         return "sjf", "no deadlines (too few arrivals yet to replay)"
 
     def by_simulation(self, tasks: Sequence[PendingTask], snapshot: Snapshot) -> tuple[str, str]:

@@ -605,7 +605,8 @@ class Client:
         Args:
             name: A strategy name.
             params: Strategy settings to change, by setting name (``priority_aging``,
-                ``edf_late``, ``affinity_weight``, ``weights``, ``adaptive_mode``,
+                ``edf_late``, ``affinity_weight``, ``affinity_wait``, ``affinity_balance``,
+                ``weights``, ``adaptive_mode``,
                 ``adaptive_interval``, ``adaptive_objective``, ``default_duration``);
                 the rest keep the cluster's ``YM_*`` values.
             who: Recorded as the author; ``user@host`` by default.

@@ -235,6 +235,9 @@ class Dispatcher:
         idle = not len(self.queue) or not any(w.free for w in self.workers.values())
         block = min(block, max(0.01, self.admission.wait(self.now())))
         wait = block if idle else self._stall_wait(block) if self._stalled else 0.0
+        wake = self.strategy.wake_at()  # a task held for its home worker may run anywhere then
+        if wake is not None and wait > 0.0:
+            wait = min(wait, max(0.0, wake - self.now()))
         entries = self.store.inbox.take(wait, 10_000)
         refresh = self._apply(entries)
         if self._steer_due:

@@ -55,6 +55,8 @@ STRATEGY_PARAMS: tuple[str, ...] = (
     "default_duration",
     "edf_late",
     "affinity_weight",
+    "affinity_wait",
+    "affinity_balance",
     "weights",
     "adaptive_mode",
     "adaptive_interval",
@@ -209,6 +211,26 @@ class Settings(BaseSettings):
         ge=0.0,
         le=100.0,
         description="how much affinity outweighs load in load_balance, from 0 to 100",
+    )
+    affinity_wait: Annotated[float, Range(0.0, 5.0)] = Field(
+        default=1.0,
+        ge=0.0,
+        le=3600.0,
+        allow_inf_nan=False,
+        description=(
+            "seconds, 0 to 3600: how long after submission a keyed task may wait for its "
+            "key's home worker in load_balance and weighted (delay scheduling; 0 never waits)"
+        ),
+    )
+    affinity_balance: Annotated[float, Range(0.0, 1.0)] = Field(
+        default=0.0,
+        ge=0.0,
+        le=10.0,
+        allow_inf_nan=False,
+        description=(
+            "0 to 10: eps of the home load bound; a worker becomes a new key's home only "
+            "while it is home to fewer than (1 + eps) times the average number of keys"
+        ),
     )
     weights: Weights = Field(
         default_factory=Weights,

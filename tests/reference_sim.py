@@ -16,6 +16,9 @@ they stand at its release (no stored values, no recomputation on changes);
 a parent that ends without success cancels its dependents with a reason, or
 releases those that run anyway, which are placed at the same instant.
 ``tests/test_simulator_fast.py`` runs both on random workloads.
+
+Delay scheduling, added later, is modelled the plain way too: after each
+planning round the strategy's ``wake_at`` becomes one more event time.
 """
 
 from __future__ import annotations
@@ -93,6 +96,7 @@ def reference_run(sim: Simulator, workload: Sequence[WorkloadTask]) -> list[Simu
         estimates = copy.deepcopy(sim.estimates)
     else:
         estimates = Estimates(default_duration=sim.default_duration)
+    strategy.forget()
     queue = strategy.make_queue(estimates)
     if isinstance(queue, (SubmissionQueue, RankQueue, DeadlineQueue, PathQueue)):
         queue = HeapQueue(strategy.sort_key)
@@ -172,10 +176,13 @@ def reference_run(sim: Simulator, workload: Sequence[WorkloadTask]) -> list[Simu
                 ended.append(child)
         return released_now
 
-    while next_arrival < len(arrivals) or finishes:
+    wake: float | None = None  # when a task the strategy held back may run anywhere
+    while next_arrival < len(arrivals) or finishes or wake is not None:
         t_arrival = arrivals[next_arrival].task.submit_at if next_arrival < len(arrivals) else None
         t_finish = finishes[0][0] if finishes else None
-        now = min(t for t in (t_arrival, t_finish) if t is not None)
+        now = min(t for t in (t_arrival, t_finish, wake) if t is not None)
+        if wake is not None and wake <= now:
+            wake = None
         while finishes and finishes[0][0] <= now:
             _, _, task_id = heapq.heappop(finishes)
             rec = by_id[task_id]
@@ -221,6 +228,9 @@ def reference_run(sim: Simulator, workload: Sequence[WorkloadTask]) -> list[Simu
                 estimates.overrun = overrun
             snapshot = Snapshot(now=now, workers=workers, estimates=estimates)
             decisions = reference_plan(strategy, queue, snapshot, free)
+            held_until = strategy.wake_at()
+            if held_until is not None and (wake is None or held_until < wake):
+                wake = held_until
             sim.switches.extend(strategy.take_switches())
             released_now: list[SimulatedTask] = []
             for decision in decisions:

@@ -54,13 +54,25 @@ def test_load_balance_sends_a_key_where_its_affinity_is_highest():
 
 
 def test_load_balance_weighs_affinity_against_load():
-    # w2 is warm for the key (0.3) but half busy; w1 is idle with no affinity.
-    est = Estimates(affinity={("k", "w2"): 0.3})
-    workers = [WorkerView("w1", 2, inflight=0), WorkerView("w2", 2, inflight=1)]
+    # The key's home is w3 (its best score), full; with no wait for it, the task runs
+    # elsewhere by cost. w2 is warm for the key (0.3) but half busy; w1 idle, no affinity.
+    est = Estimates(affinity={("k", "w2"): 0.3, ("k", "w3"): 0.9})
+    workers = [
+        WorkerView("w1", 2, inflight=0),
+        WorkerView("w2", 2, inflight=1),
+        WorkerView("w3", 1, inflight=1),
+    ]
+    task = [pending(1, key="k")]
     # weight 1: w2 scores 0.5 - 0.3 = 0.2 against w1's 0: the idle one wins
-    assert decide(LoadBalanceStrategy(1.0), [pending(1, key="k")], workers, est)[0].worker == "w1"
+    assert decide(LoadBalanceStrategy(1.0, affinity_wait=0.0), task, workers, est)[0].worker == "w1"
     # weight 2: w2 scores 0.5 - 0.6 = -0.1: affinity wins
-    assert decide(LoadBalanceStrategy(2.0), [pending(1, key="k")], workers, est)[0].worker == "w2"
+    assert decide(LoadBalanceStrategy(2.0, affinity_wait=0.0), task, workers, est)[0].worker == "w2"
+    # with a wait, and the key's last task sent to its home (warm there), it is held for it
+    held = LoadBalanceStrategy(2.0, affinity_wait=5.0)
+    held.homes.sent("k", "w3")
+    assert decide(held, task, workers, est) == []
+    # a key not among the home's recent keys is not held: waiting would not warm it
+    assert decide(LoadBalanceStrategy(2.0, affinity_wait=5.0), task, workers, est) != []
     # weight 0: plain least loaded
     assert decide(LoadBalanceStrategy(0.0), [pending(1, key="k")], workers, est)[0].worker == "w1"
 

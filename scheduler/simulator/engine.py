@@ -222,6 +222,7 @@ class Simulator:
                 margin=self.deadline_margin,
                 propagate=self.propagate_deadlines,
             )
+        strategy.forget()
         queue = strategy.make_queue(estimates)
         pool = WorkerPool(workers, strategy.worker_order())
         snapshot = Snapshot(now=0.0, workers=workers, estimates=estimates)
@@ -247,6 +248,10 @@ class Simulator:
         heappush = heapq.heappush
         heappop = heapq.heappop
         switches = type(strategy).take_switches is not Strategy.take_switches
+        # Delay scheduling: a strategy that held a task back until an instant is asked
+        # to plan again then, even if no task ends or arrives before it.
+        wakes = type(strategy).wake_at is not Strategy.wake_at
+        wake_at: float | None = None
         finishes: list[tuple[float, int]] = []  # (time, arrival number)
         next_arrival = 0
         # Tasks in the queue: released, less those decided (plan puts back what it holds).
@@ -260,8 +265,13 @@ class Simulator:
                     now = submit[next_arrival]
             elif next_arrival < n:
                 now = submit[next_arrival]
-            else:
+            elif wake_at is None:
                 break
+            else:
+                now = wake_at
+            if wake_at is not None and wake_at <= now:
+                now = wake_at
+                wake_at = None
             # completions first: a slot freed at `now` is free for what arrives at `now`
             while finishes and finishes[0][0] <= now:
                 s = heappop(finishes)[1]
@@ -349,6 +359,10 @@ class Simulator:
                 # Placing every queued task empties the queue: plan need not look again.
                 decisions = plan(strategy, queue, snapshot, free if free < queued else queued, pool)
                 queued -= len(decisions)
+                if wakes:
+                    wake = strategy.wake_at()
+                    if wake is not None and (wake_at is None or wake < wake_at):
+                        wake_at = wake
                 if switches:
                     self.switches.extend(strategy.take_switches())
                 for decision in decisions:

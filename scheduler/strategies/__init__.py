@@ -84,9 +84,20 @@ def create_strategy(name: str, settings: Settings) -> Strategy:
     if name == "edf":
         return EdfStrategy(late=settings.edf_late)
     if name == "load_balance":
-        return LoadBalanceStrategy(affinity_weight=settings.affinity_weight)
+        return LoadBalanceStrategy(
+            affinity_weight=settings.affinity_weight,
+            affinity_wait=settings.affinity_wait,
+            affinity_balance=settings.affinity_balance,
+            warm_capacity=settings.warm_capacity,
+        )
     if name == "weighted":
-        return WeightedStrategy(settings.weights, default_duration=settings.default_duration)
+        return WeightedStrategy(
+            settings.weights,
+            default_duration=settings.default_duration,
+            affinity_wait=settings.affinity_wait,
+            affinity_balance=settings.affinity_balance,
+            warm_capacity=settings.warm_capacity,
+        )
     if name == "critical_path":
         return CriticalPathStrategy()
     raise InvalidInputError("strategy", name, "one of: " + ", ".join(PURE_STRATEGY_NAMES))

@@ -270,6 +270,17 @@ class Strategy(ABC):
         """Why ``task`` should end as expired instead of running, or None to run it."""
         return None
 
+    def wake_at(self) -> float | None:
+        """The clock at which a task this strategy held back in the last :func:`plan`
+        round may be placed even if nothing else changes (delay scheduling's bound), or
+        None. A driver plans again by then; the default holds nothing back for time."""
+        return None
+
+    def forget(self) -> None:
+        """Drop what the strategy learned across rounds (a simulated run calls it first,
+        so that a run depends on its workload alone). The default keeps nothing."""
+        return None
+
     def take_switches(self) -> list[Switch]:
         """Strategy changes made since the last call (only ``adaptive`` makes any)."""
         return []

@@ -8,7 +8,11 @@ duration and ``u`` the share of its time to deadline it needs, ``e /
 highest score runs first. Every task waits at the same rate, so the waiting
 term only depends on the submission time and the order is fixed when a task
 arrives (a heap keeps it; ``e`` is read then). The worker is the one where
-``affinity * score(key, worker)`` is highest, then the least loaded.
+``affinity * score(key, worker)`` is highest, then the least loaded; before
+that, with ``affinity`` above 0, a keyed task goes to its key's home worker
+when it is free and may wait ``affinity_wait`` seconds for it (consistent
+hashing with bounded loads and delay scheduling,
+:mod:`scheduler.strategies.affinity`).
 
 Every term but waiting is bounded, which gives the promise the weights are
 validated for (:class:`~scheduler.settings.Weights`): a task of higher
@@ -24,6 +28,7 @@ from collections.abc import Sequence
 
 from scheduler.models import Estimates, PendingTask, WorkerView
 from scheduler.settings import Weights
+from scheduler.strategies.affinity import KeyHomes
 from scheduler.strategies.base import EPOCH, RankQueue, Snapshot, SortKey, Strategy, TaskQueue
 from scheduler.strategies.pool import WorkerKey, by_load, least
 
@@ -34,17 +39,46 @@ class WeightedStrategy(Strategy):
     Args:
         weights: Validated weights.
         default_duration: ``d`` in the duration term (seconds).
+        affinity_wait: Seconds after submission a keyed task may wait for its home worker.
+        affinity_balance: ``eps`` of the home load bound (see :class:`KeyHomes`).
+        warm_capacity: Keys a worker keeps warm: a task waits for its home only while
+            its key is among the last this many sent there.
     """
 
     name = "weighted"
     handoff = False
     uses_estimates = True
-    settings_read = ("weights", "default_duration", "ema_alpha", "affinity_step")
+    settings_read = (
+        "weights",
+        "default_duration",
+        "ema_alpha",
+        "affinity_step",
+        "affinity_wait",
+        "affinity_balance",
+        "warm_capacity",
+    )
 
-    def __init__(self, weights: Weights | None = None, default_duration: float = 1.0) -> None:
+    def __init__(
+        self,
+        weights: Weights | None = None,
+        default_duration: float = 1.0,
+        affinity_wait: float = 1.0,
+        affinity_balance: float = 0.0,
+        warm_capacity: int = 4,
+    ) -> None:
         self.weights = weights if weights is not None else Weights()
         self.default_duration = default_duration
         self._estimates = Estimates(default_duration=default_duration)
+        self.homes = KeyHomes(affinity_wait, affinity_balance, warm_capacity)
+
+    def observe(self, queue: TaskQueue, snapshot: Snapshot) -> None:
+        self.homes.new_round()
+
+    def wake_at(self) -> float | None:
+        return self.homes.wake_at()
+
+    def forget(self) -> None:
+        self.homes.forget()
 
     def make_queue(self, estimates: Estimates | None = None) -> TaskQueue:
         if estimates is not None:
@@ -96,9 +130,14 @@ class WeightedStrategy(Strategy):
         weight = self.weights.affinity
         if task.affinity_key is None or weight == 0.0:
             return least(workers, by_load)  # the affinity term is the same everywhere
+        key = task.affinity_key
+        decided, home = self.homes.choose(
+            task, key, workers, snapshot.workers, snapshot.now, snapshot.estimates.affinity
+        )
+        if decided:
+            return home
         # min() by (-weight * affinity, load, name), written out: it runs for every
         # free worker at each keyed decision.
-        key = task.affinity_key
         affinity = snapshot.estimates.affinity
         best: WorkerView | None = None
         best_gain = best_load = 0.0
@@ -115,4 +154,6 @@ class WeightedStrategy(Strategy):
                 or (load == best_load and w.name < best.name)
             ):
                 best, best_gain, best_load = w, gain, load
+        if best is not None:
+            self.homes.sent(key, best.name)
         return best

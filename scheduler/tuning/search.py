@@ -52,7 +52,8 @@ GRACE = 10.0  # a running trial silent this long was left by a killed process
 # Settings the simulation reads, passed to the search processes (a Settings
 # object itself holds secrets that do not survive a round trip).
 SIMULATED = (
-    "priority_aging", "edf_late", "affinity_weight", "weights", "adaptive_mode",
+    "priority_aging", "edf_late", "affinity_weight", "affinity_wait", "affinity_balance",
+    "weights", "adaptive_mode",
     "adaptive_interval", "adaptive_objective", "adaptive_flow_margin", "adaptive_miss_margin",
     "ema_alpha", "default_duration", "sjf_overrun", "affinity_step", "warm_capacity",
     "warm_factor",
