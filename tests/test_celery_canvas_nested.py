@@ -26,7 +26,6 @@ def test_chain_with_a_group_step_then_a_task(canvas: Any) -> None:
     assert res.get(timeout=60) == [3, 20]  # the group's list is the next step's argument
     body = record(c, res.id)
     assert len(body.depends_on) == 2
-    first = res.parent.parent if res.parent is not None and res.parent.parent else None
     members = [record(c, m) for m in body.depends_on]
     assert [args_of(c, m.id) for m in members] == [[2, 1], [2, 10]]
     head = {m.depends_on for m in members}
@@ -34,7 +33,8 @@ def test_chain_with_a_group_step_then_a_task(canvas: Any) -> None:
     (head_id,) = next(iter(head))
     assert record(c, head_id).state == "succeeded"
     assert args_of(c, res.id) == [[3, 20]]
-    del first
+    assert record(c, head_id).name == "canvas.add"
+    assert args_of(c, head_id) == [1, 1]
 
 
 def test_chain_ending_in_a_group(canvas: Any) -> None:
@@ -107,6 +107,8 @@ def test_failing_member_cancels_its_dependents_naming_it(canvas: Any) -> None:
     failed = [m for m in body.depends_on if record(c, m).state == "failed"]
     assert len(failed) == 1
     assert failed[0] in (body.error or "")
+    with pytest.raises(mod.CanvasError):  # the member's own result: the original type
+        mod.app.AsyncResult(failed[0]).get(timeout=60)
 
 
 def test_group_as_self_replace_s_replacement(canvas: Any) -> None:
