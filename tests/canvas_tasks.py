@@ -45,7 +45,7 @@ def boom(x: Any) -> None:
 @app.task(name="canvas.replacer", bind=True)
 def replacer(self: Any, x: int, kind: str = "task") -> Any:
     """Replaces itself (Celery's ``self.replace``) by ``add(x, x)``, by the chain
-    ``add(x, x) | mul(5)``, or by a group (refused: not built)."""
+    ``add(x, x) | mul(5)``, or by the group ``add(x, x), add(x, 1)``."""
     if kind == "chain":
         return self.replace(add.s(x, x) | mul.s(5))
     if kind == "group":

@@ -47,7 +47,7 @@ def test_workers_register_their_capacities_labels_and_task_names(cluster):
     assert "sleep" in w.task_names
     # Celery's own tasks stay out, but for the canvas ones our workers run (map, starmap, chunks)
     internal = {n for n in w.task_names if n.startswith("celery.")}
-    assert internal <= {"celery.map", "celery.starmap", "celery.chunks"}
+    assert internal <= {"celery.map", "celery.starmap", "celery.chunks", "celery.accumulate"}
 
     from scheduler.status import cluster_status
 

@@ -71,9 +71,9 @@ PLACEMENT = ("resources", "labels", "prefer")
 ``@app.task(...)`` options (the defaults of every submission of the task)."""
 
 
-CANVAS_TASKS = ("celery.map", "celery.starmap", "celery.chunks")
-"""Celery's built-in tasks behind ``task.map``, ``task.starmap`` and ``task.chunks``: the
-only ``celery.*`` tasks a yardmaster worker registers and a client may send (the others,
+CANVAS_TASKS = ("celery.map", "celery.starmap", "celery.chunks", "celery.accumulate")
+"""Celery's built-in tasks behind ``task.map``, ``task.starmap``, ``task.chunks`` and
+``self.replace`` by a group (``celery.accumulate`` gathers its list): the only ``celery.*`` tasks a yardmaster worker registers and a client may send (the others,
 such as ``celery.chord_unlock``, are replaced by dependencies on the server)."""
 
 
@@ -429,18 +429,18 @@ class YardmasterCelery(LazyBrokerCelery):
         the one parent's result itself (``pass_results="single"``), a chord the list of
         its header's results; an immutable signature (``.si()``) gets none.
 
+        A step that is itself a chain, a group or a chord (nested to any depth) becomes
+        the items :func:`workers.canvas_graph.compile_node` builds.
+
         Raises:
-            UnsupportedOptionError: The step is itself a canvas, or waits or expires.
+            UnsupportedOptionError: A task of the step waits or expires, or the step
+                nests a group's list in a list that a later step would get.
         """
+        from workers.canvas_graph import chain_rest, compile_node  # it imports this module
+
         sig = signature(step, app=self)
-        if sig.subtask_type is not None:
-            raise UnsupportedOptionError(
-                within,
-                f"{sig.subtask_type} {sig!r}",
-                f"a {sig.subtask_type} as a {within}"
-                + {"chain": "'s step", "chord": "'s body", "link": ""}[within]
-                + " is not built on yardmaster yet",
-            )
+        if sig.subtask_type is not None:  # a nested canvas: see workers/canvas_graph.py
+            return compile_node(self, sig, parents, within)[0]
         name = str(sig.task)
         opts = self._with_defaults(name, sig.options)
         links, errbacks = opts.pop("link", None), opts.pop("link_error", None)
@@ -459,7 +459,13 @@ class YardmasterCelery(LazyBrokerCelery):
         }
         if not sig.immutable:
             item["pass_results"] = "single" if single else True
-        return [item, *self._links(links, sub.task_id), *self._errbacks(errbacks, sub.task_id)]
+        rest = chain_rest(self, opts.get("chain"), sub.task_id, "chain")  # a chord's body
+        return [
+            item,
+            *self._links(links, sub.task_id),
+            *self._errbacks(errbacks, sub.task_id),
+            *rest,
+        ]
 
     def _errbacks(self, errbacks: Any, parent: str) -> list[dict[str, Any]]:
         """The batch items of a task's ``link_error`` errbacks (one signature or a list).

@@ -14,7 +14,7 @@ from scheduler.errors import InvalidInputError, TaskCancelRequestedError, Yardma
 from scheduler.store import Store
 from scheduler.store.outbox import Outbox
 from workers import hooks, progress
-from workers.publishing import PLACEMENT, UnsupportedOptionError, shown_tasks
+from workers.publishing import PLACEMENT, shown_tasks
 
 _CLIENTS: dict[int, Client] = {}
 
@@ -142,12 +142,14 @@ class YardmasterTask(Task[Any, Any]):
         return ret
 
     def replace(self, sig: Any) -> Any:
-        """Replace this run by ``sig`` (one task or a chain), as Celery's ``self.replace``.
+        """Replace this run by ``sig`` (a task or any canvas), as Celery's ``self.replace``.
 
         The replacement is submitted (a chain as one batch), then one Lua step
         (``replace.lua``) hands whatever waits on this task (a chain's next step, a
         chord's body counting it, ``link`` and ``link_error`` callbacks) to the
-        replacement (a chain's last task) and notes ``replaced_by`` on this record, so
+        replacement (a chain's last task; a group, a chord or a chain ending in one is
+        followed by Celery's ``celery.accumulate``, as Celery does, whose result is the
+        group's list or the chord's output) and notes ``replaced_by`` on this record, so
         ``AsyncResult(this id).get()`` gets the replacement's result. Celery instead
         gives the replacement this task's id; on yardmaster an id names one record, so
         the replacement has its own and the result backend follows the note. This run
@@ -156,20 +158,19 @@ class YardmasterTask(Task[Any, Any]):
 
         Raises:
             Ignore: Always, once replaced (Celery's way to end the run).
-            UnsupportedOptionError: ``sig`` is a group or a chord (naming ``replace``).
             YardmasterError: This task is no longer running (cancelled meanwhile); the
                 replacement was submitted and runs on its own.
         """
         if self.request.called_directly or getattr(self.request, "ym_attempt", None) is None:
             return super().replace(sig)  # not a yardmaster run: Celery's own
         sig = signature(sig, app=self.app)
-        if sig.subtask_type not in (None, "chain"):
-            raise UnsupportedOptionError(
-                "replace",
-                f"{sig.subtask_type} {sig!r}",
-                f"a {sig.subtask_type} as a replacement is not built on yardmaster yet "
-                "(one task or a chain is)",
-            )
+        last = sig.tasks[-1] if sig.subtask_type == "chain" and sig.tasks else None
+        if sig.subtask_type in ("group", "chord") or (
+            last is not None and signature(last, app=self.app).subtask_type in ("group", "chord")
+        ):
+            # as Celery: one task gathers the group's list (celery.accumulate), so that
+            # what waited on this task waits on one id, whose result is that list
+            sig = sig | self.app.tasks["celery.accumulate"].s(index=0)
         task_id = str(self.request.id)
         new = str(sig.apply_async().id)  # a chain's: its last task's
         reply = hooks.store_for(self.app).workflows.replace(task_id, new)
