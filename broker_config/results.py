@@ -29,7 +29,7 @@ from celery import states
 from celery.backends.base import BaseBackend
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 
-from broker_config.celery_app import app_settings
+from broker_config.celery_app import app_settings, store_url
 from scheduler.store import Store
 
 _STATES = {
@@ -61,10 +61,13 @@ class YardmasterBackend(BaseBackend):
 
     @property
     def store(self) -> Store:
-        """The state store of the app's cluster (made on first use)."""
+        """The state store of the app's cluster (made on first use): the Redis its
+        ``result_backend`` URL names (``redis-yardmaster://...``, see
+        :func:`broker_config.celery_app.backend_url`), else the broker's."""
         if self._store is None:
             app = self.app  # type: ignore[attr-defined]  # set by Celery's BaseBackend
-            self._store = Store.from_url(str(app.conf.broker_url), app_settings(app))
+            url = store_url(str(self.url or "")) or str(app.conf.broker_url)  # type: ignore[attr-defined]
+            self._store = Store.from_url(url, app_settings(app))
         return self._store
 
     def _get_task_meta_for(self, task_id: str) -> dict[str, Any]:

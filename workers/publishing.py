@@ -66,6 +66,15 @@ producer, connection, router or reply queue, and always records its outcome."""
 YARDMASTER = ("deadline", "expected_duration", "affinity_key", "duration_key")
 """yardmaster's own scheduling hints, accepted as ``apply_async`` options."""
 
+MESSAGE_PROPERTIES = ("app_id", "user_id", "cluster_id", "type")
+"""AMQP message properties a caller may set (``apply_async(app_id=...)``): as Celery
+passes them to its producer, they reach the run's ``self.request.properties``. Each is
+a string; Redis does not check ``user_id`` as RabbitMQ would."""
+
+REPRS = ("argsrepr", "kwargsrepr")
+"""How the arguments are shown in the worker's log and events (strings), in place of
+``repr(args)`` / ``repr(kwargs)``, e.g. to keep a secret out of the logs."""
+
 PLACEMENT = ("resources", "labels", "prefer")
 """yardmaster's placement requirements, accepted as ``apply_async`` options and as
 ``@app.task(...)`` options (the defaults of every submission of the task)."""
@@ -122,6 +131,10 @@ def submission(
             raise UnsupportedOptionError(key, value, REFUSED.get(key, "only its default"))
         if key in IGNORED or key in _HONOURED or key in YARDMASTER or key in PLACEMENT:
             continue
+        if key in MESSAGE_PROPERTIES or key in REPRS:
+            if not isinstance(value, str):
+                raise InvalidInputError(key, value, "a string")
+            continue
         raise UnsupportedOptionError(key, value, "yardmaster does not know this option")
     if "countdown" in given and "eta" in given:
         raise InvalidInputError("countdown", given["countdown"], "countdown or eta, not both")
@@ -159,6 +172,10 @@ def submission(
         if not isinstance(headers, Mapping) or not all(isinstance(k, str) for k in headers):
             raise InvalidInputError("headers", headers, "an object keyed by strings")
         message["headers"] = dict(headers)
+    properties = {key: given[key] for key in MESSAGE_PROPERTIES if key in given}
+    if properties:
+        message["properties"] = properties
+    message.update({key: given[key] for key in REPRS if key in given})
     fields: dict[str, Any] = {
         "name": name,
         "args": list(args or ()),
