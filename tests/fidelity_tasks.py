@@ -26,3 +26,33 @@ def seen(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         "args": list(args),
         "kwargs": kwargs,
     }
+
+
+@app.task(name="fidelity.kwargs_to_args", bind=True, max_retries=1)
+def kwargs_to_args(self: Any, foo: int, bar: int, label: str | None = None) -> dict[str, Any]:
+    """Called with keywords, retried with new positional arguments (Celery's own case)."""
+    if not self.request.retries:
+        raise self.retry(args=(foo + 1, bar + 1), countdown=0)
+    return {"foo": foo, "bar": bar, "label": label, "retries": self.request.retries}
+
+
+@app.task(name="fidelity.args_to_kwargs", bind=True, max_retries=1)
+def args_to_kwargs(self: Any, foo: int, bar: int) -> dict[str, Any]:
+    """Called with positional arguments, retried with a new keyword one."""
+    if not self.request.retries:
+        raise self.retry(kwargs={"foo": foo + 1}, countdown=0)
+    return {"foo": foo, "bar": bar, "retries": self.request.retries}
+
+
+@app.task(name="fidelity.countdown_args", bind=True, max_retries=3)
+def countdown_args(self: Any, n: int) -> int:
+    """Retries with n - 1 until n is 0; returns how many retries it took."""
+    if n > 0:
+        raise self.retry(args=[n - 1], countdown=0)
+    return int(self.request.retries)
+
+
+@app.task(name="fidelity.bad_retry", bind=True)
+def bad_retry(self: Any) -> str:
+    """Asks for a retry with arguments JSON cannot carry."""
+    raise self.retry(args=[object()], countdown=0)

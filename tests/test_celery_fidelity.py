@@ -6,6 +6,7 @@ integration tests"), through a real dispatcher and a real
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 from types import ModuleType
 from typing import Any
@@ -16,6 +17,7 @@ from celery.app.backends import by_url
 from broker_config.celery_app import BACKEND_SCHEMES, backend_url, store_url
 from broker_config.results import YardmasterBackend
 from scheduler.errors import InvalidInputError
+from scheduler.keys import Keys
 from workers.app import create_app
 
 MODULE = "tests.fidelity_tasks"
@@ -99,3 +101,28 @@ def test_a_message_property_that_is_not_a_string_is_refused(fidelity):
         with pytest.raises(InvalidInputError) as raised:
             mod.add.apply_async((1, 1), **{option: 12})
         assert raised.value.field == option
+
+
+def test_retry_with_new_arguments_runs_them_and_keeps_them_on_the_record(fidelity):
+    c, mod = fidelity
+    kw = mod.kwargs_to_args.apply_async(kwargs={"foo": 1, "bar": 2, "label": "kept"})
+    assert kw.get(timeout=30) == {"foo": 2, "bar": 3, "label": "kept", "retries": 1}
+    pos = mod.args_to_kwargs.apply_async(args=(1, 2))
+    assert pos.get(timeout=30) == {"foo": 2, "bar": 2, "retries": 1}
+    stored = c.store.client.hmget(Keys(c.namespace).task(pos.id), "args", "kwargs", "attempt")
+    # the new foo takes the place of the positional one, as in Celery
+    assert json.loads(stored[0]) == [2, 2]
+    assert json.loads(stored[1]) == {}
+    assert int(stored[2]) == 2
+    # each retry runs the arguments the previous one gave
+    assert mod.countdown_args.delay(3).get(timeout=30) == 3
+
+
+def test_retry_arguments_json_cannot_carry_fail_the_run_naming_them(fidelity):
+    c, mod = fidelity
+    r = mod.bad_retry.delay()
+    with pytest.raises(Exception, match=r"retry\(args\).*a list of JSON values"):
+        r.get(timeout=30)
+    rec = c.store.tasks.records([r.id])[0]
+    assert rec.state == "failed"
+    assert rec.attempt == 1

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import msgspec
 from celery import Celery, signals
 from kombu import Queue
 
@@ -56,6 +57,8 @@ class _Delivery:
     guard: Guard | None = None
     finished: Finished | None = None  # the body already ran: report this instead
     retry_when: Any = None
+    retry_args: str = ""  # self.retry(args=...): the next run's arguments (JSON); '' = same
+    retry_kwargs: str = ""
     early: EarlyStart | None = None  # a start sent without waiting, not yet read
     held: str = ""  # the nonce of a start held back to go out with the outcome
     line: ReportLine | None = None
@@ -120,9 +123,10 @@ def is_skipped(task_id: str | None) -> bool:
     return delivery is not None and not delivery.run
 
 
-def note_retry(task_id: str | None, when: Any) -> bool:
+def note_retry(task_id: str | None, when: Any, args: str = "", kwargs: str = "") -> bool:
     """Mark the current run of ``task_id`` to be retried (``task.retry()``); ``when`` is a
-    countdown in seconds, an ETA, or ``"policy"`` for the retry policy's backoff.
+    countdown in seconds, an ETA, or ``"policy"`` for the retry policy's backoff;
+    ``args`` / ``kwargs`` the next run's arguments as JSON text ('': the same).
 
     Returns False when the run is not a yardmaster delivery.
     """
@@ -130,6 +134,7 @@ def note_retry(task_id: str | None, when: Any) -> bool:
     if delivery is None:
         return False
     delivery.retry_when = when
+    delivery.retry_args, delivery.retry_kwargs = args, kwargs
     return True
 
 
@@ -480,6 +485,11 @@ def _postrun(
         verdict = outcome.decide(
             task, delivery.attempt, state, retval, delivery.retry_when, settings
         )
+        if verdict.outcome == "retry" and delivery.retry_when is not None:
+            # self.retry(args=..., kwargs=...): finish.lua stores them with the retry
+            verdict = msgspec.structs.replace(
+                verdict, args=delivery.retry_args, kwargs=delivery.retry_kwargs
+            )
     else:
         verdict = Verdict("skipped", "", "")
     tracing.finish_run(task_id, verdict.outcome, verdict.error)
