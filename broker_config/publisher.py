@@ -86,6 +86,9 @@ class CeleryPublisher:
             time_limit=opts.get("time_limit"),
             soft_time_limit=opts.get("soft_time_limit"),
             expires=celery.get("expires"),
+            # who sent it (a task sent from inside a task): the run's request
+            root_id=_unplaced(celery["root_id"]) if "root_id" in celery else None,
+            parent_id=_unplaced(celery["parent_id"]) if "parent_id" in celery else None,
             # user text must never look like a placeholder
             argsrepr=_unplaced(celery.get("argsrepr", args)),
             kwargsrepr=_unplaced(celery.get("kwargsrepr", kwargs)),

@@ -56,3 +56,14 @@ def countdown_args(self: Any, n: int) -> int:
 def bad_retry(self: Any) -> str:
     """Asks for a retry with arguments JSON cannot carry."""
     raise self.retry(args=[object()], countdown=0)
+
+
+@app.task(name="fidelity.lineage", bind=True)
+def lineage(self: Any, depth: int) -> list[Any]:
+    """Its own id, root_id and parent_id, then (while depth > 0) those of a child it sends
+    and waits for (from inside this task: Celery's own lineage)."""
+    here = [self.request.id, self.request.root_id, self.request.parent_id]
+    if depth == 0:
+        return [here]
+    child = lineage.delay(depth - 1)
+    return [here, *child.get(timeout=60, disable_sync_subtasks=False)]

@@ -126,3 +126,16 @@ def test_retry_arguments_json_cannot_carry_fail_the_run_naming_them(fidelity):
     rec = c.store.tasks.records([r.id])[0]
     assert rec.state == "failed"
     assert rec.attempt == 1
+
+
+def test_a_task_sent_from_inside_a_task_knows_its_parent_and_root(fidelity, cluster):
+    c, mod = fidelity
+    c.worker("w2@test", slots=2, app_module=MODULE)  # the children run while parents wait
+    r = mod.lineage.delay(2)
+    (top, child, grandchild) = r.get(timeout=90)
+    assert top == [r.id, r.id, None]  # sent by the caller: its own root, no parent
+    assert child[1:] == [r.id, r.id]
+    assert grandchild[1:] == [r.id, child[0]]
+    # given by the caller, they are carried as they are
+    given = mod.lineage.apply_async((0,), root_id="root-x", parent_id="parent-y")
+    assert given.get(timeout=30) == [[given.id, "root-x", "parent-y"]]

@@ -57,7 +57,7 @@ _DEFAULTS: dict[str, tuple[Any, ...]] = {
 IGNORED = {
     "chain", "chord", "group_id", "group_index",  # canvas: read by YardmasterCelery.send_task
     "producer", "connection", "router", "result_cls", "publisher", "add_to_parent",
-    "reply_to", "root_id", "parent_id", "route_name", "shadow", "task_type",
+    "reply_to", "route_name", "shadow", "task_type",
     "ignore_result",
 }  # fmt: skip
 """Options that are Celery's plumbing, not the task's: a yardmaster submission has no
@@ -70,6 +70,10 @@ MESSAGE_PROPERTIES = ("app_id", "user_id", "cluster_id", "type")
 """AMQP message properties a caller may set (``apply_async(app_id=...)``): as Celery
 passes them to its producer, they reach the run's ``self.request.properties``. Each is
 a string; Redis does not check ``user_id`` as RabbitMQ would."""
+
+LINEAGE = ("parent_id", "root_id")
+"""The ids of the task that sent this one and of the first task of its line, as Celery
+sends them (``send_task`` fills them in inside a task): the run's ``self.request``."""
 
 REPRS = ("argsrepr", "kwargsrepr")
 """How the arguments are shown in the worker's log and events (strings), in place of
@@ -131,7 +135,7 @@ def submission(
             raise UnsupportedOptionError(key, value, REFUSED.get(key, "only its default"))
         if key in IGNORED or key in _HONOURED or key in YARDMASTER or key in PLACEMENT:
             continue
-        if key in MESSAGE_PROPERTIES or key in REPRS:
+        if key in MESSAGE_PROPERTIES or key in REPRS or key in LINEAGE:
             if not isinstance(value, str):
                 raise InvalidInputError(key, value, "a string")
             continue
@@ -175,7 +179,7 @@ def submission(
     properties = {key: given[key] for key in MESSAGE_PROPERTIES if key in given}
     if properties:
         message["properties"] = properties
-    message.update({key: given[key] for key in REPRS if key in given})
+    message.update({key: given[key] for key in (*REPRS, *LINEAGE) if key in given})
     fields: dict[str, Any] = {
         "name": name,
         "args": list(args or ()),
@@ -315,6 +319,13 @@ class YardmasterCelery(LazyBrokerCelery):
 
         result_cls = options.get("result_cls")
         options = self._with_defaults(name, options)
+        parent = self.current_worker_task
+        if parent is not None and not (options.get("parent_id") and options.get("root_id")):
+            # sent from inside a task: its lineage, as Celery's send_task fills it in
+            options["root_id"] = (
+                options.get("root_id") or parent.request.root_id or parent.request.id
+            )
+            options["parent_id"] = options.get("parent_id") or parent.request.id
         sub = submission(name, args, kwargs, {k: v for k, v in options.items() if k not in _LINKS})
         router = self.amqp.router
         if getattr(router, "routes", None):  # the app's task_routes, as Celery prepared them
