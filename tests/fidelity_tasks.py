@@ -67,3 +67,11 @@ def lineage(self: Any, depth: int) -> list[Any]:
         return [here]
     child = lineage.delay(depth - 1)
     return [here, *child.get(timeout=60, disable_sync_subtasks=False)]
+
+
+@app.task(name="fidelity.reject")
+def reject() -> None:
+    """Rejects its message for good (Celery's ``Reject(requeue=False)``)."""
+    from celery.exceptions import Reject
+
+    raise Reject("rejected", requeue=False)

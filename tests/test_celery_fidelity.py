@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from celery.app.backends import by_url
+from celery.exceptions import Reject
 
 from broker_config.celery_app import BACKEND_SCHEMES, backend_url, store_url
 from broker_config.results import YardmasterBackend
@@ -139,3 +140,24 @@ def test_a_task_sent_from_inside_a_task_knows_its_parent_and_root(fidelity, clus
     # given by the caller, they are carried as they are
     given = mod.lineage.apply_async((0,), root_id="root-x", parent_id="parent-y")
     assert given.get(timeout=30) == [[given.id, "root-x", "parent-y"]]
+
+
+def test_a_rejected_run_fails_for_good_and_re_raises_celerys_reject(cluster, monkeypatch):
+    # a retry policy that retries every exception: a rejection is not retried all the same
+    c = cluster(retry_max_attempts=3)
+    monkeypatch.setenv("YM_REDIS_URL", c.redis.url)
+    monkeypatch.setenv("YM_NAMESPACE", c.namespace)
+    monkeypatch.setenv("YM_RETRY_MAX_ATTEMPTS", "3")
+    sys.modules.pop(MODULE, None)
+    mod = importlib.import_module(MODULE)
+    c.dispatcher()
+    c.worker("w1@test", slots=1, app_module=MODULE)
+    r = mod.reject.delay()
+    with pytest.raises(Reject) as raised:
+        r.get(timeout=30)
+    assert type(raised.value) is Reject
+    assert r.status == "FAILURE"
+    assert r.failed()
+    rec = c.store.tasks.records([r.id])[0]
+    assert rec.state == "failed"
+    assert rec.attempt == 1

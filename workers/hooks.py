@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import msgspec
 from celery import Celery, signals
+from celery.exceptions import Reject
 from kombu import Queue
 
 from broker_config.celery_app import app_settings
@@ -485,6 +486,10 @@ def _postrun(
         verdict = outcome.decide(
             task, delivery.attempt, state, retval, delivery.retry_when, settings
         )
+        if verdict.outcome == "failed" and isinstance(retval, Reject):
+            # no task_failure signal for a rejection: note the exception as failures does,
+            # so AsyncResult re-raises celery.exceptions.Reject
+            _note_reject(task, task_id, retval)
         if verdict.outcome == "retry" and delivery.retry_when is not None:
             # self.retry(args=..., kwargs=...): finish.lua stores them with the retry
             verdict = msgspec.structs.replace(
@@ -520,6 +525,16 @@ def _postrun(
             delivery.held,
         )
     )
+
+
+def _note_reject(task: Any, task_id: str, exc: Reject) -> None:
+    """Note a rejected run's exception on its record (see :mod:`workers.failures`)."""
+    from workers.failures import exception_note  # it imports this module
+
+    try:
+        store_for(task.app).tasks.note_failure(task_id, exception_note(exc), "")
+    except StoreError:
+        log.exception("could not note the rejection of %s", task_id)
 
 
 def _replayed(done: Finished) -> Verdict:
