@@ -12,6 +12,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from celery import chain
 from celery.app.backends import by_url
 from celery.exceptions import Reject
 
@@ -161,3 +162,13 @@ def test_a_rejected_run_fails_for_good_and_re_raises_celerys_reject(cluster, mon
     rec = c.store.tasks.records([r.id])[0]
     assert rec.state == "failed"
     assert rec.attempt == 1
+
+
+def test_a_chains_steps_know_the_step_before_and_the_first(fidelity):
+    _, mod = fidelity
+    last = chain(mod.lineage.si(0), mod.lineage.si(0), mod.lineage.si(0)).delay()
+    middle = last.parent
+    first = middle.parent
+    assert first.get(timeout=30) == [[first.id, first.id, None]]
+    assert middle.get(timeout=30) == [[middle.id, first.id, first.id]]
+    assert last.get(timeout=30) == [[last.id, first.id, middle.id]]

@@ -370,7 +370,8 @@ class YardmasterCelery(LazyBrokerCelery):
             items += self._errbacks(errbacks, sub.task_id)
             previous = sub.task_id
             for step in reversed(steps):  # Celery keeps a chain's rest last step first
-                step_items = self._canvas_item(step, previous, "chain")
+                root = options.get("root_id") or sub.task_id
+                step_items = self._canvas_item(step, previous, "chain", root)
                 items += step_items
                 previous = step_items[0]["id"]
             if pending is None:
@@ -447,11 +448,13 @@ class YardmasterCelery(LazyBrokerCelery):
         return [item for sig in sigs for item in self._canvas_item(sig, parent, "link")]
 
     def _canvas_item(
-        self, step: Any, parents: str | list[str], within: str
+        self, step: Any, parents: str | list[str], within: str, root: str | None = None
     ) -> list[dict[str, Any]]:
         """The dependent batch item of a chain's next step or a ``link`` (after
         ``parents``, one id) or of a chord's body (after every header task,
-        ``parents`` in order), then the items of its own links.
+        ``parents`` in order), then the items of its own links. A chain's step has
+        ``parents`` as its ``parent_id`` and ``root`` (the chain's first task) as its
+        ``root_id``, as Celery's worker sends them.
 
         The parent's result is the step's first argument as in Celery: a chain passes
         the one parent's result itself (``pass_results="single"``), a chord the list of
@@ -472,6 +475,10 @@ class YardmasterCelery(LazyBrokerCelery):
         name = str(sig.task)
         opts = self._with_defaults(name, sig.options)
         links, errbacks = opts.pop("link", None), opts.pop("link_error", None)
+        if within == "chain" and isinstance(parents, str) and not opts.get("parent_id"):
+            # Celery's lineage: the step before it, and the chain's first task
+            opts["parent_id"] = parents
+            opts["root_id"] = opts.get("root_id") or root
         sub = submission(name, sig.args, sig.kwargs, opts)
         if sub.not_before is not None or sub.expires is not None:
             raise UnsupportedOptionError(
