@@ -13,6 +13,10 @@ States, yardmaster -> Celery: pending -> PENDING (also for an unknown id, as
 Celery answers), dispatched -> RECEIVED, running -> STARTED, succeeded ->
 SUCCESS, failed -> FAILURE, cancelled and expired -> REVOKED.
 
+The apps' ``result_backend`` is the store's URL under this backend's alias,
+``redis-yardmaster://host:port/db`` (see :func:`broker_config.celery_app.backend_url`):
+Celery finds this class by the scheme, and the backend reads the Redis the URL names.
+
 Nothing is written here: the workers' hooks write the records, and what
 Celery's worker hands the backend as it marks a run failed or revoked is
 already on the record (the apps set ``task_ignore_result``, so successes are
