@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery, Task
+from celery.app.backends import BACKEND_ALIASES
 
 from broker_config.security import broker_connection
 from broker_config.transport import ALIAS as TRANSPORT
@@ -22,6 +23,45 @@ from scheduler.settings import Settings
 from scheduler.store.sentinel import is_sentinel
 
 SETTINGS_KEY = "yardmaster_settings"
+
+BACKEND = "broker_config.results:YardmasterBackend"
+"""yardmaster's result backend (reads the task records), by its import path."""
+BACKEND_SCHEMES = {
+    "redis": "redis-yardmaster",
+    "rediss": "rediss-yardmaster",
+    "sentinel": "redis-yardmaster-sentinel",
+}
+"""The ``result_backend`` URL scheme of each store URL scheme. Each is a Celery backend
+alias of :data:`BACKEND` (registered by importing this module), so the setting names
+the Redis the results are read from, and begins with ``redis`` as a Redis backend's does
+(Celery's own integration suite runs its Redis-backend tests only then). No scheme holds
+a ``+``: Celery reads ``backend+url`` as a backend name and its URL."""
+_STORE_SCHEMES = {backend: store for store, backend in BACKEND_SCHEMES.items()}
+
+
+def backend_url(redis_url: str) -> str:
+    """The ``result_backend`` URL of the store at ``redis_url``: its scheme replaced by
+    its :data:`BACKEND_SCHEMES` alias, the rest (host, db, credentials, TLS query, further
+    Sentinels) unchanged.
+
+    Raises:
+        ValueError: ``redis_url``'s scheme is not redis, rediss or sentinel.
+    """
+    scheme, sep, rest = redis_url.partition("://")
+    if not sep or scheme not in BACKEND_SCHEMES:
+        raise ValueError(
+            f"redis_url {redis_url!r}: the scheme must be one of {', '.join(BACKEND_SCHEMES)}"
+        )
+    return f"{BACKEND_SCHEMES[scheme]}://{rest}"
+
+
+def store_url(url: str) -> str | None:
+    """The store URL a ``result_backend`` URL of :func:`backend_url` names; None for any
+    other value (the class path, an empty setting)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in _STORE_SCHEMES:
+        return None
+    return f"{_STORE_SCHEMES[scheme]}://{rest}"
 
 
 def celery_config(settings: Settings, redis_url: str | None) -> dict[str, Any]:
@@ -43,8 +83,8 @@ def celery_config(settings: Settings, redis_url: str | None) -> dict[str, Any]:
         "result_accept_content": ["json"],
         # Outcomes and results are written to yardmaster's own records.
         "task_ignore_result": True,
-        # AsyncResult reads those records (broker_config/results.py).
-        "result_backend": "broker_config.results:YardmasterBackend",
+        # AsyncResult reads those records (broker_config/results.py): result_backend is
+        # their Redis under the backend's alias, set with the broker (broker_settings).
         "task_store_errors_even_if_ignored": False,
         "task_default_queue": keys.worker_queue("unbound"),
         "worker_hijack_root_logger": False,
@@ -58,7 +98,8 @@ def celery_config(settings: Settings, redis_url: str | None) -> dict[str, Any]:
 
 def broker_settings(settings: Settings, redis_url: str) -> dict[str, Any]:
     """The broker connection's Celery settings for ``redis_url``: the URL, its TLS options
-    for rediss:// (verified by default), the transport and its options."""
+    for rediss:// (verified by default), the transport and its options, and the result
+    backend's URL (the same Redis, see :func:`backend_url`)."""
     options: dict[str, Any] = {
         # A long task must not be redelivered while it still runs
         # (celery/kombu#337); recovery of dead workers is yardmaster's job, and
@@ -74,6 +115,7 @@ def broker_settings(settings: Settings, redis_url: str) -> dict[str, Any]:
         # its Sentinel variant for sentinel:// URLs.
         "broker_transport": SENTINEL_ALIAS if sentinel else TRANSPORT,
         "broker_transport_options": options,
+        "result_backend": backend_url(redis_url),
     }
 
 
@@ -136,3 +178,7 @@ def app_settings(app: Celery) -> Settings:
     if not isinstance(found, Settings):
         raise LookupError(f"Celery app {app.main!r} was not made by broker_config.make_celery")
     return found
+
+
+for _scheme in BACKEND_SCHEMES.values():
+    BACKEND_ALIASES.setdefault(_scheme, BACKEND)

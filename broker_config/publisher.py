@@ -86,11 +86,16 @@ class CeleryPublisher:
             time_limit=opts.get("time_limit"),
             soft_time_limit=opts.get("soft_time_limit"),
             expires=celery.get("expires"),
+            # who sent it (a task sent from inside a task): the run's request
+            root_id=_unplaced(celery["root_id"]) if "root_id" in celery else None,
+            parent_id=_unplaced(celery["parent_id"]) if "parent_id" in celery else None,
             # user text must never look like a placeholder
-            argsrepr=args.replace("@@ym-", "@@ym_"),
-            kwargsrepr=kwargs.replace("@@ym-", "@@ym_"),
+            argsrepr=_unplaced(celery.get("argsrepr", args)),
+            kwargsrepr=_unplaced(celery.get("kwargsrepr", kwargs)),
         )
         properties: dict[str, Any] = dict(msg.properties)
+        # the caller's AMQP properties (app_id, ...), as Celery's producer sends them
+        properties.update({k: _unplaced(v) for k, v in (celery.get("properties") or {}).items()})
         properties.update(
             delivery_mode=2,
             delivery_info={"exchange": "", "routing_key": _QUEUE},
@@ -138,3 +143,8 @@ class CeleryPublisher:
     def publish(self, items: Sequence[Dispatch]) -> None:
         """Push every item, in order, in one pipelined round trip."""
         self.store.workers.push([(item.queue, self.message(item)) for item in items])
+
+
+def _unplaced(text: str) -> str:
+    """``text`` that cannot be taken for one of the template's placeholders."""
+    return text.replace("@@ym-", "@@ym_")

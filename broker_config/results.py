@@ -13,6 +13,10 @@ States, yardmaster -> Celery: pending -> PENDING (also for an unknown id, as
 Celery answers), dispatched -> RECEIVED, running -> STARTED, succeeded ->
 SUCCESS, failed -> FAILURE, cancelled and expired -> REVOKED.
 
+The apps' ``result_backend`` is the store's URL under this backend's alias,
+``redis-yardmaster://host:port/db`` (see :func:`broker_config.celery_app.backend_url`):
+Celery finds this class by the scheme, and the backend reads the Redis the URL names.
+
 Nothing is written here: the workers' hooks write the records, and what
 Celery's worker hands the backend as it marks a run failed or revoked is
 already on the record (the apps set ``task_ignore_result``, so successes are
@@ -29,7 +33,7 @@ from celery import states
 from celery.backends.base import BaseBackend
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 
-from broker_config.celery_app import app_settings
+from broker_config.celery_app import app_settings, store_url
 from scheduler.store import Store
 
 _STATES = {
@@ -61,10 +65,13 @@ class YardmasterBackend(BaseBackend):
 
     @property
     def store(self) -> Store:
-        """The state store of the app's cluster (made on first use)."""
+        """The state store of the app's cluster (made on first use): the Redis its
+        ``result_backend`` URL names (``redis-yardmaster://...``, see
+        :func:`broker_config.celery_app.backend_url`), else the broker's."""
         if self._store is None:
             app = self.app  # type: ignore[attr-defined]  # set by Celery's BaseBackend
-            self._store = Store.from_url(str(app.conf.broker_url), app_settings(app))
+            url = store_url(str(self.url or "")) or str(app.conf.broker_url)  # type: ignore[attr-defined]
+            self._store = Store.from_url(url, app_settings(app))
         return self._store
 
     def _get_task_meta_for(self, task_id: str) -> dict[str, Any]:

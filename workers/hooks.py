@@ -22,7 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import msgspec
 from celery import Celery, signals
+from celery.exceptions import Reject
 from kombu import Queue
 
 from broker_config.celery_app import app_settings
@@ -56,6 +58,8 @@ class _Delivery:
     guard: Guard | None = None
     finished: Finished | None = None  # the body already ran: report this instead
     retry_when: Any = None
+    retry_args: str = ""  # self.retry(args=...): the next run's arguments (JSON); '' = same
+    retry_kwargs: str = ""
     early: EarlyStart | None = None  # a start sent without waiting, not yet read
     held: str = ""  # the nonce of a start held back to go out with the outcome
     line: ReportLine | None = None
@@ -120,9 +124,10 @@ def is_skipped(task_id: str | None) -> bool:
     return delivery is not None and not delivery.run
 
 
-def note_retry(task_id: str | None, when: Any) -> bool:
+def note_retry(task_id: str | None, when: Any, args: str = "", kwargs: str = "") -> bool:
     """Mark the current run of ``task_id`` to be retried (``task.retry()``); ``when`` is a
-    countdown in seconds, an ETA, or ``"policy"`` for the retry policy's backoff.
+    countdown in seconds, an ETA, or ``"policy"`` for the retry policy's backoff;
+    ``args`` / ``kwargs`` the next run's arguments as JSON text ('': the same).
 
     Returns False when the run is not a yardmaster delivery.
     """
@@ -130,6 +135,7 @@ def note_retry(task_id: str | None, when: Any) -> bool:
     if delivery is None:
         return False
     delivery.retry_when = when
+    delivery.retry_args, delivery.retry_kwargs = args, kwargs
     return True
 
 
@@ -480,6 +486,15 @@ def _postrun(
         verdict = outcome.decide(
             task, delivery.attempt, state, retval, delivery.retry_when, settings
         )
+        if verdict.outcome == "failed" and isinstance(retval, Reject):
+            # no task_failure signal for a rejection: note the exception as failures does,
+            # so AsyncResult re-raises celery.exceptions.Reject
+            _note_reject(task, task_id, retval)
+        if verdict.outcome == "retry" and delivery.retry_when is not None:
+            # self.retry(args=..., kwargs=...): finish.lua stores them with the retry
+            verdict = msgspec.structs.replace(
+                verdict, args=delivery.retry_args, kwargs=delivery.retry_kwargs
+            )
     else:
         verdict = Verdict("skipped", "", "")
     tracing.finish_run(task_id, verdict.outcome, verdict.error)
@@ -510,6 +525,16 @@ def _postrun(
             delivery.held,
         )
     )
+
+
+def _note_reject(task: Any, task_id: str, exc: Reject) -> None:
+    """Note a rejected run's exception on its record (see :mod:`workers.failures`)."""
+    from workers.failures import exception_note  # it imports this module
+
+    try:
+        store_for(task.app).tasks.note_failure(task_id, exception_note(exc), "")
+    except StoreError:
+        log.exception("could not note the rejection of %s", task_id)
 
 
 def _replayed(done: Finished) -> Verdict:

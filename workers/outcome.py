@@ -16,7 +16,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from celery.exceptions import Retry, SoftTimeLimitExceeded
+from celery.exceptions import Reject, Retry, SoftTimeLimitExceeded
 
 from scheduler.errors import InvalidInputError, StoreError, TaskCancelRequestedError
 from scheduler.retry import RetryPolicy, parse_retry
@@ -58,6 +58,9 @@ def decide(
             return Verdict("succeeded", json.dumps(None if state == "IGNORED" else retval))
         except (TypeError, ValueError) as exc:
             return Verdict("failed", error=f"the result is not JSON: {exc}", reason="error")
+    if isinstance(retval, Reject) and not getattr(retval, "requeue", False):  # untyped in stubs
+        # Celery's Reject(requeue=False): the message is given up on, never retried
+        return Verdict("failed", error=_describe(retval), reason="error")
     if isinstance(retval, TaskCancelRequestedError):
         return Verdict("cancelled", error=str(retval), reason="cancelled")
     if isinstance(retval, BaseException):

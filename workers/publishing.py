@@ -57,7 +57,7 @@ _DEFAULTS: dict[str, tuple[Any, ...]] = {
 IGNORED = {
     "chain", "chord", "group_id", "group_index",  # canvas: read by YardmasterCelery.send_task
     "producer", "connection", "router", "result_cls", "publisher", "add_to_parent",
-    "reply_to", "root_id", "parent_id", "route_name", "shadow", "task_type",
+    "reply_to", "route_name", "shadow", "task_type",
     "ignore_result",
 }  # fmt: skip
 """Options that are Celery's plumbing, not the task's: a yardmaster submission has no
@@ -65,6 +65,19 @@ producer, connection, router or reply queue, and always records its outcome."""
 
 YARDMASTER = ("deadline", "expected_duration", "affinity_key", "duration_key")
 """yardmaster's own scheduling hints, accepted as ``apply_async`` options."""
+
+MESSAGE_PROPERTIES = ("app_id", "user_id", "cluster_id", "type")
+"""AMQP message properties a caller may set (``apply_async(app_id=...)``): as Celery
+passes them to its producer, they reach the run's ``self.request.properties``. Each is
+a string; Redis does not check ``user_id`` as RabbitMQ would."""
+
+LINEAGE = ("parent_id", "root_id")
+"""The ids of the task that sent this one and of the first task of its line, as Celery
+sends them (``send_task`` fills them in inside a task): the run's ``self.request``."""
+
+REPRS = ("argsrepr", "kwargsrepr")
+"""How the arguments are shown in the worker's log and events (strings), in place of
+``repr(args)`` / ``repr(kwargs)``, e.g. to keep a secret out of the logs."""
 
 PLACEMENT = ("resources", "labels", "prefer")
 """yardmaster's placement requirements, accepted as ``apply_async`` options and as
@@ -122,6 +135,10 @@ def submission(
             raise UnsupportedOptionError(key, value, REFUSED.get(key, "only its default"))
         if key in IGNORED or key in _HONOURED or key in YARDMASTER or key in PLACEMENT:
             continue
+        if key in MESSAGE_PROPERTIES or key in REPRS or key in LINEAGE:
+            if not isinstance(value, str):
+                raise InvalidInputError(key, value, "a string")
+            continue
         raise UnsupportedOptionError(key, value, "yardmaster does not know this option")
     if "countdown" in given and "eta" in given:
         raise InvalidInputError("countdown", given["countdown"], "countdown or eta, not both")
@@ -159,6 +176,10 @@ def submission(
         if not isinstance(headers, Mapping) or not all(isinstance(k, str) for k in headers):
             raise InvalidInputError("headers", headers, "an object keyed by strings")
         message["headers"] = dict(headers)
+    properties = {key: given[key] for key in MESSAGE_PROPERTIES if key in given}
+    if properties:
+        message["properties"] = properties
+    message.update({key: given[key] for key in (*REPRS, *LINEAGE) if key in given})
     fields: dict[str, Any] = {
         "name": name,
         "args": list(args or ()),
@@ -298,6 +319,13 @@ class YardmasterCelery(LazyBrokerCelery):
 
         result_cls = options.get("result_cls")
         options = self._with_defaults(name, options)
+        parent = self.current_worker_task
+        if parent is not None and not (options.get("parent_id") and options.get("root_id")):
+            # sent from inside a task: its lineage, as Celery's send_task fills it in
+            options["root_id"] = (
+                options.get("root_id") or parent.request.root_id or parent.request.id
+            )
+            options["parent_id"] = options.get("parent_id") or parent.request.id
         sub = submission(name, args, kwargs, {k: v for k, v in options.items() if k not in _LINKS})
         router = self.amqp.router
         if getattr(router, "routes", None):  # the app's task_routes, as Celery prepared them
@@ -342,7 +370,8 @@ class YardmasterCelery(LazyBrokerCelery):
             items += self._errbacks(errbacks, sub.task_id)
             previous = sub.task_id
             for step in reversed(steps):  # Celery keeps a chain's rest last step first
-                step_items = self._canvas_item(step, previous, "chain")
+                root = options.get("root_id") or sub.task_id
+                step_items = self._canvas_item(step, previous, "chain", root)
                 items += step_items
                 previous = step_items[0]["id"]
             if pending is None:
@@ -419,11 +448,13 @@ class YardmasterCelery(LazyBrokerCelery):
         return [item for sig in sigs for item in self._canvas_item(sig, parent, "link")]
 
     def _canvas_item(
-        self, step: Any, parents: str | list[str], within: str
+        self, step: Any, parents: str | list[str], within: str, root: str | None = None
     ) -> list[dict[str, Any]]:
         """The dependent batch item of a chain's next step or a ``link`` (after
         ``parents``, one id) or of a chord's body (after every header task,
-        ``parents`` in order), then the items of its own links.
+        ``parents`` in order), then the items of its own links. A chain's step has
+        ``parents`` as its ``parent_id`` and ``root`` (the chain's first task) as its
+        ``root_id``, as Celery's worker sends them.
 
         The parent's result is the step's first argument as in Celery: a chain passes
         the one parent's result itself (``pass_results="single"``), a chord the list of
@@ -444,6 +475,10 @@ class YardmasterCelery(LazyBrokerCelery):
         name = str(sig.task)
         opts = self._with_defaults(name, sig.options)
         links, errbacks = opts.pop("link", None), opts.pop("link_error", None)
+        if within == "chain" and isinstance(parents, str) and not opts.get("parent_id"):
+            # Celery's lineage: the step before it, and the chain's first task
+            opts["parent_id"] = parents
+            opts["root_id"] = opts.get("root_id") or root
         sub = submission(name, sig.args, sig.kwargs, opts)
         if sub.not_before is not None or sub.expires is not None:
             raise UnsupportedOptionError(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -113,20 +115,20 @@ class YardmasterTask(Task[Any, Any]):
         ``max_retries`` (else the task's ``max_retries``) bounds the retries:
         past it, ``exc`` (or ``MaxRetriesExceededError``) is raised instead.
 
+        ``args`` / ``kwargs``, as in Celery, are the next run's arguments (None: this
+        run's, merged as Celery merges them, see :func:`retry_call`): the record takes
+        them in the same step that schedules the retry.
+
         Raises:
-            InvalidInputError: New ``args`` or ``kwargs`` were given (a retry runs
-                the arguments it was submitted with).
+            InvalidInputError: ``args`` is not a list (or tuple), ``kwargs`` not an object
+                keyed by strings, or either is not JSON.
         """
         attempt = getattr(self.request, "ym_attempt", None)
         if attempt is None or self.request.called_directly:
             return super().retry(args, kwargs, exc, throw, eta, countdown, max_retries, **options)
-        if args is not None or kwargs is not None:
-            field, value = ("args", args) if args is not None else ("kwargs", kwargs)
-            raise InvalidInputError(
-                f"retry({field})",
-                value,
-                "no new arguments: a yardmaster retry runs the arguments it was submitted with",
-            )
+        args, kwargs = retry_call(self.run, self.request.args, self.request.kwargs, args, kwargs)
+        new_args = "" if args is None else _retry_json("args", args, (list, tuple))
+        new_kwargs = "" if kwargs is None else _retry_json("kwargs", kwargs, (dict,))
         limit = self.max_retries if max_retries is None else max_retries
         if limit is not None and int(attempt) > limit:
             if exc is not None:
@@ -135,7 +137,9 @@ class YardmasterTask(Task[Any, Any]):
                 f"can't retry {self.name}[{self.request.id}]: max retries ({limit}) exceeded"
             )
         when = countdown if countdown is not None else eta
-        hooks.note_retry(self.request.id, when if when is not None else "policy")
+        hooks.note_retry(
+            self.request.id, when if when is not None else "policy", new_args, new_kwargs
+        )
         ret = Retry(exc=exc, when=when)  # type: ignore[arg-type]
         if throw:
             raise ret
@@ -213,3 +217,57 @@ class YardmasterTask(Task[Any, Any]):
         """
         if self.cancel_requested():
             raise TaskCancelRequestedError(str(self.request.id))
+
+
+def retry_call(run: Any, old_args: Any, old_kwargs: Any, args: Any, kwargs: Any) -> tuple[Any, Any]:
+    """The next run's ``(args, kwargs)`` for ``self.retry(args=..., kwargs=...)``, merged
+    with this run's as Celery 5.7's ``Task.retry`` merges them (None: unchanged): new
+    ``args`` alone drop this run's keyword arguments they now fill by position; new
+    ``kwargs`` alone take over this run's positional arguments of the same name."""
+    if not (
+        (args is not None and kwargs is None and old_kwargs)
+        or (kwargs is not None and args is None and old_args)
+    ):
+        return args, kwargs
+    try:
+        sig = inspect.signature(run)
+    except (TypeError, ValueError):
+        return args, kwargs
+    by_either = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    if args is not None:
+        positional = [
+            p
+            for p in sig.parameters.values()
+            if p.kind in (inspect.Parameter.POSITIONAL_ONLY, by_either)
+        ]
+        kept = dict(old_kwargs)
+        for p in positional[: len(args)]:
+            if p.kind == by_either:
+                kept.pop(p.name, None)
+        return args, kept
+    try:
+        bound = sig.bind_partial(*old_args)
+    except TypeError:
+        return args, kwargs
+    given = dict(kwargs or {})
+    for name in list(given):
+        if name in bound.arguments and sig.parameters[name].kind == by_either:
+            bound.arguments[name] = given.pop(name)
+    return bound.args, {**bound.kwargs, **given}
+
+
+def _retry_json(field: str, value: Any, kinds: tuple[type, ...]) -> str:
+    """``self.retry``'s new ``args`` or ``kwargs`` as strict JSON text.
+
+    Raises:
+        InvalidInputError: Not of ``kinds``, keys that are not strings, or not JSON.
+    """
+    allowed = "a list" if field == "args" else "an object keyed by strings"
+    if not isinstance(value, kinds) or (
+        isinstance(value, dict) and not all(isinstance(k, str) for k in value)
+    ):
+        raise InvalidInputError(f"retry({field})", value, allowed)
+    try:
+        return json.dumps(list(value) if isinstance(value, tuple) else value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"retry({field})", value, f"{allowed} of JSON values") from exc

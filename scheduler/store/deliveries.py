@@ -34,6 +34,9 @@ class Verdict(msgspec.Struct, frozen=True):
         error: What went wrong (kept for the other outcomes).
         reason: Why it ended so (``error``, ``timeout``, ``retry``, ...); '' for none.
         delay: For ``retry``: seconds until it may run again.
+        args: For ``retry``: the next run's positional arguments as JSON text, stored on
+            the record in the same step ('': the record's stay).
+        kwargs: For ``retry``: the next run's keyword arguments, likewise.
     """
 
     outcome: str
@@ -41,6 +44,8 @@ class Verdict(msgspec.Struct, frozen=True):
     error: str = ""
     reason: str = ""
     delay: float = 0.0
+    args: str = ""
+    kwargs: str = ""
 
 
 class FinishReport(msgspec.Struct, frozen=True):
@@ -116,8 +121,10 @@ class Deliveries(Repository):
         args += [f"{report.runtime:.6f}", report.duration_key, s.ema_alpha, s.affinity_step]
         args += [affinity_key, s.result_ttl, s.events_maxlen, report.attempt, k.task_prefix]
         args += [v.reason, f"{v.delay:.6f}", k.concurrency_prefix]
-        if report.nonce:
+        if report.nonce or v.args or v.kwargs:
             args += [report.nonce, k.affinity_prefix]
+        if v.args or v.kwargs:  # a retry with new arguments (self.retry(args=...))
+            args += [v.args, v.kwargs]
         return keys, args
 
 

@@ -17,12 +17,15 @@
 -- ARGV: id, worker, outcome (succeeded|failed|cancelled|expired|retry|skipped), result,
 --       error, runtime, duration key, alpha, affinity step, affinity key,
 --       result ttl, events maxlen, attempt, task key prefix, reason ('' = none),
---       retry delay in seconds, concurrency set prefix[, start nonce, affinity prefix].
+--       retry delay in seconds, concurrency set prefix[, start nonce ('' = none),
+--       affinity prefix[, retry args, retry kwargs]].
 -- A held start (docs/reliability.md, "Held start") sends its finish with the
 -- delivery's nonce: the outcome counts only if that start was the one
 -- recorded (else it is handled as 'skipped'), and the duration and affinity
 -- keys, which the worker has not read yet, come from the task's record.
 -- A retried attempt's times stay in the record as 'attempt_<n>' (JSON), for the dashboard.
+-- A retry may bring the next run's arguments (JSON text; '' keeps the record's), as
+-- Celery's self.retry(args=..., kwargs=...): stored with the retry, in this step.
 -- Returns 'ok', 'retry', 'released' (slot freed, state untouched; or, for a
 -- delivery whose start was never recorded, the task back to pending) or 'stale'.
 -- Only the current delivery (this worker, this attempt) holds the slot: the
@@ -45,7 +48,8 @@ local id, worker, outcome, result, error_text = ARGV[1], ARGV[2], ARGV[3], ARGV[
 local runtime_text, duration_key, alpha, affinity_step = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local affinity_key, result_ttl, events_maxlen, attempt = ARGV[10], ARGV[11], ARGV[12], ARGV[13]
 local task_prefix, reason, delay, concurrency_prefix = ARGV[14], ARGV[15], ARGV[16], ARGV[17]
-local nonce, affinity_prefix = ARGV[18], ARGV[19]
+local nonce, affinity_prefix, retry_args, retry_kwargs = ARGV[18], ARGV[19], ARGV[20], ARGV[21]
+if nonce == '' then nonce = nil end
 
 local f = redis.call('HMGET', task_key, 'state', 'worker', 'attempt', 'name', 'priority',
                      'submitted_at', 'dispatched_at', 'started_at', 'deadline', 'affinity_key',
@@ -107,6 +111,10 @@ if outcome == 'retry' then
   redis.call('HSET', task_key, 'attempt_' .. (current or '0'), cjson.encode({
     dispatched_at = dispatched_at or '', started_at = started_at or '', ended_at = now,
     worker = worker, outcome = 'retry', error = string.sub(error_text or '', 1, 500)}))
+  if retry_args and retry_args ~= '' then redis.call('HSET', task_key, 'args', retry_args) end
+  if retry_kwargs and retry_kwargs ~= '' then
+    redis.call('HSET', task_key, 'kwargs', retry_kwargs)
+  end
   retry_later(task_key, id, now, delay, error_text, runtime_text, priority, delayed, by_priority,
               stats, inbox)
   fill_slot({free = worker})
