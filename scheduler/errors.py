@@ -58,7 +58,11 @@ class UnknownTaskError(InvalidInputError):
     """The task name is not registered by any Celery app yardmaster knows of."""
 
     def __init__(self, name: str, known: list[str], *, field: str = "name") -> None:
-        shown = ", ".join(sorted(known)[:12]) or "none registered yet (start a worker first)"
+        # the project's own tasks first: Celery's built-ins (celery.map...) say little
+        ordered = sorted(known, key=lambda n: (n.startswith("celery."), n))
+        shown = ", ".join(ordered[:12]) or "none registered yet (start a worker first)"
+        if len(ordered) > 12:
+            shown += f" and {len(ordered) - 12} more"
         super().__init__(field, name, f"a registered task name: {shown}", problem="unknown task")
         self.known = known
 
