@@ -34,6 +34,7 @@ from celery.backends.base import BaseBackend
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 
 from broker_config.celery_app import app_settings, store_url
+from scheduler.redaction import redact_url
 from scheduler.store import Store
 
 _STATES = {
@@ -62,6 +63,13 @@ class YardmasterBackend(BaseBackend):
     def __init__(self, app: Any, url: str | None = None, **kwargs: Any) -> None:
         super().__init__(app, url=url, **kwargs)
         self._store: Store | None = None
+
+    def as_uri(self, include_password: bool = False) -> str:
+        """The backend's URL for the worker's banner and logs, password hidden unless
+        asked for. Celery's own parses it as one host and port, which a Sentinel URL
+        (several hosts, ';' between them) is not: the worker stopped at its banner."""
+        url = str(self.url or "")  # type: ignore[attr-defined]  # set by BaseBackend
+        return url if include_password else redact_url(url)
 
     @property
     def store(self) -> Store:

@@ -17,7 +17,7 @@ def redact_url(url: str) -> str:
     ``rediss://ym:<hidden>@host:6380/0``; text that is not a URL is returned as is.
     A Sentinel URL (``sentinel://H:P;sentinel://H:P/0``) is redacted entry by entry.
     """
-    if ";" in url and url.startswith("sentinel://"):
+    if ";" in url and "://" in url:  # sentinel://...;sentinel://... and the backend's form
         return ";".join(redact_url(entry) for entry in url.split(";"))
     try:
         parts = urlsplit(url)

@@ -241,3 +241,15 @@ def test_the_command_line_says_no_sentinel_answered_in_two_lines():
 def test_a_sentinel_url_is_redacted_entry_by_entry():
     shown = redact_url("sentinel://:pw@h1:26379;sentinel://:pw@h2:26379/0")
     assert shown == "sentinel://:<hidden>@h1:26379;sentinel://:<hidden>@h2:26379/0"
+
+
+def test_the_backend_of_a_sentinel_app_shows_its_url_without_the_password():
+    # The worker's banner prints the result backend's URL through as_uri(); Celery's
+    # own parsed the Sentinel form's several hosts as one port and stopped the worker.
+    url = "sentinel://:s3cret@127.0.0.1:26379;sentinel://127.0.0.1:26380/2"
+    app = make_celery(load_settings(redis_url=url), url)
+    shown = app.backend.as_uri()
+    assert "s3cret" not in shown
+    assert "127.0.0.1:26379" in shown
+    assert "127.0.0.1:26380/2" in shown
+    assert app.backend.as_uri(include_password=True) == app.conf.result_backend
