@@ -611,29 +611,17 @@ class Settings(BaseSettings):
         description="requests a token may send at once above its rate, 1..1000000",
     )
 
-    @field_validator("worker_resources")
+    @field_validator("worker_resources", "worker_labels", "worker_queues")
     @classmethod
-    def _worker_resources(cls, value: str) -> str:
+    def _worker_placement(cls, value: str, info: ValidationInfo) -> str:
+        # the worker's offers parse as --resources / --label / -Q would
+        parse = {
+            "worker_resources": placement.resources,
+            "worker_labels": placement.labels,
+            "worker_queues": placement.queues,
+        }[str(info.field_name)]
         try:
-            placement.resources("resources", value)
-        except InvalidInputError as exc:
-            raise ValueError(str(exc)) from None
-        return value
-
-    @field_validator("worker_labels")
-    @classmethod
-    def _worker_labels(cls, value: str) -> str:
-        try:
-            placement.labels("labels", value)
-        except InvalidInputError as exc:
-            raise ValueError(str(exc)) from None
-        return value
-
-    @field_validator("worker_queues")
-    @classmethod
-    def _worker_queues(cls, value: str) -> str:
-        try:
-            placement.queues("queues", value)
+            parse(str(info.field_name).removeprefix("worker_"), value)
         except InvalidInputError as exc:
             raise ValueError(str(exc)) from None
         return value

@@ -77,23 +77,26 @@ class Tasks(Repository):
             ReplicationError: Fewer replicas than ``YM_DURABLE_REPLICAS`` confirmed the
                 accepted batch in time (it stays accepted).
         """
-        chunk = self._settings.submit_chunk
-        first = range(0, min(chunk, len(ids)))
-        replies = [
-            admitted(
-                lambda: self._submit_chunk(ids, specs, first, True, self._client, trace),
-                self._client,
-                self._settings,
-            )
-        ]
-        if len(ids) > chunk:
-            with self._client.pipeline(transaction=False) as pipe:
-                for start in range(chunk, len(ids), chunk):
-                    part = range(start, min(start + chunk, len(ids)))
-                    self._submit_chunk(ids, specs, part, False, pipe, trace)
-                replies += pipe.execute()
-        wait_replicas(self._client, self._keys, self._settings, _accepted(len(ids)))
+        replies = self._chunked(
+            len(ids), lambda part, check, to: self._submit_chunk(ids, specs, part, check, to, trace)
+        )
         return [r if isinstance(r, str) else int(r) for reply in replies for r in reply]
+
+    def _chunked(self, count: int, run: Callable[[range, bool, Any], Any]) -> list[Any]:
+        """The replies of ``run(part, check, to)`` over ``count`` tasks, a chunk
+        (``YM_SUBMIT_CHUNK``) at a time: the first alone on the client, checked for
+        admission (it decides for the batch), the others in one pipeline; then the
+        durability wait for the accepted batch."""
+        chunk = self._settings.submit_chunk
+        first = range(0, min(chunk, count))
+        replies = [admitted(lambda: run(first, True, self._client), self._client, self._settings)]
+        if count > chunk:
+            with self._client.pipeline(transaction=False) as pipe:
+                for start in range(chunk, count, chunk):
+                    run(range(start, min(start + chunk, count)), False, pipe)
+                replies += pipe.execute()
+        wait_replicas(self._client, self._keys, self._settings, _accepted(count))
+        return replies
 
     def _submit_chunk(
         self,
@@ -120,8 +123,7 @@ class Tasks(Repository):
                 args += [k.cache_entry(digest), int(spec.cache_ttl * 1000)]
             else:
                 args += ["", ""]
-            args += [placement.to_json(spec.resources), placement.to_json(spec.labels)]
-            args += [spec.queue or "", placement.to_json(spec.prefer)]
+            args += _placement_args(spec)
         return self._scripts("submit", head + [k.task(ids[i]) for i in part], args, client=to)
 
     @translated
@@ -147,24 +149,12 @@ class Tasks(Repository):
             ReplicationError: Fewer replicas than ``YM_DURABLE_REPLICAS`` confirmed the
                 accepted batch in time (it stays accepted).
         """
-        chunk = self._settings.submit_chunk
-        first = range(0, min(chunk, len(ids)))
-        replies = [
-            admitted(
-                lambda: self._delayed_chunk(
-                    ids, specs, first, not_before, True, self._client, trace
-                ),
-                self._client,
-                self._settings,
-            )
-        ]
-        if len(ids) > chunk:
-            with self._client.pipeline(transaction=False) as pipe:
-                for start in range(chunk, len(ids), chunk):
-                    part = range(start, min(start + chunk, len(ids)))
-                    self._delayed_chunk(ids, specs, part, not_before, False, pipe, trace)
-                replies += pipe.execute()
-        wait_replicas(self._client, self._keys, self._settings, _accepted(len(ids)))
+        replies = self._chunked(
+            len(ids),
+            lambda part, check, to: self._delayed_chunk(
+                ids, specs, part, not_before, check, to, trace
+            ),
+        )
         return [int(r) for reply in replies for r in reply]
 
     def _delayed_chunk(
@@ -186,8 +176,7 @@ class Tasks(Repository):
         for i in part:
             spec = specs[i]
             args += task_args(ids[i], spec, trace)
-            args += [placement.to_json(spec.resources), placement.to_json(spec.labels)]
-            args += [spec.queue or "", placement.to_json(spec.prefer)]
+            args += _placement_args(spec)
         return self._scripts("submit_delayed", keys, args, client=to)
 
     @translated
@@ -481,3 +470,14 @@ def admission_args(settings: Settings) -> list[Any]:
     pending, high water, low water (shares of maxmemory), sample ms."""
     s = settings
     return [s.max_pending, s.memory_high_water, s.memory_low_water, s.memory_sample_ms]
+
+
+def _placement_args(spec: TaskSpec) -> list[str]:
+    """The four placement fields the submission scripts take after a task's others:
+    resources, labels (JSON), queue, prefer (JSON)."""
+    return [
+        placement.to_json(spec.resources),
+        placement.to_json(spec.labels),
+        spec.queue or "",
+        placement.to_json(spec.prefer),
+    ]
