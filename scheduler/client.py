@@ -34,8 +34,6 @@ from scheduler.handle import TaskHandle as TaskHandle  # re-exported: users impo
 from scheduler.logs import task_fields
 from scheduler.models import (
     DEFAULT_PRIORITY,
-    ActiveStrategy,
-    StrategyVersion,
     TaskRecord,
     TaskSpec,
     TaskState,
@@ -45,6 +43,7 @@ from scheduler.models import (
 from scheduler.retry import RetryPolicy
 from scheduler.settings import STRATEGY_NAMES, STRATEGY_PARAMS, Settings, load_settings
 from scheduler.store import Store
+from scheduler.strategy_config import ActiveStrategy, StrategyVersion
 from scheduler.workflow_client import (
     WorkflowStatus,
     cancel_workflow,

@@ -44,11 +44,12 @@ from scheduler.errors import (
 )
 from scheduler.gate import Gate, GatedQueue
 from scheduler.logs import task_fields
-from scheduler.models import Decision, Estimates, PendingTask, StrategyVersion, WorkerView
+from scheduler.models import Decision, Estimates, PendingTask, WorkerView
 from scheduler.placement import Offer, never_reason
 from scheduler.settings import load_settings
 from scheduler.store import Store
 from scheduler.strategies import Snapshot, Strategy, TaskQueue, plan
+from scheduler.strategy_config import StrategyVersion
 
 log = logging.getLogger("yardmaster.dispatcher")
 _TICK = 0.1  # Redis's timer tick at its default hz (10): a blocked read's timeout granularity

@@ -22,7 +22,7 @@ from scheduler.api.schemas import (
 from scheduler.api.security import Principal, require
 from scheduler.client import Client
 from scheduler.errors import InvalidInputError
-from scheduler.models import StrategyVersion
+from scheduler.strategy_config import StrategyVersion
 
 router = APIRouter(prefix="/v1/strategy", tags=["strategy"])
 

@@ -14,8 +14,8 @@ from scheduler.cli.base import app
 from scheduler.cli.connect import open_store
 from scheduler.client import Client
 from scheduler.errors import InvalidInputError
-from scheduler.models import StrategyVersion
 from scheduler.settings import STRATEGY_PARAMS, load_settings
+from scheduler.strategy_config import StrategyVersion
 
 console = Console()
 strategy_app = typer.Typer(

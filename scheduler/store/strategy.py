@@ -12,9 +12,9 @@ import json
 from collections.abc import Sequence
 from typing import Any, cast
 
-from scheduler.models import ActiveStrategy, StrategyVersion
 from scheduler.store.base import Batch, Repository
 from scheduler.store.connection import translated
+from scheduler.strategy_config import ActiveStrategy, StrategyVersion
 
 SWITCHES_KEPT = 1000
 

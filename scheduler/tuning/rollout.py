@@ -35,11 +35,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from scheduler.models import StrategyVersion
 from scheduler.monitor.metrics import FinishEvent
 from scheduler.monitor.snapshot import RolloutView
 from scheduler.settings import Settings
 from scheduler.store import Store
+from scheduler.strategy_config import StrategyVersion
 from scheduler.tuning.regression import Tolerances
 from scheduler.tuning.rollout_stats import MIN_BUCKETS, Window, judgeable, regressions
 

@@ -20,10 +20,10 @@ from typing import Any
 
 from scheduler.client import Client
 from scheduler.errors import InvalidInputError
-from scheduler.models import StrategyVersion
 from scheduler.searchable import Choice, Searchable
 from scheduler.settings import STRATEGY_PARAMS, Settings, load_settings
 from scheduler.store import Store
+from scheduler.strategy_config import StrategyVersion
 from scheduler.tuning.rules import Config, current_config, settings_for, settings_read
 from scheduler.tuning.space import searchable_settings
 
